@@ -1,0 +1,139 @@
+"""``smartd``: the command line of the service.
+
+Every command loads :class:`~dispatcher.settings.Settings` first, so a bad ``SMARTD_*``
+value stops it with one line naming the variable, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from dispatcher.settings import ConfigError, Settings, load_settings
+from dispatcher.states import Role
+
+log = structlog.get_logger(__name__)
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartd", description="SMART program dispatcher")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="run the service (HTTP API, dispatcher, scheduler)")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("config", help="print the effective configuration, secrets masked")
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    create = token.add_parser("create", help="create a token; prints it once")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True)
+    create.add_argument("--expires-in-days", type=int, default=None, metavar="DAYS")
+    token.add_parser("list", help="list tokens (never their secrets)")
+    revoke = token.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"smartd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from dispatcher.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    command = _COMMANDS[args.command]
+    try:
+        return asyncio.run(command(settings, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    for name, value in settings.masked().items():
+        print(f"{name}={value}")
+    return 0
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatcher.db import open_database
+    from dispatcher.migrate import migrate
+
+    async with open_database(settings, run_migrations=False) as db, db.pool.acquire() as conn:
+        applied = await migrate(conn)
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print("database is up to date")
+    return 0
+
+
+async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatcher.db import open_database
+    from dispatcher.tokens import TokenRepository
+
+    now = datetime.now(UTC)
+    async with open_database(settings) as db:
+        tokens = TokenRepository(db.pool)
+        if args.token_command == "create":
+            expires = None
+            if args.expires_in_days is not None:
+                expires = now + timedelta(days=args.expires_in_days)
+            token, info = await tokens.create(args.name, Role(args.role), expires)
+            print(f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:")
+            print(token)
+        elif args.token_command == "list":
+            for t in await tokens.list():
+                state = "revoked" if t.revoked_at else "active"
+                print(f"{t.id}\t{t.name}\t{t.role}\t{state}\tlast used {t.last_used_at or '-'}")
+        elif not await tokens.revoke(args.id, now):
+            print(f"smartd: no active token with id {args.id}", file=sys.stderr)
+            return 1
+        else:
+            print(f"revoked token {args.id}")
+    return 0
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from dispatcher.web.app import create_app
+
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("serving", host=settings.http_host, port=settings.http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+_COMMANDS: dict[str, Command] = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "config": cmd_config,
+    "token": cmd_token,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

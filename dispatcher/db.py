@@ -1,0 +1,79 @@
+"""The database: an asyncpg pool on the configured server, or on an embedded one.
+
+:func:`open_database` is the one way in: it starts the embedded server when no URL is
+configured, opens the pool, optionally applies migrations, and closes everything on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.migrate import migrate
+from dispatcher.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Database:
+    """An open pool and, when embedded, the server it runs on."""
+
+    pool: asyncpg.Pool
+    url: str
+    embedded: EmbeddedPostgres | None = None
+
+    async def ping(self) -> bool:
+        """Whether a query round trip succeeds now (for readiness)."""
+        try:
+            async with asyncio.timeout(2):
+                return bool(await self.pool.fetchval("SELECT true"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+
+
+async def resolve_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured URL, or a started embedded server's (it runs ``initdb`` if needed)."""
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = await asyncio.to_thread(embedded.start)
+    log.info("embedded postgresql started", pgdata=str(embedded.pgdata))
+    return url, embedded
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Every session works in UTC; local time is computed in Python from the tzdata package.
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Database]:
+    """Open the database for the lifetime of the block; see the module docstring."""
+    url, embedded = await resolve_url(settings)
+    try:
+        pool = await create_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        try:
+            if run_migrations:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+            yield Database(pool=pool, url=url, embedded=embedded)
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -1,0 +1,245 @@
+"""The service's configuration: one typed, frozen object from ``SMARTD_*`` variables and TOML.
+
+Precedence: environment variable, then the TOML file named by ``SMARTD_CONFIG`` (keys are the
+field names, e.g. ``smpp_port = 2775``), then the default. Every field is parsed by a small
+typed parser; a bad value raises :class:`ConfigError` naming the variable and what it expects,
+so a misconfigured process stops at start-up with one line instead of failing mid-campaign.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import platformdirs
+
+from dispatcher.clock import load_zone
+from dispatcher.policy.window import SendWindow
+
+ENV_PREFIX = "SMARTD_"
+SECRET_MASK = "********"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+Parser = Callable[[str], Any]
+
+
+def _setting(default: Any, parser: Parser, expects: str, doc: str, *, secret: bool = False) -> Any:
+    meta = {"parser": parser, "expects": expects, "doc": doc, "secret": secret}
+    return field(default=default, metadata=meta)
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _int_between(low: int, high: int) -> Parser:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
+
+
+def _address(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 20 or not value.isalnum():
+        raise ValueError(raw)
+    return value
+
+
+def _zone(raw: str) -> ZoneInfo:
+    return load_zone(raw.strip())
+
+
+def _window(raw: str) -> SendWindow:
+    return SendWindow.parse(raw)
+
+
+def _path(raw: str) -> Path:
+    return Path(raw.strip()).expanduser()
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("smart-dispatcher", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration of one ``smartd`` process."""
+
+    database_url: str | None = _setting(
+        None, _optional_str, "a PostgreSQL URL", "PostgreSQL server; empty starts an embedded one",
+        secret=True,
+    )
+    data_dir: Path = field(
+        default_factory=lambda: _default_data_dir(),
+        metadata={
+            "parser": _path,
+            "expects": "a directory path",
+            "doc": "where the embedded PostgreSQL keeps its data",
+            "secret": False,
+        },
+    )
+    db_pool_min: int = _setting(2, _int_between(1, 1000), "an integer 1-1000", "pool minimum")
+    db_pool_max: int = _setting(10, _int_between(1, 1000), "an integer 1-1000", "pool maximum")
+    http_host: str = _setting("127.0.0.1", _str, "a host name or address", "HTTP bind address")
+    http_port: int = _setting(8080, _int_between(0, 65535), "a port 0-65535", "HTTP port")
+    smpp_host: str = _setting("127.0.0.1", _str, "a host name or address", "SMSC host")
+    smpp_port: int = _setting(2775, _int_between(1, 65535), "a port 1-65535", "SMSC port")
+    smpp_system_id: str = _setting("smartd", _str, "a system_id (max 15 chars)", "bind system_id")
+    smpp_password: str = _setting(
+        "", _str, "a password (max 8 chars)", "bind password", secret=True
+    )
+    smpp_system_type: str = _setting("", _str, "a system_type", "bind system_type")
+    smpp_bind_mode: str = _setting(
+        "trx", _choice("trx", "tx+rx"), "trx or tx+rx", "one transceiver or a TX + RX pair"
+    )
+    smpp_window: int = _setting(
+        64, _int_between(1, 10000), "an integer 1-10000", "max outstanding requests per bind"
+    )
+    smpp_tps: float = _setting(100.0, _positive_float, "a positive number", "submits/s per bind")
+    short_code: str = _setting("5555", _address, "an alphanumeric address", "program short code")
+    dnc_code: str = _setting("1204", _address, "an alphanumeric address", "telemarketing opt-out")
+    timezone: ZoneInfo = _setting(
+        "Asia/Almaty", _zone, "an IANA zone name", "program time zone (Astana time)"
+    )
+    send_window: SendWindow = _setting(
+        "10:00-21:00", _window, "HH:MM-HH:MM", "local hours partner messages may go out"
+    )
+    info_cap: int = _setting(10, _int_between(0, 1000), "an integer 0-1000", "info/month cap")
+    survey_cap: int = _setting(2, _int_between(0, 1000), "an integer 0-1000", "surveys/month cap")
+    bonus_units: int = _setting(500, _int_between(1, 10**6), "an integer", "units granted monthly")
+    default_language: str = _setting(
+        "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"
+    )
+    default_region: str = _setting("KZ", _str, "an ISO region code", "region for local numbers")
+    log_format: str = _setting("json", _choice("json", "console"), "json or console", "log output")
+    log_level: str = _setting(
+        "info", _choice("debug", "info", "warning", "error"), "debug|info|warning|error", "level"
+    )
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as ``SMARTD_NAME -> text``, secrets replaced by a mask."""
+        shown: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                text = SECRET_MASK
+            else:
+                text = "" if value is None else str(value)
+            shown[env_name(f.name)] = text
+        return shown
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(variable, default, expects, description) for every setting: the configuration reference."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = "(per-user data dir)" if f.name == "data_dir" else f.default
+        rows.append((env_name(f.name), str(default or ""), f.metadata["expects"], f.metadata["doc"]))
+    return rows
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"SMARTD_CONFIG: cannot read TOML file {path!r}: {exc}") from exc
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``), TOML and ``overrides``.
+
+    ``overrides`` are already-typed values (tests and the CLI use them); they win over both.
+    """
+    env = os.environ if environ is None else environ
+    file_values = _read_toml(env["SMARTD_CONFIG"]) if env.get("SMARTD_CONFIG") else {}
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(file_values) - known)
+    if unknown:
+        raise ConfigError(f"SMARTD_CONFIG: unknown setting(s) {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name in overrides:
+            values[f.name] = overrides[f.name]
+            continue
+        name = env_name(f.name)
+        raw = env.get(name)
+        if raw is None and f.name in file_values:
+            raw = str(file_values[f.name])
+        if raw is None:
+            if f.default is dataclasses.MISSING:
+                continue  # the field's default_factory applies
+            raw = f.default
+        values[f.name] = _parse(f, name, raw)
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _parse(f: dataclasses.Field[Any], name: str, raw: Any) -> Any:
+    if raw is None or not isinstance(raw, str):
+        return raw
+    try:
+        return f.metadata["parser"](raw)
+    except (ValueError, KeyError, LookupError) as exc:
+        shown = SECRET_MASK if f.metadata["secret"] else repr(raw)
+        raise ConfigError(f"{name}: expected {f.metadata['expects']}, got {shown}") from exc
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError("SMARTD_DB_POOL_MIN: must not exceed SMARTD_DB_POOL_MAX")
+    if len(settings.smpp_system_id) > 15:
+        raise ConfigError("SMARTD_SMPP_SYSTEM_ID: expected at most 15 characters")
+    if len(settings.smpp_password) > 8:
+        raise ConfigError("SMARTD_SMPP_PASSWORD: expected at most 8 characters")

@@ -1,0 +1,1 @@
+"""The aiohttp application: HTTP API, gateway endpoints, health and (later) the console."""

@@ -1,0 +1,58 @@
+"""The error shape of DESIGN.md, everywhere: ``{"error": {"code", "message", "details"}}``.
+
+Handlers raise :class:`ApiError`; the middleware turns it, aiohttp's own HTTP errors (404,
+405, 413, ...) and anything unexpected (500, logged, no internals leaked) into that shape.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from dispatcher.web.keys import Handler
+
+log = structlog.get_logger(__name__)
+
+
+class ApiError(Exception):
+    """A client-visible error with a stable machine-readable ``code``."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return web.json_response(body, status=status)
+
+
+def _code_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        response = error_response(exc.status, _code_for(exc.status), exc.reason)
+        response.headers.update(headers)
+        return response
+    except Exception:
+        log.exception("unhandled error", path=request.path, method=request.method)
+        return error_response(500, "internal_error", "internal server error")

