@@ -2,7 +2,7 @@
 
 Absolute: ``YYMMDDhhmmsstnnp`` -- local time to the tenth of a second, then ``nn`` the
 offset of that local time from UTC in quarter hours and ``p`` '+' (ahead of UTC) or '-'.
-UTC+5 is ``020+``... e.g. 14:30 on 5 March 2024 in Almaty is ``240305143000020+``.
+UTC+5 is 20 quarter hours ahead, so 14:30 on 5 March 2024 in Almaty is ``240305143000020+``.
 
 Relative: ``YYMMDDhhmmss000R``, a period from the SMSC's current time. Years and months
 have no exact length, so this module uses only days (up to 99), hours, minutes and seconds,
