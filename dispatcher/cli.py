@@ -92,7 +92,9 @@ async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             if args.expires_in_days is not None:
                 expires = now + timedelta(days=args.expires_in_days)
             token, info = await tokens.create(args.name, Role(args.role), expires)
-            print(f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:")
+            print(
+                f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:"
+            )
             print(token)
         elif args.token_command == "list":
             for t in await tokens.list():

@@ -62,7 +62,9 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asy
 
 
 @asynccontextmanager
-async def open_database(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Database]:
+async def open_database(
+    settings: Settings, *, run_migrations: bool = True
+) -> AsyncIterator[Database]:
     """Open the database for the lifetime of the block; see the module docstring."""
     url, embedded = await resolve_url(settings)
     try:

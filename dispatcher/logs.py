@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -74,12 +74,15 @@ def shared_processors() -> list[Any]:
     ]
 
 
-def configure_logging(fmt: str = "json", level: str = "info") -> None:
+def configure_logging(
+    fmt: str = "json", level: str = "info", stream: IO[str] | None = None
+) -> None:
     """Configure structlog and the stdlib root logger once for the process."""
+    out = sys.stderr if stream is None else stream
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     structlog.configure(
         processors=[
@@ -94,7 +97,7 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
         foreign_pre_chain=shared_processors(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

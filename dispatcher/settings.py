@@ -24,6 +24,8 @@ from dispatcher.policy.window import SendWindow
 
 ENV_PREFIX = "SMARTD_"
 SECRET_MASK = "********"
+ASTANA = load_zone("Asia/Almaty")  # R8: "Astana time"
+PROGRAM_WINDOW = SendWindow.parse("10:00-21:00")  # R8
 
 
 class ConfigError(ValueError):
@@ -110,7 +112,10 @@ class Settings:
     """Effective configuration of one ``smartd`` process."""
 
     database_url: str | None = _setting(
-        None, _optional_str, "a PostgreSQL URL", "PostgreSQL server; empty starts an embedded one",
+        None,
+        _optional_str,
+        "a PostgreSQL URL",
+        "PostgreSQL server; empty starts an embedded one",
         secret=True,
     )
     data_dir: Path = field(
@@ -143,10 +148,10 @@ class Settings:
     short_code: str = _setting("5555", _address, "an alphanumeric address", "program short code")
     dnc_code: str = _setting("1204", _address, "an alphanumeric address", "telemarketing opt-out")
     timezone: ZoneInfo = _setting(
-        "Asia/Almaty", _zone, "an IANA zone name", "program time zone (Astana time)"
+        ASTANA, _zone, "an IANA zone name", "program time zone (Astana time)"
     )
     send_window: SendWindow = _setting(
-        "10:00-21:00", _window, "HH:MM-HH:MM", "local hours partner messages may go out"
+        PROGRAM_WINDOW, _window, "HH:MM-HH:MM", "local hours partner messages may go out"
     )
     info_cap: int = _setting(10, _int_between(0, 1000), "an integer 0-1000", "info/month cap")
     survey_cap: int = _setting(2, _int_between(0, 1000), "an integer 0-1000", "surveys/month cap")
@@ -182,7 +187,9 @@ def describe() -> list[tuple[str, str, str, str]]:
     rows = []
     for f in dataclasses.fields(Settings):
         default = "(per-user data dir)" if f.name == "data_dir" else f.default
-        rows.append((env_name(f.name), str(default or ""), f.metadata["expects"], f.metadata["doc"]))
+        rows.append(
+            (env_name(f.name), str(default or ""), f.metadata["expects"], f.metadata["doc"])
+        )
     return rows
 
 
@@ -194,9 +201,7 @@ def _read_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"SMARTD_CONFIG: cannot read TOML file {path!r}: {exc}") from exc
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from ``environ`` (default ``os.environ``), TOML and ``overrides``.
 
     ``overrides`` are already-typed values (tests and the CLI use them); they win over both.

@@ -57,7 +57,10 @@ def test_two_migrate_processes_at_once(empty_database_url: str) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "dispatcher.cli", "migrate"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]

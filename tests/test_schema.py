@@ -30,7 +30,9 @@ async def _grant(conn: asyncpg.Connection, msisdn: str, month: date) -> None:
     await conn.execute(
         "INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at) "
         "VALUES ($1, $2, 500, $3::timestamptz, $3::timestamptz + interval '30 days')",
-        msisdn, month, NOW,
+        msisdn,
+        month,
+        NOW,
     )
 
 
@@ -71,10 +73,13 @@ async def test_duplicate_delivery_refused(database: Database) -> None:
             await conn.execute(insert, campaign, MSISDN)
 
 
-@pytest.mark.parametrize(("column", "cap", "constraint"), [
-    ("info_count", 10, "info_within_cap"),
-    ("survey_count", 2, "survey_within_cap"),
-])
+@pytest.mark.parametrize(
+    ("column", "cap", "constraint"),
+    [
+        ("info_count", 10, "info_within_cap"),
+        ("survey_count", 2, "survey_within_cap"),
+    ],
+)
 async def test_counter_past_cap_refused(
     database: Database, column: str, cap: int, constraint: str
 ) -> None:
@@ -99,7 +104,8 @@ async def test_consent_ledger_refuses_update_and_delete(database: Database) -> N
         await conn.execute(
             "INSERT INTO consent_ledger (msisdn, event, channel, occurred_at) "
             "VALUES ($1, 'joined', 'ussd', $2)",
-            MSISDN, NOW,
+            MSISDN,
+            NOW,
         )
         for statement in (
             "UPDATE consent_ledger SET event = 'left'",
@@ -115,9 +121,7 @@ async def test_one_open_membership_per_number(database: Database) -> None:
     """R1: a number has at most one open membership period."""
     async with database.pool.acquire() as conn:
         await conn.execute("INSERT INTO subscribers (msisdn) VALUES ($1)", MSISDN)
-        join = (
-            "INSERT INTO memberships (msisdn, joined_at, join_channel) VALUES ($1, $2, 'ussd')"
-        )
+        join = "INSERT INTO memberships (msisdn, joined_at, join_channel) VALUES ($1, $2, 'ussd')"
         await conn.execute(join, MSISDN, NOW)
         with pytest.raises(asyncpg.UniqueViolationError, match="memberships_one_open"):
             await conn.execute(join, MSISDN, NOW + timedelta(minutes=1))
@@ -133,11 +137,13 @@ async def test_one_open_survey_per_number(database: Database) -> None:
                 "VALUES ($1, 'survey', 'smart', '{}') RETURNING id",
                 name,
             )
-            surveys.append(await conn.fetchval(
-                "INSERT INTO surveys (campaign_id, questions, thanks) "
-                "VALUES ($1, '[]', '{}') RETURNING id",
-                campaign,
-            ))
+            surveys.append(
+                await conn.fetchval(
+                    "INSERT INTO surveys (campaign_id, questions, thanks) "
+                    "VALUES ($1, '[]', '{}') RETURNING id",
+                    campaign,
+                )
+            )
         open_session = (
             "INSERT INTO survey_sessions (survey_id, msisdn, opened_at, expires_at) "
             "VALUES ($1, $2, $3::timestamptz, $3::timestamptz + interval '1 day')"

@@ -78,7 +78,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     caller = await _authenticate(request)
     if needed not in GRANTS[caller.role]:
         raise ApiError(
-            403, "forbidden", f"role {caller.role} may not call this endpoint",
+            403,
+            "forbidden",
+            f"role {caller.role} may not call this endpoint",
             {"required": needed.value},
         )
     request[CALLER] = caller

@@ -20,6 +20,6 @@ TOKENS = web.AppKey("tokens", TokenRepository)
 #: Readiness checks beyond the database: name → "is it ready now?" (SMPP bound, ...).
 READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
 #: The authenticated caller of the current request.
-CALLER = "smartd.caller"
+CALLER = web.RequestKey("caller", TokenInfo)
 
 __all__ = ["CALLER", "CLOCK", "DATABASE", "READINESS", "SETTINGS", "TOKENS", "Handler", "TokenInfo"]

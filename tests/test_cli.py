@@ -1,0 +1,113 @@
+"""The `smartd` command line as an operator runs it: real processes, real database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The test's environment without any SMARTD_* of the developer's, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
+    return {**base, **extra}
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", *args],
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_migrate_with_no_database_configured_uses_embedded(tmp_path: Path) -> None:
+    """With no URL, `smartd migrate` creates and migrates an embedded server; again is a no-op."""
+    env = {"SMARTD_DATA_DIR": str(tmp_path / "data")}
+    first = _run("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("applied 0001_schema.sql")
+    assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+    second = _run("migrate", env=env)
+    assert (second.returncode, second.stdout) == (0, "database is up to date\n")
+    pid_file = tmp_path / "data" / "pgdata" / "postmaster.pid"
+    assert not pid_file.exists(), "the embedded server is stopped when the last user exits"
+
+
+def test_token_create_prints_token_last(database_url: str) -> None:
+    """`smartd token create` prints the token alone on its last line; list never shows it."""
+    env = {"SMARTD_DATABASE_URL": database_url}
+    created = _run("token", "create", "--role", "marketer", "--name", "ops", env=env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("smartd_") and " " not in token
+    listed = _run("token", "list", env=env)
+    assert "ops\tmarketer\tactive" in listed.stdout and token not in listed.stdout
+    assert token not in created.stderr
+
+
+def test_token_create_rejects_unknown_role(database_url: str) -> None:
+    """An unknown role is a usage error naming the choices."""
+    result = _run(
+        "token",
+        "create",
+        "--role",
+        "root",
+        "--name",
+        "x",
+        env={"SMARTD_DATABASE_URL": database_url},
+    )
+    assert result.returncode == 2 and "invalid choice: 'root'" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.Signals) -> None:
+    """`smartd serve` answers /healthz and /readyz, and exits 0 on SIGTERM or SIGINT."""
+    port = _free_port()
+    env = _env(SMARTD_DATABASE_URL=database_url, SMARTD_HTTP_PORT=str(port))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = _wait_for(f"http://127.0.0.1:{port}/readyz", proc)
+        assert '"database": true' in body
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "shutting down" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _wait_for(url: str, proc: subprocess.Popen[str], deadline_s: float = 30.0) -> str:
+    """Poll ``url`` until the freshly started process answers (start-up, not work, is awaited)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited early: {proc.communicate()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {deadline_s}s")
