@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("serve", help="run the service (HTTP API, dispatcher, scheduler)")
     sub.add_parser("migrate", help="apply pending database migrations")
-    sub.add_parser("config", help="print the effective configuration, secrets masked")
+    config = sub.add_parser("config", help="print the effective configuration, secrets masked")
+    config.add_argument(
+        "--reference", action="store_true", help="print the configuration reference (Markdown)"
+    )
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="token_command", required=True, metavar="ACTION"
     )
@@ -61,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.reference:
+        from dispatcher.settings import reference_markdown
+
+        print(reference_markdown())
+        return 0
     for name, value in settings.masked().items():
         print(f"{name}={value}")
     return 0

@@ -193,6 +193,15 @@ def describe() -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def reference_markdown() -> str:
+    """The configuration reference table of the README, generated from :class:`Settings`."""
+    lines = ["| variable | default | expects | meaning |", "| --- | --- | --- | --- |"]
+    for name, default, expects, doc in describe():
+        shown = f"`{default}`" if default else ""
+        lines.append(f"| `{name}` | {shown} | {expects} | {doc} |")
+    return "\n".join(lines)
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.settings import ConfigError, describe, load_settings
+from dispatcher.settings import ConfigError, describe, load_settings, reference_markdown
 
 
 def test_defaults_match_the_program_rules() -> None:
@@ -146,3 +146,15 @@ def test_cli_config_prints_masked_configuration() -> None:
     assert result.returncode == 0
     assert "SMARTD_SMPP_PASSWORD=********" in result.stdout.splitlines()
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_readme_configuration_reference_is_current() -> None:
+    """The README's configuration table is exactly what `smartd config --reference` prints."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- config-reference:start -->\n") + len(
+        "<!-- config-reference:start -->\n"
+    )
+    end = readme.index("<!-- config-reference:end -->")
+    assert readme[start:end].strip() == reference_markdown(), (
+        "regenerate with: smartd config --reference"
+    )
