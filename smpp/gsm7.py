@@ -99,14 +99,15 @@ def decode(septets: bytes) -> str:
 def pack_septets(septets: bytes) -> bytes:
     """Pack septets (0x00..0x7F each) eight into seven octets, least significant bit first.
 
-    Padding follows TS 23.038 6.1.2.3.1: seven spare bits in the last octet are filled with
-    CR, so the receiver does not read a trailing '@'; and a wanted CR that ends exactly on an
-    octet boundary gets a second CR, so the receiver does not drop it as padding (it shows
-    CR twice, which the standard accepts). Raises ValueError on an octet above 0x7F.
+    Seven spare bits in the last octet are filled with CR (TS 23.038 6.1.2.3.1), so the
+    receiver does not read a trailing '@'; the result is never longer than 7n/8 octets
+    rounded up. Unlike 6.1.2.3.1 a wanted final CR that ends on an octet boundary is not
+    doubled, since that could overflow a full segment: unpacked without a count, such a CR
+    is read as padding and dropped. Raises ValueError on an octet above 0x7F.
     """
     if any(s > 0x7F for s in septets):
         raise ValueError("a septet must be in 0x00..0x7F")
-    if len(septets) % 8 == 7 or (len(septets) % 8 == 0 and septets.endswith(bytes([_CR]))):
+    if len(septets) % 8 == 7:
         septets += bytes([_CR])
     out = bytearray()
     acc, bits = 0, 0
@@ -126,9 +127,9 @@ def unpack_septets(data: bytes, count: int | None = None) -> bytes:
     """Unpack octets holding packed septets; the inverse of :func:`pack_septets`.
 
     ``count`` is the number of septets to return (as carried by the TP-UDL on the air);
-    without it, all whole septets are returned, less a trailing CR that fills seven spare
-    bits (the padding :func:`pack_septets` adds). Never raises for ``count=None``; raises
-    ValueError if ``count`` needs more bits than ``data`` has.
+    without it, all whole septets are returned, less a final CR that ends on an octet
+    boundary (taken as the padding :func:`pack_septets` adds). Never raises for
+    ``count=None``; raises ValueError if ``count`` needs more bits than ``data`` has.
     """
     available = len(data) * 8 // 7
     if count is None:

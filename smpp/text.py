@@ -171,7 +171,9 @@ def encode_message(
     ``mode``: parts with a concatenation UDH (05 00 03 ref total seq) and esm_class UDHI;
     parts with the SAR fields set; or one part with the whole text in message_payload and
     an empty short_message. ``reference`` must fit the mode (8 bits for UDH, 16 for SAR).
-    ``packed`` packs GSM septets (default: unpacked, one per octet, as SMPP specifies).
+    ``packed`` packs GSM septets (default: unpacked, one per octet, as SMPP specifies);
+    a part that then ends in CR on an octet boundary loses that CR when decoded (see
+    :func:`smpp.gsm7.pack_septets`).
 
     Raises ValueError when the reference is out of range, the text has a lone surrogate,
     or it needs more than 255 parts (more than 64 KB in message_payload mode).

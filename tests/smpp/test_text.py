@@ -27,6 +27,8 @@ from smpp.text import (
     parse_concat_udh,
     reassemble,
     segment_limits,
+    split_text,
+    text_units,
 )
 
 EMOJI = "😀"  # U+1F600, UTF-16BE D8 3D DE 00
@@ -257,13 +259,13 @@ def test_decode_never_raises(data_coding: int, payload: bytes, packed: bool) -> 
 
 @given(st.binary(max_size=300))
 def test_pack_unpack_roundtrip(septets_raw: bytes) -> None:
-    """Unpacking packed septets gives them back (with the count; without, unless a final CR)."""
+    """Packed septets unpack exactly with a count; without, a CR ending an octet is padding."""
     septets = bytes(b & 0x7F for b in septets_raw)
     packed = gsm7.pack_septets(septets)
     assert len(packed) <= (7 * len(septets) + 7) // 8 + 1
     assert gsm7.unpack_septets(packed, len(septets)) == septets
-    if not septets.endswith(b"\r"):
-        assert gsm7.unpack_septets(packed) == septets
+    lost_cr = septets.endswith(b"\r") and len(septets) % 8 == 0
+    assert gsm7.unpack_septets(packed) == (septets[:-1] if lost_cr else septets)
 
 
 # --- UDH parsing and reassembly ----------------------------------------------------------
@@ -361,44 +363,75 @@ def test_reassemble_rejects_incomplete(parts: list[tuple[ConcatInfo, str]]) -> N
 # --- properties --------------------------------------------------------------------------
 
 GSM_CHARS = gsm7.BASIC_TABLE.replace(" ", "") + " " + "".join(gsm7.EXTENSION_TABLE.values())
-gsm_text = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=700)
-mostly_gsm_text = st.text(
-    alphabet=st.one_of(st.sampled_from(GSM_CHARS), st.sampled_from("€{" + EMOJI + "жə")),
-    max_size=400,
+MIXED_CHARS = st.one_of(st.sampled_from(GSM_CHARS), st.sampled_from("€{" + EMOJI + "жə"))
+
+
+def _sized_text(alphabet: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Texts of 0..700 characters, long ones as likely as short (plain st.text stays short)."""
+    return st.integers(0, 700).flatmap(lambda n: st.text(alphabet, min_size=n, max_size=n))
+
+
+# A filler run that ends near a cut (67, 70, 153, 160 units), then a two-unit character.
+near_a_cut = st.builds(
+    lambda fill, run, special, tail: fill * run + special + tail,
+    st.sampled_from(["a", "ж"]),
+    st.integers(60, 165),
+    st.sampled_from(["€", "\\", EMOJI, "ж", "a"]),
+    st.text(max_size=20),
 )
-any_text = st.one_of(st.text(max_size=300), gsm_text, mostly_gsm_text)
+any_text = st.one_of(
+    st.text(max_size=50),
+    _sized_text(st.characters(exclude_categories=["Cs"])),  # valid text: no lone surrogates
+    _sized_text(st.sampled_from(GSM_CHARS)),
+    _sized_text(MIXED_CHARS),
+    near_a_cut,
+)
 
 
-def _units(part: Part, packed: bool) -> int:
-    """Units of text one part carries, from its bytes."""
-    decoded = decode_part(**asdict(part), packed=packed)
-    if part.data_coding == Encoding.UCS2:
-        return len(decoded.text.encode("utf-16-be")) // 2
-    return len(gsm7.encode(decoded.text))
+def _units(text: str, encoding: int) -> int:
+    """Units a decoded part's text occupies in its encoding, measured from the bytes."""
+    if encoding == Encoding.UCS2:
+        return len(text.encode("utf-16-be")) // 2
+    return len(gsm7.encode(text))
 
 
-def _decode_all(parts: list[Part], packed: bool) -> str:
-    decoded = [decode_part(**asdict(part), packed=packed) for part in parts]
-    assert all(d.concat_error is None for d in decoded)
-    if len(decoded) == 1 and decoded[0].concat is None:
-        return decoded[0].text
-    return reassemble([(d.concat, d.text) for d in decoded if d.concat is not None])
+def _expected_texts(text: str, mode: ConcatMode, packed: bool) -> list[str]:
+    """The chunk each part decodes to: its slice of text, less a CR that packing loses."""
+    encoding, chunks = split_text(text, mode)
+    if not packed or encoding is not Encoding.GSM7:
+        return chunks
+    fill = 7 if len(chunks) > 1 and mode is ConcatMode.UDH else 0  # 6-octet UDH + 1 bit
+    return [
+        chunk[:-1] if chunk.endswith("\r") and (fill + len(gsm7.encode(chunk))) % 8 == 0 else chunk
+        for chunk in chunks
+    ]
 
 
+@pytest.mark.parametrize("mode", list(ConcatMode))
 @settings(max_examples=150, deadline=None)
-@given(any_text, st.sampled_from(ConcatMode), st.integers(0, 255), st.booleans())
+@given(text=any_text, reference=st.integers(0, 255), packed=st.booleans())
 def test_any_text_splits_within_limits_and_reassembles(
-    text: str, mode: ConcatMode, reference: int, packed: bool
+    mode: ConcatMode, text: str, reference: int, packed: bool
 ) -> None:
     """Parts stay within the limits, match count_segments, and decode back to the text."""
     parts = encode_message(text, mode=mode, reference=reference, packed=packed)
     encoding, count = count_segments(text, mode)
     assert len(parts) == count
     assert {p.data_coding for p in parts} == {int(encoding)}
+    octets = 140 if packed or encoding is Encoding.UCS2 else 160
+    assert all(len(p.short_message) <= octets for p in parts)
+    decoded = [decode_part(**asdict(part), packed=packed) for part in parts]
     single, per_part = segment_limits(encoding, mode)
-    limit = single if len(parts) == 1 else per_part
-    assert all(_units(p, packed) <= limit for p in parts)
-    assert all(
-        len(p.short_message) <= (140 if packed or encoding is Encoding.UCS2 else 160) for p in parts
-    )
-    assert _decode_all(parts, packed) == text
+    limit = single if text_units(text, encoding) <= single else per_part
+    assert all(_units(d.text, encoding) <= limit for d in decoded)
+    expected_texts = _expected_texts(text, mode, packed)
+    assert [d.text for d in decoded] == expected_texts
+    if len(parts) == 1:
+        assert decoded[0].concat is None and decoded[0].concat_error is None
+        return
+    infos = [ConcatInfo(reference, count, seq) for seq in range(1, count + 1)]
+    assert [d.concat for d in decoded] == infos
+    joined = reassemble([(info, d.text) for info, d in zip(infos, decoded, strict=True)])
+    assert joined == "".join(expected_texts)
+    if not packed:
+        assert joined == text
