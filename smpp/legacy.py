@@ -137,7 +137,7 @@ def _text(value: object) -> str:
 
 def decode_bind(frame: bytes) -> BindRequest:
     """Decode a complete bind request frame (header included)."""
-    header, body = split_frame(frame)
+    _, body = split_frame(frame)
     pos = _check_cstrings(body, 3, "bind")
     if pos + 3 > len(body):
         raise PduError("bind: body truncated", status=Status.ESME_RINVMSGLEN)
@@ -156,7 +156,7 @@ def decode_bind(frame: bytes) -> BindRequest:
 
 def decode_bind_resp(frame: bytes) -> str:
     """system_id of a bind_*_resp frame; empty for an error response without a body."""
-    header, body = split_frame(frame)
+    _, body = split_frame(frame)
     if not body:
         return ""
     pos = _check_cstrings(body, 1, "bind_resp")

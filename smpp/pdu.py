@@ -178,6 +178,12 @@ def encode_tlv(tag: int, value: bytes) -> bytes:
 
 def encode_short_message(command_id: int, sequence: int, sm: ShortMessage) -> bytes:
     """Encode a submit_sm or deliver_sm (``command_id`` says which)."""
+    body = encode_short_message_body(sm)
+    return HEADER.pack(HEADER_SIZE + len(body), command_id, 0, sequence) + body
+
+
+def encode_short_message_body(sm: ShortMessage) -> bytes:
+    """The body of a submit_sm or deliver_sm, header not included."""
     if len(sm.short_message) > 254:
         raise ValueError("short_message over 254 octets: use the message_payload TLV")
     flags = (sm.esm_class, sm.protocol_id, sm.priority_flag)
@@ -201,8 +207,7 @@ def encode_short_message(command_id: int, sequence: int, sm: ShortMessage) -> by
         sm.short_message,
     ]
     parts.extend(encode_tlv(tag, value) for tag, value in sm.tlvs.items())
-    body = b"".join(parts)
-    return HEADER.pack(HEADER_SIZE + len(body), command_id, 0, sequence) + body
+    return b"".join(parts)
 
 
 class _Reader:

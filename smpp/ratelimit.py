@@ -128,7 +128,7 @@ class TokenBucket:
         """The SMSC said slow down: pause, and lower the rate."""
         p = self.policy
         self._consecutive += 1
-        pause = min(p.max_pause, p.pause * 2 ** (self._consecutive - 1))
+        pause = min(p.max_pause, p.pause * 2.0 ** (self._consecutive - 1))
         self._paused_until = max(self._paused_until, now + pause)
         self._last_throttle = now
         self._last_recovery = now
@@ -161,6 +161,6 @@ class Backoff:
     cap: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** min(attempt, 30))
-        draw = (rng or random).random()
+        ceiling = min(self.cap, self.base * 2.0 ** min(attempt, 30))
+        draw: float = (rng or random).random()
         return ceiling / 2 + draw * ceiling / 2

@@ -1,0 +1,443 @@
+"""The ESME session: binds (transceiver, or transmitter + receiver), keeps them bound,
+paces submits through a window and a token bucket, and hands inbound deliver_sm to the
+application before acknowledging them.
+
+Contract of :meth:`Session.submit`: it returns an :data:`~smpp.outcome.Outcome` for every
+submit_sm it wrote — Accepted, TemporaryFailure, PermanentFailure, or Unknown when no
+response came — and raises (:class:`~smpp.errors.SessionClosed`,
+:class:`~smpp.errors.NotBound`, ``ValueError``) only when nothing was written. The
+session never resends anything. A caller that cancels a submit after it was written
+loses its outcome (it is counted in ``stats.unknown``): prefer letting it finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Self
+
+import structlog
+
+from smpp.config import Address, Role, SessionConfig
+from smpp.connection import Connection, Interrupted, Result
+from smpp.constants import CommandId, Status, Tag
+from smpp.errors import AuthenticationFailed, BindRefused, NotBound, SessionClosed
+from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, Ready, Reassembler, classify
+from smpp.outcome import Accepted, Outcome, TemporaryFailure, Unknown
+from smpp.pdu import Header, PduError, ShortMessage, decode_message_id, decode_short_message
+from smpp.pdu import encode_short_message_body as encode_body
+from smpp.ratelimit import Clock, LoopClock, TokenBucket
+from smpp.receipts import IdSide, normalise_message_id
+from smpp.stats import SessionState, SessionStats
+from smpp.text import Part
+
+log = structlog.get_logger("smpp.session")
+InboundHandler = Callable[[InboundEvent], Awaitable[None]]
+Token = tuple[Connection, int]
+
+
+def build_submit(
+    part: Part,
+    source: Address,
+    destination: Address,
+    *,
+    registered_delivery: int = 1,
+    validity_period: str = "",
+    schedule_delivery_time: str = "",
+    service_type: str = "",
+    protocol_id: int = 0,
+    priority_flag: int = 0,
+    extra_tlvs: dict[int, bytes] | None = None,
+) -> ShortMessage:
+    """The submit_sm body fields for one :class:`~smpp.text.Part`."""
+    tlvs: dict[int, bytes] = {}
+    if part.sar_msg_ref_num is not None:
+        tlvs[Tag.SAR_MSG_REF_NUM] = struct.pack(">H", part.sar_msg_ref_num)
+        tlvs[Tag.SAR_TOTAL_SEGMENTS] = bytes((part.sar_total_segments or 1,))
+        tlvs[Tag.SAR_SEGMENT_SEQNUM] = bytes((part.sar_segment_seqnum or 1,))
+    if part.message_payload is not None:
+        tlvs[Tag.MESSAGE_PAYLOAD] = part.message_payload
+    tlvs.update(extra_tlvs or {})
+    return ShortMessage(
+        source_addr=source.addr,
+        source_addr_ton=source.ton,
+        source_addr_npi=source.npi,
+        destination_addr=destination.addr,
+        dest_addr_ton=destination.ton,
+        dest_addr_npi=destination.npi,
+        service_type=service_type,
+        esm_class=part.esm_class,
+        protocol_id=protocol_id,
+        priority_flag=priority_flag,
+        schedule_delivery_time=schedule_delivery_time,
+        validity_period=validity_period,
+        registered_delivery=registered_delivery,
+        data_coding=part.data_coding,
+        short_message=part.short_message,
+        tlvs=tlvs,
+    )
+
+
+class Session:
+    """One ESME session to one SMSC. Use as ``async with Session(cfg, handler) as s``.
+
+    ``handler`` is awaited with each :data:`~smpp.inbound.InboundEvent` before its
+    deliver_sm_resp is sent; if it raises, the SMSC gets ``handler_error_status`` (a
+    temporary error, so it delivers again). ``clock`` drives the token bucket, response
+    timeouts and enquire_link; ``rng`` the reconnect jitter.
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        handler: InboundHandler | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = SessionStats()
+        self.failure: AuthenticationFailed | None = None
+        self._handler = handler
+        self._clock: Clock = clock or LoopClock()
+        self._rng = rng or random.Random()
+        self._window = asyncio.Semaphore(config.window)
+        self._bucket = TokenBucket(config.tps, config.burst, config.throttle)
+        self._pace_lock = asyncio.Lock()
+        self._conns: dict[Role, Connection | None] = dict.fromkeys(config.roles)
+        self._role_state = dict.fromkeys(config.roles, SessionState.DISCONNECTED)
+        self._tx: Connection | None = None
+        self._tx_ready = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inbound: set[asyncio.Task[None]] = set()
+        self._inbound_slots = asyncio.Semaphore(config.inbound_concurrency)
+        self._reassembler: Reassembler[Token] = Reassembler(
+            timeout=config.reassembly_timeout, max_groups=config.reassembly_max
+        )
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closing = False
+        self._closed = False
+        self.log = log.bind(system_id=config.system_id, host=config.host, port=config.port)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start binding (in the background); see :meth:`wait_bound`."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(self._supervise(role), name=f"smpp-{role.name.lower()}")
+            for role in self.config.roles
+        ]
+        if any(role.receives for role in self.config.roles):
+            self._tasks.append(asyncio.create_task(self._expire_loop(), name="smpp-reassembly"))
+
+    @property
+    def state(self) -> SessionState:
+        if self._closed or self.failure is not None:
+            return SessionState.CLOSED
+        if self._closing:
+            return SessionState.UNBINDING
+        states = set(self._role_state.values())
+        if states == {SessionState.BOUND}:
+            return SessionState.BOUND
+        if SessionState.BINDING in states:
+            return SessionState.BINDING
+        return SessionState.DISCONNECTED
+
+    @property
+    def in_flight(self) -> int:
+        """submit_sm written and not yet resolved."""
+        return self._in_flight
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_bound(self) -> None:
+        """Wait until every bind is up (wrap in ``asyncio.timeout``); raise SessionClosed,
+        with the AuthenticationFailed as its cause, if the session stopped."""
+        while (state := self.state) is not SessionState.BOUND:
+            if state in (SessionState.CLOSED, SessionState.UNBINDING):
+                raise SessionClosed(f"session is {state.value}") from self.failure
+            await self._changed.wait()
+
+    async def close(self) -> None:
+        """Stop submitting, let outstanding submits resolve, answer inbound work that is
+        being handled, unbind every connection and wait for unbind_resp."""
+        if self._closed:
+            return
+        self._closing = True
+        self._tx_ready.set()  # wakes submitters waiting for a bind: they raise SessionClosed
+        self._notify()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.response_timeout + 1):
+                await self._drained.wait()
+                if self._inbound:
+                    await asyncio.gather(*self._inbound, return_exceptions=True)
+        live = [c for c in self._conns.values() if c is not None and not c.closed.is_set()]
+        await asyncio.gather(*(c.unbind() for c in live), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closed = True
+        self._notify()
+        self.log.info("session closed", **_counts(self.stats))
+
+    # -- binding --------------------------------------------------------------------------
+
+    async def _supervise(self, role: Role) -> None:
+        attempt = 0
+        while not self._closing:
+            self._set_role_state(role, SessionState.BINDING)
+            try:
+                conn = await Connection.open(role, self.config, self._clock, self.stats, self)
+            except AuthenticationFailed as exc:
+                self.stats.bind_failures += 1
+                self._fail(exc)
+                return
+            except (BindRefused, OSError, TimeoutError, EOFError, PduError) as exc:
+                self.stats.bind_failures += 1
+                self.log.warning("bind failed", role=role.name.lower(), error=str(exc) or repr(exc))
+            else:
+                attempt = 0
+                if not await self._run_bound(role, conn):
+                    return
+            self._set_role_state(role, SessionState.DISCONNECTED)
+            delay = self.config.reconnect.delay(attempt, self._rng)
+            attempt += 1
+            await self._clock.sleep(delay)
+
+    async def _run_bound(self, role: Role, conn: Connection) -> bool:
+        """Serve one bound connection until it closes; False if we must not reconnect."""
+        self.stats.binds += 1
+        self._conns[role] = conn
+        if role.sends:
+            self._tx = conn
+            self._tx_ready.set()
+        self._set_role_state(role, SessionState.BOUND)
+        self.log.info("bound", role=role.name.lower())
+        await conn.closed.wait()
+        self._conns[role] = None
+        if self._tx is conn:
+            self._tx = None
+            self._tx_ready.clear()
+        if self._closing:
+            return False
+        self.stats.disconnects += 1
+        self.log.warning("disconnected", role=role.name.lower(), reason=conn.close_reason)
+        if conn.unbound_by_peer and not self.config.reconnect_on_unbind:
+            self._closing = True
+            self._set_role_state(role, SessionState.DISCONNECTED)
+            return False
+        return True
+
+    def _set_role_state(self, role: Role, state: SessionState) -> None:
+        self._role_state[role] = state
+        self._notify()
+
+    def _fail(self, exc: AuthenticationFailed) -> None:
+        self.log.error("authentication failed: session stopped", status=exc.status)
+        self.failure = exc
+        self._closing = True
+        self._tx_ready.set()
+        for conn in self._conns.values():
+            if conn is not None:
+                conn.abort("authentication failed on another bind")
+        self._notify()
+
+    # -- submitting -----------------------------------------------------------------------
+
+    async def submit(
+        self,
+        part: Part,
+        *,
+        source: Address,
+        destination: Address,
+        registered_delivery: int = 1,
+        validity_period: str = "",
+        schedule_delivery_time: str = "",
+        service_type: str = "",
+        protocol_id: int = 0,
+        priority_flag: int = 0,
+        extra_tlvs: dict[int, bytes] | None = None,
+        bind_timeout: float | None = None,
+    ) -> Outcome:
+        """Submit one part; wait for a window slot, a token and a bound transmitter
+        (at most ``bind_timeout`` for the latter, else NotBound), then for the outcome."""
+        sm = build_submit(
+            part,
+            source,
+            destination,
+            registered_delivery=registered_delivery,
+            validity_period=validity_period,
+            schedule_delivery_time=schedule_delivery_time,
+            service_type=service_type,
+            protocol_id=protocol_id,
+            priority_flag=priority_flag,
+            extra_tlvs=extra_tlvs,
+        )
+        return await self.submit_body(encode_body(sm), bind_timeout=bind_timeout)
+
+    async def submit_body(self, body: bytes, *, bind_timeout: float | None = None) -> Outcome:
+        """Submit a pre-encoded submit_sm body (see :func:`build_submit`)."""
+        async with self._window:
+            while True:
+                conn = await self._transmitter(bind_timeout)
+                await self._pace()
+                if conn.usable and not self._closing:
+                    break
+            sequence, future = conn.request(CommandId.SUBMIT_SM, body, self.config.response_timeout)
+            self.stats.submitted += 1
+            self._in_flight += 1
+            self._drained.clear()
+            try:
+                result = await future
+            except asyncio.CancelledError:
+                self.stats.unknown += 1
+                self.log.warning("submit cancelled after it was written", sequence=sequence)
+                raise
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._drained.set()
+        return self._outcome(result, sequence)
+
+    async def _transmitter(self, limit: float | None) -> Connection:
+        while True:
+            if self._closing:
+                raise SessionClosed("session is closing or closed") from self.failure
+            conn = self._tx
+            if conn is not None and conn.usable:
+                return conn
+            self._tx_ready.clear()
+            try:
+                async with asyncio.timeout(limit):
+                    await self._tx_ready.wait()
+            except TimeoutError:
+                raise NotBound(f"no bound transmitter within {limit} s") from None
+
+    async def _pace(self) -> None:
+        bucket, clock = self._bucket, self._clock
+        if not self._pace_lock.locked() and bucket.take(clock.now()) == 0.0:
+            return
+        async with self._pace_lock:  # one waiter at a time, in arrival order
+            while (wait := bucket.take(clock.now())) > 0.0:
+                await clock.sleep(wait)
+
+    def _outcome(self, result: Result, sequence: int) -> Outcome:
+        stats = self.stats
+        if isinstance(result, Interrupted):
+            stats.unknown += 1
+            return Unknown(result.reason, sequence)
+        status, body = result
+        stats.responses_by_status[status] += 1
+        if status == Status.ESME_ROK:
+            stats.accepted += 1
+            self._bucket.accepted(self._clock.now())
+            raw = decode_message_id(body)
+            fmt = self.config.id_format
+            return Accepted(normalise_message_id(raw, fmt, IdSide.RESPONSE), raw, sequence)
+        policy = self.config.status_policy
+        if status in policy.throttling:
+            stats.throttled += 1
+            self._bucket.throttled(self._clock.now())
+        outcome = policy.failure(status, sequence)
+        if isinstance(outcome, TemporaryFailure):
+            stats.temporary_failures += 1
+        else:
+            stats.permanent_failures += 1
+        return outcome
+
+    async def enquire_link(self) -> bool:
+        """Round trip on the transmitter (or any) bind; False if unanswered or unbound.
+
+        Also a barrier: every PDU written before it has reached the SMSC when it returns.
+        """
+        conn = self._tx or next((c for c in self._conns.values() if c is not None), None)
+        return conn is not None and await conn.enquire_link()
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def on_deliver_sm(self, conn: Connection, header: Header, body: bytes) -> None:
+        """Called by the connection's reader; never raises, never blocks."""
+        try:
+            sm = decode_short_message(body)
+            ready = classify(
+                sm,
+                (conn, header.sequence),
+                self._clock.now(),
+                self._reassembler,
+                self.config.id_format,
+            )
+        except PduError as exc:
+            self.stats.malformed_pdus += 1
+            self.log.warning(
+                "malformed deliver_sm rejected", error=str(exc), sequence=header.sequence
+            )
+            conn.respond(CommandId.DELIVER_SM_RESP, header.sequence, exc.status)
+            return
+        except Exception:
+            self.stats.malformed_pdus += 1
+            self.log.exception("deliver_sm could not be classified", sequence=header.sequence)
+            conn.respond(
+                CommandId.DELIVER_SM_RESP, header.sequence, self.config.malformed_deliver_status
+            )
+            return
+        for item in ready:
+            self._spawn(item)
+
+    def _spawn(self, ready: Ready[Token]) -> None:
+        task = asyncio.create_task(self._handle(ready))
+        self._inbound.add(task)
+        task.add_done_callback(self._inbound.discard)
+
+    async def _handle(self, ready: Ready[Token]) -> None:
+        event = ready.event
+        if isinstance(event, DeliveryReceipt):
+            self.stats.receipts += 1
+        elif isinstance(event, MoMessage):
+            self.stats.mo_messages += 1
+        else:
+            self.stats.ussd_indications += 1
+        status: int = Status.ESME_ROK
+        async with self._inbound_slots:
+            if self._handler is not None:
+                try:
+                    await self._handler(event)
+                except Exception:
+                    self.stats.handler_errors += 1
+                    status = self.config.handler_error_status
+                    self.log.exception("inbound handler failed; SMSC will deliver again")
+        for conn, sequence in ready.tokens:
+            conn.respond(CommandId.DELIVER_SM_RESP, sequence, status)
+
+    async def _expire_loop(self) -> None:
+        interval = max(0.05, min(5.0, self.config.reassembly_timeout / 4))
+        while True:
+            await self._clock.sleep(interval)
+            for item in self._reassembler.expire(self._clock.now()):
+                self.log.warning("MO reassembly timed out; handing over the parts received")
+                self._spawn(item)
+
+
+def _counts(stats: SessionStats) -> dict[str, int]:
+    return {
+        "submitted": stats.submitted,
+        "accepted": stats.accepted,
+        "unknown": stats.unknown,
+        "throttled": stats.throttled,
+    }
