@@ -10,7 +10,7 @@ from dispatcher.clock import Clock, SystemClock
 from dispatcher.db import Database, open_database
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
-from dispatcher.web import health
+from dispatcher.web import campaigns_api, health
 from dispatcher.web.auth import auth_middleware, check_routes
 from dispatcher.web.errors import error_middleware
 from dispatcher.web.keys import CLOCK, DATABASE, READINESS, SETTINGS, TOKENS
@@ -23,6 +23,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/api/v1/whoami", health.whoami)
     app.router.add_get("/api/v1/tokens", health.list_tokens)
+    campaigns_api.setup_routes(app)
 
 
 def create_app(

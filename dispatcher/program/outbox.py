@@ -1,0 +1,43 @@
+"""Program service messages (confirmations, bonus notices, survey follow-ups).
+
+They are queued in ``service_messages`` inside the caller's transaction, so a message exists
+if and only if the state change that caused it committed; the dispatch engine sends them
+ahead of campaign traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from dispatcher.sql import SqlFile
+from dispatcher.states import ServiceKind
+
+
+class OutboxSQL(SqlFile, domain="outbox"):
+    enqueue: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMessage:
+    msisdn: str
+    kind: ServiceKind
+    body: str
+    in_window: bool
+    dedupe_key: str | None = None
+    campaign_id: int | None = None
+
+
+async def enqueue(conn: asyncpg.Connection, message: ServiceMessage) -> int | None:
+    """Queue ``message``; returns its id, or None when its dedupe key was already queued."""
+    return await conn.fetchval(
+        OutboxSQL.enqueue,
+        message.msisdn,
+        message.kind.value,
+        message.body,
+        message.in_window,
+        message.dedupe_key,
+        message.campaign_id,
+        None,
+    )
