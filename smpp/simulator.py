@@ -1,0 +1,440 @@
+"""An SMSC simulator for the demo, the tests and the benchmarks.
+
+It accepts binds (optionally checking credentials: a wrong password gets
+ESME_RINVPASWD), answers submit_sm with a TPS limit (ESME_RTHROTTLED beyond it), a window,
+a response latency, and sends delivery receipts (DELIVRD / UNDELIV / EXPIRED in a
+configurable mix, after a delay, with both the TLVs and the text form, ids in a
+configurable style). Faults on demand: disconnect after N PDUs, stall (answer nothing),
+duplicate receipts, receipt before the submit_sm_resp, held responses, unbind, raw
+frames. It injects MO messages (concatenated too) and USSD indications, and records
+every PDU it received in :attr:`SmscSimulator.received` for tests to read.
+
+Run it alone: ``python -m smpp.simulator --port 2775`` or ``python -m smpp sim``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from smpp.config import Address
+from smpp.constants import CommandId, MessageState, Status, Tag
+from smpp.pdu import (
+    PduError,
+    ShortMessage,
+    decode_short_message,
+    encode_short_message_body,
+    encode_tlv,
+)
+from smpp.ratelimit import TokenBucket
+from smpp.receipts import format_receipt_text
+from smpp.session import build_submit
+from smpp.sim_connection import Received, SimConnection
+from smpp.text import ConcatMode, Part, encode_message
+
+log = structlog.get_logger("smpp.simulator")
+
+_STATES = {
+    "DELIVRD": MessageState.DELIVERED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "EXPIRED": MessageState.EXPIRED,
+    "REJECTD": MessageState.REJECTED,
+}
+
+
+def format_id(number: int, style: str) -> str:
+    """A message id in one of the styles SMSCs use: ``dec``, ``hex``, ``HEX``, ``hex0``
+    (zero-padded to 10 hex digits)."""
+    if style == "hex":
+        return f"{number:x}"
+    if style == "HEX":
+        return f"{number:X}"
+    if style == "hex0":
+        return f"{number:010x}"
+    return str(number)
+
+
+@dataclass(slots=True)
+class SimulatorOptions:
+    """Behaviour of the simulator; tests may change fields while it runs."""
+
+    system_id: str = "SIMSMSC"
+    credentials: dict[str, str] | None = None
+    """system_id -> password; None accepts any bind."""
+    tps_limit: float | None = None
+    max_window: int | None = None
+    response_latency: float = 0.0
+    receipts: bool = True
+    receipt_delay: float = 0.0
+    receipt_mix: dict[str, float] = field(default_factory=lambda: {"DELIVRD": 1.0})
+    response_id_style: str = "dec"
+    receipt_id_style: str = "dec"
+    disconnect_after: int | None = None
+    stall: bool = False
+    hold_responses: bool = False
+    duplicate_receipts: bool = False
+    receipt_before_response: bool = False
+    submit_status: int = Status.ESME_ROK
+    record: bool = True
+    seed: int | None = None
+
+
+class SmscSimulator:
+    """The simulator server. ``await start()``, read ``port``, ``await stop()``."""
+
+    def __init__(self, options: SimulatorOptions | None = None) -> None:
+        self.options = options or SimulatorOptions()
+        self.received: list[Received] = []
+        self.total_received = 0
+        self.connections: list[SimConnection] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._numbers = 0
+        self._next_id = 0
+        self._held: list[tuple[SimConnection, int, int, str]] = []
+        self._rng = random.Random(self.options.seed)
+        self._bucket: TokenBucket | None = None
+        self._pulse = asyncio.Event()
+        self.wait_timeout = 5.0
+        """Bound on every wait of the simulator's own API (answers from the ESME)."""
+
+    # -- server ---------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen; returns the port (an ephemeral one for ``port=0``)."""
+        self._server = await asyncio.get_running_loop().create_server(self._protocol, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def _protocol(self) -> SimConnection:
+        self._numbers += 1
+        conn = SimConnection(self, self._numbers)
+        self.connections.append(conn)
+        return conn
+
+    def forget(self, conn: SimConnection) -> None:
+        """Called when a connection closes."""
+        if conn in self.connections:
+            self.connections.remove(conn)
+        self._wake()
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+        self.drop_all()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> SmscSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def drop_all(self) -> None:
+        """Abort every connection at once (no unbind): a network failure."""
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record(self, item: Received) -> None:
+        self.total_received += 1
+        if self.options.record:
+            self.received.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        pulse, self._pulse = self._pulse, asyncio.Event()
+        pulse.set()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds (checked after every PDU and disconnect), at
+        most :attr:`wait_timeout` seconds."""
+        async with asyncio.timeout(self.wait_timeout):
+            while not predicate():
+                await self._pulse.wait()
+
+    def of_kind(self, command_id: int) -> list[Received]:
+        """Recorded PDUs with this command_id."""
+        return [r for r in self.received if r.command_id == command_id]
+
+    def submits(self) -> list[tuple[int, ShortMessage]]:
+        """(sequence, decoded body) of every recorded submit_sm."""
+        return [
+            (r.sequence, decode_short_message(r.body)) for r in self.of_kind(CommandId.SUBMIT_SM)
+        ]
+
+    @property
+    def bound(self) -> list[SimConnection]:
+        return [c for c in self.connections if c.bind_command is not None]
+
+    def check_credentials(self, system_id: str, password: str) -> int:
+        """ESME_ROK, ESME_RINVSYSID for an unknown system_id, ESME_RINVPASWD."""
+        creds = self.options.credentials
+        if creds is None:
+            return Status.ESME_ROK
+        if system_id not in creds:
+            return Status.ESME_RINVSYSID
+        return Status.ESME_ROK if creds[system_id] == password else Status.ESME_RINVPASWD
+
+    # -- submit_sm ------------------------------------------------------------------------
+
+    def _admit(self, conn: SimConnection) -> int:
+        """The status a new submit_sm gets before it is even parsed."""
+        options = self.options
+        if not conn.can_send:
+            return Status.ESME_RINVBNDSTS
+        if options.max_window is not None and conn.outstanding >= options.max_window:
+            return Status.ESME_RTHROTTLED
+        if options.tps_limit is not None:
+            if self._bucket is None or self._bucket.configured_rate != options.tps_limit:
+                self._bucket = TokenBucket(options.tps_limit, burst=1)
+            if self._bucket.take(asyncio.get_running_loop().time()) > 0.0:
+                return Status.ESME_RTHROTTLED
+        return options.submit_status
+
+    def on_submit(self, conn: SimConnection, sequence: int, body: bytes) -> None:
+        """Answer one submit_sm according to the options."""
+        options = self.options
+        conn.outstanding += 1
+        status = self._admit(conn)
+        sm: ShortMessage | None = None
+        if status == Status.ESME_ROK:
+            try:
+                sm = decode_short_message(body)
+            except PduError as exc:
+                status = exc.status
+        if status != Status.ESME_ROK:
+            conn.answer_submit(sequence, status, "")
+            return
+        self._next_id += 1
+        number = self._next_id
+        message_id = format_id(number, options.response_id_style)
+        wants_receipt = sm is not None and sm.registered_delivery & 0x01 and options.receipts
+        if wants_receipt and sm is not None:
+            self._schedule_receipt(conn, sm, number)
+        if options.hold_responses:
+            self._held.append((conn, sequence, status, message_id))
+        elif options.response_latency > 0:
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                options.response_latency, conn.answer_submit, sequence, status, message_id
+            )
+        else:
+            conn.answer_submit(sequence, status, message_id)
+
+    def release_held(self) -> int:
+        """Send every held submit_sm_resp; returns how many."""
+        held, self._held = self._held, []
+        for conn, sequence, status, message_id in held:
+            conn.answer_submit(sequence, status, message_id)
+        return len(held)
+
+    # -- receipts -------------------------------------------------------------------------
+
+    def _receiver(self, system_id: str | None = None) -> SimConnection | None:
+        for conn in self.connections:
+            if conn.can_receive and (system_id is None or conn.system_id == system_id):
+                return conn
+        return None
+
+    def _schedule_receipt(self, conn: SimConnection, sm: ShortMessage, number: int) -> None:
+        options = self.options
+        stats = list(options.receipt_mix)
+        stat = self._rng.choices(stats, weights=[options.receipt_mix[s] for s in stats])[0]
+        body = self._receipt_body(sm, number, stat)
+        copies = 2 if options.duplicate_receipts else 1
+
+        def send() -> None:
+            target = conn if conn.can_receive else self._receiver(conn.system_id)
+            if target is not None:
+                for _ in range(copies):
+                    target.request(CommandId.DELIVER_SM, body)
+
+        if options.receipt_before_response:
+            send()
+        else:
+            asyncio.get_running_loop().call_later(options.receipt_delay, send)
+
+    def _receipt_body(self, sm: ShortMessage, number: int, stat: str) -> bytes:
+        receipt_id = format_id(number, self.options.receipt_id_style)
+        err = "000" if stat == "DELIVRD" else "001"
+        text = format_receipt_text(
+            receipt_id, stat, err=err, text=sm.short_message[:20].decode("latin-1")
+        )
+        state = _STATES.get(stat, MessageState.UNKNOWN)
+        receipt = ShortMessage(
+            source_addr=sm.destination_addr,
+            source_addr_ton=sm.dest_addr_ton,
+            source_addr_npi=sm.dest_addr_npi,
+            destination_addr=sm.source_addr,
+            dest_addr_ton=sm.source_addr_ton,
+            dest_addr_npi=sm.source_addr_npi,
+            esm_class=0x04,
+            short_message=text.encode("latin-1"),
+            tlvs={
+                Tag.RECEIPTED_MESSAGE_ID: receipt_id.encode() + b"\x00",
+                Tag.MESSAGE_STATE: bytes((state,)),
+            },
+        )
+        return encode_short_message_body(receipt)
+
+    # -- pushing to the ESME --------------------------------------------------------------
+
+    async def deliver(self, sm: ShortMessage) -> int:
+        """Send one deliver_sm to a receiving bind; return the ESME's command_status."""
+        conn = self._receiver()
+        if conn is None:
+            raise RuntimeError("no receiver bound")
+        async with asyncio.timeout(self.wait_timeout):
+            status, _ = await conn.request(CommandId.DELIVER_SM, encode_short_message_body(sm))
+        return status
+
+    async def inject_mo(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        mode: ConcatMode = ConcatMode.UDH,
+        reference: int = 7,
+        order: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Send an MO message (split into parts when long) and return each part's
+        deliver_sm_resp status. ``order`` permutes the parts (0-based indexes)."""
+        parts = encode_message(text, mode=mode, reference=reference)
+        indexes = list(order) if order is not None else list(range(len(parts)))
+        pdus = [self._mo_pdu(source, destination, parts[i]) for i in indexes]
+        return list(await asyncio.gather(*(self.deliver(sm) for sm in pdus)))
+
+    @staticmethod
+    def _mo_pdu(source: str, destination: str, part: Part) -> ShortMessage:
+        # the same Part -> fields mapping as an ESME's submit_sm
+        sm = build_submit(part, Address(source, 1, 1), Address(destination, 0, 0))
+        sm.registered_delivery = 0
+        return sm
+
+    async def inject_ussd(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        service_op: int = 1,
+        session_info: bytes | None = None,
+    ) -> int:
+        """Send a USSD indication (deliver_sm with ussd_service_op); return the status."""
+        tlvs: dict[int, bytes] = {Tag.USSD_SERVICE_OP: bytes((service_op,))}
+        if session_info is not None:
+            tlvs[Tag.ITS_SESSION_INFO] = session_info
+        sm = ShortMessage(
+            source_addr=source,
+            source_addr_ton=1,
+            source_addr_npi=1,
+            destination_addr=destination,
+            service_type="USSD",
+            short_message=text.encode("latin-1"),
+            tlvs=tlvs,
+        )
+        return await self.deliver(sm)
+
+    async def unbind_all(self) -> list[int]:
+        """Send unbind on every bound connection; return the unbind_resp statuses."""
+        futures = [c.request(CommandId.UNBIND) for c in self.bound]
+        async with asyncio.timeout(self.wait_timeout):
+            results = await asyncio.gather(*futures)
+        for conn in self.bound:
+            conn.close()
+        return [status for status, _ in results]
+
+    async def enquire_link(self) -> list[int]:
+        """enquire_link on every bound connection; return the response statuses."""
+        futures = [c.request(CommandId.ENQUIRE_LINK) for c in self.bound]
+        async with asyncio.timeout(self.wait_timeout):
+            return [status for status, _ in await asyncio.gather(*futures)]
+
+    def send_raw(self, frame: bytes) -> None:
+        """Write arbitrary bytes to every bound connection (garbage-frame tests)."""
+        for conn in self.bound:
+            conn.send(frame)
+
+
+def tlv_bytes(tag: int, value: bytes) -> bytes:
+    """Re-exported for tests that build odd PDUs by hand."""
+    return encode_tlv(tag, value)
+
+
+async def run_simulator(host: str = "127.0.0.1", port: int = 2775, **options: object) -> None:
+    """Run a simulator until cancelled. ``options`` are :class:`SimulatorOptions` fields."""
+    simulator = SmscSimulator(SimulatorOptions(**options))  # type: ignore[arg-type]
+    actual = await simulator.start(host, port)
+    print(f"SMSC simulator listening on {host}:{actual}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smsc-sim", description="SMPP 3.4 SMSC simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2775)
+    p.add_argument("--system-id", default="SIMSMSC")
+    p.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="SYSTEM_ID:PASSWORD",
+        help="accept only these binds (repeatable); default: accept any",
+    )
+    p.add_argument("--tps", type=float, default=None, help="throttle beyond this rate")
+    p.add_argument("--window", type=int, default=None)
+    p.add_argument("--latency", type=float, default=0.0, help="response latency, seconds")
+    p.add_argument("--receipt-delay", type=float, default=0.0)
+    p.add_argument("--receipt-mix", default="DELIVRD=1", help="e.g. DELIVRD=8,UNDELIV=1,EXPIRED=1")
+    p.add_argument("--response-ids", default="dec", choices=["dec", "hex", "HEX", "hex0"])
+    p.add_argument("--receipt-ids", default="dec", choices=["dec", "hex", "HEX", "hex0"])
+    p.add_argument("--no-receipts", action="store_true")
+    p.add_argument("--no-record", action="store_true", help="do not keep received PDUs")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """SimulatorOptions fields from parsed command-line arguments."""
+    creds = dict(c.split(":", 1) for c in args.credential) or None
+    mix = {k: float(v) for k, v in (item.split("=") for item in args.receipt_mix.split(","))}
+    return {
+        "system_id": args.system_id,
+        "credentials": creds,
+        "tps_limit": args.tps,
+        "max_window": args.window,
+        "response_latency": args.latency,
+        "receipt_delay": args.receipt_delay,
+        "receipt_mix": mix,
+        "response_id_style": args.response_ids,
+        "receipt_id_style": args.receipt_ids,
+        "receipts": not args.no_receipts,
+        "record": not args.no_record,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``smartd smsc-sim`` is meant to call this)."""
+    args = _parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(args.host, args.port, **options_from_args(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
