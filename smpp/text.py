@@ -75,6 +75,7 @@ MAX_PARTS = 255
 MAX_PAYLOAD_OCTETS = 0xFFFF
 """Longest message_payload TLV value."""
 
+_UNIT_OCTETS = {Encoding.GSM7: 1, Encoding.UCS2: 2}  # unpacked octets per unit
 _SINGLE = {Encoding.GSM7: 160, Encoding.UCS2: 70}
 _PER_UDH_PART = {Encoding.GSM7: 153, Encoding.UCS2: 67}
 _PER_PAYLOAD = {Encoding.GSM7: MAX_PAYLOAD_OCTETS, Encoding.UCS2: MAX_PAYLOAD_OCTETS // 2}
@@ -93,16 +94,15 @@ def choose_encoding(text: str) -> Encoding:
     return Encoding.GSM7 if gsm7.is_encodable(text) else Encoding.UCS2
 
 
-def char_units(char: str, encoding: Encoding) -> int:
-    """Units one character costs: septets for GSM7 (1 or 2), UTF-16 code units for UCS2."""
-    if encoding is Encoding.GSM7:
-        return gsm7.septet_cost(char)
-    return 2 if ord(char) > 0xFFFF else 1
-
-
 def text_units(text: str, encoding: Encoding) -> int:
-    """Units ``text`` costs in ``encoding`` (see :func:`char_units`)."""
-    return sum(char_units(char, encoding) for char in text)
+    """Units ``text`` costs in ``encoding``: septets for GSM7 (an extension character is 2),
+    UTF-16 code units for UCS2 (a character outside the BMP is 2).
+
+    Raises ValueError for GSM7 when ``text`` does not fit the alphabet.
+    """
+    if encoding is Encoding.GSM7:
+        return len(gsm7.encode(text))
+    return len(text.encode("utf-16-be", errors="surrogatepass")) // 2
 
 
 def segment_limits(encoding: Encoding, mode: ConcatMode = ConcatMode.UDH) -> tuple[int, int]:
@@ -127,35 +127,66 @@ def max_parts(mode: ConcatMode) -> int:
 def split_text(text: str, mode: ConcatMode = ConcatMode.UDH) -> tuple[Encoding, list[str]]:
     """Choose the encoding and cut ``text`` into the chunks that become parts.
 
-    One chunk when the text fits a single message (an empty text is one empty chunk).
-    Otherwise chunks are filled greedily up to the per-part limit and cut only between
-    characters, so an extension character or a non-BMP character stays whole.
+    One chunk when the text fits a single message (an empty text is one empty chunk);
+    otherwise chunks filled greedily up to the per-part limit, an extension character or a
+    non-BMP character kept whole. Raises ValueError for a lone surrogate.
     """
-    encoding = choose_encoding(text)
-    single, per_part = segment_limits(encoding, mode)
-    costs = [char_units(char, encoding) for char in text]
-    if sum(costs) <= single:
-        return encoding, [text]
-    chunks: list[str] = []
-    start = used = 0
-    for index, cost in enumerate(costs):
-        if used + cost > per_part:
-            chunks.append(text[start:index])
-            start, used = index, 0
-        used += cost
-    chunks.append(text[start:])
-    return encoding, chunks
+    encoding, chunks = _split(text, mode)
+    if encoding is Encoding.GSM7:
+        return encoding, [gsm7.decode(chunk) for chunk in chunks]
+    return encoding, [chunk.decode("utf-16-be") for chunk in chunks]
 
 
 def count_segments(text: str, mode: ConcatMode = ConcatMode.UDH) -> tuple[Encoding, int]:
-    """(encoding, number of PDUs) that ``text`` needs in ``mode``; never raises for length.
+    """(encoding, number of PDUs) that ``text`` needs in ``mode``.
 
     Equals ``len(encode_message(text, mode=mode))`` whenever that succeeds; a count above
     :func:`max_parts` means :func:`encode_message` will refuse the text. The default (UDH)
-    count is also what the handset and the operator's billing see.
+    count is also what the handset and the operator's billing see. Raises ValueError only
+    for a lone surrogate.
     """
-    encoding, chunks = split_text(text, mode)
+    encoding, chunks = _split(text, mode)
     return encoding, len(chunks)
+
+
+def _split(text: str, mode: ConcatMode) -> tuple[Encoding, list[bytes]]:
+    """Encoding and unpacked encoded chunks, cut as :func:`split_text` describes.
+
+    Cuts the encoded bytes: one octet per septet or two per UTF-16 unit, stepping back one
+    unit when the cut would follow an escape (the encoder emits 0x1B only as the first
+    septet of a pair) or a high surrogate.
+    """
+    encoding, data = _encode_text(text)
+    single, per_part = segment_limits(encoding, mode)
+    unit = _UNIT_OCTETS[encoding]
+    if len(data) <= single * unit:
+        return encoding, [data]
+    chunks: list[bytes] = []
+    start = 0
+    while start < len(data):
+        end = min(start + per_part * unit, len(data))
+        if end < len(data) and _ends_in_lead(data, end, encoding):
+            end -= unit
+        chunks.append(data[start:end])
+        start = end
+    return encoding, chunks
+
+
+def _ends_in_lead(data: bytes, end: int, encoding: Encoding) -> bool:
+    """True when ``data[:end]`` ends with an escape septet or a high surrogate."""
+    if encoding is Encoding.GSM7:
+        return data[end - 1] == gsm7.ESCAPE
+    return 0xD8 <= data[end - 2] <= 0xDB
+
+
+def _encode_text(text: str) -> tuple[Encoding, bytes]:
+    """Encoding and unpacked bytes: GSM septets one per octet, else UTF-16BE."""
+    if gsm7.is_encodable(text):
+        return Encoding.GSM7, gsm7.encode(text)
+    try:
+        return Encoding.UCS2, text.encode("utf-16-be")
+    except UnicodeEncodeError:
+        raise ValueError("text contains a lone surrogate; it cannot be encoded") from None
 
 
 def encode_message(
@@ -179,15 +210,14 @@ def encode_message(
     or it needs more than 255 parts (more than 64 KB in message_payload mode).
     """
     _check_reference(reference, mode)
-    encoding, chunks = split_text(text, mode)
-    if len(chunks) > max_parts(mode):
+    encoding, bodies = _split(text, mode)
+    if len(bodies) > max_parts(mode):
         raise ValueError(
-            f"text needs {len(chunks)} {mode.value} parts in {encoding.name}; "
+            f"text needs {len(bodies)} {mode.value} parts in {encoding.name}; "
             f"at most {max_parts(mode)} allowed"
         )
-    bodies = [_encode_chunk(chunk, encoding) for chunk in chunks]
     data_coding = int(encoding)
-    if text_units(text, encoding) <= _SINGLE[encoding]:
+    if len(bodies) == 1 and len(bodies[0]) <= _SINGLE[encoding] * _UNIT_OCTETS[encoding]:
         return [Part(_pack(bodies[0], encoding, packed), data_coding)]
     if mode is ConcatMode.PAYLOAD:
         payload = _pack(bodies[0], encoding, packed)
@@ -210,16 +240,6 @@ def _check_reference(reference: int, mode: ConcatMode) -> None:
     bits = _REFERENCE_BITS[mode]
     if not 0 <= reference < 1 << bits:
         raise ValueError(f"{mode.value} reference must be in 0..{(1 << bits) - 1}, not {reference}")
-
-
-def _encode_chunk(chunk: str, encoding: Encoding) -> bytes:
-    """Unpacked septets for GSM7, UTF-16BE for UCS2."""
-    if encoding is Encoding.GSM7:
-        return gsm7.encode(chunk)
-    try:
-        return chunk.encode("utf-16-be")
-    except UnicodeEncodeError:
-        raise ValueError("text contains a lone surrogate; it cannot be encoded") from None
 
 
 def _udh(reference: int, total: int, seqnum: int) -> bytes:
@@ -337,7 +357,7 @@ def _decode_with_udh(data_coding: int, body: bytes, packed: bool) -> DecodedPart
 def parse_concat_udh(short_message: bytes) -> tuple[ConcatInfo | None, bytes]:
     """Split a body that starts with a UDH (esm_class UDHI set) into (concat, body after UDH).
 
-    Reads the concatenation IE with an 8-bit (IEI 0x00) or 16-bit (IEI 0x08) reference and
+    Reads the first concatenation IE, 8-bit (IEI 0x00) or 16-bit (IEI 0x08) reference, and
     skips every other IE; concat is None when there is none. Raises MalformedUdhError (a
     ValueError) when the UDH or an IE runs past its end, a concat IE has the wrong length,
     its total is 0, or its seqnum is 0 or above the total: the caller decides whether to

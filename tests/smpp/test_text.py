@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -424,6 +425,8 @@ def test_any_text_splits_within_limits_and_reassembles(
     single, per_part = segment_limits(encoding, mode)
     limit = single if text_units(text, encoding) <= single else per_part
     assert all(_units(d.text, encoding) <= limit for d in decoded)
+    _, chunks = split_text(text, mode)
+    assert all(text_units(a + b[0], encoding) > per_part for a, b in pairwise(chunks))  # greedy
     expected_texts = _expected_texts(text, mode, packed)
     assert [d.text for d in decoded] == expected_texts
     if len(parts) == 1:
