@@ -99,17 +99,22 @@ def decode(septets: bytes) -> str:
     return "".join(out)
 
 
-def pack_septets(septets: bytes) -> bytes:
+def pack_septets(septets: bytes, *, udh: bytes = b"") -> bytes:
     """Pack septets (0x00..0x7F each) eight into seven octets, least significant bit first.
 
-    Seven spare bits in the last octet are filled with CR (TS 23.038 6.1.2.3.1), so the
-    receiver does not read a trailing '@'; the result is never longer than 7n/8 octets
-    rounded up. Unlike 6.1.2.3.1 a wanted final CR that ends on an octet boundary is not
-    doubled, since that could overflow a full segment: unpacked without a count, such a CR
-    is read as padding and dropped. Raises ValueError on an octet above 0x7F.
+    With a ``udh`` the result is the UDH, then fill bits up to a septet boundary (TS 23.040
+    9.2.3.24), then the septets. Seven spare bits in the last octet are filled with CR
+    (TS 23.038 6.1.2.3.1), so the receiver does not read a trailing '@'; the result is
+    never longer than the 7/8 of the septets and UDH rounded up. Unlike 6.1.2.3.1 a wanted
+    final CR that ends on an octet boundary is not doubled, since that could overflow a full
+    segment: unpacked without a count, such a CR is read as padding and dropped. Raises
+    ValueError on an octet above 0x7F.
     """
     if any(s > 0x7F for s in septets):
         raise ValueError("a septet must be in 0x00..0x7F")
+    # Zero septets in the UDH's place pack to len(udh) zero octets and zero fill bits;
+    # the UDH then replaces those octets.
+    septets = bytes(_udh_septets(len(udh))) + septets
     if len(septets) % 8 == 7:
         septets += bytes([_CR])
     out = bytearray()
@@ -123,37 +128,44 @@ def pack_septets(septets: bytes) -> bytes:
             bits -= 8
     if bits:
         out.append(acc)
-    return bytes(out)
+    return udh + bytes(out[len(udh) :])
 
 
-def unpack_septets(data: bytes, count: int | None = None) -> bytes:
-    """Unpack octets holding packed septets; the inverse of :func:`pack_septets`.
+def unpack_septets(data: bytes, count: int | None = None, *, udh_octets: int = 0) -> bytes:
+    """Unpack the septets from packed octets; the inverse of :func:`pack_septets`.
 
-    ``count`` is the number of septets to return (as carried by the TP-UDL on the air);
-    without it, all whole septets are returned, less a final CR that ends on an octet
-    boundary (taken as the padding :func:`pack_septets` adds). Never raises for
-    ``count=None``; raises ValueError if ``count`` needs more bits than ``data`` has.
+    ``udh_octets`` skips a UDH of that many octets and its fill bits. ``count`` is the
+    number of septets to return after it (the TP-UDL on the air, less the UDH); without it,
+    all whole septets are returned, less a final CR that ends on an octet boundary (taken
+    as the padding :func:`pack_septets` adds). Never raises for ``count=None``; raises
+    ValueError if ``count`` needs more bits than ``data`` has.
     """
+    skip = _udh_septets(udh_octets)
     available = len(data) * 8 // 7
     if count is None:
-        count = available
+        count = max(available - skip, 0)
         strip_padding = len(data) % 7 == 0
     else:
-        if not 0 <= count <= available:
-            raise ValueError(f"{len(data)} octets hold at most {available} septets, not {count}")
+        if not 0 <= count <= available - skip:
+            raise ValueError(f"{len(data)} octets do not hold {count} septets after the UDH")
         strip_padding = False
     septets = bytearray()
     acc, bits = 0, 0
     for octet in data:
         acc |= octet << bits
         bits += 8
-        while bits >= 7 and len(septets) < count:
+        while bits >= 7 and len(septets) < skip + count:
             septets.append(acc & 0x7F)
             acc >>= 7
             bits -= 7
     if strip_padding and septets.endswith(bytes([_CR])):
         del septets[-1]
-    return bytes(septets)
+    return bytes(septets[skip:])
+
+
+def _udh_septets(udh_octets: int) -> int:
+    """Septets a UDH of ``udh_octets`` occupies, fill bits included."""
+    return (udh_octets * 8 + 6) // 7
 
 
 _SMPP_CODECS = {

@@ -14,7 +14,6 @@ character boundaries, so an escape sequence or a surrogate pair is never cut acr
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -248,18 +247,10 @@ def _udh(reference: int, total: int, seqnum: int) -> bytes:
 
 
 def _pack(body: bytes, encoding: Encoding, packed: bool, udh: bytes = b"") -> bytes:
-    """``udh`` + ``body``; packed GSM septets start on a septet boundary after the UDH."""
-    if not packed or encoding is not Encoding.GSM7:
-        return udh + body
-    fill = _fill_septets(len(udh))
-    # The zero fill septets pack to len(udh) zero octets plus zero fill bits; the UDH
-    # then replaces those octets.
-    return udh + gsm7.pack_septets(bytes(fill) + body)[len(udh) :]
-
-
-def _fill_septets(udh_octets: int) -> int:
-    """Septets a UDH of ``udh_octets`` occupies, fill bits included."""
-    return math.ceil(udh_octets * 8 / 7)
+    """``udh`` + ``body``, the GSM septets packed after the UDH when ``packed``."""
+    if packed and encoding is Encoding.GSM7:
+        return gsm7.pack_septets(body, udh=udh)
+    return udh + body
 
 
 class ReferenceCounter:
@@ -322,13 +313,13 @@ def decode_part(
 ) -> DecodedPart:
     """Decode one submit_sm / deliver_sm body with its concatenation header; never raises.
 
-    The keywords match :class:`Part`'s fields. The body is message_payload when present,
-    else short_message. With esm_class UDHI the UDH is parsed (:func:`parse_concat_udh`);
-    otherwise the SAR fields, when all three are set, give the concat info. A malformed
-    UDH or SAR set leaves concat None, says why in concat_error, and decodes the whole
-    body as text so nothing is lost.
+    The keywords match :class:`Part`'s fields. The body is short_message, or
+    message_payload when short_message is empty. With esm_class UDHI the UDH is parsed
+    (:func:`parse_concat_udh`); otherwise the SAR fields, when all three are set, give the
+    concat info. A malformed UDH or SAR set leaves concat None, says why in concat_error,
+    and decodes the whole body as text so nothing is lost.
     """
-    body = short_message if message_payload is None else message_payload
+    body = message_payload if message_payload is not None and not short_message else short_message
     if esm_class & ESM_CLASS_UDHI:
         return _decode_with_udh(data_coding, body, packed)
     text = decode_short_message(data_coding, body, packed=packed)
@@ -349,8 +340,8 @@ def _decode_with_udh(data_coding: int, body: bytes, packed: bool) -> DecodedPart
     except MalformedUdhError as exc:
         return DecodedPart(decode_short_message(data_coding, body, packed=packed), None, str(exc))
     if packed and gsm7.codec_for(data_coding) == "gsm7":
-        fill = _fill_septets(len(body) - len(rest))
-        return DecodedPart(gsm7.decode(gsm7.unpack_septets(body)[fill:]), info)
+        septets = gsm7.unpack_septets(body, udh_octets=len(body) - len(rest))
+        return DecodedPart(gsm7.decode(septets), info)
     return DecodedPart(decode_short_message(data_coding, rest), info)
 
 

@@ -258,15 +258,18 @@ def test_decode_never_raises(data_coding: int, payload: bytes, packed: bool) -> 
     assert isinstance(decode_short_message(data_coding, payload, packed=packed), str)
 
 
-@given(st.binary(max_size=300))
-def test_pack_unpack_roundtrip(septets_raw: bytes) -> None:
+@given(st.binary(max_size=300), st.binary(max_size=12))
+def test_pack_unpack_roundtrip(septets_raw: bytes, udh: bytes) -> None:
     """Packed septets unpack exactly with a count; without, a CR ending an octet is padding."""
     septets = bytes(b & 0x7F for b in septets_raw)
-    packed = gsm7.pack_septets(septets)
-    assert len(packed) <= (7 * len(septets) + 7) // 8 + 1
-    assert gsm7.unpack_septets(packed, len(septets)) == septets
-    lost_cr = septets.endswith(b"\r") and len(septets) % 8 == 0
-    assert gsm7.unpack_septets(packed) == (septets[:-1] if lost_cr else septets)
+    packed = gsm7.pack_septets(septets, udh=udh)
+    total = (len(udh) * 8 + 6) // 7 + len(septets)  # septets with the UDH and its fill
+    assert packed.startswith(udh)
+    assert len(packed) == (7 * total + 7) // 8
+    assert gsm7.unpack_septets(packed, len(septets), udh_octets=len(udh)) == septets
+    lost_cr = septets.endswith(b"\r") and total % 8 == 0
+    expected = septets[:-1] if lost_cr else septets
+    assert gsm7.unpack_septets(packed, udh_octets=len(udh)) == expected
 
 
 # --- UDH parsing and reassembly ----------------------------------------------------------
