@@ -160,6 +160,15 @@ class Settings:
         "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"
     )
     default_region: str = _setting("KZ", _str, "an ISO region code", "region for local numbers")
+    audience_max_bytes: int = _setting(
+        512 * 1024 * 1024, _int_between(1, 1 << 40), "a byte count", "largest audience upload (413)"
+    )
+    audience_max_rows: int = _setting(
+        5_000_000, _int_between(1, 10**9), "an integer", "most data rows in one audience upload"
+    )
+    campaign_max_segments: int = _setting(
+        10, _int_between(1, 255), "an integer 1-255", "most SMS parts a campaign text may need"
+    )
     log_format: str = _setting("json", _choice("json", "console"), "json or console", "log output")
     log_level: str = _setting(
         "info", _choice("debug", "info", "warning", "error"), "debug|info|warning|error", "level"
