@@ -31,7 +31,7 @@ class ServiceMessage:
 
 async def enqueue(conn: asyncpg.Connection, message: ServiceMessage) -> int | None:
     """Queue ``message``; returns its id, or None when its dedupe key was already queued."""
-    return await conn.fetchval(
+    message_id: int | None = await conn.fetchval(
         OutboxSQL.enqueue,
         message.msisdn,
         message.kind.value,
@@ -41,3 +41,4 @@ async def enqueue(conn: asyncpg.Connection, message: ServiceMessage) -> int | No
         message.campaign_id,
         None,
     )
+    return message_id

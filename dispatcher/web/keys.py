@@ -8,6 +8,10 @@ from aiohttp import web
 
 from dispatcher.clock import Clock
 from dispatcher.db import Database
+from dispatcher.program.membership import Membership
+from dispatcher.program.mo import MoDesk
+from dispatcher.program.service import EventDesk
+from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenInfo, TokenRepository
 
@@ -17,9 +21,26 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 DATABASE = web.AppKey("database", Database)
 TOKENS = web.AppKey("tokens", TokenRepository)
+MEMBERSHIP = web.AppKey("membership", Membership)
+USSD = web.AppKey("ussd", UssdDesk)
+EVENTS = web.AppKey("events", EventDesk)
+MO = web.AppKey("mo", MoDesk)
 #: Readiness checks beyond the database: name → "is it ready now?" (SMPP bound, ...).
 READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
 #: The authenticated caller of the current request.
 CALLER = web.RequestKey("caller", TokenInfo)
 
-__all__ = ["CALLER", "CLOCK", "DATABASE", "READINESS", "SETTINGS", "TOKENS", "Handler", "TokenInfo"]
+__all__ = [
+    "CALLER",
+    "CLOCK",
+    "DATABASE",
+    "EVENTS",
+    "MEMBERSHIP",
+    "MO",
+    "READINESS",
+    "SETTINGS",
+    "TOKENS",
+    "USSD",
+    "Handler",
+    "TokenInfo",
+]

@@ -1,0 +1,309 @@
+"""Membership, consent, the 1204 block and the number life cycle (R1, R2, R9, R10, R12).
+
+Each change runs in one transaction that first locks the subscriber row, writes the state
+change, its consent-ledger entry (what, when, channel, evidence) and its consequences —
+queued messages suppressed, bonuses forfeited, a confirmation queued — so either all of it
+is committed or none. Methods take the caller's connection *inside* a transaction, so the
+inbound path can commit an MO message and its effect together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+
+from dispatcher.program import texts
+from dispatcher.program.outbox import ServiceMessage, enqueue
+from dispatcher.settings import Settings
+from dispatcher.sql import SqlFile
+from dispatcher.states import (
+    CampaignScope,
+    Channel,
+    ConsentEvent,
+    Language,
+    ServiceKind,
+    SubscriberStatus,
+    SuppressionReason,
+)
+
+#: What joining SMART consents to (R1): partner SMS, USSD and calls, survey calls, and the
+#: processing of personal data.
+JOIN_SCOPES = ("partner_sms", "partner_ussd", "partner_calls", "survey_calls", "personal_data")
+_NOT_CONFIRMATIONS = [
+    ServiceKind.BONUS_NOTICE,
+    ServiceKind.SURVEY_QUESTION,
+    ServiceKind.SURVEY_REPROMPT,
+    ServiceKind.SURVEY_THANKS,
+    ServiceKind.HELP,
+]
+_ALL_SCOPES = [CampaignScope.SMART.value, CampaignScope.OPERATOR.value]
+
+
+class ProgramSQL(SqlFile, domain="program"):
+    ensure_subscriber: str
+    lock_subscriber: str
+    get_subscriber: str
+    open_membership: str
+    insert_membership: str
+    close_membership: str
+    append_consent: str
+    insert_dnc: str
+    delete_dnc: str
+    suppress_deliveries: str
+    suppress_service_messages: str
+    close_open_surveys: str
+    set_status: str
+    start_new_owner: str
+    set_tariff: str
+    set_language: str
+    record_event: str
+    memberships_of: str
+    dnc_of: str
+    counters_of: str
+    grants_of: str
+    consent_of: str
+    ussd_session_get: str
+    ussd_session_put: str
+    ussd_session_end: str
+    ussd_sessions_expire: str
+
+
+class BonusHooks(Protocol):
+    """What membership needs of the bonus ledger, inside its transaction (R3, R2, R12)."""
+
+    async def grant_on_join(
+        self, conn: asyncpg.Connection, msisdn: str, now: datetime
+    ) -> int | None: ...
+
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    msisdn: str
+    status: SubscriberStatus
+    language: Language | None
+    tariff: str | None
+    owner_since: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Subscriber:
+        language = row["language"]
+        return cls(
+            msisdn=row["msisdn"],
+            status=SubscriberStatus(row["status"]),
+            language=Language(language) if language else None,
+            tariff=row["tariff"],
+            owner_since=row["owner_since"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The outcome of a membership change: what happened, and the reply to show."""
+
+    changed: bool
+    text: str
+    grant_id: int | None = None
+    dnc_lifted: bool = False
+
+
+class Membership:
+    """The only writer of memberships, consent_ledger and dnc_blocks."""
+
+    def __init__(self, settings: Settings, bonus: BonusHooks) -> None:
+        self._settings = settings
+        self._bonus = bonus
+
+    def language(self, subscriber: Subscriber | None) -> Language:
+        if subscriber is not None and subscriber.language is not None:
+            return subscriber.language
+        return Language(self._settings.default_language)
+
+    async def language_of(self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str) -> Language:
+        """The subscriber's language, or the configured default for an unknown number."""
+        row = await db.fetchrow(ProgramSQL.get_subscriber, msisdn)
+        return self.language(None if row is None else Subscriber.from_row(row))
+
+    async def lock(
+        self, conn: asyncpg.Connection, msisdn: str, language: Language | None = None
+    ) -> Subscriber:
+        """The subscriber row, locked for this transaction; created (active) if unknown."""
+        await conn.execute(ProgramSQL.ensure_subscriber, msisdn, language)
+        row = await conn.fetchrow(ProgramSQL.lock_subscriber, msisdn)
+        return Subscriber.from_row(row)
+
+    async def join(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        channel: Channel,
+        evidence: Mapping[str, Any],
+        now: datetime,
+    ) -> Change:
+        """R1 join (and R9: a join lifts the 1204 block); idempotent for a member."""
+        sub = await self.lock(conn, msisdn)
+        lang = self.language(sub)
+        if sub.status is not SubscriberStatus.ACTIVE:
+            return Change(False, texts.text("not_active", lang))
+        if await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None:
+            return Change(False, texts.text("already_member", lang))
+        membership_id = await conn.fetchval(ProgramSQL.insert_membership, msisdn, now, channel)
+        await self._consent(conn, msisdn, ConsentEvent.JOINED, JOIN_SCOPES, channel, evidence, now)
+        lifted = await conn.fetchval(ProgramSQL.delete_dnc, msisdn) is not None
+        if lifted:
+            await self._consent(conn, msisdn, ConsentEvent.DNC_LIFTED, (), channel, evidence, now)
+        grant_id = await self._bonus.grant_on_join(conn, msisdn, now)
+        reply = texts.text("joined", lang, units=self._settings.bonus_units)
+        await self._confirm(
+            conn, msisdn, ServiceKind.JOIN_CONFIRMATION, reply, f"join:{membership_id}"
+        )
+        return Change(True, reply, grant_id=grant_id, dnc_lifted=lifted)
+
+    async def leave(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        channel: Channel,
+        evidence: Mapping[str, Any],
+        now: datetime,
+        reason: str,
+    ) -> Change:
+        """R2 leave: consent withdrawn, bonuses forfeited, queued SMART messages suppressed."""
+        sub = await self.lock(conn, msisdn)
+        lang = self.language(sub)
+        if not await self._end_membership(conn, sub, channel, evidence, now, reason):
+            return Change(False, texts.text("not_member", lang))
+        reply = texts.text("left", lang)
+        await self._confirm(
+            conn, msisdn, ServiceKind.LEAVE_CONFIRMATION, reply, f"leave:{msisdn}:{now.isoformat()}"
+        )
+        return Change(True, reply)
+
+    async def dnc_block(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        channel: Channel,
+        evidence: Mapping[str, Any],
+        now: datetime,
+    ) -> Change:
+        """R9: 1204 ends all telemarketing to the number; a member also leaves SMART (R2)."""
+        sub = await self.lock(conn, msisdn)
+        lang = self.language(sub)
+        reply = texts.text("dnc_blocked", lang)
+        if (
+            await conn.fetchval(
+                ProgramSQL.insert_dnc, msisdn, now, channel, json.dumps(dict(evidence))
+            )
+            is None
+        ):
+            return Change(False, reply)
+        await self._consent(conn, msisdn, ConsentEvent.DNC_BLOCKED, (), channel, evidence, now)
+        await self._suppress(conn, msisdn, SuppressionReason.DNC, now, _ALL_SCOPES)
+        await self._end_membership(conn, sub, channel, evidence, now, "dnc")
+        await self._confirm(
+            conn, msisdn, ServiceKind.DNC_CONFIRMATION, reply, f"dnc:{msisdn}:{now.isoformat()}"
+        )
+        return Change(True, reply)
+
+    async def set_status(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        status: SubscriberStatus,
+        evidence: Mapping[str, Any],
+        now: datetime,
+    ) -> bool:
+        """R12 life cycle. Recycling ends everything of the old owner; blocks only mark the
+        number (eligibility at dispatch time keeps messages from a blocked number, and a
+        top-up that reactivates it lets them go again)."""
+        sub = await self.lock(conn, msisdn)
+        if await conn.fetchval(ProgramSQL.set_status, msisdn, status, now) is None:
+            return False
+        if status is SubscriberStatus.RECYCLED:
+            await self._recycle(conn, sub, evidence, now)
+        return True
+
+    async def _recycle(
+        self,
+        conn: asyncpg.Connection,
+        sub: Subscriber,
+        evidence: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        msisdn = sub.msisdn
+        await self._end_membership(conn, sub, Channel.CRM, evidence, now, "recycled")
+        await self._bonus.forfeit(conn, msisdn, now)  # no-op when membership already did
+        await conn.execute(ProgramSQL.delete_dnc, msisdn)
+        await self._suppress(conn, msisdn, SuppressionReason.RECYCLED, now, _ALL_SCOPES)
+        await self._consent(conn, msisdn, ConsentEvent.RECYCLED, (), Channel.CRM, evidence, now)
+        await conn.execute(ProgramSQL.start_new_owner, msisdn, now)
+
+    async def _end_membership(
+        self,
+        conn: asyncpg.Connection,
+        sub: Subscriber,
+        channel: Channel,
+        evidence: Mapping[str, Any],
+        now: datetime,
+        reason: str,
+    ) -> bool:
+        msisdn = sub.msisdn
+        if await conn.fetchval(ProgramSQL.close_membership, msisdn, now, channel, reason) is None:
+            return False
+        await self._consent(conn, msisdn, ConsentEvent.LEFT, (), channel, evidence, now)
+        await self._bonus.forfeit(conn, msisdn, now)
+        await self._suppress(
+            conn, msisdn, SuppressionReason.OPTED_OUT, now, [CampaignScope.SMART.value]
+        )
+        return True
+
+    async def _suppress(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        reason: SuppressionReason,
+        now: datetime,
+        scopes: list[str],
+    ) -> None:
+        await conn.execute(ProgramSQL.suppress_deliveries, msisdn, reason, now, scopes)
+        await conn.execute(
+            ProgramSQL.suppress_service_messages,
+            msisdn,
+            reason,
+            now,
+            [k.value for k in _NOT_CONFIRMATIONS],
+        )
+        await conn.execute(ProgramSQL.close_open_surveys, msisdn, now)
+
+    async def _consent(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        event: ConsentEvent,
+        scopes: tuple[str, ...],
+        channel: Channel,
+        evidence: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            ProgramSQL.append_consent,
+            msisdn,
+            event,
+            list(scopes),
+            channel,
+            json.dumps(dict(evidence)),
+            now,
+        )
+
+    async def _confirm(
+        self, conn: asyncpg.Connection, msisdn: str, kind: ServiceKind, body: str, key: str
+    ) -> None:
+        # Subscriber-initiated confirmations may go outside the send window (issue 4).
+        await enqueue(conn, ServiceMessage(msisdn, kind, body, in_window=False, dedupe_key=key))

@@ -1,0 +1,149 @@
+-- The SMART program: subscribers, memberships, consent ledger, 1204, life cycle.
+-- Every change for one number starts with lock_subscriber, so changes to one number are
+-- serialised and the dispatcher (which takes FOR SHARE on the same row before it marks a
+-- message in flight) can never send after a leave or 1204 has committed.
+
+-- name: ensure_subscriber
+-- A number first seen through USSD or an event is an active subscriber of the operator.
+-- $1: msisdn, $2: language or NULL.
+INSERT INTO subscribers (msisdn, language) VALUES ($1, $2)
+ON CONFLICT (msisdn) DO NOTHING
+
+-- name: lock_subscriber
+-- $1: msisdn.
+SELECT msisdn, status, language, tariff, owner_since
+FROM subscribers WHERE msisdn = $1
+FOR UPDATE
+
+-- name: get_subscriber
+-- $1: msisdn.
+SELECT msisdn, status, language, tariff, owner_since
+FROM subscribers WHERE msisdn = $1
+
+-- name: open_membership
+-- $1: msisdn.
+SELECT id, joined_at FROM memberships WHERE msisdn = $1 AND left_at IS NULL
+
+-- name: insert_membership
+-- $1: msisdn, $2: joined_at, $3: channel.
+INSERT INTO memberships (msisdn, joined_at, join_channel) VALUES ($1, $2, $3)
+RETURNING id
+
+-- name: close_membership
+-- Guarded: only an open period is closed. $1: msisdn, $2: left_at, $3: channel, $4: reason.
+UPDATE memberships SET left_at = $2, leave_channel = $3, leave_reason = $4
+WHERE msisdn = $1 AND left_at IS NULL
+RETURNING id
+
+-- name: append_consent
+-- $1: msisdn, $2: consent_event, $3: scopes, $4: channel, $5: evidence (jsonb), $6: occurred_at.
+INSERT INTO consent_ledger (msisdn, event, scopes, channel, evidence, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+
+-- name: insert_dnc
+-- $1: msisdn, $2: blocked_at, $3: channel, $4: evidence. Returns a row only when new.
+INSERT INTO dnc_blocks (msisdn, blocked_at, channel, evidence) VALUES ($1, $2, $3, $4)
+ON CONFLICT (msisdn) DO NOTHING
+RETURNING msisdn
+
+-- name: delete_dnc
+-- $1: msisdn.
+DELETE FROM dnc_blocks WHERE msisdn = $1 RETURNING msisdn
+
+-- name: suppress_deliveries
+-- Queued and claimed campaign messages to the number become suppressed in the leave's own
+-- transaction (R2, R9). A claimed row the dispatcher already holds fails its guarded
+-- claimed → in_flight update, so it is never written to the SMSC.
+-- $1: msisdn, $2: reason, $3: now, $4: campaign scopes concerned.
+UPDATE deliveries d
+SET state = 'suppressed', suppressed = $2, finished_at = $3
+FROM campaigns c
+WHERE d.msisdn = $1
+  AND d.state IN ('queued', 'claimed')
+  AND c.id = d.campaign_id
+  AND c.scope = ANY($4::campaign_scope[])
+
+-- name: suppress_service_messages
+-- Queued program messages that no longer apply (bonus notices, survey questions).
+-- $1: msisdn, $2: reason, $3: now, $4: kinds concerned.
+UPDATE service_messages
+SET state = 'suppressed', suppressed = $2, finished_at = $3
+WHERE msisdn = $1 AND state IN ('queued', 'claimed') AND kind = ANY($4::service_kind[])
+
+-- name: close_open_surveys
+-- $1: msisdn, $2: now.
+UPDATE survey_sessions SET state = 'closed', closed_at = $2
+WHERE msisdn = $1 AND state = 'open'
+
+-- name: set_status
+-- Guarded: returns a row only when the status changes. $1: msisdn, $2: status, $3: now.
+UPDATE subscribers SET status = $2, status_changed_at = $3, updated_at = $3
+WHERE msisdn = $1 AND status <> $2
+RETURNING msisdn
+
+-- name: start_new_owner
+-- R12: the number belongs to someone new from $2 on; their language and tariff are unknown.
+-- $1: msisdn, $2: now.
+UPDATE subscribers SET owner_since = $2, language = NULL, tariff = NULL, updated_at = $2
+WHERE msisdn = $1
+
+-- name: set_tariff
+-- $1: msisdn, $2: tariff, $3: now.
+UPDATE subscribers SET tariff = $2, updated_at = $3 WHERE msisdn = $1
+
+-- name: set_language
+-- $1: msisdn, $2: language.
+UPDATE subscribers SET language = $2 WHERE msisdn = $1 AND language IS DISTINCT FROM $2
+
+-- name: record_event
+-- Operator events are recorded once: a repeated event_id returns no row.
+-- $1: msisdn, $2: event type, $3: event_id or NULL, $4: payload (jsonb), $5: occurred_at.
+INSERT INTO subscriber_events (msisdn, event_type, event_id, payload, occurred_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
+RETURNING id
+
+-- name: memberships_of
+-- $1: msisdn, $2: owner_since (earlier periods belong to a previous owner).
+SELECT id, joined_at, join_channel, left_at, leave_channel, leave_reason
+FROM memberships WHERE msisdn = $1 AND joined_at >= $2
+ORDER BY joined_at
+
+-- name: dnc_of
+-- $1: msisdn.
+SELECT blocked_at, channel FROM dnc_blocks WHERE msisdn = $1
+
+-- name: counters_of
+-- $1: msisdn, $2: month.
+SELECT info_count, survey_count, info_cap, survey_cap
+FROM contact_counters WHERE msisdn = $1 AND month = $2
+
+-- name: grants_of
+-- $1: msisdn, $2: owner_since.
+SELECT id, month, units, state, granted_at, deadline_at, activated_at, expires_at, closed_at
+FROM bonus_grants WHERE msisdn = $1 AND granted_at >= $2
+ORDER BY month
+
+-- name: consent_of
+-- $1: msisdn, $2: owner_since (the recycle event itself is shown).
+SELECT event, scopes, channel, evidence, occurred_at
+FROM consent_ledger WHERE msisdn = $1 AND occurred_at >= $2
+ORDER BY occurred_at, id
+
+-- name: ussd_session_get
+-- $1: session_id.
+SELECT msisdn, menu FROM ussd_sessions WHERE session_id = $1
+
+-- name: ussd_session_put
+-- $1: session_id, $2: msisdn, $3: menu, $4: now.
+INSERT INTO ussd_sessions (session_id, msisdn, menu, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (session_id) DO UPDATE SET menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at
+
+-- name: ussd_session_end
+-- $1: session_id.
+DELETE FROM ussd_sessions WHERE session_id = $1
+
+-- name: ussd_sessions_expire
+-- Menu sessions the gateway abandoned. $1: cutoff.
+DELETE FROM ussd_sessions WHERE updated_at < $1

@@ -1,0 +1,86 @@
+"""Gateway endpoints for operator systems: USSD (R1, R2, R4, R6) and events (R9, R10, R12)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from dispatcher.program.service import EVENT_TYPES
+from dispatcher.states import Role, SubscriberStatus
+from dispatcher.web.auth import requires
+from dispatcher.web.bodies import json_object, msisdn_field, string_field
+from dispatcher.web.errors import ApiError
+from dispatcher.web.keys import CLOCK, EVENTS, USSD
+
+USSD_INPUT_MAX = 182
+
+
+@requires(Role.GATEWAY)
+async def ussd(request: web.Request) -> web.Response:
+    """``{"msisdn", "session_id", "input"}`` → ``{"text", "end"}``; committed before replying."""
+    body = await json_object(request)
+    msisdn = msisdn_field(request, body)
+    session_id = string_field(body, "session_id", max_length=100)
+    dialled = string_field(body, "input", max_length=USSD_INPUT_MAX)
+    assert session_id is not None and dialled is not None
+    now = request.app[CLOCK].now()
+    reply = await request.app[USSD].handle(msisdn, session_id, dialled, now)
+    return web.json_response({"text": reply.text, "end": reply.end})
+
+
+@requires(Role.GATEWAY)
+async def events(request: web.Request) -> web.Response:
+    """Operator events; a repeated ``event_id`` is acknowledged and changes nothing."""
+    body = await json_object(request)
+    kind = body.get("type")
+    if kind not in EVENT_TYPES:
+        raise ApiError(
+            400, "invalid_field", f"type must be one of {', '.join(EVENT_TYPES)}", {"field": "type"}
+        )
+    msisdn = msisdn_field(request, body)
+    event_id = string_field(body, "event_id", max_length=100, required=False)
+    payload = _payload(kind, body)
+    now = request.app[CLOCK].now()
+    occurred_at = _occurred_at(body, now)
+    applied = await request.app[EVENTS].apply(kind, msisdn, payload, event_id, occurred_at, now)
+    return web.json_response({"status": "applied" if applied else "duplicate"})
+
+
+def _payload(kind: str, body: dict[str, object]) -> dict[str, object]:
+    if kind == "subscriber_status":
+        status = body.get("status")
+        if status not in {s.value for s in SubscriberStatus}:
+            raise ApiError(
+                400,
+                "invalid_field",
+                "status must be one of " + ", ".join(s.value for s in SubscriberStatus),
+                {"field": "status"},
+            )
+        return {"status": status}
+    if kind == "tariff_change":
+        return {"tariff": string_field(body, "tariff", max_length=100)}
+    return {}
+
+
+def _occurred_at(body: dict[str, object], now: datetime) -> datetime:
+    raw = body.get("occurred_at")
+    if raw is None:
+        return now
+    try:
+        value = datetime.fromisoformat(str(raw))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ApiError(
+            400,
+            "invalid_field",
+            "occurred_at must be an ISO 8601 time with offset",
+            {"field": "occurred_at"},
+        )
+    return value
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/gateway/ussd", ussd)
+    app.router.add_post("/gateway/events", events)
