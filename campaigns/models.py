@@ -1,0 +1,150 @@
+"""Campaign domain records: frozen dataclasses built from database rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dispatcher.states import CampaignScope, CampaignState, ContactKind
+
+#: States in which an audience may still be added.
+AUDIENCE_OPEN = frozenset({CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.PAUSED})
+#: Segments an audience can be taken from instead of a file.
+SEGMENTS = ("smart_members", "active_subscribers")
+
+
+def _json(value: Any) -> Any:
+    """asyncpg returns jsonb as text unless a codec is set; accept both."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: int
+    name: str
+    partner: str
+    kind: ContactKind
+    scope: CampaignScope
+    state: CampaignState
+    texts: dict[str, str]
+    variables: list[str]
+    priority: int
+    apply_caps: bool
+    start_at: datetime | None
+    end_at: datetime | None
+    segment: str | None
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Campaign:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            partner=row["partner"],
+            kind=ContactKind(row["kind"]),
+            scope=CampaignScope(row["scope"]),
+            state=CampaignState(row["state"]),
+            texts=_json(row["texts"]),
+            variables=list(row["variables"]),
+            priority=row["priority"],
+            apply_caps=row["apply_caps"],
+            start_at=row["start_at"],
+            end_at=row["end_at"],
+            segment=row["segment"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """A survey's questions ``[{"texts": {lang: q}, "options": [{lang: o}]}]`` and thanks."""
+
+    id: int
+    campaign_id: int
+    questions: list[dict[str, Any]]
+    thanks: dict[str, str]
+    timeout: timedelta
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Survey:
+        return cls(
+            id=row["id"],
+            campaign_id=row["campaign_id"],
+            questions=_json(row["questions"]),
+            thanks=_json(row["thanks"]),
+            timeout=row["timeout"],
+        )
+
+    def options(self, question_no: int, language: str) -> list[str]:
+        """Option texts of question ``question_no`` (1-based) in ``language``."""
+        return [option[language] for option in self.questions[question_no - 1]["options"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An audience row that was not queued: its line number, first cell and why."""
+
+    line: int
+    value: str
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"line": self.line, "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceResult:
+    """What an audience upload did; ``rejected`` holds at most the first rows of
+    ``rejected_total``."""
+
+    accepted: int
+    duplicates: int
+    rejected_total: int
+    rejected: list[Rejected] = field(default_factory=list)
+    lines: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "rejected": [r.as_dict() for r in self.rejected],
+            "rejected_total": self.rejected_total,
+            "rejected_truncated": self.rejected_total > len(self.rejected),
+            "duplicates": self.duplicates,
+            "lines": self.lines,
+        }
+
+
+class CampaignNotFound(LookupError):
+    """No campaign has this id."""
+
+
+class TransitionRefused(Exception):
+    """A state change that the campaign's current state (or its content) does not allow."""
+
+    def __init__(self, campaign_id: int, action: str, state: CampaignState, reason: str) -> None:
+        super().__init__(f"campaign {campaign_id}: cannot {action} ({reason})")
+        self.campaign_id = campaign_id
+        self.action = action
+        self.state = state
+        self.reason = reason
+
+
+class AudienceError(Exception):
+    """An audience the service refuses as a whole (nothing of it is kept): an HTTP status,
+    a stable code, a message and details (e.g. the line of invalid UTF-8)."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details

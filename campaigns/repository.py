@@ -1,0 +1,254 @@
+"""CampaignRepository: the one caller of ``campaigns/sql/campaigns.sql``.
+
+It works on a pool or on a connection (then inside the caller's transaction, which lets the
+engine run the periodic functions in its own transaction). Every state change is one
+guarded UPDATE; when it matches nothing, :meth:`_refused` reads why and raises
+:class:`TransitionRefused` (or :class:`CampaignNotFound`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from campaigns.models import (
+    AUDIENCE_OPEN,
+    AudienceError,
+    Campaign,
+    CampaignNotFound,
+    Survey,
+    TransitionRefused,
+)
+from campaigns.spec import CampaignSpec
+from dispatcher.sql import SqlFile
+from dispatcher.states import CampaignState
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+S = CampaignState
+
+
+class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent / "sql"):
+    insert_campaign: str
+    insert_survey: str
+    get_campaign: str
+    get_survey: str
+    list_campaigns: str
+    why_refused: str
+    start: str
+    pause: str
+    resume: str
+    cancel: str
+    activate_due: str
+    expire_due: str
+    complete_finished: str
+    lock_for_audience: str
+    create_upload_table: str
+    insert_uploaded: str
+    insert_smart_members: str
+    insert_active_subscribers: str
+    set_segment: str
+    delivery_counts: str
+    survey_answer_counts: str
+    survey_session_counts: str
+
+
+#: action → (query, states it may start from).
+TRANSITIONS: dict[str, tuple[str, tuple[CampaignState, ...]]] = {
+    "start": (CampaignSQL.start, (S.DRAFT,)),
+    "pause": (CampaignSQL.pause, (S.SCHEDULED, S.RUNNING)),
+    "resume": (CampaignSQL.resume, (S.PAUSED,)),
+    "cancel": (CampaignSQL.cancel, (S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED)),
+}
+
+_SEGMENT_QUERIES = {
+    "smart_members": CampaignSQL.insert_smart_members,
+    "active_subscribers": CampaignSQL.insert_active_subscribers,
+}
+
+
+def _count(status: str) -> int:
+    """Rows affected, from a command tag such as ``INSERT 0 42``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+@dataclass
+class AudienceLoad:
+    """An open audience transaction on one locked campaign (see :meth:`audience_load`)."""
+
+    conn: asyncpg.Connection
+    campaign: Campaign
+
+    async def copy(self, records: AsyncIterable[tuple[str, list[str] | None]]) -> int:
+        """COPY ``(msisdn, variable values or None)`` records into the upload table."""
+        status = await self.conn.copy_records_to_table(
+            "audience_upload", records=records, columns=("msisdn", "vars")
+        )
+        return _count(status)
+
+    async def queue(self) -> int:
+        """Insert the copied rows as queued deliveries; returns how many were new."""
+        status = await self.conn.execute(
+            CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables
+        )
+        return _count(status)
+
+
+class CampaignRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._db = executor
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        if isinstance(self._db, asyncpg.Pool):
+            async with self._db.acquire() as conn, conn.transaction():
+                yield conn
+        else:
+            async with self._db.transaction():
+                yield self._db
+
+    async def create(self, spec: CampaignSpec, created_by: str | None, now: datetime) -> Campaign:
+        """Insert a draft campaign (and its survey) in one transaction."""
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                CampaignSQL.insert_campaign,
+                spec.name,
+                spec.partner,
+                spec.kind.value,
+                spec.scope.value,
+                json.dumps(spec.texts, ensure_ascii=False),
+                spec.variables,
+                spec.priority,
+                spec.apply_caps,
+                spec.start_at,
+                spec.end_at,
+                created_by,
+                now,
+            )
+            if spec.survey is not None:
+                await conn.execute(
+                    CampaignSQL.insert_survey,
+                    row["id"],
+                    json.dumps(spec.survey.questions, ensure_ascii=False),
+                    json.dumps(spec.survey.thanks, ensure_ascii=False),
+                    spec.survey.timeout,
+                )
+        return Campaign.from_row(row)
+
+    async def get(self, campaign_id: int) -> Campaign | None:
+        row = await self._db.fetchrow(CampaignSQL.get_campaign, campaign_id)
+        return None if row is None else Campaign.from_row(row)
+
+    async def get_survey(self, campaign_id: int) -> Survey | None:
+        row = await self._db.fetchrow(CampaignSQL.get_survey, campaign_id)
+        return None if row is None else Survey.from_row(row)
+
+    async def page(
+        self, *, before_id: int | None = None, limit: int = 50, state: CampaignState | None = None
+    ) -> list[Campaign]:
+        """A page of campaigns, newest first; pass the last id seen as ``before_id``."""
+        rows = await self._db.fetch(
+            CampaignSQL.list_campaigns, before_id, limit, state.value if state else None
+        )
+        return [Campaign.from_row(row) for row in rows]
+
+    async def transition(self, campaign_id: int, action: str, now: datetime) -> Campaign:
+        """Apply ``action`` (start, pause, resume, cancel) with one guarded UPDATE.
+
+        Raises :class:`CampaignNotFound`, or :class:`TransitionRefused` when the current
+        state does not allow it (or a start lacks an audience or its window is over); of
+        two concurrent callers exactly one wins.
+        """
+        query, allowed = TRANSITIONS[action]
+        row = await self._db.fetchrow(query, campaign_id, now, [s.value for s in allowed])
+        if row is None:
+            raise await self._refused(campaign_id, action, allowed, now)
+        return Campaign.from_row(row)
+
+    async def _refused(
+        self, campaign_id: int, action: str, allowed: Sequence[CampaignState], now: datetime
+    ) -> Exception:
+        row = await self._db.fetchrow(CampaignSQL.why_refused, campaign_id, now)
+        if row is None:
+            return CampaignNotFound(campaign_id)
+        state = CampaignState(row["state"])
+        if state not in allowed:
+            reason = f"a {state} campaign cannot {action}"
+        elif row["window_over"]:
+            reason = "the campaign's end_at has passed"
+        elif not row["has_audience"]:
+            reason = "the campaign has no audience yet"
+        else:
+            reason = "the state changed meanwhile"
+        return TransitionRefused(campaign_id, action, state, reason)
+
+    # ----------------------------------------------------------- engine, periodically
+
+    async def activate_due(self, now: datetime) -> list[int]:
+        """Scheduled campaigns whose ``start_at`` has come → running; returns their ids."""
+        return [row["id"] for row in await self._db.fetch(CampaignSQL.activate_due, now)]
+
+    async def expire_due(self, now: datetime) -> dict[int, int]:
+        """Campaigns past ``end_at`` → expired, their queued deliveries → suppressed
+        ``outside_campaign_window``; returns {campaign id: deliveries suppressed}."""
+        rows = await self._db.fetch(CampaignSQL.expire_due, now)
+        return {row["id"]: row["suppressed"] for row in rows}
+
+    async def complete_finished(self, now: datetime) -> list[int]:
+        """Running campaigns with nothing queued, claimed or in flight → completed."""
+        return [row["id"] for row in await self._db.fetch(CampaignSQL.complete_finished, now)]
+
+    # ----------------------------------------------------------- audience
+
+    @asynccontextmanager
+    async def audience_load(self, campaign_id: int) -> AsyncIterator[AudienceLoad]:
+        """One transaction for one upload: the campaign locked FOR SHARE and checked to be
+        in draft, scheduled or paused, and an empty upload table. Leaving the block by an
+        exception rolls everything back: nothing of a refused upload stays."""
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(CampaignSQL.lock_for_audience, campaign_id)
+            if row is None:
+                raise CampaignNotFound(campaign_id)
+            campaign = Campaign.from_row(row)
+            if campaign.state not in AUDIENCE_OPEN:
+                raise TransitionRefused(
+                    campaign_id,
+                    "add an audience",
+                    campaign.state,
+                    "only in draft, scheduled, paused",
+                )
+            await conn.execute(CampaignSQL.create_upload_table)
+            yield AudienceLoad(conn, campaign)
+
+    async def add_segment(self, campaign_id: int, segment: str, now: datetime) -> int:
+        """Queue every number of ``segment`` (set-based); returns how many were new."""
+        async with self.audience_load(campaign_id) as load:
+            if load.campaign.variables:
+                raise AudienceError(
+                    400,
+                    "segment_without_variables",
+                    "this campaign's texts use audience columns; upload a file that has them",
+                    {"variables": load.campaign.variables},
+                )
+            status = await load.conn.execute(_SEGMENT_QUERIES[segment], campaign_id)
+            await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)
+        return _count(status)
+
+    # ----------------------------------------------------------- reports
+
+    async def delivery_counts(self, campaign_id: int, since: datetime) -> list[Any]:
+        """Rows (state, suppressed, n, recent, first_submitted, last_submitted)."""
+        rows: list[Any] = await self._db.fetch(CampaignSQL.delivery_counts, campaign_id, since)
+        return rows
+
+    async def survey_counts(self, survey_id: int) -> tuple[list[Any], list[Any]]:
+        """(answer counts per question/option, session counts per state)."""
+        answers = await self._db.fetch(CampaignSQL.survey_answer_counts, survey_id)
+        sessions = await self._db.fetch(CampaignSQL.survey_session_counts, survey_id)
+        return answers, sessions

@@ -1,0 +1,282 @@
+"""The create-campaign payload, validated into a :class:`CampaignSpec` (pure, no I/O).
+
+Every problem is collected, not just the first, into :class:`SpecError.details`: a field
+name → message, and for ``texts`` (and each survey question) language → message, so a
+console can show them beside the inputs.
+
+A survey's first question is the campaign message: ``texts`` (optional for a survey) is an
+introduction put before it, and the stored campaign text per language is
+``intro + question 1 + numbered options``. Placeholders are allowed in ``texts`` only;
+follow-up questions, options and the thank-you go out as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from campaigns.templates import VARIABLE_NAME, check_text, numbered
+from dispatcher.states import CampaignScope, ContactKind, Language
+
+LANGUAGES = frozenset(lang.value for lang in Language)
+MAX_QUESTIONS = 10
+MAX_OPTIONS = 9  # one digit to reply with
+
+
+class SpecError(ValueError):
+    """The payload is invalid; ``details`` maps each bad field to what is wrong with it."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        super().__init__("invalid campaign")
+        self.details = details
+
+
+@dataclass(frozen=True, slots=True)
+class SurveySpec:
+    """Questions ``[{"texts": {lang: q}, "options": [{lang: o}, ...]}]``, thanks, timeout."""
+
+    questions: list[dict[str, Any]]
+    thanks: dict[str, str]
+    timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpec:
+    name: str
+    partner: str
+    kind: ContactKind
+    scope: CampaignScope
+    texts: dict[str, str]
+    variables: list[str]
+    priority: int = 0
+    apply_caps: bool = True
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    survey: SurveySpec | None = None
+
+
+def parse_campaign(payload: Any, now: datetime, max_segments: int) -> CampaignSpec:
+    """Validate a create payload (see the HTTP contract); raises :class:`SpecError`."""
+    if not isinstance(payload, Mapping):
+        raise SpecError({"body": "expected a JSON object"})
+    errors: dict[str, Any] = {}
+    name = _string(payload, "name", errors, required=True, longest=200)
+    partner = _string(payload, "partner", errors, longest=200)
+    kind = _enum(payload, "kind", ContactKind, errors, None)
+    scope = _enum(payload, "scope", CampaignScope, errors, CampaignScope.SMART)
+    variables = _variables(payload.get("variables", []), errors)
+    priority = _integer(payload, "priority", errors, -32768, 32767)
+    apply_caps = payload.get("apply_caps", True)
+    if not isinstance(apply_caps, bool):
+        errors["apply_caps"] = "expected true or false"
+    start_at, end_at = _window(payload, now, errors)
+    texts = _texts(payload.get("texts"), kind, errors)
+    survey = None
+    if kind is ContactKind.SURVEY:
+        survey = _survey(payload.get("survey"), errors)
+        if survey is not None:
+            texts = _survey_texts(texts, survey, errors)
+            _check_follow_ups(survey, max_segments, errors)
+    elif payload.get("survey") is not None:
+        errors["survey"] = "only a campaign of kind 'survey' has a survey"
+    _check_texts(texts, frozenset(variables), max_segments, errors)
+    if errors:
+        raise SpecError(errors)
+    assert kind is not None and scope is not None
+    return CampaignSpec(
+        name, partner, kind, scope, texts, variables, priority, apply_caps, start_at, end_at, survey
+    )
+
+
+def _string(
+    payload: Mapping[str, Any],
+    key: str,
+    errors: dict[str, Any],
+    *,
+    required: bool = False,
+    longest: int = 200,
+) -> str:
+    value = payload.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value.strip()):
+        errors[key] = "required text" if required else "expected text"
+        return ""
+    if len(value) > longest:
+        errors[key] = f"at most {longest} characters"
+    return value.strip()
+
+
+def _enum(
+    payload: Mapping[str, Any], key: str, enum: Any, errors: dict[str, Any], default: Any
+) -> Any:
+    value = payload.get(key)
+    if value is None and default is not None:
+        return default
+    try:
+        return enum(value)
+    except ValueError:
+        errors[key] = "expected one of " + ", ".join(member.value for member in enum)
+        return None
+
+
+def _integer(
+    payload: Mapping[str, Any], key: str, errors: dict[str, Any], low: int, high: int
+) -> int:
+    value = payload.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors[key] = f"expected an integer {low}..{high}"
+        return 0
+    return value
+
+
+def _variables(value: Any, errors: dict[str, Any]) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors["variables"] = "expected a list of audience column names"
+        return []
+    bad = [v for v in value if not VARIABLE_NAME.match(v)]
+    if bad:
+        errors["variables"] = f"not lower-case identifiers: {', '.join(bad)}"
+    elif len(set(value)) != len(value):
+        errors["variables"] = "a column is named twice"
+    return list(value)
+
+
+def _window(
+    payload: Mapping[str, Any], now: datetime, errors: dict[str, Any]
+) -> tuple[datetime | None, datetime | None]:
+    start_at = _instant(payload, "start_at", errors)
+    end_at = _instant(payload, "end_at", errors)
+    if end_at is not None and end_at <= now:
+        errors["end_at"] = "must be in the future"
+    elif start_at and end_at and end_at <= start_at:
+        errors["end_at"] = "must be after start_at"
+    return start_at, end_at
+
+
+def _instant(payload: Mapping[str, Any], key: str, errors: dict[str, Any]) -> datetime | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        errors[key] = "expected an ISO 8601 time with a UTC offset"
+        return None
+    return instant
+
+
+def _language_map(value: Any, what: str) -> tuple[dict[str, str], str | None]:
+    """A ``{lang: text}`` map, or the reason it is not one."""
+    if not isinstance(value, Mapping) or not value:
+        return {}, f'expected {what} per language: an object like {{"ru": "..."}}'
+    unknown = sorted(set(value) - LANGUAGES)
+    if unknown:
+        return {}, f"unknown language(s) {', '.join(unknown)}; use kk, ru, en"
+    if not all(isinstance(text, str) and text.strip() for text in value.values()):
+        return {}, f"every {what} must be non-empty text"
+    return dict(value), None
+
+
+def _texts(value: Any, kind: ContactKind | None, errors: dict[str, Any]) -> dict[str, str]:
+    if value is None and kind is ContactKind.SURVEY:
+        return {}
+    texts, problem = _language_map(value, "a text")
+    if problem:
+        errors["texts"] = problem
+    return texts
+
+
+def _check_texts(
+    texts: dict[str, str], declared: frozenset[str], max_segments: int, errors: dict[str, Any]
+) -> None:
+    if "texts" in errors or "survey" in errors:
+        return
+    problems = {
+        lang: problem
+        for lang, text in texts.items()
+        if (problem := check_text(text, declared, max_segments)) is not None
+    }
+    if problems:
+        errors["texts"] = problems
+
+
+def _survey(value: Any, errors: dict[str, Any]) -> SurveySpec | None:
+    problems: dict[str, Any] = {}
+    if not isinstance(value, Mapping):
+        errors["survey"] = 'a survey campaign needs {"questions": [...], "thanks": {...}}'
+        return None
+    questions = value.get("questions")
+    if not isinstance(questions, list) or not 1 <= len(questions) <= MAX_QUESTIONS:
+        problems["questions"] = f"expected 1..{MAX_QUESTIONS} questions"
+        questions = []
+    thanks, problem = _language_map(value.get("thanks"), "a thank-you")
+    if problem:
+        problems["thanks"] = problem
+    languages = frozenset(thanks)
+    checked = [_question(q, n, languages, problems) for n, q in enumerate(questions, 1)]
+    hours = value.get("timeout_hours", 24)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 24 * 14:
+        problems["timeout_hours"] = "expected hours, more than 0 and at most 336"
+    if problems:
+        errors["survey"] = problems
+        return None
+    return SurveySpec(checked, thanks, timedelta(hours=hours))
+
+
+def _question(
+    value: Any, number: int, languages: frozenset[str], problems: dict[str, Any]
+) -> dict[str, Any]:
+    key = f"question {number}"
+    if not isinstance(value, Mapping):
+        problems[key] = 'expected {"texts": {...}, "options": [{...}, ...]}'
+        return {}
+    texts, problem = _language_map(value.get("texts"), "a question")
+    options: list[Any] = value.get("options") or []
+    if problem is None and languages and set(texts) != languages:
+        problem = f"languages {sorted(texts)} differ from the thank-you's {sorted(languages)}"
+    if problem is None and not (isinstance(options, list) and 1 <= len(options) <= MAX_OPTIONS):
+        problem = f"expected 1..{MAX_OPTIONS} options"
+    for n, option in enumerate(options if problem is None else [], 1):
+        option_texts, option_problem = _language_map(option, "an option")
+        if option_problem is None and set(option_texts) != set(texts):
+            option_problem = f"languages {sorted(option_texts)} differ from the question's"
+        if option_problem:
+            problem = f"option {n}: {option_problem}"
+            break
+    if problem:
+        problems[key] = problem
+        return {}
+    return {"texts": texts, "options": [dict(option) for option in options]}
+
+
+def _survey_texts(
+    intro: dict[str, str], survey: SurveySpec, errors: dict[str, Any]
+) -> dict[str, str]:
+    """The campaign message per language: the intro (if any), then question 1 numbered."""
+    first = survey.questions[0]
+    if intro and set(intro) != set(first["texts"]):
+        errors["texts"] = "the survey introduction must have the survey's languages"
+        return {}
+    return {
+        lang: (intro[lang].rstrip() + "\n" if lang in intro else "")
+        + numbered(question, [option[lang] for option in first["options"]])
+        for lang, question in first["texts"].items()
+    }
+
+
+def _check_follow_ups(survey: SurveySpec, max_segments: int, errors: dict[str, Any]) -> None:
+    """Questions 2.. and the thank-you must encode too, and use no audience variables."""
+    problems: dict[str, Any] = {}
+    for number, question in enumerate(survey.questions[1:], 2):
+        for lang, text in question["texts"].items():
+            message = numbered(text, [option[lang] for option in question["options"]])
+            if problem := check_text(message, frozenset(), max_segments):
+                problems[f"question {number}"] = {lang: problem}
+    for lang, text in survey.thanks.items():
+        if problem := check_text(text, frozenset(), max_segments):
+            problems["thanks"] = {lang: problem}
+    if problems:
+        errors["survey"] = problems

@@ -1,0 +1,190 @@
+-- Campaign domain queries; the only caller is campaigns/repository.py (CampaignRepository).
+-- Every state change is a guarded UPDATE (WHERE state = ANY($allowed_from)): the RETURNING
+-- rows say who won, so two processes or two clicks can never both apply the same change.
+
+-- name: insert_campaign
+-- $1 name, $2 partner, $3 kind, $4 scope, $5 texts (jsonb as text), $6 variables (text[]),
+-- $7 priority, $8 apply_caps, $9 start_at, $10 end_at, $11 created_by, $12 now.
+INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority, apply_caps,
+                       start_at, end_at, created_by, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $12)
+RETURNING *
+
+-- name: insert_survey
+-- $1 campaign id, $2 questions (jsonb as text), $3 thanks (jsonb as text), $4 timeout.
+INSERT INTO surveys (campaign_id, questions, thanks, timeout)
+VALUES ($1, $2::jsonb, $3::jsonb, $4)
+RETURNING *
+
+-- name: get_campaign
+-- $1 campaign id.
+SELECT * FROM campaigns WHERE id = $1
+
+-- name: get_survey
+-- $1 campaign id.
+SELECT * FROM surveys WHERE campaign_id = $1
+
+-- name: list_campaigns
+-- Keyset paging, newest first. $1 show ids below this (NULL: from the newest), $2 page size,
+-- $3 state filter (NULL: all).
+SELECT * FROM campaigns
+WHERE ($1::bigint IS NULL OR id < $1)
+  AND ($3::campaign_state IS NULL OR state = $3)
+ORDER BY id DESC
+LIMIT $2
+
+-- name: why_refused
+-- After a guarded update matched nothing: the campaign's state and what a start needs.
+-- $1 campaign id, $2 now.
+SELECT state,
+       end_at IS NOT NULL AND end_at <= $2 AS window_over,
+       EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1) AS has_audience
+FROM campaigns WHERE id = $1
+
+-- name: start
+-- draft → scheduled (start_at in the future) or running; needs an audience and an open
+-- campaign window. $1 campaign id, $2 now, $3 allowed-from states.
+UPDATE campaigns
+SET state = CASE WHEN start_at > $2 THEN 'scheduled' ELSE 'running' END::campaign_state,
+    started_at = CASE WHEN start_at > $2 THEN NULL ELSE $2 END,
+    updated_at = $2
+WHERE id = $1
+  AND state = ANY($3::campaign_state[])
+  AND (end_at IS NULL OR end_at > $2)
+  AND EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
+RETURNING *
+
+-- name: pause
+-- scheduled | running → paused. $1 campaign id, $2 now, $3 allowed-from states.
+UPDATE campaigns SET state = 'paused', updated_at = $2
+WHERE id = $1 AND state = ANY($3::campaign_state[])
+RETURNING *
+
+-- name: resume
+-- paused → running, or back to scheduled while start_at is still ahead.
+-- $1 campaign id, $2 now, $3 allowed-from states.
+UPDATE campaigns
+SET state = CASE WHEN start_at > $2 THEN 'scheduled' ELSE 'running' END::campaign_state,
+    started_at = CASE WHEN start_at > $2 THEN started_at ELSE coalesce(started_at, $2) END,
+    updated_at = $2
+WHERE id = $1 AND state = ANY($3::campaign_state[])
+RETURNING *
+
+-- name: cancel
+-- → cancelled, and every still-queued delivery → suppressed 'cancelled', in one statement
+-- (so one transaction). Rows already claimed belong to an engine batch; the engine checks
+-- the campaign state before it submits. $1 campaign id, $2 now, $3 allowed-from states.
+WITH cancelled AS (
+    UPDATE campaigns SET state = 'cancelled', finished_at = $2, updated_at = $2
+    WHERE id = $1 AND state = ANY($3::campaign_state[])
+    RETURNING *
+), suppressed AS (
+    UPDATE deliveries d SET state = 'suppressed', suppressed = 'cancelled', finished_at = $2
+    FROM cancelled c
+    WHERE d.campaign_id = c.id AND d.state = 'queued'
+    RETURNING d.id
+)
+SELECT cancelled.*, (SELECT count(*) FROM suppressed) AS suppressed_now FROM cancelled
+
+-- name: activate_due
+-- Engine, periodically: scheduled campaigns whose start_at has come → running.
+-- $1 now. Campaigns past end_at are left to expire_due.
+UPDATE campaigns
+SET state = 'running', started_at = coalesce(started_at, $1), updated_at = $1
+WHERE state = 'scheduled'
+  AND (start_at IS NULL OR start_at <= $1)
+  AND (end_at IS NULL OR end_at > $1)
+RETURNING id
+
+-- name: expire_due
+-- Engine, periodically: campaigns past end_at → expired, their queued deliveries →
+-- suppressed 'outside_campaign_window', in one statement. $1 now.
+-- Returns one row per expired campaign with the number of deliveries suppressed.
+WITH expired AS (
+    UPDATE campaigns SET state = 'expired', finished_at = $1, updated_at = $1
+    WHERE state IN ('scheduled', 'running', 'paused') AND end_at <= $1
+    RETURNING id
+), suppressed AS (
+    UPDATE deliveries d
+    SET state = 'suppressed', suppressed = 'outside_campaign_window', finished_at = $1
+    FROM expired e
+    WHERE d.campaign_id = e.id AND d.state = 'queued'
+    RETURNING d.campaign_id
+)
+SELECT e.id, (SELECT count(*) FROM suppressed s WHERE s.campaign_id = e.id) AS suppressed
+FROM expired e
+
+-- name: complete_finished
+-- Engine, periodically: running campaigns with nothing left to send or in progress →
+-- completed. The NOT EXISTS probes deliveries_campaign_state (campaign_id, state). $1 now.
+UPDATE campaigns c
+SET state = 'completed', finished_at = $1, updated_at = $1
+WHERE c.state = 'running'
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries d
+      WHERE d.campaign_id = c.id AND d.state IN ('queued', 'claimed', 'in_flight')
+  )
+RETURNING id
+
+-- name: lock_for_audience
+-- An audience upload holds the campaign row FOR SHARE for its transaction: a concurrent
+-- start or cancel waits for the upload to commit or roll back. $1 campaign id.
+SELECT * FROM campaigns WHERE id = $1 FOR SHARE
+
+-- name: create_upload_table
+-- Rows of one upload, COPYed here first (no indexes, no WAL), dropped at commit.
+CREATE TEMP TABLE audience_upload (msisdn text NOT NULL, vars text[]) ON COMMIT DROP
+
+-- name: insert_uploaded
+-- Queue the uploaded rows. A number already in the campaign, or twice in the file, hits
+-- deliveries_one_per_recipient and is skipped: the first occurrence in the file wins.
+-- $1 campaign id, $2 variable names (the campaign's declared columns, in vars order).
+INSERT INTO deliveries (campaign_id, msisdn, variables)
+SELECT $1, u.msisdn, CASE WHEN u.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], u.vars) END
+FROM audience_upload u
+ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
+
+-- name: insert_smart_members
+-- Segment audience: every current SMART member whose number can receive SMS and is not
+-- 1204-blocked. The engine checks eligibility again at claim time. $1 campaign id.
+INSERT INTO deliveries (campaign_id, msisdn)
+SELECT $1, m.msisdn
+FROM memberships m JOIN subscribers s ON s.msisdn = m.msisdn
+WHERE m.left_at IS NULL
+  AND s.status IN ('active', 'outgoing_blocked')
+  AND NOT EXISTS (SELECT 1 FROM dnc_blocks b WHERE b.msisdn = m.msisdn)
+ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
+
+-- name: insert_active_subscribers
+-- Segment audience: every active subscriber without the 1204 block. $1 campaign id.
+INSERT INTO deliveries (campaign_id, msisdn)
+SELECT $1, s.msisdn
+FROM subscribers s
+WHERE s.status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM dnc_blocks b WHERE b.msisdn = s.msisdn)
+ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
+
+-- name: set_segment
+-- $1 campaign id, $2 segment name, $3 now.
+UPDATE campaigns SET segment = $2, updated_at = $3 WHERE id = $1
+
+-- name: delivery_counts
+-- The report in one scan of the campaign's deliveries (deliveries_campaign_state).
+-- $1 campaign id, $2 start of the throughput window (submitted since).
+SELECT state::text, suppressed::text, count(*) AS n,
+       count(*) FILTER (WHERE submitted_at >= $2) AS recent,
+       min(submitted_at) AS first_submitted, max(submitted_at) AS last_submitted
+FROM deliveries
+WHERE campaign_id = $1
+GROUP BY state, suppressed
+
+-- name: survey_answer_counts
+-- Counts per question and option; survey_answers holds no msisdn (R11). $1 survey id.
+SELECT a.question_no, a.option_no, count(*) AS n
+FROM survey_answers a JOIN survey_sessions s ON s.id = a.session_id
+WHERE s.survey_id = $1
+GROUP BY a.question_no, a.option_no
+
+-- name: survey_session_counts
+-- $1 survey id.
+SELECT state::text, count(*) AS n FROM survey_sessions WHERE survey_id = $1 GROUP BY state

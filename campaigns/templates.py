@@ -1,0 +1,163 @@
+"""Campaign texts: ``{variable}`` placeholders, rendering, and what a text costs in SMS parts.
+
+A template is plain text with ``{name}`` placeholders (``name`` a lower-case identifier, one
+of the campaign's declared audience columns); ``{{`` and ``}}`` stand for literal braces.
+Everything here is pure: the engine calls :func:`render` per message, so a template is
+parsed once (cached) and rendering is a join.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from smpp.text import ConcatMode, Encoding, count_segments, max_parts
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]{0,62})\}|[{}]")
+VARIABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+Piece = tuple[str, str | None]  # (literal text, variable name or None)
+
+
+class TemplateError(ValueError):
+    """A template that cannot be parsed (a stray ``{`` or ``}``)."""
+
+
+class MissingVariable(KeyError):
+    """:func:`render` was not given a value for a placeholder of the template."""
+
+
+@lru_cache(maxsize=4096)
+def parse_template(template: str) -> tuple[Piece, ...]:
+    """The template as (literal, variable-or-None) pieces; raises :class:`TemplateError`."""
+    pieces: list[Piece] = []
+    literal: list[str] = []
+    position = 0
+    for match in _TOKEN.finditer(template):
+        literal.append(template[position : match.start()])
+        position = match.end()
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            literal.append(token[0])
+        elif match.group(1) is not None:
+            pieces.append(("".join(literal), match.group(1)))
+            literal = []
+        else:
+            raise TemplateError(
+                f"unmatched {token!r} at character {match.start() + 1}; "
+                "placeholders look like {name}, literal braces are doubled"
+            )
+    literal.append(template[position:])
+    pieces.append(("".join(literal), None))
+    return tuple(pieces)
+
+
+def variables_of(template: str) -> frozenset[str]:
+    """The placeholder names ``template`` uses; raises :class:`TemplateError`."""
+    return frozenset(name for _, name in parse_template(template) if name is not None)
+
+
+def render(template: str, variables: Mapping[str, str] | None) -> str:
+    """``template`` with every ``{name}`` replaced by ``variables[name]``.
+
+    Pure and cheap after the first call for a template. Raises :class:`MissingVariable`
+    when a placeholder has no value, :class:`TemplateError` for a malformed template.
+    """
+    pieces = parse_template(template)
+    if len(pieces) == 1:
+        return pieces[0][0]
+    values = variables or {}
+    out: list[str] = []
+    for literal, name in pieces:
+        out.append(literal)
+        if name is not None:
+            try:
+                out.append(values[name])
+            except KeyError:
+                raise MissingVariable(name) from None
+    return "".join(out)
+
+
+def pick_text(texts: Mapping[str, str], language: str | None, default: str) -> tuple[str, str]:
+    """(language, template) for a recipient: theirs, else ``default``, else the first given."""
+    for candidate in (language, default):
+        if candidate and candidate in texts:
+            return candidate, texts[candidate]
+    first = next(iter(texts))
+    return first, texts[first]
+
+
+@dataclass(frozen=True, slots=True)
+class TextCost:
+    """What one text costs: alphabet, SMS parts (UDH concatenation) and characters."""
+
+    encoding: str  # "gsm7" | "ucs2"
+    segments: int
+    characters: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"encoding": self.encoding, "segments": self.segments, "characters": self.characters}
+
+
+_ENCODING_NAMES = {Encoding.GSM7: "gsm7", Encoding.UCS2: "ucs2"}
+
+
+def text_cost(text: str) -> TextCost:
+    """Encoding and part count of ``text`` as it would be sent; ValueError if unencodable."""
+    encoding, segments = count_segments(text, ConcatMode.UDH)
+    return TextCost(_ENCODING_NAMES[encoding], segments, len(text))
+
+
+def check_text(template: str, declared: frozenset[str], max_segments: int) -> str | None:
+    """Why ``template`` cannot be a campaign text, or None when it can.
+
+    Its placeholders must be ``declared`` audience columns, and the template itself (with
+    placeholders as written, an estimate of a rendered message) must encode in at most
+    ``max_segments`` parts (never more than SMPP's 255).
+    """
+    if not template.strip():
+        return "text is empty"
+    try:
+        unknown = sorted(variables_of(template) - declared)
+        cost = text_cost(template)
+    except (TemplateError, ValueError) as exc:
+        return str(exc)
+    if unknown:
+        shown = ", ".join(sorted(declared)) or "none"
+        return f"unknown variable(s) {', '.join(unknown)}; audience columns declared: {shown}"
+    limit = min(max_segments, max_parts(ConcatMode.UDH))
+    if cost.segments > limit:
+        return f"text needs {cost.segments} SMS parts ({cost.encoding}); at most {limit} allowed"
+    return None
+
+
+def preview(
+    texts: Mapping[str, str], sample: Mapping[str, str] | None = None
+) -> dict[str, dict[str, object]]:
+    """Per language: encoding, segments and characters of the text, rendered with ``sample``
+    values where given (placeholders without a sample value are counted as written)."""
+    result: dict[str, dict[str, object]] = {}
+    for language, template in texts.items():
+        try:
+            text = _render_sample(template, sample or {})
+            result[language] = text_cost(text).as_dict()
+        except (TemplateError, ValueError) as exc:
+            result[language] = {"error": str(exc)}
+    return result
+
+
+def _render_sample(template: str, sample: Mapping[str, str]) -> str:
+    pieces = parse_template(template)
+    return "".join(
+        literal + ("" if name is None else sample.get(name, "{" + name + "}"))
+        for literal, name in pieces
+    )
+
+
+def numbered(question: str, options: list[str]) -> str:
+    """A survey question as sent: the question, then one ``N. option`` line per option."""
+    lines = [question.rstrip()]
+    lines.extend(f"{number}. {option.strip()}" for number, option in enumerate(options, 1))
+    return "\n".join(lines)

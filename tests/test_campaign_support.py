@@ -1,0 +1,79 @@
+"""Shared helpers for the campaign tests (no tests here): payloads and API calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatcher.states import Role
+from tests.web_helpers import Api
+
+BASE = "/api/v1/campaigns"
+
+
+def info_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": "Coffee week",
+        "partner": "Coffee Boom",
+        "kind": "info",
+        "scope": "smart",
+        "variables": ["name"],
+        "texts": {"ru": "{name}, скидка 20% в Coffee Boom", "en": "{name}, 20% off at Coffee Boom"},
+    }
+    payload.update(overrides)
+    return payload
+
+
+def survey_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": "Satisfaction",
+        "kind": "survey",
+        "scope": "smart",
+        "survey": {
+            "questions": [
+                {
+                    "texts": {"ru": "Довольны связью?", "en": "Happy with the network?"},
+                    "options": [{"ru": "Да", "en": "Yes"}, {"ru": "Нет", "en": "No"}],
+                },
+                {
+                    "texts": {"ru": "Порекомендуете нас?", "en": "Would you recommend us?"},
+                    "options": [
+                        {"ru": "Да", "en": "Yes"},
+                        {"ru": "Может быть", "en": "Maybe"},
+                        {"ru": "Нет", "en": "No"},
+                    ],
+                },
+            ],
+            "thanks": {"ru": "Спасибо!", "en": "Thank you!"},
+        },
+    }
+    payload.update(overrides)
+    return payload
+
+
+async def create(api: Api, payload: dict[str, Any], role: Role = Role.MARKETER) -> dict[str, Any]:
+    response = await api.client.post(BASE, json=payload, headers=api.auth(role))
+    body: dict[str, Any] = await response.json()
+    assert response.status == 201, body
+    return body
+
+
+async def upload(
+    api: Api, campaign_id: int, data: bytes, content_type: str = "text/csv"
+) -> tuple[int, dict[str, Any]]:
+    headers = {**api.auth(Role.MARKETER), "Content-Type": content_type}
+    response = await api.client.post(f"{BASE}/{campaign_id}/audience", data=data, headers=headers)
+    return response.status, await response.json()
+
+
+async def action(api: Api, campaign_id: int, name: str) -> tuple[int, dict[str, Any]]:
+    response = await api.client.post(
+        f"{BASE}/{campaign_id}/{name}", headers=api.auth(Role.MARKETER)
+    )
+    return response.status, await response.json()
+
+
+async def report(api: Api, campaign_id: int) -> dict[str, Any]:
+    response = await api.client.get(f"{BASE}/{campaign_id}", headers=api.auth(Role.VIEWER))
+    body: dict[str, Any] = await response.json()
+    assert response.status == 200, body
+    return body
