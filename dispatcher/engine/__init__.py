@@ -1,0 +1,1 @@
+"""The dispatch engine: claim → eligibility and caps → in flight → submit → record; receipts."""

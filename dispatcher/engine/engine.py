@@ -1,0 +1,335 @@
+"""The dispatch loop: claim → in flight → submit → record, at most once per message.
+
+A message's life on this node:
+
+1. **claim** (one statement per batch): eligibility and the cap slot are decided in the
+   database, so two nodes can never pass a cap;
+2. **in flight** (one transaction per chunk, under the subscribers' share locks): the row is
+   marked *before* its PDUs are written. At most ``window`` parts are in flight at once, so
+   after a crash at most one SMPP window of messages can be ``unknown`` (invariant 2);
+3. **submit** through the SMPP session, all parts concurrently;
+4. **record** the chunk's outcomes, accepted parts and released cap slots in one
+   transaction, then free the window slots.
+
+``run_once()`` does one pass and returns how much it did, so tests drive it with a
+``ManualClock`` and never sleep; ``run()`` loops it, waking on :meth:`wake` or a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from campaigns.templates import pick_text, render
+from dispatcher.clock import Clock, month_start
+from dispatcher.engine.policy import judge, validity_until
+from dispatcher.engine.repository import (
+    CampaignRef,
+    Claimed,
+    DispatchRepository,
+    DispatchSQL,
+    Outcome,
+)
+from dispatcher.settings import Settings
+from dispatcher.states import DeliveryState
+from smpp.config import Address
+from smpp.constants import Status
+from smpp.outcome import Outcome as SubmitOutcome
+from smpp.outcome import TemporaryFailure
+from smpp.text import Part, ReferenceCounter, encode_message
+
+log = structlog.get_logger(__name__)
+
+
+class Sender(Protocol):
+    """What the engine needs of an SMPP session."""
+
+    async def submit(
+        self, part: Part, *, source: Address, destination: Address, validity_period: str = ""
+    ) -> SubmitOutcome: ...
+
+
+#: Called inside the recording transaction with the campaign deliveries just submitted
+#: (rows of id, campaign_id, msisdn): opens survey sessions (R13).
+SubmittedHook = Callable[[asyncpg.Connection, Sequence[asyncpg.Record], datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    batch_size: int = 500
+    window: int = 64  # parts in flight at once: the SMPP window of the session(s)
+    chunk: int = 64  # messages marked in flight per transaction
+    poll_interval: float = 1.0
+
+
+def new_node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        clock: Clock,
+        sender: Sender,
+        *,
+        smsc: str = "default",
+        node: str | None = None,
+        config: EngineConfig | None = None,
+        on_submitted: SubmittedHook | None = None,
+    ) -> None:
+        self.config = config or EngineConfig(window=settings.smpp_window)
+        self.node = node or new_node_id()
+        self.repo = DispatchRepository(pool, self.node, smsc)
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._sender = sender
+        self._on_submitted = on_submitted
+        self._source = Address.short_code(settings.short_code)
+        self._refs = ReferenceCounter(start=random.randrange(256))
+        self._slots = asyncio.Semaphore(self.config.window)
+        self._wake = asyncio.Event()
+        self._node_conn: asyncpg.pool.PoolConnectionProxy | None = None
+        self.log = log.bind(node=self.node)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Announce this node (its advisory lock) and recover rows of nodes that died."""
+        self._node_conn = await self._pool.acquire()
+        await self._node_conn.execute(DispatchSQL.node_lock, self.node)
+        await self.recover()
+
+    async def close(self) -> None:
+        if self._node_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._node_conn.execute(DispatchSQL.node_unlock, self.node)
+            await self._pool.release(self._node_conn)
+            self._node_conn = None
+
+    def wake(self) -> None:
+        """Ask the loop to look for work now (a campaign started, a message queued)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop :meth:`run_once` until ``stop``; idle passes wait for :meth:`wake` or a poll."""
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.log.warning("dispatch pass failed; retrying", error=str(exc))
+                done = 0
+            if done:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.poll_interval):
+                    await _first(stop.wait(), self._wake.wait())
+
+    # -- one pass -----------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim one batch (service messages first, then campaigns by priority) and send it.
+        Returns the number of rows claimed (sent or suppressed)."""
+        now = self._clock.now()
+        window_open = self._settings.send_window.is_open(now, self._settings.timezone)
+        claimed, decided = await self._claim(now, window_open)
+        if claimed:
+            await self.send(claimed)
+        return len(claimed) + decided
+
+    async def _claim(self, now: datetime, window_open: bool) -> tuple[list[Claimed], int]:
+        limit = self.config.batch_size
+        rows = await self.repo.claim_service(limit, now, window_open)
+        service = [_service_message(r) for r in rows if r["state"] == "claimed"]
+        if rows or not window_open:
+            return service, len(rows) - len(service)
+        month = month_start(now, self._settings.timezone).date()
+        caps = (self._settings.info_cap, self._settings.survey_cap)
+        for campaign in await self.repo.running_campaigns():
+            rows = await self.repo.claim_campaign(campaign.id, limit, now, month, caps)
+            if rows:
+                messages = [self._delivery(campaign, r) for r in rows if r["state"] == "claimed"]
+                return messages, len(rows) - len(messages)
+        return [], 0
+
+    def _delivery(self, campaign: CampaignRef, row: asyncpg.Record) -> Claimed:
+        language, template = pick_text(
+            campaign.texts, row["language"], self._settings.default_language
+        )
+        variables = row["variables"]
+        if isinstance(variables, str):
+            variables = json.loads(variables)
+        try:
+            text = render(template, variables)
+        except (KeyError, ValueError):
+            text = ""  # judged failed below: a template that passed validation at creation
+        return Claimed(
+            id=row["id"],
+            msisdn=row["msisdn"],
+            text=text,
+            language=language,
+            campaign_id=campaign.id,
+            kind=campaign.kind,
+            cap_month=row["cap_month"],
+            in_window=True,
+        )
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, messages: Sequence[Claimed]) -> None:
+        """Send claimed messages, ``chunk`` at a time, within the window of slots."""
+        size = self.config.chunk
+        tasks = []
+        for start in range(0, len(messages), size):
+            chunk = messages[start : start + size]
+            encoded = [self._encode(m) for m in chunk]
+            need = min(sum(len(parts) for parts in encoded), self.config.window)
+            for _ in range(need):
+                await self._slots.acquire()
+            tasks.append(asyncio.create_task(self._send_chunk(chunk, encoded, need)))
+        await asyncio.gather(*tasks)
+
+    def _encode(self, message: Claimed) -> list[Part]:
+        if not message.text:
+            return []
+        try:
+            return encode_message(message.text, reference=self._refs.next())
+        except ValueError:
+            return []
+
+    async def _send_chunk(
+        self, chunk: Sequence[Claimed], encoded: Sequence[list[Part]], slots: int
+    ) -> None:
+        try:
+            now = self._clock.now()
+            validity = validity_until(self._settings.send_window, self._settings.timezone, now)
+            sendable = [m for m in chunk if validity is not None or not m.in_window]
+            late = [m for m in chunk if validity is None and m.in_window]
+            if late:  # the window closed since the claim: back to the queue, slot kept
+                await self.repo.unclaim(late)
+            marked = await self.repo.mark_in_flight(sendable) if sendable else set()
+            jobs = [
+                self._submit(m, parts, validity if m.in_window else None)
+                for m, parts in zip(chunk, encoded, strict=True)
+                if (m.is_service, m.id) in marked
+            ]
+            outcomes = await asyncio.gather(*jobs)
+            await self._record(outcomes)
+        finally:
+            for _ in range(slots):
+                self._slots.release()
+
+    async def _submit(self, message: Claimed, parts: list[Part], validity: str | None) -> Outcome:
+        destination = Address.international(message.msisdn)
+        results: list[SubmitOutcome] = []
+        if parts:
+            results = list(
+                await asyncio.gather(
+                    *(self._submit_part(part, destination, validity or "") for part in parts)
+                )
+            )
+        if not parts:
+            return Outcome(
+                message=message,
+                state=DeliveryState.FAILED,
+                status=None,
+                parts=0,
+                accepted=(),
+                error="text cannot be rendered or encoded",
+                retry_at=None,
+                language=message.language,
+            )
+        verdict = judge(results, message.attempts, self._clock.now())
+        return Outcome(
+            message=message,
+            state=verdict.state,
+            status=verdict.status,
+            parts=len(parts),
+            accepted=verdict.accepted,
+            error=verdict.error,
+            retry_at=verdict.retry_at,
+            language=message.language,
+        )
+
+    async def _submit_part(self, part: Part, destination: Address, validity: str) -> SubmitOutcome:
+        try:
+            return await self._sender.submit(
+                part, source=self._source, destination=destination, validity_period=validity
+            )
+        except Exception as exc:  # the session raises only when nothing was written
+            self.log.warning("submit not written", error=repr(exc))
+            return TemporaryFailure(status=Status.ESME_RSYSERR, sequence=0)
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = self._clock.now()
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await self.repo.record(conn, outcomes, now)
+            submitted = [r for r in changed if r["state"] == DeliveryState.SUBMITTED]
+            if submitted and self._on_submitted is not None:
+                await self._on_submitted(conn, submitted, now)
+        unknown = sum(o.state is DeliveryState.UNKNOWN for o in outcomes)
+        if unknown:
+            self.log.warning("messages with unknown fate", count=unknown)
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def recover(self) -> dict[str, int]:
+        """Requeue what dead nodes claimed; mark what they had in flight unknown."""
+        totals = {"requeued": 0, "unknown": 0}
+        now = self._clock.now()
+        for node in await self.repo.claimers():
+            if node == self.node:
+                continue
+            async with self._pool.acquire() as conn:
+                if not await conn.fetchval(DispatchSQL.node_try_lock, node):
+                    continue  # alive
+                try:
+                    async with conn.transaction():
+                        for query in (DispatchSQL.recover_deliveries, DispatchSQL.recover_service):
+                            row = await conn.fetchrow(query, node, now)
+                            totals["requeued"] += row["requeued"]
+                            totals["unknown"] += row["unknown"]
+                finally:
+                    await conn.execute(DispatchSQL.node_unlock, node)
+        if any(totals.values()):
+            self.log.warning("recovered rows of dead nodes", **totals)
+        return totals
+
+
+def _service_message(row: asyncpg.Record) -> Claimed:
+    return Claimed(
+        id=row["id"],
+        msisdn=row["msisdn"],
+        text=row["body"],
+        language=None,
+        campaign_id=row["campaign_id"],
+        kind=None,
+        cap_month=None,
+        in_window=row["in_window"],
+    )
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

@@ -1,0 +1,84 @@
+"""Pure dispatch policy: what an SMPP outcome means for a message, retry backoff, validity.
+
+No I/O: functions of their inputs and an explicit ``now`` (STYLE.md, principle 3).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dispatcher.policy.window import SendWindow
+from dispatcher.states import DeliveryState
+from smpp.outcome import Accepted, Outcome, PermanentFailure, TemporaryFailure, Unknown
+from smpp.timefmt import format_absolute
+
+MAX_ATTEMPTS = 5
+BASE_BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to record for one message after all its parts were tried."""
+
+    state: DeliveryState
+    status: int | None
+    accepted: tuple[tuple[int, str], ...]  # (part number, message id) of accepted parts
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
+    """Delay before retry ``attempt`` (1-based): exponential from 30 s, capped, ±20 % jitter."""
+    base = min(BASE_BACKOFF * (2 ** max(attempt - 1, 0)), MAX_BACKOFF)
+    factor = 0.8 + 0.4 * (rng or random).random()
+    return timedelta(seconds=base.total_seconds() * factor)
+
+
+def judge(
+    outcomes: Sequence[Outcome],
+    attempts_before: int,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> Verdict:
+    """The message's fate from its parts' outcomes (in part order).
+
+    * any part unknown → ``unknown``: it may have reached the subscriber; never resent;
+    * some part accepted → ``submitted`` (receipts decide; refused parts are noted);
+    * nothing accepted, all refusals temporary, attempts left → ``queued`` with backoff;
+    * otherwise → ``failed`` (its cap slot is released).
+    """
+    accepted = tuple(
+        (n, o.message_id) for n, o in enumerate(outcomes, 1) if isinstance(o, Accepted)
+    )
+    failures = [o for o in outcomes if isinstance(o, TemporaryFailure | PermanentFailure)]
+    status = failures[-1].status if failures else 0
+    unknown = [o for o in outcomes if isinstance(o, Unknown)]
+    if unknown:
+        return Verdict(DeliveryState.UNKNOWN, status or None, accepted, unknown[0].reason)
+    if accepted:
+        error = f"{len(failures)} part(s) refused" if failures else None
+        return Verdict(DeliveryState.SUBMITTED, status, accepted, error)
+    temporary = all(isinstance(o, TemporaryFailure) for o in failures)
+    attempt = attempts_before + 1
+    if temporary and attempt < MAX_ATTEMPTS:
+        retry_at = now + backoff(attempt, rng)
+        return Verdict(DeliveryState.QUEUED, status, (), _name(failures), retry_at)
+    return Verdict(DeliveryState.FAILED, status, (), _name(failures))
+
+
+def _name(failures: Sequence[TemporaryFailure | PermanentFailure]) -> str:
+    return failures[-1].status_name if failures else "no outcome"
+
+
+def validity_until(window: SendWindow, zone: ZoneInfo, now: datetime) -> str | None:
+    """The absolute SMPP validity_period ending when the current window closes (R8), in
+    local time with its quarter-hour offset; None when the window is shut."""
+    closes = window.closes_at(now, zone)
+    if closes is None:
+        return None
+    return format_absolute(closes.astimezone(zone))

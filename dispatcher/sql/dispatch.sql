@@ -1,0 +1,355 @@
+-- The dispatch engine: claim, eligibility and caps, in-flight marking, outcomes, receipts,
+-- recovery. Every statement handles a whole batch in one round trip.
+
+-- name: running_campaigns
+-- Campaigns to claim from, highest priority first.
+SELECT id, kind, scope, texts, apply_caps
+FROM campaigns WHERE state = 'running'
+ORDER BY priority DESC, id
+
+-- name: claim_campaign_batch
+-- Claims up to $2 queued deliveries of one running campaign, decides each one's eligibility
+-- (R2, R7, R9, R12, campaign end) and reserves its monthly cap slot, all in one statement.
+-- The counter upsert's WHERE makes PostgreSQL re-check the cap on the locked, latest row
+-- version, and the table's CHECK backs it up: two engines can never pass a cap (invariant 1).
+-- A row that already holds a slot (cap_month set: a retry) does not take a second one.
+-- $1: campaign id, $2: batch size, $3: now, $4: this node's id, $5: the Astana month,
+-- $6: info cap, $7: survey cap.
+WITH c AS (
+    SELECT id, kind, scope, apply_caps, end_at
+    FROM campaigns WHERE id = $1 AND state = 'running'
+), batch AS (
+    SELECT d.id, d.msisdn, d.cap_month
+    FROM deliveries d, c
+    WHERE d.campaign_id = c.id AND d.state = 'queued'
+      AND (d.not_before IS NULL OR d.not_before <= $3)
+    ORDER BY d.id
+    LIMIT $2
+    FOR UPDATE OF d SKIP LOCKED
+), verdict AS (
+    SELECT b.id, b.msisdn, b.cap_month, s.language,
+           CASE
+               WHEN c.end_at IS NOT NULL AND c.end_at <= $3 THEN 'outside_campaign_window'
+               WHEN s.msisdn IS NULL THEN 'not_member'
+               WHEN s.status = 'recycled' THEN 'recycled'
+               WHEN s.status = 'blocked' THEN 'blocked'
+               WHEN k.msisdn IS NOT NULL THEN 'dnc'
+               WHEN c.scope = 'smart' AND m.msisdn IS NULL THEN 'not_member'
+           END::suppression_reason AS reason
+    FROM batch b
+    CROSS JOIN c
+    LEFT JOIN subscribers s ON s.msisdn = b.msisdn
+    LEFT JOIN dnc_blocks k ON k.msisdn = b.msisdn
+    LEFT JOIN memberships m ON m.msisdn = b.msisdn AND m.left_at IS NULL
+), reserved AS (
+    INSERT INTO contact_counters AS cc (msisdn, month, info_count, survey_count, info_cap, survey_cap)
+    SELECT v.msisdn, $5::date, (c.kind = 'info')::int, (c.kind = 'survey')::int, $6::int, $7::int
+    FROM verdict v CROSS JOIN c
+    WHERE v.reason IS NULL AND c.apply_caps AND v.cap_month IS NULL
+      AND CASE c.kind WHEN 'info' THEN $6::int ELSE $7::int END > 0
+    ON CONFLICT (msisdn, month) DO UPDATE
+        SET info_count = cc.info_count + excluded.info_count,
+            survey_count = cc.survey_count + excluded.survey_count
+        WHERE cc.info_count + excluded.info_count <= cc.info_cap
+          AND cc.survey_count + excluded.survey_count <= cc.survey_cap
+    RETURNING cc.msisdn
+), decided AS (
+    SELECT v.id, v.language,
+           CASE
+               WHEN v.reason IS NOT NULL THEN v.reason
+               WHEN c.apply_caps AND v.cap_month IS NULL AND r.msisdn IS NULL THEN
+                   CASE c.kind WHEN 'info' THEN 'cap_info' ELSE 'cap_survey' END
+                       ::suppression_reason
+           END AS reason,
+           CASE WHEN r.msisdn IS NOT NULL THEN $5::date ELSE v.cap_month END AS cap_month
+    FROM verdict v
+    CROSS JOIN c
+    LEFT JOIN reserved r ON r.msisdn = v.msisdn
+)
+UPDATE deliveries d
+SET state = CASE WHEN x.reason IS NULL THEN 'claimed' ELSE 'suppressed' END::delivery_state,
+    suppressed = x.reason,
+    cap_month = x.cap_month,
+    claimed_by = $4,
+    claimed_at = $3,
+    finished_at = CASE WHEN x.reason IS NULL THEN NULL ELSE $3 END
+FROM decided x
+WHERE d.id = x.id
+RETURNING d.id, d.msisdn, d.state, d.suppressed, d.variables, d.cap_month, x.language
+
+-- name: claim_service_batch
+-- Claims up to $2 queued program service messages; those bound to the send window only
+-- when it is open ($5). Nothing goes to a fully blocked or recycled number (R12).
+-- $1: now, $2: batch size, $3: this node's id, $4: whether the send window is open.
+WITH batch AS (
+    SELECT sm.id, sm.msisdn
+    FROM service_messages sm
+    WHERE sm.state = 'queued'
+      AND (sm.not_before IS NULL OR sm.not_before <= $1)
+      AND ($4::boolean OR NOT sm.in_window)
+    ORDER BY sm.id
+    LIMIT $2
+    FOR UPDATE OF sm SKIP LOCKED
+), decided AS (
+    SELECT b.id,
+           CASE s.status WHEN 'recycled' THEN 'recycled' WHEN 'blocked' THEN 'blocked' END
+               ::suppression_reason AS reason
+    FROM batch b LEFT JOIN subscribers s ON s.msisdn = b.msisdn
+)
+UPDATE service_messages sm
+SET state = CASE WHEN x.reason IS NULL THEN 'claimed' ELSE 'suppressed' END::delivery_state,
+    suppressed = x.reason,
+    claimed_by = $3,
+    claimed_at = $1,
+    finished_at = CASE WHEN x.reason IS NULL THEN NULL ELSE $1 END
+FROM decided x
+WHERE sm.id = x.id
+RETURNING sm.id, sm.msisdn, sm.state, sm.body, sm.in_window, sm.kind, sm.campaign_id
+
+-- name: lock_subscribers_shared
+-- Waits for any leave / 1204 in progress on these numbers (they hold FOR UPDATE) and keeps
+-- new ones waiting until this transaction ends. Sorted to lock in one order everywhere.
+-- $1: msisdns.
+SELECT msisdn FROM subscribers
+WHERE msisdn = ANY($1::text[])
+ORDER BY msisdn
+FOR SHARE
+
+-- name: mark_deliveries_in_flight
+-- Guarded: a row suppressed since its claim (a leave, a 1204) is not marked, so it is never
+-- written to the SMSC. $1: delivery ids, $2: this node's id.
+UPDATE deliveries SET state = 'in_flight'
+WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
+RETURNING id
+
+-- name: mark_service_in_flight
+-- $1: service message ids, $2: this node's id.
+UPDATE service_messages SET state = 'in_flight'
+WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
+RETURNING id
+
+-- name: unclaim_deliveries
+-- Claimed rows this node will not send now (window closed, shutting down) go back to the
+-- queue; they keep their cap slot. $1: ids, $2: node.
+UPDATE deliveries SET state = 'queued', claimed_by = NULL, claimed_at = NULL
+WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
+
+-- name: unclaim_service
+-- $1: ids, $2: node.
+UPDATE service_messages SET state = 'queued', claimed_by = NULL, claimed_at = NULL
+WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
+
+-- name: record_delivery_outcomes
+-- Applies a batch of submit outcomes; guarded on in_flight so a repeat changes nothing.
+-- $1: ids, $2: new states, $3: last command_status, $4: parts accepted, $5: error text,
+-- $6: not_before (retries), $7: now, $8: language sent in.
+UPDATE deliveries d
+SET state = u.state::delivery_state,
+    last_status = u.status,
+    parts = u.parts,
+    error = u.error,
+    not_before = u.not_before,
+    attempts = d.attempts + 1,
+    claimed_by = CASE WHEN u.state = 'queued' THEN NULL ELSE d.claimed_by END,
+    submitted_at = CASE WHEN u.state = 'submitted' THEN $7 ELSE d.submitted_at END,
+    finished_at = CASE WHEN u.state IN ('failed', 'unknown') THEN $7 ELSE d.finished_at END,
+    cap_month = CASE WHEN u.state = 'failed' THEN NULL ELSE d.cap_month END,
+    language = u.language::language
+FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::text[],
+            $6::timestamptz[], $8::text[])
+     AS u(id, state, status, parts, error, not_before, language)
+WHERE d.id = u.id AND d.state = 'in_flight'
+RETURNING d.id, d.state, d.campaign_id, d.msisdn
+
+-- name: record_service_outcomes
+-- $1: ids, $2: new states, $3: last command_status, $4: parts accepted, $5: error text,
+-- $6: not_before, $7: now.
+UPDATE service_messages m
+SET state = u.state::delivery_state,
+    last_status = u.status,
+    parts = u.parts,
+    error = u.error,
+    not_before = u.not_before,
+    attempts = m.attempts + 1,
+    claimed_by = CASE WHEN u.state = 'queued' THEN NULL ELSE m.claimed_by END,
+    submitted_at = CASE WHEN u.state = 'submitted' THEN $7 ELSE m.submitted_at END,
+    finished_at = CASE WHEN u.state IN ('failed', 'unknown') THEN $7 ELSE m.finished_at END
+FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::text[],
+            $6::timestamptz[])
+     AS u(id, state, status, parts, error, not_before)
+WHERE m.id = u.id AND m.state = 'in_flight'
+RETURNING m.id
+
+-- name: release_caps
+-- A permanent failure gives its cap slot back (issue 5). $1: msisdns, $2: months,
+-- $3: info slots, $4: survey slots.
+UPDATE contact_counters cc
+SET info_count = cc.info_count - r.info, survey_count = cc.survey_count - r.survey
+FROM (
+    SELECT msisdn, month, sum(info)::int AS info, sum(survey)::int AS survey
+    FROM unnest($1::text[], $2::date[], $3::int[], $4::int[]) AS x(msisdn, month, info, survey)
+    GROUP BY msisdn, month
+) r
+WHERE cc.msisdn = r.msisdn AND cc.month = r.month
+
+-- name: insert_submits
+-- One row per accepted part: what receipts are matched against.
+-- $1: smsc, $2: message ids, $3: delivery ids (NULL for service), $4: service ids (NULL for
+-- deliveries), $5: msisdns, $6: part numbers, $7: part totals, $8: now.
+INSERT INTO submits (smsc, message_id, delivery_id, service_message_id, msisdn, part_no, parts,
+                     submitted_at)
+SELECT $1, u.message_id, u.delivery_id, u.service_id, u.msisdn, u.part_no, u.parts, $8
+FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::smallint[], $7::smallint[])
+     AS u(message_id, delivery_id, service_id, msisdn, part_no, parts)
+ON CONFLICT (smsc, message_id) DO NOTHING
+
+-- name: insert_receipts
+-- Receipts as received, committed before deliver_sm_resp (invariant 4); a repeat of the same
+-- (smsc, message id, state) is recognised by the unique key and ignored.
+-- $1: smsc, $2: message ids, $3: states, $4: error codes, $5: done times, $6: now.
+INSERT INTO receipts (smsc, message_id, state, error_code, done_at, received_at)
+SELECT $1, u.message_id, u.state::receipt_state, u.error_code, u.done_at, $6
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+     AS u(message_id, state, error_code, done_at)
+ON CONFLICT ON CONSTRAINT receipts_once DO NOTHING
+
+-- name: apply_receipts
+-- Applies up to $1 unapplied receipts whose submit is known; unmatched ones (receipt before
+-- submit_sm_resp) are looked at again after $3, and given up after $4.
+-- A part counts once: the submit's receipt is set only from NULL or an intermediate state.
+-- $1: batch size, $2: now, $3: next check time for unmatched, $4: give-up cutoff.
+WITH r AS (
+    SELECT id, smsc, message_id, state, received_at
+    FROM receipts
+    WHERE applied_at IS NULL AND (check_after IS NULL OR check_after <= $2::timestamptz)
+    ORDER BY check_after NULLS FIRST, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), parts AS (
+    UPDATE submits s SET receipt = r.state, receipt_at = r.received_at
+    FROM r
+    WHERE s.smsc = r.smsc AND s.message_id = r.message_id
+      AND (s.receipt IS NULL OR s.receipt IN ('accepted', 'enroute'))
+      AND r.state NOT IN ('accepted', 'enroute')
+    RETURNING s.delivery_id, s.service_message_id, s.parts, r.state, r.id AS receipt_id
+), known AS (
+    SELECT r.id FROM r JOIN submits s ON s.smsc = r.smsc AND s.message_id = r.message_id
+), marked AS (
+    UPDATE receipts x
+    SET applied_at = CASE WHEN k.id IS NOT NULL OR x.received_at < $4 THEN $2::timestamptz END,
+        matched = k.id IS NOT NULL,
+        check_after = CASE WHEN k.id IS NULL THEN $3::timestamptz END
+    FROM r LEFT JOIN known k ON k.id = r.id
+    WHERE x.id = r.id
+    RETURNING x.id
+), per_delivery AS (
+    SELECT delivery_id,
+           count(*) FILTER (WHERE state = 'delivered') AS delivered,
+           max(parts) AS parts,
+           bool_or(state = 'expired') AS expired,
+           bool_or(state NOT IN ('delivered', 'expired')) AS failed
+    FROM parts WHERE delivery_id IS NOT NULL
+    GROUP BY delivery_id
+), deliveries_done AS (
+    UPDATE deliveries d
+    SET parts_done = d.parts_done + p.delivered,
+        state = CASE
+            WHEN p.failed THEN 'undelivered'
+            WHEN p.expired THEN 'expired'
+            WHEN d.parts_done + p.delivered >= coalesce(d.parts, p.parts) THEN 'delivered'
+            ELSE d.state
+        END::delivery_state,
+        finished_at = CASE
+            WHEN p.failed OR p.expired OR d.parts_done + p.delivered >= coalesce(d.parts, p.parts)
+            THEN $2 ELSE d.finished_at END
+    FROM per_delivery p
+    WHERE d.id = p.delivery_id AND d.state = 'submitted'
+    RETURNING d.id
+), per_service AS (
+    SELECT service_message_id,
+           count(*) FILTER (WHERE state = 'delivered') AS delivered,
+           max(parts) AS parts,
+           bool_or(state = 'expired') AS expired,
+           bool_or(state NOT IN ('delivered', 'expired')) AS failed
+    FROM parts WHERE service_message_id IS NOT NULL
+    GROUP BY service_message_id
+), service_done AS (
+    UPDATE service_messages m
+    SET parts_done = m.parts_done + p.delivered,
+        state = CASE
+            WHEN p.failed THEN 'undelivered'
+            WHEN p.expired THEN 'expired'
+            WHEN m.parts_done + p.delivered >= coalesce(m.parts, p.parts) THEN 'delivered'
+            ELSE m.state
+        END::delivery_state,
+        finished_at = $2
+    FROM per_service p
+    WHERE m.id = p.service_message_id AND m.state = 'submitted'
+    RETURNING m.id
+)
+SELECT (SELECT count(*) FROM r) AS seen,
+       (SELECT count(*) FROM known) AS matched,
+       (SELECT count(*) FROM deliveries_done) AS deliveries,
+       (SELECT count(*) FROM service_done) AS service,
+       (SELECT count(*) FROM marked) AS marked
+
+-- name: claimers
+-- Nodes holding claimed or in-flight rows (recovery checks which of them are gone).
+SELECT claimed_by FROM deliveries WHERE state IN ('claimed', 'in_flight') AND claimed_by IS NOT NULL
+UNION
+SELECT claimed_by FROM service_messages
+WHERE state IN ('claimed', 'in_flight') AND claimed_by IS NOT NULL
+
+-- name: node_lock
+-- A live node holds this session lock for its lifetime; a dead node's is free, since
+-- PostgreSQL drops a session's locks with its connection (kill -9 included).
+-- $1: node id.
+SELECT pg_advisory_lock(1935762244, hashtext($1))
+
+-- name: node_try_lock
+-- $1: node id.
+SELECT pg_try_advisory_lock(1935762244, hashtext($1))
+
+-- name: node_unlock
+-- $1: node id.
+SELECT pg_advisory_unlock(1935762244, hashtext($1))
+
+-- name: recover_deliveries
+-- After a node died: what it claimed goes back to the queue; what it had marked in flight
+-- may have reached the SMSC, so it becomes unknown — never resent, still counted against
+-- the cap (invariant 2). $1: the dead node, $2: now.
+WITH requeued AS (
+    UPDATE deliveries SET state = 'queued', claimed_by = NULL, claimed_at = NULL
+    WHERE claimed_by = $1 AND state = 'claimed'
+    RETURNING id
+), unknown AS (
+    UPDATE deliveries SET state = 'unknown', finished_at = $2, error = 'node died in flight'
+    WHERE claimed_by = $1 AND state = 'in_flight'
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM requeued) AS requeued, (SELECT count(*) FROM unknown) AS unknown
+
+-- name: recover_service
+-- $1: the dead node, $2: now.
+WITH requeued AS (
+    UPDATE service_messages SET state = 'queued', claimed_by = NULL, claimed_at = NULL
+    WHERE claimed_by = $1 AND state = 'claimed'
+    RETURNING id
+), unknown AS (
+    UPDATE service_messages SET state = 'unknown', finished_at = $2, error = 'node died in flight'
+    WHERE claimed_by = $1 AND state = 'in_flight'
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM requeued) AS requeued, (SELECT count(*) FROM unknown) AS unknown
+
+-- name: insert_mo
+-- An MO message as received; a resend with the same dedupe key returns no row.
+-- $1: smsc, $2: msisdn, $3: destination, $4: body, $5: dedupe key, $6: now.
+INSERT INTO mo_messages (smsc, msisdn, destination, body, dedupe_key, received_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+
+-- name: mo_handled
+-- $1: id, $2: outcome, $3: now.
+UPDATE mo_messages SET outcome = $2, handled_at = $3 WHERE id = $1

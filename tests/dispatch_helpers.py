@@ -1,0 +1,155 @@
+"""A real dispatch rig for tests: database, SMSC simulator on 127.0.0.1, SMPP session,
+dispatcher and inbound sink, all driven by ``run_once`` and a ManualClock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.clock import ManualClock
+from dispatcher.db import Database
+from dispatcher.engine.engine import Dispatcher, EngineConfig
+from dispatcher.engine.inbound import InboundSink
+from dispatcher.program.membership import Membership
+from dispatcher.program.mo import MoDesk
+from dispatcher.program.service import NoBonus
+from dispatcher.settings import Settings
+from smpp.config import SessionConfig
+from smpp.ratelimit import Backoff
+from smpp.session import Session
+from smpp.simulator import SimulatorOptions, SmscSimulator
+
+
+@dataclass
+class Rig:
+    database: Database
+    settings: Settings
+    clock: ManualClock
+    sim: SmscSimulator
+    session: Session
+    dispatcher: Dispatcher
+    sink: InboundSink
+
+    async def drain(self) -> int:
+        """run_once until a pass claims nothing; returns the rows handled."""
+        total = 0
+        while done := await self.dispatcher.run_once():
+            total += done
+        return total
+
+    async def receipts_settled(self, expected: int, timeout: float = 10.0) -> None:
+        """Wait until the simulator sent ``expected`` receipts and we applied them all."""
+        async with asyncio.timeout(timeout):
+            while True:
+                await self.apply_receipts()
+                applied = await self.database.pool.fetchval(
+                    "SELECT count(*) FROM receipts WHERE applied_at IS NOT NULL"
+                )
+                if applied >= expected:
+                    return
+                await self.sim.wait_for(lambda: True)
+
+    async def apply_receipts(self) -> None:
+        now = self.clock.now()
+        await self.dispatcher.repo.apply_receipts(1000, now, now, now.replace(year=2000))
+
+    async def states(self, campaign_id: int) -> dict[str, int]:
+        rows = await self.database.pool.fetch(
+            "SELECT coalesce(suppressed::text, state::text) AS s, count(*) FROM deliveries "
+            "WHERE campaign_id = $1 GROUP BY 1",
+            campaign_id,
+        )
+        return {r["s"]: r["count"] for r in rows}
+
+
+async def add_members(database: Database, msisdns: list[str], *, member: bool = True) -> None:
+    await database.pool.execute(
+        "INSERT INTO subscribers (msisdn) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        msisdns,
+    )
+    if member:
+        await database.pool.execute(
+            "INSERT INTO memberships (msisdn, joined_at, join_channel) "
+            "SELECT unnest($1::text[]), now(), 'ussd'",
+            msisdns,
+        )
+
+
+async def add_campaign(
+    database: Database,
+    msisdns: list[str],
+    *,
+    kind: str = "info",
+    scope: str = "smart",
+    text: str = "Partner offer",
+    priority: int = 0,
+    **columns: Any,
+) -> int:
+    campaign = await database.pool.fetchval(
+        "INSERT INTO campaigns (name, kind, scope, texts, state, priority) "
+        "VALUES ('c', $1, $2, $3, 'running', $4) RETURNING id",
+        kind,
+        scope,
+        json.dumps({"ru": text}),
+        priority,
+    )
+    for column, value in columns.items():
+        await database.pool.execute(
+            f"UPDATE campaigns SET {column} = $2 WHERE id = $1", campaign, value
+        )
+    await database.pool.execute(
+        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
+        campaign,
+        msisdns,
+    )
+    return int(campaign)
+
+
+@asynccontextmanager
+async def dispatch_rig(
+    database: Database,
+    settings: Settings,
+    clock: ManualClock,
+    *,
+    sim_options: dict[str, Any] | None = None,
+    session_options: dict[str, Any] | None = None,
+    engine: EngineConfig | None = None,
+) -> AsyncIterator[Rig]:
+    options = {"credentials": {"smartd": "pw"}, "seed": 1, **(sim_options or {})}
+    sim = SmscSimulator(SimulatorOptions(**options))
+    port = await sim.start()
+    membership = Membership(settings, NoBonus())
+    mo = MoDesk(membership, settings.short_code, settings.dnc_code)
+    config = SessionConfig(
+        host="127.0.0.1",
+        port=port,
+        system_id="smartd",
+        password="pw",
+        reconnect=Backoff(base=0.01, cap=0.05),
+        response_timeout=2.0,
+        **(session_options or {}),
+    )
+    holder: dict[str, InboundSink] = {}
+
+    async def handler(event: Any) -> None:
+        await holder["sink"](event)
+
+    session = Session(config, handler)
+    dispatcher = Dispatcher(
+        database.pool, settings, clock, session, config=engine or EngineConfig(window=64)
+    )
+    holder["sink"] = InboundSink(database.pool, dispatcher.repo, clock, mo)
+    session.start()
+    try:
+        async with asyncio.timeout(5):
+            await session.wait_bound()
+        await dispatcher.start()
+        yield Rig(database, settings, clock, sim, session, dispatcher, holder["sink"])
+    finally:
+        await dispatcher.close()
+        await session.close()
+        await sim.stop()
