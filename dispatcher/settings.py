@@ -156,6 +156,30 @@ class Settings:
     info_cap: int = _setting(10, _int_between(0, 1000), "an integer 0-1000", "info/month cap")
     survey_cap: int = _setting(2, _int_between(0, 1000), "an integer 0-1000", "surveys/month cap")
     bonus_units: int = _setting(500, _int_between(1, 10**6), "an integer", "units granted monthly")
+    charging_url: str | None = _setting(
+        None,
+        _optional_str,
+        "an http(s) URL",
+        "charging system for bonus credits; empty keeps bonuses in the service's own ledger",
+    )
+    charging_token: str = _setting(
+        "", _str, "a bearer token", "Authorization for the charging system", secret=True
+    )
+    charging_timeout: float = _setting(
+        2.0, _positive_float, "seconds", "timeout of one charging request"
+    )
+    charging_attempts: int = _setting(
+        3, _int_between(1, 10), "an integer 1-10", "tries per charging call (5xx, timeouts)"
+    )
+    charging_backoff: float = _setting(
+        0.2, _positive_float, "seconds", "first retry delay of a charging call (doubles, jitter)"
+    )
+    charging_retry_interval: float = _setting(
+        30.0, _positive_float, "seconds", "how often owed credits and forfeits are re-sent"
+    )
+    scheduler_enabled: bool = _setting(
+        True, _bool, "true or false", "run the monthly grant, sweeps and charging retries here"
+    )
     default_language: str = _setting(
         "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"
     )

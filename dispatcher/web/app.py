@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from aiohttp import web
 
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.db import Database, open_database
-from dispatcher.program import texts
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.charging import charging_from_settings
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk
-from dispatcher.program.service import EventDesk, NoBonus
+from dispatcher.program.service import EventDesk
 from dispatcher.program.ussd import UssdDesk
+from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
-from dispatcher.states import Language
 from dispatcher.tokens import TokenRepository
 from dispatcher.web import campaigns_api, gateway, health, subscribers
 from dispatcher.web.auth import auth_middleware, check_routes
 from dispatcher.web.errors import error_middleware
 from dispatcher.web.keys import (
+    BONUS,
     CLOCK,
     DATABASE,
     EVENTS,
@@ -46,10 +47,16 @@ def setup_routes(app: web.Application) -> None:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, database: Database | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    scheduler: bool | None = None,
 ) -> web.Application:
     """The service's application. With ``database`` given (tests), it is used as is and not
     closed; otherwise the database is opened and migrated on start-up and closed on cleanup.
+    ``scheduler`` runs the bonus jobs (default: ``settings.scheduler_enabled`` when the app
+    opens its own database; off when a test passes ``database``).
     """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_REQUEST_BYTES
@@ -61,6 +68,11 @@ def create_app(
         _attach_database(app, database)
     else:
         app.cleanup_ctx.append(_database_ctx)
+    if scheduler is None:
+        scheduler = settings.scheduler_enabled and database is None
+    if scheduler:
+        app.cleanup_ctx.append(scheduler_ctx)
+    app.on_cleanup.append(_close_bonus)
     setup_routes(app)
     check_routes(app)
     return app
@@ -75,19 +87,18 @@ def _attach_database(app: web.Application, database: Database) -> None:
 def _attach_program(app: web.Application) -> None:
     """Membership, USSD, events and MO desks over the database (and the bonus ledger)."""
     pool, settings = app[DATABASE].pool, app[SETTINGS]
-    membership = Membership(settings, NoBonus())
+    bonus = BonusLedger(pool, settings, app[CLOCK], charging_from_settings(settings))
+    app[BONUS] = bonus
+    membership = Membership(settings, bonus)
     app[MEMBERSHIP] = membership
-    app[USSD] = UssdDesk(pool, membership, _no_activation, _no_balance)
+    app[USSD] = UssdDesk(pool, membership, bonus.activate_text, bonus.balance_text)
     app[EVENTS] = EventDesk(pool, membership)
     app[MO] = MoDesk(membership, settings.short_code, settings.dnc_code)
 
 
-async def _no_activation(msisdn: str, language: Language, now: datetime) -> str:
-    return texts.text("nothing_to_activate", language)
-
-
-async def _no_balance(msisdn: str, language: Language, now: datetime) -> str:
-    return texts.text("balance_none", language)
+async def _close_bonus(app: web.Application) -> None:
+    if BONUS in app:
+        await app[BONUS].close()
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

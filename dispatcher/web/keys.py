@@ -8,6 +8,7 @@ from aiohttp import web
 
 from dispatcher.clock import Clock
 from dispatcher.db import Database
+from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import EventDesk
@@ -25,12 +26,15 @@ MEMBERSHIP = web.AppKey("membership", Membership)
 USSD = web.AppKey("ussd", UssdDesk)
 EVENTS = web.AppKey("events", EventDesk)
 MO = web.AppKey("mo", MoDesk)
+#: The bonus ledger (grants, activation, balance, sweeps, charging outbox).
+BONUS = web.AppKey("bonus", BonusLedger)
 #: Readiness checks beyond the database: name → "is it ready now?" (SMPP bound, ...).
 READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
 #: The authenticated caller of the current request.
 CALLER = web.RequestKey("caller", TokenInfo)
 
 __all__ = [
+    "BONUS",
     "CALLER",
     "CLOCK",
     "DATABASE",

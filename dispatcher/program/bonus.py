@@ -1,0 +1,413 @@
+"""The bonus ledger (R3-R6, R12; invariant 5): grants, activation, sweeps, charging.
+
+:class:`BonusLedger` is the only caller of ``bonus.sql``. Rules it keeps:
+
+- **Once a month.** ``bonus_grants`` is UNIQUE (msisdn, month) and (msisdn,
+  activated_month): a second grant or a second activation in a calendar month (Astana time)
+  cannot commit, whatever races. Grants are inserted with ON CONFLICT DO NOTHING.
+- **Credited once.** An activation commits the grant as active *and* its credit row, leased
+  to the caller, before the charging call; the call carries the grant id as idempotency key;
+  the outcome is committed after. A crash or timeout in between leaves a pending credit whose
+  lease runs out; the retry job (or the subscriber dialling again) sends the same key again.
+- **Forfeits reach charging.** A forfeit writes a removal to ``bonus_forfeits`` in the
+  caller's transaction; :meth:`BonusLedger.run_charging_once` delivers it after commit and
+  retries until the charging system confirms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+
+import asyncpg
+import structlog
+
+from dispatcher.clock import Clock, month_start
+from dispatcher.program import texts
+from dispatcher.program.bonus_models import (
+    Activation,
+    ActivationResult,
+    Balance,
+    CallOutcome,
+    ChargingRun,
+    Grant,
+    OwedCredit,
+    Removal,
+    SweepResult,
+)
+from dispatcher.program.charging import (
+    ChargingAdapter,
+    ChargingBalance,
+    ChargingError,
+    ChargingRejected,
+    CreditRequest,
+    backoff_delay,
+)
+from dispatcher.settings import Settings
+from dispatcher.sql import SqlFile
+from dispatcher.states import CreditState, GrantState, Language
+
+log = structlog.get_logger(__name__)
+
+DEADLINE = timedelta(days=30)  # R4: activate within 30 days of the grant
+VALIDITY = timedelta(days=7)  # R4: activated units last 7 days
+GRANT_MONTH_JOB = "bonus_grant_month"
+GRANT_MONTH_LOCK = 0x5D15_0002  # advisory lock key of the monthly grant (migrations: ..01)
+SWEEP_BATCH = 10_000
+CHARGING_BATCH = 200
+CHARGING_CONCURRENCY = 16
+RETRY_CAP = timedelta(hours=1)
+
+T = TypeVar("T")
+
+
+class BonusSQL(SqlFile, domain="bonus"):
+    lock_msisdn: str
+    lock_job: str
+    grant_one: str
+    forfeit: str
+    activation_of_month: str
+    lease_credit: str
+    activate_oldest: str
+    record_credit_results: str
+    claim_due_credits: str
+    claim_due_forfeits: str
+    record_forfeit_results: str
+    usable_grants: str
+    job_done: str
+    record_job: str
+    grant_month: str
+    cancel_overdue: str
+    expire_active: str
+
+
+class BonusLedger:
+    """Grants, activations, balances, sweeps and the charging outbox; see the module doc."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, clock: Clock, charging: ChargingAdapter
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._charging = charging
+        # Nobody else sends a credit while its call may still be running.
+        worst = settings.charging_timeout * settings.charging_attempts
+        self._lease = timedelta(seconds=worst + 10 * settings.charging_backoff + 5)
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    async def close(self) -> None:
+        """Release the charging adapter (its HTTP session)."""
+        await self._charging.close()
+
+    def month_of(self, now: datetime) -> date:
+        """The calendar month (Astana time) ``now`` falls in, as its first day."""
+        return month_start(now, self._settings.timezone).date()
+
+    # ------------------------------------------------------------ inside a caller's transaction
+
+    async def grant_on_join(
+        self, conn: asyncpg.Connection, msisdn: str, now: datetime
+    ) -> int | None:
+        """R3: grant the current month's units to a new member at once; return the grant id,
+        or None when this month already has a grant for ``msisdn`` (also a forfeited one).
+
+        Runs in the caller's transaction (the join). Queues no notice: the join reply says it.
+        """
+        units = self._settings.bonus_units
+        month = self.month_of(now)
+        grant_id: int | None = await conn.fetchval(
+            BonusSQL.grant_one, msisdn, month, units, now, now + DEADLINE
+        )
+        return grant_id
+
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
+        """R2/R12: pending and active grants of ``msisdn`` are forfeited; returns how many.
+
+        Must run inside the caller's transaction (leave, 1204, recycling). Units that reached
+        or may have reached the charging system get a removal queued in the same transaction;
+        it is delivered after commit by :meth:`run_charging_once`. Repeats are no-ops.
+        """
+        if not conn.is_in_transaction():
+            raise RuntimeError("forfeit must run inside the caller's transaction")
+        await conn.execute(BonusSQL.lock_msisdn, msisdn)
+        count: int = await conn.fetchval(BonusSQL.forfeit, msisdn, now)
+        return count
+
+    # ------------------------------------------------------------ subscriber requests
+
+    async def activate(self, msisdn: str, now: datetime) -> ActivationResult:
+        """R4 ``*555*00#``: activate the oldest pending grant within its deadline for 7 days and
+        credit it (R5 scope), at most one activation per calendar month.
+
+        Concurrent calls for one number serialise on a per-number lock; while one credit call
+        is in flight, repeats answer "already activated". A charging failure answers
+        ``TRY_AGAIN``: the activation stands, the credit is retried (same idempotency key) by
+        the retry job or by the subscriber's next ``*555*00#``.
+        """
+        month = self.month_of(now)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(BonusSQL.lock_msisdn, msisdn)
+            owed, answer = await self._claim_activation(conn, msisdn, now, month)
+        if answer is not None:
+            return answer
+        assert owed is not None
+        [outcome] = await self._send(self._credit_call, [owed])
+        states = await self._record_credits([owed], [outcome])
+        if states.get(owed.grant_id) == CreditState.CREDITED:
+            return ActivationResult(
+                Activation.ACTIVATED, owed.grant_id, owed.units, owed.expires_at
+            )
+        return ActivationResult(Activation.TRY_AGAIN, owed.grant_id)
+
+    async def activate_text(self, msisdn: str, language: Language, now: datetime) -> str:
+        """:meth:`activate`, answered as the USSD screen text in ``language``."""
+        result = await self.activate(msisdn, now)
+        return result.text(language, self._settings.timezone)
+
+    async def balance(self, msisdn: str, now: datetime) -> Balance:
+        """R6: the active grant (units, expiry), the oldest pending one (deadline), and what
+        the charging system reports (main balance) when it answers."""
+        rows = await self._pool.fetch(BonusSQL.usable_grants, msisdn, now)
+        active = next((r for r in rows if r["state"] == GrantState.ACTIVE), None)
+        pending = next((r for r in rows if r["state"] == GrantState.PENDING), None)
+        return Balance(
+            active=Grant.from_row(active) if active is not None else None,
+            pending=Grant.from_row(pending) if pending is not None else None,
+            charging=await self._charging_balance(msisdn),
+            credit_state=CreditState(active["credit_state"])
+            if active is not None and active["credit_state"]
+            else None,
+        )
+
+    async def balance_text(self, msisdn: str, language: Language, now: datetime) -> str:
+        """:meth:`balance`, answered as the USSD screen text in ``language``."""
+        result = await self.balance(msisdn, now)
+        return result.text(language, self._settings.timezone)
+
+    # ------------------------------------------------------------ scheduled jobs
+
+    async def grant_month(self, now: datetime, *, force: bool = False) -> int:
+        """R3: the month's units to every current member, with a notice each (sent in the
+        window), in one set-based statement; returns how many grants were made.
+
+        Runs under a transaction-level advisory lock and records itself in ``job_runs``: a
+        second replica waits, then finds the month done and grants nothing (``force`` runs the
+        statement anyway; ON CONFLICT still grants nobody twice).
+        """
+        month = self.month_of(now)
+        period = month.strftime("%Y-%m")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(BonusSQL.lock_job, GRANT_MONTH_LOCK)
+            if not force and await conn.fetchval(BonusSQL.job_done, GRANT_MONTH_JOB, period):
+                return 0
+            row = await conn.fetchrow(BonusSQL.grant_month, *self._grant_month_args(month, now))
+            result = {"granted": row["granted"], "notices": row["notices"]}
+            finished = self._clock.now()
+            await conn.execute(
+                BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, json.dumps(result)
+            )
+        log.info("monthly bonus granted", period=period, **result)
+        granted: int = row["granted"]
+        return granted
+
+    def _grant_month_args(self, month: date, now: datetime) -> tuple[object, ...]:
+        units = self._settings.bonus_units
+        notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
+        return (
+            month,
+            units,
+            now,
+            now + DEADLINE,
+            self._settings.default_language,
+            notice[Language.RU],
+            notice[Language.KK],
+            notice[Language.EN],
+        )
+
+    async def month_granted(self, now: datetime) -> bool:
+        """Whether the monthly grant of ``now``'s month has run (start-up catch-up asks)."""
+        period = self.month_of(now).strftime("%Y-%m")
+        return await self._pool.fetchval(BonusSQL.job_done, GRANT_MONTH_JOB, period) is not None
+
+    async def sweep(self, now: datetime) -> SweepResult:
+        """R4: cancel pending grants past their deadline, expire active ones past 7 days.
+
+        Guarded batch updates (``WHERE state = ...``, SKIP LOCKED), repeated until a batch
+        comes back short; safe to run on every replica at once.
+        """
+        cancelled = await self._drain(BonusSQL.cancel_overdue, now)
+        expired = await self._drain(BonusSQL.expire_active, now)
+        if cancelled or expired:
+            log.info("bonus sweep", cancelled=cancelled, expired=expired)
+        return SweepResult(cancelled=cancelled, expired=expired)
+
+    async def _drain(self, query: str, now: datetime) -> int:
+        total = 0
+        while True:
+            done: int = await self._pool.fetchval(query, now, SWEEP_BATCH)
+            total += done
+            if done < SWEEP_BATCH:
+                return total
+
+    async def run_charging_once(self, now: datetime) -> ChargingRun:
+        """Send owed credits and forfeits whose retry time has come; one pass, no waiting.
+
+        Each batch is claimed with a lease in one statement, sent concurrently, and its
+        outcomes recorded in one statement.
+        """
+        credited = credit_failures = forfeited = forfeit_failures = 0
+        while True:
+            owed = await self._claim(BonusSQL.claim_due_credits, now, OwedCredit.from_row)
+            outcomes = await self._send(self._credit_call, owed)
+            await self._record_credits(owed, outcomes)
+            credited += sum(o.ok for o in outcomes)
+            credit_failures += sum(not o.ok for o in outcomes)
+            if len(owed) < CHARGING_BATCH:
+                break
+        while True:
+            removals = await self._claim(BonusSQL.claim_due_forfeits, now, Removal.from_row)
+            outcomes = await self._send(self._forfeit_call, removals)
+            await self._record_forfeits(removals, outcomes)
+            forfeited += sum(o.ok for o in outcomes)
+            forfeit_failures += sum(not o.ok for o in outcomes)
+            if len(removals) < CHARGING_BATCH:
+                break
+        return ChargingRun(credited, credit_failures, forfeited, forfeit_failures)
+
+    # ------------------------------------------------------------ internals
+
+    async def _claim_activation(
+        self, conn: asyncpg.Connection, msisdn: str, now: datetime, month: date
+    ) -> tuple[OwedCredit | None, ActivationResult | None]:
+        """Under the number's lock: this month's activation resumed, or the oldest pending
+        grant activated; either the credit to send (leased to us) or the final answer."""
+        row = await conn.fetchrow(BonusSQL.activation_of_month, msisdn, month)
+        if row is not None:
+            grant = Grant.from_row(row)
+            resumable = (
+                grant.state is GrantState.ACTIVE
+                and row["credit_state"] == CreditState.PENDING
+                and grant.expires_at is not None
+                and grant.expires_at > now
+            )
+            if resumable:
+                attempts = await conn.fetchval(
+                    BonusSQL.lease_credit, grant.id, now, now + self._lease
+                )
+                if attempts is not None:
+                    return OwedCredit.of(grant, attempts), None
+            return None, ActivationResult(Activation.ALREADY_ACTIVATED, grant.id)
+        row = await conn.fetchrow(
+            BonusSQL.activate_oldest, msisdn, now, month, now + VALIDITY, now + self._lease
+        )
+        if row is None:
+            return None, ActivationResult(Activation.NOTHING_TO_ACTIVATE)
+        return OwedCredit.of(Grant.from_row(row), 1), None
+
+    async def _claim(
+        self, query: str, now: datetime, build: Callable[[asyncpg.Record], T]
+    ) -> list[T]:
+        rows = await self._pool.fetch(query, now, CHARGING_BATCH, now + self._lease)
+        return [build(r) for r in rows]
+
+    async def _send(
+        self, call: Callable[[T], Awaitable[CallOutcome]], items: Sequence[T]
+    ) -> list[CallOutcome]:
+        limit = asyncio.Semaphore(CHARGING_CONCURRENCY)
+
+        async def one(item: T) -> CallOutcome:
+            async with limit:
+                return await call(item)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    async def _credit_call(self, owed: OwedCredit) -> CallOutcome:
+        request = CreditRequest(str(owed.grant_id), owed.msisdn, owed.units, owed.expires_at)
+        return await _guarded(
+            owed.grant_id, lambda: self._charging.credit(request), lambda r: r.reference
+        )
+
+    async def _forfeit_call(self, removal: Removal) -> CallOutcome:
+        return await _guarded(
+            removal.grant_id,
+            lambda: self._charging.forfeit(str(removal.grant_id), removal.msisdn),
+            lambda _: None,
+        )
+
+    async def _record_credits(
+        self, owed: Sequence[OwedCredit], outcomes: Sequence[CallOutcome]
+    ) -> dict[int, CreditState]:
+        if not owed:
+            return {}
+        now = self._clock.now()
+        rows = await self._pool.fetch(
+            BonusSQL.record_credit_results,
+            [o.grant_id for o in outcomes],
+            [o.ok for o in outcomes],
+            [o.permanent for o in outcomes],
+            [o.reference for o in outcomes],
+            [o.error for o in outcomes],
+            [self._next_attempt(o, w.attempts, now) for w, o in zip(owed, outcomes, strict=True)],
+            now,
+        )
+        return {r["grant_id"]: CreditState(r["state"]) for r in rows}
+
+    async def _record_forfeits(
+        self, removals: Sequence[Removal], outcomes: Sequence[CallOutcome]
+    ) -> None:
+        if not removals:
+            return
+        now = self._clock.now()
+        await self._pool.execute(
+            BonusSQL.record_forfeit_results,
+            [o.grant_id for o in outcomes],
+            [o.ok for o in outcomes],
+            [o.permanent for o in outcomes],
+            [o.error for o in outcomes],
+            [
+                self._next_attempt(o, r.attempts, now)
+                for r, o in zip(removals, outcomes, strict=True)
+            ],
+            now,
+        )
+
+    def _next_attempt(self, outcome: CallOutcome, attempts: int, now: datetime) -> datetime | None:
+        """When a transient failure is retried: exponential from the retry interval, capped."""
+        if outcome.ok or outcome.permanent:
+            return None
+        base = self._settings.charging_retry_interval
+        delay = backoff_delay(attempts, base, RETRY_CAP.total_seconds(), random.random())
+        return now + timedelta(seconds=delay)
+
+    async def _charging_balance(self, msisdn: str) -> ChargingBalance | None:
+        try:
+            return await self._charging.balance(msisdn)
+        except ChargingError as exc:
+            log.warning("charging balance unavailable", error=str(exc))
+            return None
+
+
+async def _guarded(
+    key: int, call: Callable[[], Awaitable[T]], reference: Callable[[T], str | None]
+) -> CallOutcome:
+    """Run one charging call and say what it came to; never raises but cancellation."""
+    try:
+        result = await call()
+    except ChargingRejected as exc:
+        log.error("charging refused", grant_id=key, error=str(exc))
+        return CallOutcome(key, ok=False, permanent=True, error=str(exc)[:500])
+    except ChargingError as exc:
+        log.warning("charging unavailable", grant_id=key, error=str(exc))
+        return CallOutcome(key, ok=False, error=str(exc)[:500])
+    except Exception as exc:  # a bug or an unexpected library error: retry later, keep going
+        log.exception("charging call failed", grant_id=key)
+        return CallOutcome(key, ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+    return CallOutcome(key, ok=True, reference=reference(result))

@@ -1,0 +1,178 @@
+"""What the bonus ledger returns: frozen records read from rows, and their subscriber texts.
+
+Pure: no I/O. :mod:`dispatcher.program.bonus` builds these; the USSD desk renders them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dispatcher.program import texts
+from dispatcher.program.charging import ChargingBalance
+from dispatcher.states import CreditState, GrantState, Language
+
+LOCAL_FORMAT = "%d.%m.%Y %H:%M"
+
+
+def local_text(instant: datetime, zone: ZoneInfo) -> str:
+    """``instant`` as subscribers read it: local (Astana) day and time."""
+    return instant.astimezone(zone).strftime(LOCAL_FORMAT)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One month's bonus for one number (a ``bonus_grants`` row)."""
+
+    id: int
+    msisdn: str
+    month: date
+    units: int
+    state: GrantState
+    granted_at: datetime
+    deadline_at: datetime
+    activated_at: datetime | None = None
+    activated_month: date | None = None
+    expires_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Grant:
+        """From a row holding at least the ``bonus_grants`` columns (extra ones ignored)."""
+        data = {f.name: row[f.name] for f in dataclasses.fields(cls)}
+        return cls(**{**data, "state": GrantState(data["state"])})
+
+
+@dataclass(frozen=True, slots=True)
+class OwedCredit:
+    """A credit to send to the charging system, leased to the sender."""
+
+    grant_id: int
+    msisdn: str
+    units: int
+    expires_at: datetime
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> OwedCredit:
+        return cls(*(row[f.name] for f in dataclasses.fields(cls)))
+
+    @classmethod
+    def of(cls, grant: Grant, attempts: int) -> OwedCredit:
+        assert grant.expires_at is not None, "only an active grant is credited"
+        return cls(grant.id, grant.msisdn, grant.units, grant.expires_at, attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """A forfeit to deliver to the charging system (a ``bonus_forfeits`` row, leased)."""
+
+    grant_id: int
+    msisdn: str
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Removal:
+        return cls(row["grant_id"], row["msisdn"], row["attempts"])
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What one charging call came to: ``ok``, or a transient or ``permanent`` failure."""
+
+    grant_id: int
+    ok: bool
+    permanent: bool = False
+    reference: str | None = None
+    error: str | None = None
+
+
+class Activation(enum.StrEnum):
+    """The answers to ``*555*00#`` (R4)."""
+
+    ACTIVATED = "activated"
+    NOTHING_TO_ACTIVATE = "nothing_to_activate"
+    ALREADY_ACTIVATED = "already_activated_this_month"
+    TRY_AGAIN = "try_again"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationResult:
+    """Outcome of an activation; ``units`` and ``expires_at`` are set when activated."""
+
+    outcome: Activation
+    grant_id: int | None = None
+    units: int | None = None
+    expires_at: datetime | None = None
+
+    def text(self, language: Language | str | None, zone: ZoneInfo) -> str:
+        if self.outcome is Activation.ACTIVATED:
+            assert self.expires_at is not None
+            expires = local_text(self.expires_at, zone)
+            return texts.text("activated", language, units=self.units, expires=expires)
+        key = {
+            Activation.NOTHING_TO_ACTIVATE: "nothing_to_activate",
+            Activation.ALREADY_ACTIVATED: "already_activated",
+            Activation.TRY_AGAIN: "try_again",
+        }[self.outcome]
+        return texts.text(key, language)
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """R6: the active bonus (units, expiry), the pending one (deadline), the main balance."""
+
+    active: Grant | None = None
+    pending: Grant | None = None
+    charging: ChargingBalance | None = None
+    credit_state: CreditState | None = None  # of the active grant's credit
+
+    @property
+    def remaining_units(self) -> int:
+        """Units left of the active bonus: the charging system's figure when it gives one."""
+        if self.active is None:
+            return 0
+        if self.charging is not None and self.charging.bonus_units is not None:
+            return self.charging.bonus_units
+        return self.active.units
+
+    @property
+    def main_balance(self) -> str | None:
+        return self.charging.main_text() if self.charging is not None else None
+
+    def text(self, language: Language | str | None, zone: ZoneInfo) -> str:
+        if self.active is not None and self.active.expires_at is not None:
+            expires = local_text(self.active.expires_at, zone)
+            shown = texts.text("balance", language, units=self.remaining_units, expires=expires)
+        elif self.pending is not None:
+            deadline = local_text(self.pending.deadline_at, zone)
+            shown = texts.text(
+                "balance_pending", language, units=self.pending.units, deadline=deadline
+            )
+        else:
+            shown = texts.text("balance_none", language)
+        if self.main_balance is not None:
+            shown += texts.text("main_balance", language, amount=self.main_balance)
+        return shown
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep closed (R4)."""
+
+    cancelled: int = 0  # pending grants past their 30-day deadline
+    expired: int = 0  # active grants past their 7 days
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingRun:
+    """What one pass of the charging outbox delivered."""
+
+    credited: int = 0
+    credit_failures: int = 0
+    forfeited: int = 0
+    forfeit_failures: int = 0

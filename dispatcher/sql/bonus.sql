@@ -1,0 +1,270 @@
+-- The bonus ledger (R3-R6, invariant 5). Only dispatcher.program.bonus.BonusLedger runs these.
+-- Every "now" is a parameter, so tests drive the ledger with a ManualClock.
+
+-- name: lock_msisdn
+-- Serialises the bonus changes of one number (activation, forfeit) for the rest of the
+-- transaction. A separate statement on purpose: in READ COMMITTED the next statement takes
+-- its snapshot after the lock is held, so it sees what the previous holder committed.
+-- Two-int form: its key space does not overlap the bigint keys of jobs and migrations.
+-- $1: msisdn.
+SELECT pg_advisory_xact_lock(23829, hashtext($1))
+
+-- name: lock_job
+-- Transaction-level advisory lock: one replica runs a periodic job; others wait, then see it
+-- recorded in job_runs. $1: the job's lock key (bigint constant of BonusLedger).
+SELECT pg_advisory_xact_lock($1)
+
+-- name: grant_one
+-- R3: the current month's grant for one number, unless the month has one already (also a
+-- forfeited one: leaving and rejoining never grants twice).
+-- $1: msisdn, $2: month (first day, Astana), $3: units, $4: granted_at, $5: deadline_at.
+INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT ON CONSTRAINT one_grant_per_month DO NOTHING
+RETURNING id
+
+-- name: forfeit
+-- R2/R12: pending and active grants of a number are lost. Credits still owed stop being
+-- retried; every grant that had a credit row (sent, or possibly sent) gets a removal in the
+-- forfeit outbox, delivered after commit. Run after lock_msisdn, so a concurrent activation
+-- has committed its credit row before this statement's snapshot.
+-- $1: msisdn, $2: now.
+WITH gone AS (
+    UPDATE bonus_grants
+    SET state = 'forfeited', closed_at = $2
+    WHERE msisdn = $1 AND state IN ('pending', 'active')
+    RETURNING id
+), owed AS (
+    UPDATE bonus_credits c
+    SET state = 'failed', last_error = 'forfeited before credit'
+    FROM gone
+    WHERE c.grant_id = gone.id AND c.state = 'pending'
+), removals AS (
+    INSERT INTO bonus_forfeits (grant_id, msisdn, requested_at, next_attempt_at)
+    SELECT c.grant_id, c.msisdn, $2, $2
+    FROM bonus_credits c
+    JOIN gone ON gone.id = c.grant_id
+    ON CONFLICT (grant_id) DO NOTHING
+)
+SELECT count(*) FROM gone
+
+-- name: activation_of_month
+-- The grant activated in a calendar month, with its credit (one_activation_per_month index).
+-- $1: msisdn, $2: month (first day, Astana).
+SELECT g.*, c.state AS credit_state, c.lease_until
+FROM bonus_grants g
+LEFT JOIN bonus_credits c ON c.grant_id = g.id
+WHERE g.msisdn = $1 AND g.activated_month = $2
+
+-- name: lease_credit
+-- Takes the right to send a credit still owed: a guarded update, so of two callers one wins.
+-- $1: grant id, $2: now, $3: lease end (no one else sends it before).
+UPDATE bonus_credits
+SET lease_until = $3, attempts = attempts + 1
+WHERE grant_id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $2)
+RETURNING attempts
+
+-- name: activate_oldest
+-- R4: the oldest pending grant still within its deadline becomes active for 7 days, and its
+-- credit row is created already leased to this caller. one_activation_per_month backs the
+-- "once a calendar month" rule; lock_msisdn ran first, so callers do not race into it.
+-- $1: msisdn, $2: now, $3: activated month (first day, Astana), $4: expires_at,
+-- $5: lease end.
+WITH pick AS (
+    SELECT id
+    FROM bonus_grants
+    WHERE msisdn = $1 AND state = 'pending' AND deadline_at > $2
+    ORDER BY granted_at, id
+    LIMIT 1
+    FOR UPDATE
+), act AS (
+    UPDATE bonus_grants g
+    SET state = 'active', activated_at = $2, activated_month = $3, expires_at = $4
+    FROM pick
+    WHERE g.id = pick.id AND g.state = 'pending'
+    RETURNING g.*
+), credit AS (
+    INSERT INTO bonus_credits (grant_id, msisdn, attempts, next_attempt_at, lease_until, created_at)
+    SELECT id, msisdn, 1, $2, $5, $2
+    FROM act
+)
+SELECT * FROM act
+
+-- name: record_credit_results
+-- Outcomes of a batch of credit calls, one round trip; the lease ends. Only a pending credit
+-- changes state (a forfeit or expiry may have closed it meanwhile).
+-- $1: grant ids, $2: credited (bool[]), $3: permanent failure (bool[]),
+-- $4: charging references (text[]), $5: errors (text[]), $6: next attempt (timestamptz[]),
+-- $7: now.
+UPDATE bonus_credits c
+SET state = CASE
+        WHEN c.state <> 'pending' THEN c.state
+        WHEN r.credited THEN 'credited'
+        WHEN r.permanent THEN 'failed'
+        ELSE c.state
+    END::credit_state,
+    credited_at = CASE WHEN c.state = 'pending' AND r.credited THEN $7 ELSE c.credited_at END,
+    external_ref = coalesce(r.reference, c.external_ref),
+    last_error = r.error,
+    next_attempt_at = coalesce(r.next_at, c.next_attempt_at),
+    lease_until = NULL
+FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[])
+    AS r (grant_id, credited, permanent, reference, error, next_at)
+WHERE c.grant_id = r.grant_id
+RETURNING c.grant_id, c.state
+
+-- name: claim_due_credits
+-- Credits owed for grants still active whose retry time has come and that nobody is sending;
+-- SKIP LOCKED lets replicas share the work. The lease keeps them from being sent twice at
+-- once; the grant id keeps a resend harmless.
+-- $1: now, $2: batch size, $3: lease end.
+WITH due AS (
+    SELECT c.grant_id
+    FROM bonus_credits c
+    JOIN bonus_grants g ON g.id = c.grant_id
+    WHERE c.state = 'pending'
+      AND c.next_attempt_at <= $1
+      AND (c.lease_until IS NULL OR c.lease_until <= $1)
+      AND g.state = 'active' AND g.expires_at > $1
+    ORDER BY c.next_attempt_at
+    LIMIT $2
+    FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE bonus_credits c
+SET lease_until = $3, attempts = c.attempts + 1
+FROM due
+JOIN bonus_grants g ON g.id = due.grant_id
+WHERE c.grant_id = due.grant_id
+RETURNING c.grant_id, g.msisdn, g.units, g.expires_at, c.attempts
+
+-- name: claim_due_forfeits
+-- Removals to deliver. One waits while a credit of its grant is in flight, so the credit
+-- lands first and the removal after it.
+-- $1: now, $2: batch size, $3: lease end.
+WITH due AS (
+    SELECT f.grant_id
+    FROM bonus_forfeits f
+    WHERE f.done_at IS NULL AND f.failed_at IS NULL
+      AND f.next_attempt_at <= $1
+      AND (f.lease_until IS NULL OR f.lease_until <= $1)
+      AND NOT EXISTS (
+          SELECT 1 FROM bonus_credits c WHERE c.grant_id = f.grant_id AND c.lease_until > $1
+      )
+    ORDER BY f.next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE bonus_forfeits f
+SET lease_until = $3, attempts = f.attempts + 1
+FROM due
+WHERE f.grant_id = due.grant_id
+RETURNING f.grant_id, f.msisdn, f.attempts
+
+-- name: record_forfeit_results
+-- Outcomes of a batch of removals, one round trip; the lease ends.
+-- $1: grant ids, $2: done (bool[]), $3: permanent failure (bool[]), $4: errors (text[]),
+-- $5: next attempt (timestamptz[]), $6: now.
+UPDATE bonus_forfeits f
+SET done_at = CASE WHEN r.done THEN $6 END,
+    failed_at = CASE WHEN r.permanent THEN $6 END,
+    last_error = r.error,
+    next_attempt_at = coalesce(r.next_at, f.next_attempt_at),
+    lease_until = NULL
+FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::text[], $5::timestamptz[])
+    AS r (grant_id, done, permanent, error, next_at)
+WHERE f.grant_id = r.grant_id AND f.done_at IS NULL AND f.failed_at IS NULL
+
+-- name: usable_grants
+-- R6: grants a number can still use or activate now, oldest first (msisdn index prefix).
+-- $1: msisdn, $2: now.
+SELECT g.*, c.state AS credit_state, c.lease_until
+FROM bonus_grants g
+LEFT JOIN bonus_credits c ON c.grant_id = g.id
+WHERE g.msisdn = $1
+  AND ((g.state = 'active' AND g.expires_at > $2)
+       OR (g.state = 'pending' AND g.deadline_at > $2))
+ORDER BY g.granted_at, g.id
+
+-- name: job_done
+-- Whether a periodic job finished for a period. $1: job name, $2: period ('2026-11').
+SELECT finished_at FROM job_runs WHERE job = $1 AND period = $2 AND finished_at IS NOT NULL
+
+-- name: record_job
+-- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (json text).
+INSERT INTO job_runs (job, period, started_at, finished_at, result)
+VALUES ($1, $2, $3, $4, $5::jsonb)
+ON CONFLICT (job, period) DO UPDATE
+SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
+
+-- name: grant_month
+-- R3: the month's units for every current member in one set-based statement, and a notice
+-- for exactly the grants it inserted (dedupe key bonus_notice:<grant id>). ON CONFLICT skips
+-- members granted already (joined this month, an earlier run), so a re-run grants nothing
+-- twice. Members whose number is fully blocked or recycled get nothing (R12); outgoing-blocked
+-- numbers still receive SMS and keep their grant.
+-- $1: month (first day, Astana), $2: units, $3: now (granted_at), $4: deadline_at,
+-- $5: default language, $6: notice text ru, $7: kk, $8: en.
+WITH granted AS (
+    INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
+    SELECT m.msisdn, $1, $2, $3, $4
+    FROM memberships m
+    JOIN subscribers s ON s.msisdn = m.msisdn
+    WHERE m.left_at IS NULL
+      AND m.joined_at <= $3
+      AND s.status IN ('active', 'outgoing_blocked')
+    ON CONFLICT ON CONSTRAINT one_grant_per_month DO NOTHING
+    RETURNING id, msisdn
+), notices AS (
+    INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
+    SELECT g.msisdn,
+           'bonus_notice',
+           CASE coalesce(s.language::text, $5) WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6 END,
+           true,
+           'bonus_notice:' || g.id
+    FROM granted g
+    JOIN subscribers s ON s.msisdn = g.msisdn
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices) AS notices
+
+-- name: cancel_overdue
+-- R4: pending grants past their 30-day deadline are cancelled, a batch at a time (short
+-- locks; SKIP LOCKED lets a concurrent activation or forfeit keep its row).
+-- $1: now, $2: batch size.
+WITH due AS (
+    SELECT id FROM bonus_grants
+    WHERE state = 'pending' AND deadline_at <= $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE bonus_grants g
+    SET state = 'cancelled', closed_at = $1
+    FROM due
+    WHERE g.id = due.id AND g.state = 'pending'
+    RETURNING g.id
+)
+SELECT count(*) FROM done
+
+-- name: expire_active
+-- R4: active grants past their 7 days expire; a credit still owed for one is given up (the
+-- units would arrive already expired).
+-- $1: now, $2: batch size.
+WITH due AS (
+    SELECT id FROM bonus_grants
+    WHERE state = 'active' AND expires_at <= $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE bonus_grants g
+    SET state = 'expired', closed_at = $1
+    FROM due
+    WHERE g.id = due.id AND g.state = 'active'
+    RETURNING g.id
+), unpaid AS (
+    UPDATE bonus_credits c
+    SET state = 'failed', last_error = 'expired before credit'
+    FROM done
+    WHERE c.grant_id = done.id AND c.state = 'pending'
+)
+SELECT count(*) FROM done
