@@ -1,0 +1,233 @@
+"""SMS surveys at run time (R13): sessions, replies, follow-ups, timeouts.
+
+The engine calls :func:`open_session` when the first question (the campaign message) was
+accepted by the SMSC; the MO handler calls :func:`handle_reply` for a subscriber's SMS to
+the short code; a periodic job calls :func:`timeout_sweep`. Each works inside the caller's
+connection (a savepoint when a transaction is already open), so the outbox message and the
+session change commit together with the MO record, or not at all.
+
+Decisions (README, "Surveys"):
+
+* A reply is the option's number (``2``, ``2.``, `` 2) ``) or its text in any of the survey's
+  languages, case-insensitive and trimmed.
+* An invalid reply gets one re-prompt per question (the question again, with a line saying
+  how to answer); a second invalid reply to the same question closes the session
+  (state ``closed``) without further messages: we stop asking someone who is not answering.
+* Follow-up questions and re-prompts are survey traffic, so they wait for the send window
+  (``in_window=True``, R8); the thank-you answers the subscriber's own reply and may go at
+  any hour (``in_window=False``). None of them counts against the caps (R7).
+* The timeout (survey row, default 24 h) restarts with every question sent, so a question
+  held overnight by the window does not time out before the subscriber sees it.
+* A new survey reaching a number closes that number's open session of another survey.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from campaigns.templates import numbered, render
+from dispatcher.program.outbox import ServiceMessage, enqueue
+from dispatcher.sql import SqlFile
+from dispatcher.states import ServiceKind, SurveySessionState
+
+
+class SurveySQL(SqlFile, domain="surveys", directory=Path(__file__).parent / "sql"):
+    supersede_open: str
+    open_session: str
+    lock_open_session: str
+    record_answer: str
+    advance: str
+    mark_reprompted: str
+    close_session: str
+    timeout_sweep: str
+
+
+REPROMPT = {
+    "kk": "Жауап ретінде нұсқаның нөмірін жіберіңіз (1-{n}).",
+    "ru": "Пожалуйста, ответьте номером варианта (1-{n}).",
+    "en": "Please reply with the number of your choice (1-{n}).",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """What a reply did: ``answered`` (next question queued), ``completed`` (thanks queued),
+    ``reprompted`` (re-prompt queued) or ``closed`` (second invalid reply)."""
+
+    kind: str
+    session_id: int
+    campaign_id: int
+    question_no: int
+    option_no: int | None = None
+    message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    id: int
+    campaign_id: int
+    question_no: int
+    reprompted: bool
+    language: str
+    questions: list[dict[str, Any]]
+    thanks: dict[str, str]
+    timeout: timedelta
+
+    @classmethod
+    def from_row(cls, row: Any) -> _Session:
+        questions = json.loads(row["questions"])
+        first_language = next(iter(questions[0]["texts"]))
+        language = row["language"] if row["language"] in questions[0]["texts"] else None
+        return cls(
+            row["id"],
+            row["campaign_id"],
+            row["question_no"],
+            row["reprompted"],
+            language or first_language,
+            questions,
+            json.loads(row["thanks"]),
+            row["timeout"],
+        )
+
+    def question(self, number: int) -> str:
+        """Question ``number`` as sent: its text and numbered options."""
+        q = self.questions[number - 1]
+        return render(
+            numbered(q["texts"][self.language], [o[self.language] for o in q["options"]]), {}
+        )
+
+
+async def open_session(
+    conn: asyncpg.Connection,
+    campaign_id: int,
+    delivery_id: int | None,
+    msisdn: str,
+    now: datetime,
+    *,
+    language: str | None = None,
+) -> int | None:
+    """Open the survey session of ``msisdn`` for the campaign's survey; its id, or None
+    when it was already open (a repeat) or the campaign has no survey. ``language`` is the
+    language the first question went out in."""
+    async with conn.transaction():
+        await conn.execute(SurveySQL.supersede_open, msisdn, campaign_id, now)
+        session_id: int | None = await conn.fetchval(
+            SurveySQL.open_session, campaign_id, delivery_id, msisdn, now, language
+        )
+    return session_id
+
+
+def match_option(reply: str, options: list[dict[str, str]]) -> int | None:
+    """The 1-based option ``reply`` chooses, by number or by text in any language."""
+    text = reply.strip().rstrip(".)").strip().casefold()
+    if text.isdigit():
+        number = int(text)
+        return number if 1 <= number <= len(options) else None
+    for number, option in enumerate(options, 1):
+        if any(text == value.strip().casefold() for value in option.values()):
+            return number
+    return None
+
+
+async def handle_reply(
+    conn: asyncpg.Connection, msisdn: str, text: str, now: datetime
+) -> ReplyOutcome | None:
+    """Apply an SMS reply from ``msisdn``; None when the number has no open survey (the
+    caller then treats the SMS as something else). See the module docstring for the rules."""
+    async with conn.transaction():
+        row = await conn.fetchrow(SurveySQL.lock_open_session, msisdn, now)
+        if row is None:
+            return None
+        session = _Session.from_row(row)
+        options = session.questions[session.question_no - 1]["options"]
+        option_no = match_option(text, options)
+        if option_no is None:
+            return await _invalid(conn, session, msisdn, now)
+        await conn.execute(SurveySQL.record_answer, session.id, session.question_no, option_no, now)
+        if session.question_no < len(session.questions):
+            return await _next_question(conn, session, msisdn, option_no, now)
+        return await _complete(conn, session, msisdn, option_no, now)
+
+
+async def _next_question(
+    conn: asyncpg.Connection, session: _Session, msisdn: str, option_no: int, now: datetime
+) -> ReplyOutcome:
+    q_no = session.question_no
+    await conn.execute(SurveySQL.advance, session.id, q_no, now + session.timeout)
+    message_id = await _send(
+        conn,
+        session,
+        msisdn,
+        ServiceKind.SURVEY_QUESTION,
+        session.question(q_no + 1),
+        f"survey:{session.id}:q{q_no + 1}",
+        in_window=True,
+    )
+    return ReplyOutcome("answered", session.id, session.campaign_id, q_no, option_no, message_id)
+
+
+async def _complete(
+    conn: asyncpg.Connection, session: _Session, msisdn: str, option_no: int, now: datetime
+) -> ReplyOutcome:
+    await conn.execute(SurveySQL.close_session, session.id, SurveySessionState.COMPLETED, now)
+    body = render(session.thanks.get(session.language) or next(iter(session.thanks.values())), {})
+    message_id = await _send(
+        conn,
+        session,
+        msisdn,
+        ServiceKind.SURVEY_THANKS,
+        body,
+        f"survey:{session.id}:thanks",
+        in_window=False,
+    )
+    return ReplyOutcome(
+        "completed", session.id, session.campaign_id, session.question_no, option_no, message_id
+    )
+
+
+async def _invalid(
+    conn: asyncpg.Connection, session: _Session, msisdn: str, now: datetime
+) -> ReplyOutcome:
+    q_no = session.question_no
+    if session.reprompted:
+        await conn.execute(SurveySQL.close_session, session.id, SurveySessionState.CLOSED, now)
+        return ReplyOutcome("closed", session.id, session.campaign_id, q_no)
+    await conn.execute(SurveySQL.mark_reprompted, session.id, q_no, now + session.timeout)
+    count = len(session.questions[q_no - 1]["options"])
+    hint = REPROMPT.get(session.language, REPROMPT["en"]).format(n=count)
+    message_id = await _send(
+        conn,
+        session,
+        msisdn,
+        ServiceKind.SURVEY_REPROMPT,
+        f"{hint}\n{session.question(q_no)}",
+        f"survey:{session.id}:reprompt:{q_no}",
+        in_window=True,
+    )
+    return ReplyOutcome("reprompted", session.id, session.campaign_id, q_no, None, message_id)
+
+
+async def _send(
+    conn: asyncpg.Connection,
+    session: _Session,
+    msisdn: str,
+    kind: ServiceKind,
+    body: str,
+    dedupe_key: str,
+    *,
+    in_window: bool,
+) -> int | None:
+    message = ServiceMessage(msisdn, kind, body, in_window, dedupe_key, session.campaign_id)
+    return await enqueue(conn, message)
+
+
+async def timeout_sweep(executor: asyncpg.Pool | asyncpg.Connection, now: datetime) -> int:
+    """Open sessions past their expiry → timed_out (set-based); returns how many."""
+    rows = await executor.fetch(SurveySQL.timeout_sweep, now)
+    return len(rows)
