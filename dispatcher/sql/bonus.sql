@@ -165,8 +165,8 @@ RETURNING f.grant_id, f.msisdn, f.attempts
 -- $1: grant ids, $2: done (bool[]), $3: permanent failure (bool[]), $4: errors (text[]),
 -- $5: next attempt (timestamptz[]), $6: now.
 UPDATE bonus_forfeits f
-SET done_at = CASE WHEN r.done THEN $6 END,
-    failed_at = CASE WHEN r.permanent THEN $6 END,
+SET done_at = CASE WHEN r.done THEN $6::timestamptz END,
+    failed_at = CASE WHEN r.permanent THEN $6::timestamptz END,
     last_error = r.error,
     next_attempt_at = coalesce(r.next_at, f.next_attempt_at),
     lease_until = NULL

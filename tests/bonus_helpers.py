@@ -1,0 +1,47 @@
+"""Shared set-up of the bonus tests: a ledger, members joined through Membership, row reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from dispatcher.program.bonus_models import Grant
+from dispatcher.program.membership import Change, Membership
+from dispatcher.states import Channel
+
+NUMBERS = [f"7701000{n:04d}" for n in range(100)]
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+async def join(pool: asyncpg.Pool, membership: Membership, msisdn: str, now: datetime) -> Change:
+    """R1 join through the real membership code, which calls the ledger's grant_on_join."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await membership.join(conn, msisdn, Channel.USSD, {"ussd_session": "t"}, now)
+
+
+async def leave(pool: asyncpg.Pool, membership: Membership, msisdn: str, now: datetime) -> Change:
+    """R2 leave through the real membership code, which calls the ledger's forfeit."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await membership.leave(
+            conn, msisdn, Channel.USSD, {"ussd_session": "t"}, now, reason="ussd"
+        )
+
+
+async def grants_of(pool: asyncpg.Pool, msisdn: str) -> list[Grant]:
+    rows = await pool.fetch("SELECT * FROM bonus_grants WHERE msisdn = $1 ORDER BY id", msisdn)
+    return [Grant.from_row(r) for r in rows]
+
+
+async def credits(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await pool.fetch("SELECT * FROM bonus_credits ORDER BY grant_id")
+    return [dict(r) for r in rows]
+
+
+async def forfeits(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await pool.fetch("SELECT * FROM bonus_forfeits ORDER BY grant_id")
+    return [dict(r) for r in rows]

@@ -1,0 +1,123 @@
+"""The monthly grant (R3, R12; invariant 5): members only, set-based, once per month."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dispatcher.clock import ManualClock
+from dispatcher.db import Database, create_pool
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.charging import LedgerCharging
+from dispatcher.program.membership import Membership
+from dispatcher.settings import Settings
+from dispatcher.states import ServiceKind
+from tests.bonus_helpers import NUMBERS, grants_of, join, leave, utc
+
+DEC_1_0005 = utc(2026, 11, 30, 19, 5)  # 00:05 on 1 December, Astana time (UTC+5)
+
+
+@pytest.fixture
+def ledger(database: Database, settings: Settings, clock: ManualClock) -> BonusLedger:
+    return BonusLedger(database.pool, settings, clock, LedgerCharging())
+
+
+@pytest.fixture
+def membership(settings: Settings, ledger: BonusLedger) -> Membership:
+    return Membership(settings, ledger)
+
+
+async def _members(database: Database, membership: Membership, clock: ManualClock) -> list[str]:
+    """Five members (one kk, one en, one outgoing-blocked) and four numbers that are not."""
+    pool = database.pool
+    for msisdn in NUMBERS[:9]:
+        await join(pool, membership, msisdn, clock.now())
+    await pool.execute("UPDATE subscribers SET language = 'kk' WHERE msisdn = $1", NUMBERS[1])
+    await pool.execute("UPDATE subscribers SET language = 'en' WHERE msisdn = $1", NUMBERS[2])
+    status = "UPDATE subscribers SET status = $2 WHERE msisdn = $1"
+    await pool.execute(status, NUMBERS[4], "outgoing_blocked")
+    await pool.execute(status, NUMBERS[5], "blocked")
+    await pool.execute(status, NUMBERS[6], "recycled")
+    await leave(pool, membership, NUMBERS[7], clock.now())
+    await pool.execute("INSERT INTO subscribers (msisdn) VALUES ($1)", NUMBERS[9])  # never joined
+    return NUMBERS[:5]
+
+
+async def test_monthly_grant_reaches_members_only_with_notices(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """R3/R12: every member (outgoing-blocked too) gets the month's 500 units and a notice in
+    the window in their language; left, fully blocked, recycled and non-members get nothing."""
+    members = await _members(database, membership, clock)
+    members.append(NUMBERS[8])  # a member with no language set: the default (ru)
+    assert await ledger.grant_month(DEC_1_0005) == len(members)
+    granted = await database.pool.fetch(
+        "SELECT msisdn, id, units, state, deadline_at FROM bonus_grants WHERE month = '2026-12-01'"
+    )
+    assert sorted(r["msisdn"] for r in granted) == sorted(members)
+    assert {(r["units"], r["state"]) for r in granted} == {(500, "pending")}
+    notices = await database.pool.fetch(
+        "SELECT msisdn, body, in_window, dedupe_key FROM service_messages WHERE kind = $1",
+        ServiceKind.BONUS_NOTICE,
+    )
+    ids = {r["msisdn"]: r["id"] for r in granted}
+    assert {n["msisdn"]: n["dedupe_key"] for n in notices} == {
+        m: f"bonus_notice:{ids[m]}" for m in members
+    }
+    assert all(n["in_window"] for n in notices)
+    bodies = {n["msisdn"]: n["body"] for n in notices}
+    assert bodies[NUMBERS[2]] == "Your 500 SMART bonus units are ready: dial *555*00#."
+    assert bodies[NUMBERS[1]].startswith("SMART 500 бонусыңыз")
+    assert bodies[NUMBERS[0]].startswith("Ваши 500 бонусов")
+
+
+async def test_monthly_grant_is_idempotent_and_skips_this_months_joiners(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """R3: a member who joined this month keeps the join grant; a re-run grants nobody twice."""
+    await join(database.pool, membership, NUMBERS[0], clock.now())
+    assert await ledger.grant_month(clock.now()) == 0  # November: granted at join
+    assert await ledger.month_granted(clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 1
+    assert await ledger.grant_month(DEC_1_0005) == 0  # recorded in job_runs: skipped
+    assert await ledger.grant_month(DEC_1_0005, force=True) == 0  # run again: ON CONFLICT
+    assert len(await grants_of(database.pool, NUMBERS[0])) == 2
+    count = await database.pool.fetchval(
+        "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert count == 1
+    run = await database.pool.fetchrow("SELECT * FROM job_runs WHERE period = '2026-12'")
+    assert run["job"] == "bonus_grant_month" and run["finished_at"] is not None
+
+
+async def test_two_processes_granting_at_once_grant_once(
+    database: Database,
+    database_url: str,
+    settings: Settings,
+    membership: Membership,
+    clock: ManualClock,
+) -> None:
+    """R3/invariant 5: the monthly job started by two replicas at once grants each member once."""
+    for msisdn in NUMBERS[:50]:
+        await join(database.pool, membership, msisdn, clock.now())
+    other = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        ledgers = [
+            BonusLedger(pool, settings, clock, LedgerCharging()) for pool in (database.pool, other)
+        ]
+        for force in (False, True):
+            runs = await asyncio.gather(
+                *(lg.grant_month(DEC_1_0005, force=force) for lg in ledgers)
+            )
+            assert sum(runs) == (50 if not force else 0)
+    finally:
+        await other.close()
+    per_member = await database.pool.fetch(
+        "SELECT msisdn, count(*) AS n FROM bonus_grants WHERE month = '2026-12-01' GROUP BY 1"
+    )
+    assert len(per_member) == 50 and {r["n"] for r in per_member} == {1}
+    notices = await database.pool.fetchval(
+        "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert notices == 50
