@@ -41,17 +41,11 @@ class Rig:
             total += done
         return total
 
-    async def receipts_settled(self, expected: int, timeout: float = 10.0) -> None:
-        """Wait until the simulator sent ``expected`` receipts and we applied them all."""
-        async with asyncio.timeout(timeout):
-            while True:
-                await self.apply_receipts()
-                applied = await self.database.pool.fetchval(
-                    "SELECT count(*) FROM receipts WHERE applied_at IS NOT NULL"
-                )
-                if applied >= expected:
-                    return
-                await self.sim.wait_for(lambda: True)
+    async def receipts_settled(self, expected: int) -> None:
+        """Wait until ``expected`` receipts were committed, then apply them."""
+        async with asyncio.timeout(10):
+            await self.sink.receipts.wait_committed(expected)
+        await self.apply_receipts()
 
     async def apply_receipts(self) -> None:
         now = self.clock.now()

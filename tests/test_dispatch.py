@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.engine.engine import EngineConfig
+from dispatcher.program.membership import Membership
+from dispatcher.program.service import NoBonus
 from dispatcher.settings import Settings
+from dispatcher.states import Channel
+from smpp.ratelimit import ThrottlePolicy
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
 NUMBERS = [f"7701{n:07d}" for n in range(1, 21)]
@@ -92,3 +98,170 @@ async def test_info_cap_across_campaigns(
         assert states.count({"submitted": 1}) == 10
         assert states.count({"cap_info": 1}) == 1
         assert len(rig.sim.submits()) == 10
+
+
+async def test_leave_after_claim_stops_the_message(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R2: a leave committed after a batch was claimed keeps those messages from the SMSC."""
+    await add_members(database, NUMBERS[:3])
+    campaign = await add_campaign(database, NUMBERS[:3])
+    async with dispatch_rig(database, settings, clock) as rig:
+        claimed, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        assert len(claimed) == 3
+        membership = Membership(settings, NoBonus())
+        async with database.pool.acquire() as conn, conn.transaction():
+            await membership.leave(conn, NUMBERS[0], Channel.SMS, {}, clock.now(), "stop")
+        await rig.dispatcher.send(claimed)
+        assert sorted(sm.destination_addr for _, sm in rig.sim.submits()) == NUMBERS[1:3]
+        assert await rig.states(campaign) == {"submitted": 2, "opted_out": 1}
+
+
+async def test_two_engines_never_pass_the_cap(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Invariant 1: two engines claiming at once send at most 10 info messages a month."""
+    number = NUMBERS[0]
+    await add_members(database, [number])
+    for _ in range(14):
+        await add_campaign(database, [number])
+    async with (
+        dispatch_rig(database, settings, clock) as one,
+        dispatch_rig(database, settings, clock) as two,
+    ):
+        for _ in range(8):
+            await asyncio.gather(one.dispatcher.run_once(), two.dispatcher.run_once())
+        sent = len(one.sim.submits()) + len(two.sim.submits())
+        assert sent == 10
+    counter = await database.pool.fetchval("SELECT info_count FROM contact_counters")
+    suppressed = await database.pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE suppressed = 'cap_info'"
+    )
+    assert (counter, suppressed) == (10, 4)
+
+
+async def test_dead_node_rows_recovered(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """After a crash: claimed rows go back to the queue, in-flight rows become unknown and are
+    never resent, and they keep counting against the cap (invariant 2)."""
+    await add_members(database, NUMBERS[:2])
+    campaign = await add_campaign(database, NUMBERS[:2])
+    await database.pool.execute(
+        "UPDATE deliveries SET state = CASE WHEN msisdn = $2 THEN 'claimed' ELSE 'in_flight' END"
+        "::delivery_state, claimed_by = 'ghost:1', cap_month = date '2026-11-01' "
+        "WHERE campaign_id = $1",
+        campaign,
+        NUMBERS[0],
+    )
+    async with dispatch_rig(database, settings, clock) as rig:
+        assert await rig.states(campaign) == {"queued": 1, "unknown": 1}
+        assert [sm.destination_addr for _, sm in rig.sim.submits()] == []
+        await rig.drain()
+        assert [sm.destination_addr for _, sm in rig.sim.submits()] == [NUMBERS[0]]
+        assert await rig.states(campaign) == {"submitted": 1, "unknown": 1}
+
+
+async def test_live_node_rows_left_alone(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Recovery leaves the rows of a node that is still alive (it holds its lock)."""
+    await add_members(database, NUMBERS[:1])
+    campaign = await add_campaign(database, NUMBERS[:1])
+    async with dispatch_rig(database, settings, clock) as one:
+        await database.pool.execute(
+            "UPDATE deliveries SET state = 'claimed', claimed_by = $2 WHERE campaign_id = $1",
+            campaign,
+            one.dispatcher.node,
+        )
+        async with dispatch_rig(database, settings, clock) as two:
+            assert await two.dispatcher.recover() == {"requeued": 0, "unknown": 0}
+        assert await one.states(campaign) == {"claimed": 1}
+
+
+async def test_throttling_retries_without_duplicates(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Throttled submits are retried with backoff; each recipient is accepted exactly once."""
+    await add_members(database, NUMBERS)
+    campaign = await add_campaign(database, NUMBERS)
+    async with dispatch_rig(
+        database,
+        settings,
+        clock,
+        sim_options={"max_window": 3, "response_latency": 0.005},
+        session_options={"throttle": ThrottlePolicy(pause=0.001, max_pause=0.002)},
+        engine=EngineConfig(window=10, chunk=10),
+    ) as rig:
+        for _ in range(30):
+            await rig.drain()
+            if await rig.states(campaign) == {"submitted": len(NUMBERS)}:
+                break
+            clock.advance(timedelta(minutes=31))
+        assert await rig.states(campaign) == {"submitted": len(NUMBERS)}
+        accepted = await database.pool.fetch("SELECT msisdn FROM submits ORDER BY msisdn")
+        assert [r["msisdn"] for r in accepted] == NUMBERS
+        retried = await database.pool.fetchval("SELECT count(*) FROM deliveries WHERE attempts > 1")
+        assert retried > 0
+
+
+async def test_disconnect_makes_unknown_never_resent(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A dropped connection with submits outstanding: those are unknown, bounded by the
+    window, and never submitted again."""
+    await add_members(database, NUMBERS)
+    campaign = await add_campaign(database, NUMBERS)
+    async with dispatch_rig(
+        database,
+        settings,
+        clock,
+        sim_options={"disconnect_after": 6},
+        engine=EngineConfig(window=8, chunk=8),
+    ) as rig:
+        for _ in range(5):
+            await rig.drain()
+        states = await rig.states(campaign)
+        assert 0 < states.get("unknown", 0) <= 8
+        assert sum(states.values()) == len(NUMBERS)
+        assert set(states) <= {"submitted", "unknown", "queued"}
+        unknown = await database.pool.fetch("SELECT msisdn FROM deliveries WHERE state = 'unknown'")
+        resubmitted = [sm.destination_addr for _, sm in rig.sim.submits()]
+        for row in unknown:
+            assert resubmitted.count(row["msisdn"]) <= 1
+
+
+async def test_receipts_before_responses_and_duplicates(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A receipt that beats its submit_sm_resp is held and matched later; a repeated receipt
+    changes nothing."""
+    await add_members(database, NUMBERS[:5])
+    campaign = await add_campaign(database, NUMBERS[:5])
+    async with dispatch_rig(
+        database,
+        settings,
+        clock,
+        sim_options={"receipt_before_response": True, "duplicate_receipts": True},
+    ) as rig:
+        await rig.drain()
+        await rig.receipts_settled(5)
+        await rig.apply_receipts()
+        assert await rig.states(campaign) == {"delivered": 5}
+        parts_done = await database.pool.fetchval("SELECT sum(parts_done) FROM deliveries")
+        assert parts_done == 5
+
+
+async def test_multipart_delivered_only_when_all_parts_are(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A long message is delivered when every part's receipt says so."""
+    await add_members(database, NUMBERS[:1])
+    campaign = await add_campaign(database, NUMBERS[:1], text="Предложение партнёра " * 10)
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.drain()
+        parts = len(rig.sim.submits())
+        assert parts == 4
+        await rig.receipts_settled(parts)
+        assert await rig.states(campaign) == {"delivered": 1}
+        assert await database.pool.fetchval("SELECT parts_done FROM deliveries") == 4

@@ -55,6 +55,13 @@ class ReceiptWriter:
         self._max_batch = max_batch
         self._pending: list[tuple[ReceiptIn, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.committed = 0  # receipts written since start (for tests and metrics)
+        self._progress = asyncio.Event()
+
+    async def wait_committed(self, count: int) -> None:
+        """Wait until at least ``count`` receipts were committed (wrap in a timeout)."""
+        while self.committed < count:
+            await self._progress.wait()
 
     async def write(self, receipt: ReceiptIn) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -77,6 +84,9 @@ class ReceiptWriter:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+            self.committed += len(batch)
+            self._progress.set()
+            self._progress = asyncio.Event()
 
 
 class InboundSink:

@@ -13,12 +13,22 @@ from zoneinfo import ZoneInfo
 
 from dispatcher.policy.window import SendWindow
 from dispatcher.states import DeliveryState
-from smpp.outcome import Accepted, Outcome, PermanentFailure, TemporaryFailure, Unknown
+from smpp.outcome import (
+    DEFAULT_THROTTLING,
+    Accepted,
+    Outcome,
+    PermanentFailure,
+    TemporaryFailure,
+    Unknown,
+)
 from smpp.timefmt import format_absolute
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
+#: A throttled message is not at fault: it is retried soon and without using up attempts
+#: (the session has already slowed the bind down).
+THROTTLE_BACKOFF = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +44,7 @@ class Verdict:
 
 def backoff(attempt: int, rng: random.Random | None = None) -> timedelta:
     """Delay before retry ``attempt`` (1-based): exponential from 30 s, capped, ±20 % jitter."""
-    base = min(BASE_BACKOFF * (2 ** max(attempt - 1, 0)), MAX_BACKOFF)
+    base = min(BASE_BACKOFF * 2 ** min(max(attempt - 1, 0), 16), MAX_BACKOFF)
     factor = 0.8 + 0.4 * (rng or random).random()
     return timedelta(seconds=base.total_seconds() * factor)
 
@@ -44,11 +54,13 @@ def judge(
     attempts_before: int,
     now: datetime,
     rng: random.Random | None = None,
+    throttling: frozenset[int] = DEFAULT_THROTTLING,
 ) -> Verdict:
     """The message's fate from its parts' outcomes (in part order).
 
     * any part unknown → ``unknown``: it may have reached the subscriber; never resent;
     * some part accepted → ``submitted`` (receipts decide; refused parts are noted);
+    * nothing accepted, all refusals throttling → ``queued`` for a few seconds;
     * nothing accepted, all refusals temporary, attempts left → ``queued`` with backoff;
     * otherwise → ``failed`` (its cap slot is released).
     """
@@ -63,6 +75,9 @@ def judge(
     if accepted:
         error = f"{len(failures)} part(s) refused" if failures else None
         return Verdict(DeliveryState.SUBMITTED, status, accepted, error)
+    if failures and all(o.status in throttling for o in failures):
+        retry_at = now + THROTTLE_BACKOFF * (0.8 + 0.4 * (rng or random).random())
+        return Verdict(DeliveryState.QUEUED, status, (), _name(failures), retry_at)
     temporary = all(isinstance(o, TemporaryFailure) for o in failures)
     attempt = attempts_before + 1
     if temporary and attempt < MAX_ATTEMPTS:
