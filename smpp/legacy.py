@@ -137,7 +137,9 @@ def _text(value: object) -> str:
 
 def decode_bind(frame: bytes) -> BindRequest:
     """Decode a complete bind request frame (header included)."""
-    _, body = split_frame(frame)
+    header, body = split_frame(frame)
+    if header.command_id not in BIND_COMMANDS:
+        raise PduError("not a bind request", status=Status.ESME_RINVCMDID)
     pos = _check_cstrings(body, 3, "bind")
     if pos + 3 > len(body):
         raise PduError("bind: body truncated", status=Status.ESME_RINVMSGLEN)
@@ -156,7 +158,9 @@ def decode_bind(frame: bytes) -> BindRequest:
 
 def decode_bind_resp(frame: bytes) -> str:
     """system_id of a bind_*_resp frame; empty for an error response without a body."""
-    _, body = split_frame(frame)
+    header, body = split_frame(frame)
+    if header.command_id not in BIND_RESP_COMMANDS:
+        raise PduError("not a bind response", status=Status.ESME_RINVCMDID)
     if not body:
         return ""
     pos = _check_cstrings(body, 1, "bind_resp")

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+_EPSILON = 1e-9
+
 
 class Clock(Protocol):
     """Monotonic time in seconds, and a sleep on the same clock."""
@@ -119,8 +121,8 @@ class TokenBucket:
         if self._stamp is not None:
             self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _EPSILON:  # float residue must not cause a 1e-17 s wait
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self.rate
 

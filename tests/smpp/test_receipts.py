@@ -1,0 +1,114 @@
+"""Receipt parsing (text and TLV forms, vendor variations) and message-id matching."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smpp.constants import MessageState, Tag
+from smpp.receipts import (
+    IdFormat,
+    IdSide,
+    format_receipt_text,
+    normalise_message_id,
+    parse_receipt_text,
+    receipt_fields,
+)
+
+STANDARD = (
+    "id:1234567890 sub:001 dlvrd:001 submit date:2601011200 done date:2601011201 "
+    "stat:DELIVRD err:000 text:Hello: world"
+)
+
+
+def test_standard_text_form() -> None:
+    """The appendix-B form parses into every field; text keeps its colons."""
+    fields = parse_receipt_text(STANDARD)
+    assert fields["id"] == "1234567890"
+    assert fields["submit_date"] == "2601011200" and fields["done_date"] == "2601011201"
+    assert fields["stat"] == "DELIVRD" and fields["err"] == "000"
+    assert fields["text"] == "Hello: world"
+
+
+@pytest.mark.parametrize(
+    ("text", "raw_id", "state"),
+    [
+        ("ID:AbC12 STAT:undeliv ERR:001", "AbC12", MessageState.UNDELIVERABLE),
+        ("id:77 stat:EXPIRED", "77", MessageState.EXPIRED),
+        ("stat:REJECTD id:5 foo:bar", "5", MessageState.REJECTED),
+        ("id:0x1F submit_date:2601011200 stat:DELIVERED", "0x1F", MessageState.DELIVERED),
+        ("id: 42  sub:1 dlvrd:1 stat: ACCEPTD", "42", MessageState.ACCEPTED),
+        ("id:9 stat:WHATEVER", "9", None),
+        ("garbage without fields", "", None),
+    ],
+)
+def test_vendor_variations(text: str, raw_id: str, state: MessageState | None) -> None:
+    """Case, order, missing and extra fields and unknown states are all tolerated."""
+    fields = receipt_fields(text, {})
+    assert fields.raw_message_id == raw_id and fields.state == state
+
+
+def test_extra_fields_are_kept() -> None:
+    """Fields the spec does not name end up in ``extra``."""
+    assert receipt_fields("id:1 stat:DELIVRD foo:bar", {}).extra == {"foo": "bar"}
+
+
+def test_tlvs_win_over_text() -> None:
+    """receipted_message_id and message_state TLVs take precedence over the text."""
+    tlvs = {Tag.RECEIPTED_MESSAGE_ID: b"ff\x00", Tag.MESSAGE_STATE: b"\x05"}
+    fields = receipt_fields("id:255 stat:DELIVRD", tlvs)
+    assert fields.raw_message_id == "ff" and fields.state is MessageState.UNDELIVERABLE
+    assert fields.final
+
+
+def test_out_of_spec_message_state_keeps_text_state() -> None:
+    """A vendor message_state value outside 1..8 falls back to the text's stat."""
+    fields = receipt_fields("id:1 stat:EXPIRED", {Tag.MESSAGE_STATE: b"\x63"})
+    assert fields.state is MessageState.EXPIRED
+
+
+@pytest.mark.parametrize(
+    ("response", "receipt", "fmt"),
+    [
+        ("00AbC", "abc", IdFormat.AS_IS),
+        ("1F", "31", IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT),
+        ("00001f", "0031", IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT),
+        ("31", "1F", IdFormat.DECIMAL_RESPONSE_HEX_RECEIPT),
+        ("0031", "001f", IdFormat.DECIMAL_RESPONSE_HEX_RECEIPT),
+    ],
+)
+def test_response_and_receipt_ids_match(response: str, receipt: str, fmt: IdFormat) -> None:
+    """Both sides of one message normalise to the same id."""
+    assert normalise_message_id(response, fmt, IdSide.RESPONSE) == normalise_message_id(
+        receipt, fmt, IdSide.RECEIPT
+    )
+
+
+def test_unparseable_id_falls_back_to_plain_form() -> None:
+    """A non-hex id on the hex side is normalised, not rejected."""
+    assert (
+        normalise_message_id(" XYZ-1 ", IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT, IdSide.RESPONSE)
+        == "xyz-1"
+    )
+    assert normalise_message_id("000", IdFormat.AS_IS, IdSide.RECEIPT) == "0"
+    assert normalise_message_id("", IdFormat.AS_IS, IdSide.RECEIPT) == ""
+
+
+@given(st.integers(0, 2**64))
+def test_hex_decimal_property(number: int) -> None:
+    """For any id, hex in the response and decimal in the receipt match."""
+    fmt = IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT
+    assert normalise_message_id(f"{number:X}", fmt, IdSide.RESPONSE) == normalise_message_id(
+        f"{number:012d}", fmt, IdSide.RECEIPT
+    )
+
+
+@given(
+    st.text(alphabet="abcdef0123456789", min_size=1, max_size=20),
+    st.sampled_from(["DELIVRD", "UNDELIV", "EXPIRED"]),
+)
+def test_formatted_receipt_parses_back(message_id: str, stat: str) -> None:
+    """What the simulator writes, the parser reads back."""
+    fields = receipt_fields(format_receipt_text(message_id, stat, text="a:b c"), {})
+    assert fields.raw_message_id == message_id and fields.stat == stat
