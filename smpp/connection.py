@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Container
 from typing import NamedTuple, Protocol
 
 import structlog
@@ -44,6 +45,16 @@ class Interrupted(NamedTuple):
 Response = tuple[int, bytes]
 """command_status and body of a response (or of a generic_nack that answered it)."""
 Result = Response | Interrupted
+
+
+def next_sequence(current: int, in_use: Container[int]) -> int:
+    """The sequence number after ``current``: 1..0x7FFFFFFF, wrapping, skipping any still
+    outstanding (a window is far smaller than the space, so this ends at once)."""
+    sequence = current
+    while True:
+        sequence = 1 if sequence >= MAX_SEQUENCE else sequence + 1
+        if sequence not in in_use:
+            return sequence
 
 
 class Listener(Protocol):
@@ -273,12 +284,8 @@ class Connection:
             self._send(encode_message_id_resp(command_id, sequence, status, message_id))
 
     def _next_sequence(self) -> int:
-        sequence = self._sequence
-        while True:
-            sequence = 1 if sequence >= MAX_SEQUENCE else sequence + 1
-            if sequence not in self._pending:
-                self._sequence = sequence
-                return sequence
+        self._sequence = next_sequence(self._sequence, self._pending)
+        return self._sequence
 
     def request(
         self, command_id: int, body: bytes, timeout: float, *, force: bool = False

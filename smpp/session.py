@@ -123,6 +123,7 @@ class Session:
         self._drained.set()
         self._closing = False
         self._closed = False
+        self._closer: asyncio.Task[None] | None = None
         self.log = log.bind(system_id=config.system_id, host=config.host, port=config.port)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -240,8 +241,8 @@ class Session:
         self.stats.disconnects += 1
         self.log.warning("disconnected", role=role.name.lower(), reason=conn.close_reason)
         if conn.unbound_by_peer and not self.config.reconnect_on_unbind:
-            self._closing = True
             self._set_role_state(role, SessionState.DISCONNECTED)
+            self._closer = asyncio.create_task(self.close())  # unbinds the other bind too
             return False
         return True
 

@@ -56,8 +56,13 @@ class Inbox:
         self.events: list[InboundEvent] = []
         self._changed = asyncio.Event()
         self.fail = False
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
 
     async def __call__(self, event: InboundEvent) -> None:
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail:
             raise RuntimeError("handler failed on purpose")
         self.events.append(event)
