@@ -20,9 +20,12 @@ from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, part
 
 
 async def _until(predicate: Callable[[], bool]) -> None:
-    """Yield to the loop until ``predicate`` holds (bounded; no wall-clock sleeping)."""
+    """Yield to the loop until ``predicate`` holds (bounded; no wall-clock sleeping).
+
+    Used only with the manual clock, whose state changes signal nothing we could await.
+    """
     async with asyncio.timeout(5):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - sleep(0) yields, it does not wait
             await asyncio.sleep(0)
 
 
@@ -126,9 +129,10 @@ async def test_window_is_enforced(sim: SmscSimulator, bound_session: SessionFact
     ]
     answered = 0
     while answered < 10:
-        await sim.wait_for(lambda: len(sim.of_kind(CommandId.SUBMIT_SM)) >= min(answered + 3, 10))
+        expected = min(answered + 3, 10)
+        await sim.wait_for(lambda n=expected: len(sim.of_kind(CommandId.SUBMIT_SM)) >= n)
         assert await session.enquire_link()  # barrier: all written submits have arrived
-        assert len(sim.of_kind(CommandId.SUBMIT_SM)) == min(answered + 3, 10)
+        assert len(sim.of_kind(CommandId.SUBMIT_SM)) == expected
         assert session.in_flight == min(3, 10 - answered)
         answered += sim.release_held()
     outcomes = await asyncio.gather(*tasks)
