@@ -111,6 +111,8 @@ class AudienceResult:
     rejected_total: int
     rejected: list[Rejected] = field(default_factory=list)
     lines: int = 0
+    copy_seconds: float = 0.0  # receiving, parsing and COPYing the file
+    queue_seconds: float = 0.0  # INSERT … SELECT into deliveries and commit
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -120,6 +122,10 @@ class AudienceResult:
             "rejected_truncated": self.rejected_total > len(self.rejected),
             "duplicates": self.duplicates,
             "lines": self.lines,
+            "timing": {
+                "copy_s": round(self.copy_seconds, 3),
+                "queue_s": round(self.queue_seconds, 3),
+            },
         }
 
 

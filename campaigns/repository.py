@@ -50,6 +50,7 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     complete_finished: str
     lock_for_audience: str
     create_upload_table: str
+    upload_work_mem: str
     insert_uploaded: str
     insert_smart_members: str
     insert_active_subscribers: str
@@ -85,10 +86,10 @@ class AudienceLoad:
     conn: asyncpg.Connection
     campaign: Campaign
 
-    async def copy(self, records: AsyncIterable[tuple[str, list[str] | None]]) -> int:
-        """COPY ``(msisdn, variable values or None)`` records into the upload table."""
+    async def copy(self, records: AsyncIterable[tuple[int, str, list[str] | None]]) -> int:
+        """COPY ``(line, msisdn, variable values or None)`` records into the upload table."""
         status = await self.conn.copy_records_to_table(
-            "audience_upload", records=records, columns=("msisdn", "vars")
+            "audience_upload", records=records, columns=("line", "msisdn", "vars")
         )
         return _count(status)
 
@@ -224,6 +225,7 @@ class CampaignRepository:
                     "only in draft, scheduled, paused",
                 )
             await conn.execute(CampaignSQL.create_upload_table)
+            await conn.execute(CampaignSQL.upload_work_mem)
             yield AudienceLoad(conn, campaign)
 
     async def add_segment(self, campaign_id: int, segment: str, now: datetime) -> int:

@@ -62,6 +62,7 @@ async def test_multipart_bom_crlf_semicolon_quotes(settings, clock, database) ->
         )
         body = await response.json()
         assert response.status == 200, body
+        assert body.pop("timing").keys() == {"copy_s", "queue_s"}
         assert body == {
             "accepted": 2,
             "rejected": [],

@@ -132,16 +132,25 @@ RETURNING id
 SELECT * FROM campaigns WHERE id = $1 FOR SHARE
 
 -- name: create_upload_table
--- Rows of one upload, COPYed here first (no indexes, no WAL), dropped at commit.
-CREATE TEMP TABLE audience_upload (msisdn text NOT NULL, vars text[]) ON COMMIT DROP
+-- Rows of one upload, COPYed here first (no indexes, no WAL), dropped at commit. line is
+-- the row's line in the file, so the first of duplicate rows wins.
+CREATE TEMP TABLE audience_upload (line integer NOT NULL, msisdn text NOT NULL, vars text[])
+ON COMMIT DROP
+
+-- name: upload_work_mem
+-- The upload's sort (below) stays in memory up to ~1M rows; only for this transaction.
+SET LOCAL work_mem = '128MB'
 
 -- name: insert_uploaded
 -- Queue the uploaded rows. A number already in the campaign, or twice in the file, hits
 -- deliveries_one_per_recipient and is skipped: the first occurrence in the file wins.
+-- Sorted by msisdn so the msisdn indexes grow by appending instead of splitting pages at
+-- random (measured: about half the index time for 1M rows).
 -- $1 campaign id, $2 variable names (the campaign's declared columns, in vars order).
 INSERT INTO deliveries (campaign_id, msisdn, variables)
 SELECT $1, u.msisdn, CASE WHEN u.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], u.vars) END
 FROM audience_upload u
+ORDER BY u.msisdn, u.line
 ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
 
 -- name: insert_smart_members

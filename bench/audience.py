@@ -1,0 +1,179 @@
+"""Audience upload benchmark: ``python -m bench audience [--rows N] [--profile-rows N]``.
+
+A CSV of N rows (msisdn + one variable) goes through the real path: an HTTP POST streamed
+from a file to the aiohttp app on 127.0.0.1, parsed chunk by chunk, COPYed into a temp
+table and queued into ``deliveries`` in one transaction, on an embedded PostgreSQL.
+Prints rows/s for 100k and N rows, the peak RSS after each (it must not grow with the file),
+a baseline from the same run (``executemany`` INSERT of 50k rows, scaled), the parser alone,
+and a cProfile of an upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from campaigns.audience import AudienceParser
+from dispatcher.db import Database, create_pool
+from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.migrate import migrate
+from dispatcher.settings import load_settings
+from dispatcher.states import Role
+from dispatcher.tokens import TokenRepository
+from dispatcher.web.app import create_app
+
+BASELINE_ROWS = 50_000
+
+
+def write_csv(path: Path, rows: int, seed: int = 7) -> None:
+    """``rows`` distinct-ish Kazakh mobile numbers with a name, written in blocks."""
+    rng = random.Random(seed)
+    prefixes = ("701", "702", "705", "707", "747", "771", "775", "777", "778")
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("msisdn,name\n")
+        for start in range(0, rows, 10_000):
+            block = (
+                f"7{rng.choice(prefixes)}{rng.randrange(10**7):07d},Name{i % 997}\n"
+                for i in range(start, min(rows, start + 10_000))
+            )
+            fh.write("".join(block))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Bench:
+    def __init__(self, session: aiohttp.ClientSession, base: str, token: str) -> None:
+        self.session, self.base = session, base
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def campaign(self) -> int:
+        payload = {
+            "name": "bench",
+            "kind": "info",
+            "variables": ["name"],
+            "texts": {"ru": "{name}!"},
+        }
+        async with self.session.post(self.base, json=payload, headers=self.headers) as response:
+            return int((await response.json())["id"])
+
+    async def upload(self, path: Path) -> tuple[float, dict[str, object]]:
+        cid = await self.campaign()
+        headers = {**self.headers, "Content-Type": "text/csv"}
+        started = time.perf_counter()
+        with path.open("rb") as fh:  # aiohttp streams a file object in chunks
+            async with self.session.post(
+                f"{self.base}/{cid}/audience", data=fh, headers=headers
+            ) as response:
+                body = await response.json()
+        assert response.status == 200, body
+        return time.perf_counter() - started, body
+
+
+async def baseline(pool: asyncpg.Pool, path: Path) -> float:
+    """Rows/s of the obvious way: parse with csv, executemany INSERT ... ON CONFLICT."""
+    import csv
+
+    with path.open(encoding="utf-8") as fh:
+        rows = [r for _, r in zip(range(BASELINE_ROWS + 1), csv.reader(fh), strict=False)][1:]
+    cid = await pool.fetchval(
+        "INSERT INTO campaigns (name, kind, scope, texts) VALUES ('base', 'info', 'smart', '{}')"
+        " RETURNING id"
+    )
+    started = time.perf_counter()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.executemany(
+            "INSERT INTO deliveries (campaign_id, msisdn, variables) "
+            "VALUES ($1, $2, jsonb_build_object('name', $3::text)) ON CONFLICT DO NOTHING",
+            [(cid, m, n) for m, n in rows],
+        )
+    return len(rows) / (time.perf_counter() - started)
+
+
+def parser_only(path: Path) -> float:
+    parser = AudienceParser(["name"], "KZ", max_rows=10**9, max_bytes=1 << 40)
+    started = time.perf_counter()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 16):
+            parser.feed(chunk)
+    parser.finish()
+    return parser.rows / (time.perf_counter() - started)
+
+
+async def run(rows: int, profile_rows: int, workdir: Path) -> int:
+    files = {n: workdir / f"audience_{n}.csv" for n in sorted({100_000, rows, profile_rows})}
+    for n, path in files.items():
+        write_csv(path, n)
+    server = EmbeddedPostgres(workdir / "pg")
+    url = server.start(database="postgres")
+    try:
+        pool = await create_pool(url, min_size=2, max_size=4)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        settings = load_settings({}, data_dir=workdir, database_url=url)
+        app = create_app(settings, database=Database(pool=pool, url=url))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        token, _ = await TokenRepository(pool).create("bench", Role.MARKETER)
+        async with aiohttp.ClientSession() as session:
+            bench = Bench(session, f"http://127.0.0.1:{port}/api/v1/campaigns", token)
+            await report(bench, pool, files, rows, profile_rows)
+        await runner.cleanup()
+        await pool.close()
+    finally:
+        server.stop()
+    return 0
+
+
+async def report(
+    bench: Bench, pool: asyncpg.Pool, files: dict[int, Path], rows: int, prof: int
+) -> None:
+    print("audience upload: HTTP POST text/csv → parse → COPY → INSERT … SELECT (one transaction)")
+    for n in (100_000, rows):
+        seconds, body = await bench.upload(files[n])
+        print(
+            f"  {n:>9,} rows: {seconds:6.2f} s  {n / seconds:>9,.0f} rows/s  "
+            f"(receive+parse+COPY {body['timing']['copy_s']:.2f} s, "
+            f"INSERT…SELECT+commit {body['timing']['queue_s']:.2f} s)  "
+            f"accepted {body['accepted']:,} duplicates {body['duplicates']:,}  "
+            f"peak RSS {peak_rss_mib():.0f} MiB"
+        )
+    print(f"parser alone ({rows:,} rows): {parser_only(files[rows]):,.0f} rows/s")
+    rate = await baseline(pool, files[rows])
+    print(
+        f"baseline executemany INSERT ({BASELINE_ROWS:,} rows): {rate:,.0f} rows/s "
+        f"→ {rows / rate:.1f} s for {rows:,}"
+    )
+    profiler = cProfile.Profile()
+    profiler.enable()
+    seconds, _ = await bench.upload(files[prof])
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    print(f"profile of a {prof:,}-row upload ({seconds:.2f} s under cProfile), top by own time:")
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench audience")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--profile-rows", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-audience-") as tmp:
+        return asyncio.run(run(args.rows, args.profile_rows, Path(tmp)))
