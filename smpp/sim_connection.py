@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import structlog
 
 from smpp import legacy
+from smpp.connection import FLUSH_AT
 from smpp.constants import RESPONSE_BIT, CommandId, Status
 from smpp.pdu import (
     DEFAULT_MAX_PDU,
@@ -99,12 +100,17 @@ class SimConnection(asyncio.Protocol):
     def send(self, frame: bytes) -> None:
         """Queue a frame; frames queued in one loop iteration leave in one write."""
         self._out.append(frame)
-        if not self._flush_scheduled:
+        if len(self._out) >= FLUSH_AT:
+            self._flush()  # the ESME can start on these while we answer the rest
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         if self._out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(self._out))
         self._out.clear()
@@ -136,7 +142,7 @@ class SimConnection(asyncio.Protocol):
     def _on_pdu(self, command_id: int, status: int, sequence: int, body: bytes) -> None:
         server, options = self.server, self.server.options
         self.received_count += 1
-        server.record(Received(self.number, command_id, status, sequence, body))
+        server.record(self.number, command_id, status, sequence, body)
         if (
             options.disconnect_after is not None
             and server.total_received >= options.disconnect_after
