@@ -11,6 +11,7 @@ import heapq
 import itertools
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +30,8 @@ class LoopClock:
     """The running event loop's monotonic clock (the default)."""
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        # the loop's time() is time.monotonic(); calling it directly saves a lookup
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
