@@ -24,6 +24,7 @@ Decisions (README, "Surveys"):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,7 @@ from dispatcher.states import ServiceKind, SurveySessionState
 
 class SurveySQL(SqlFile, domain="surveys", directory=Path(__file__).parent / "sql"):
     supersede_open: str
-    open_session: str
+    open_sessions: str
     lock_open_session: str
     record_answer: str
     advance: str
@@ -103,6 +104,39 @@ class _Session:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FirstQuestion:
+    """A survey's first question accepted by the SMSC for one recipient."""
+
+    campaign_id: int
+    delivery_id: int | None
+    msisdn: str
+    language: str | None = None  # the language it went out in; None: the subscriber's
+
+
+async def open_sessions(
+    conn: asyncpg.Connection, accepted: Sequence[FirstQuestion], now: datetime
+) -> list[int]:
+    """Open the survey sessions for a batch of first questions, in two statements whatever
+    the batch size; returns the new session ids (repeats and non-survey campaigns open
+    nothing). An open session of another survey for the same number is closed first."""
+    if not accepted:
+        return []
+    campaign_ids = [a.campaign_id for a in accepted]
+    msisdns = [a.msisdn for a in accepted]
+    async with conn.transaction():
+        await conn.execute(SurveySQL.supersede_open, campaign_ids, msisdns, now)
+        rows = await conn.fetch(
+            SurveySQL.open_sessions,
+            campaign_ids,
+            [a.delivery_id for a in accepted],
+            msisdns,
+            [a.language for a in accepted],
+            now,
+        )
+    return [row["id"] for row in rows]
+
+
 async def open_session(
     conn: asyncpg.Connection,
     campaign_id: int,
@@ -112,15 +146,12 @@ async def open_session(
     *,
     language: str | None = None,
 ) -> int | None:
-    """Open the survey session of ``msisdn`` for the campaign's survey; its id, or None
-    when it was already open (a repeat) or the campaign has no survey. ``language`` is the
-    language the first question went out in."""
-    async with conn.transaction():
-        await conn.execute(SurveySQL.supersede_open, msisdn, campaign_id, now)
-        session_id: int | None = await conn.fetchval(
-            SurveySQL.open_session, campaign_id, delivery_id, msisdn, now, language
-        )
-    return session_id
+    """Open one session (see :func:`open_sessions`); its id, or None when it was already
+    open or the campaign has no survey."""
+    ids = await open_sessions(
+        conn, [FirstQuestion(campaign_id, delivery_id, msisdn, language)], now
+    )
+    return ids[0] if ids else None
 
 
 def match_option(reply: str, options: list[dict[str, str]]) -> int | None:

@@ -138,3 +138,17 @@ async def test_a_new_survey_supersedes_the_open_one(settings, clock, database) -
             outcome = await handle_reply(conn, A, "2", now)
         assert outcome is not None and outcome.campaign_id == second
         assert (await report(api, first))["survey"]["sessions"]["closed"] == 1
+
+
+async def test_open_sessions_in_one_batch(settings, clock, database) -> None:
+    """A batch opens every session at once; repeating the batch opens nothing more."""
+    from campaigns.surveys import FirstQuestion, open_sessions
+
+    async with running_api(settings, clock, database) as api:
+        cid, deliveries = await _started_survey(api, database)
+        batch = [FirstQuestion(cid, deliveries[m], m, "kk") for m in (A, B)]
+        async with database.pool.acquire() as conn:
+            assert len(await open_sessions(conn, batch, clock.now())) == 2
+            assert await open_sessions(conn, batch, clock.now()) == []
+            assert await open_sessions(conn, [], clock.now()) == []
+        assert (await report(api, cid))["survey"]["sessions"]["open"] == 2

@@ -4,23 +4,26 @@
 -- name: supersede_open
 -- A new survey reaching a number closes the number's open session of another survey, so
 -- a reply always goes to the survey the subscriber saw last (one open per msisdn).
--- $1 msisdn, $2 campaign id of the new survey, $3 now.
-UPDATE survey_sessions
+-- Batched: $1 campaign ids, $2 msisdns (parallel arrays), $3 now.
+UPDATE survey_sessions ss
 SET state = 'closed', closed_at = $3
-WHERE msisdn = $1 AND state = 'open'
-  AND survey_id <> (SELECT id FROM surveys WHERE campaign_id = $2)
-RETURNING id
+FROM unnest($1::bigint[], $2::text[]) AS n(campaign_id, msisdn)
+JOIN surveys s ON s.campaign_id = n.campaign_id
+WHERE ss.msisdn = n.msisdn AND ss.state = 'open' AND ss.survey_id <> s.id
 
--- name: open_session
--- Open the session when the first question was accepted by the SMSC. A repeat (same
--- survey and number) changes nothing and returns no row. The timeout comes from the
--- survey row (default 24 h). $1 campaign id, $2 delivery id, $3 msisdn, $4 now,
--- $5 language the first question went out in (NULL: the subscriber's known language).
+-- name: open_sessions
+-- Open sessions when first questions were accepted by the SMSC, one statement per batch.
+-- A repeat (same survey and number), or a second survey for one number in the same batch,
+-- changes nothing. The timeout comes from the survey row (default 24 h).
+-- $1 campaign ids, $2 delivery ids, $3 msisdns, $4 languages the first question went out
+-- in (NULL: the subscriber's known language) — parallel arrays; $5 now.
 INSERT INTO survey_sessions (survey_id, delivery_id, msisdn, opened_at, expires_at, language)
-SELECT s.id, $2, $3, $4::timestamptz, $4::timestamptz + s.timeout,
-       coalesce($5::language, (SELECT language FROM subscribers WHERE msisdn = $3))
-FROM surveys s
-WHERE s.campaign_id = $1
+SELECT s.id, n.delivery_id, n.msisdn, $5::timestamptz, $5::timestamptz + s.timeout,
+       coalesce(n.language, sub.language)
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::language[])
+     AS n(campaign_id, delivery_id, msisdn, language)
+JOIN surveys s ON s.campaign_id = n.campaign_id
+LEFT JOIN subscribers sub ON sub.msisdn = n.msisdn
 ON CONFLICT DO NOTHING
 RETURNING id
 
