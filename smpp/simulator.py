@@ -215,8 +215,8 @@ class SmscSimulator:
     def on_submit(self, conn: SimConnection, sequence: int, body: bytes) -> None:
         """Answer one submit_sm according to the options."""
         options = self.options
-        conn.outstanding += 1
         status = self._admit(conn)
+        conn.outstanding += 1  # after the window check: this one is not yet outstanding
         sm: ShortMessage | None = None
         # without receipts nothing in the body matters: skip parsing (benchmark mode)
         if status == Status.ESME_ROK and (options.receipts or options.validate):
