@@ -27,7 +27,8 @@ import smpplib.consts
 
 from smpp.config import Address, SessionConfig
 from smpp.outcome import Accepted
-from smpp.session import Session, build_submit
+from smpp.session import Session
+from smpp.submit import build_submit
 from smpp.text import encode_message
 
 SOURCE = Address.alphanumeric("SMART")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from smpp.constants import MessageState, Tag
-from smpp.pdu import tlv_int, tlv_str
+from smpp.pdu import ShortMessage, tlv_int, tlv_str
 
 
 class IdFormat(enum.Enum):
@@ -177,4 +177,35 @@ def format_receipt_text(
     return (
         f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{submit_date} "
         f"done date:{done_date} stat:{stat} err:{err} text:{text[:20]}"
+    )
+
+
+_STAT_STATES = {
+    "DELIVRD": MessageState.DELIVERED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "EXPIRED": MessageState.EXPIRED,
+    "REJECTD": MessageState.REJECTED,
+}
+
+
+def receipt_for(sm: ShortMessage, receipt_id: str, stat: str) -> ShortMessage:
+    """The deliver_sm an SMSC (the simulator) sends for submitted ``sm``: esm_class
+    0x04, the text form, and the receipted_message_id and message_state TLVs."""
+    err = "000" if stat == "DELIVRD" else "001"
+    original = sm.short_message[:20].decode("latin-1")
+    text = format_receipt_text(receipt_id, stat, err=err, text=original)
+    state = _STAT_STATES.get(stat, MessageState.UNKNOWN)
+    return ShortMessage(
+        source_addr=sm.destination_addr,
+        source_addr_ton=sm.dest_addr_ton,
+        source_addr_npi=sm.dest_addr_npi,
+        destination_addr=sm.source_addr,
+        dest_addr_ton=sm.source_addr_ton,
+        dest_addr_npi=sm.source_addr_npi,
+        esm_class=0x04,
+        short_message=text.encode("latin-1"),
+        tlvs={
+            Tag.RECEIPTED_MESSAGE_ID: receipt_id.encode("latin-1") + b"\x00",
+            Tag.MESSAGE_STATE: bytes((state,)),
+        },
     )

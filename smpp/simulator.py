@@ -24,28 +24,20 @@ from dataclasses import dataclass, field
 import structlog
 
 from smpp.config import Address
-from smpp.constants import CommandId, MessageState, Status, Tag
+from smpp.constants import CommandId, Status, Tag
 from smpp.pdu import (
     PduError,
     ShortMessage,
     decode_short_message,
     encode_short_message_body,
-    encode_tlv,
 )
 from smpp.ratelimit import TokenBucket
-from smpp.receipts import format_receipt_text
-from smpp.session import build_submit
+from smpp.receipts import receipt_for
 from smpp.sim_connection import Received, SimConnection
+from smpp.submit import build_submit
 from smpp.text import ConcatMode, Part, encode_message
 
 log = structlog.get_logger("smpp.simulator")
-
-_STATES = {
-    "DELIVRD": MessageState.DELIVERED,
-    "UNDELIV": MessageState.UNDELIVERABLE,
-    "EXPIRED": MessageState.EXPIRED,
-    "REJECTD": MessageState.REJECTED,
-}
 
 
 def format_id(number: int, style: str) -> str:
@@ -278,26 +270,7 @@ class SmscSimulator:
 
     def _receipt_body(self, sm: ShortMessage, number: int, stat: str) -> bytes:
         receipt_id = format_id(number, self.options.receipt_id_style)
-        err = "000" if stat == "DELIVRD" else "001"
-        text = format_receipt_text(
-            receipt_id, stat, err=err, text=sm.short_message[:20].decode("latin-1")
-        )
-        state = _STATES.get(stat, MessageState.UNKNOWN)
-        receipt = ShortMessage(
-            source_addr=sm.destination_addr,
-            source_addr_ton=sm.dest_addr_ton,
-            source_addr_npi=sm.dest_addr_npi,
-            destination_addr=sm.source_addr,
-            dest_addr_ton=sm.source_addr_ton,
-            dest_addr_npi=sm.source_addr_npi,
-            esm_class=0x04,
-            short_message=text.encode("latin-1"),
-            tlvs={
-                Tag.RECEIPTED_MESSAGE_ID: receipt_id.encode() + b"\x00",
-                Tag.MESSAGE_STATE: bytes((state,)),
-            },
-        )
-        return encode_short_message_body(receipt)
+        return encode_short_message_body(receipt_for(sm, receipt_id, stat))
 
     # -- pushing to the ESME --------------------------------------------------------------
 
@@ -377,11 +350,6 @@ class SmscSimulator:
         """Write arbitrary bytes to every bound connection (garbage-frame tests)."""
         for conn in self.bound:
             conn.send(frame)
-
-
-def tlv_bytes(tag: int, value: bytes) -> bytes:
-    """Re-exported for tests that build odd PDUs by hand."""
-    return encode_tlv(tag, value)
 
 
 async def run_simulator(host: str = "127.0.0.1", port: int = 2775, **options: object) -> None:
