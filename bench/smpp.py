@@ -6,6 +6,13 @@ The SMSC is our simulator (no throttling, no receipts, no recording) in a separa
 so that it and the ESME under test each have one of the machine's two cores; both clients
 send the same one-part GSM message. The session runs with its production code path: window
 (default 64), token bucket (unlimited), sequence/future pairing, outcome classification.
+
+Measured on the project's 2-core machine (medians of 3 interleaved runs): ours ~80,000
+submit_sm/s, smpplib's Client ~14,600/s, ratio ~5.6x. The 10x goal is not reached: ours
+costs ~12 µs per submit_sm, about a third of it asyncio's own future/task wake-up per
+message; smpplib costs ~68 µs of which ~36 µs is building the PDU. Run-to-run variance on
+this VM is large (scheduler placement of the two processes): single runs of 30k-85k/s
+ours and 6k-15k/s smpplib have been seen; compare figures from the same run only.
 """
 
 from __future__ import annotations
