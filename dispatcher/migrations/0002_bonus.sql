@@ -27,3 +27,10 @@ CREATE TABLE bonus_forfeits (
 );
 CREATE INDEX bonus_forfeits_due ON bonus_forfeits (next_attempt_at)
     WHERE done_at IS NULL AND failed_at IS NULL;
+
+-- One activation per number and calendar month (R4), as a partial unique index: grants never
+-- activated (activated_month NULL, most rows) cannot conflict, so they need no entry. Saves
+-- one index insertion per grant in the monthly job; same name, same guarantee.
+ALTER TABLE bonus_grants DROP CONSTRAINT one_activation_per_month;
+CREATE UNIQUE INDEX one_activation_per_month ON bonus_grants (msisdn, activated_month)
+    WHERE activated_month IS NOT NULL;

@@ -68,6 +68,7 @@ T = TypeVar("T")
 class BonusSQL(SqlFile, domain="bonus"):
     lock_msisdn: str
     lock_job: str
+    share_job_lock: str
     grant_one: str
     forfeit: str
     activation_of_month: str
@@ -119,10 +120,13 @@ class BonusLedger:
         """R3: grant the current month's units to a new member at once; return the grant id,
         or None when this month already has a grant for ``msisdn`` (also a forfeited one).
 
-        Runs in the caller's transaction (the join). Queues no notice: the join reply says it.
+        Runs in the caller's transaction (the join), holding the monthly grant's lock shared
+        until commit: it waits while the monthly job runs. Queues no notice: the join reply
+        says it.
         """
         units = self._settings.bonus_units
         month = self.month_of(now)
+        await conn.execute(BonusSQL.share_job_lock, GRANT_MONTH_LOCK)
         grant_id: int | None = await conn.fetchval(
             BonusSQL.grant_one, msisdn, month, units, now, now + DEADLINE
         )
@@ -198,9 +202,10 @@ class BonusLedger:
         """R3: the month's units to every current member, with a notice each (sent in the
         window), in one set-based statement; returns how many grants were made.
 
-        Runs under a transaction-level advisory lock and records itself in ``job_runs``: a
-        second replica waits, then finds the month done and grants nothing (``force`` runs the
-        statement anyway; ON CONFLICT still grants nobody twice).
+        Runs under a transaction-level advisory lock (which also holds off join grants) and
+        records itself in ``job_runs``: a second replica waits, then finds the month done and
+        grants nothing (``force`` runs the statement anyway; its anti-join still grants nobody
+        twice).
         """
         month = self.month_of(now)
         period = month.strftime("%Y-%m")
@@ -208,7 +213,7 @@ class BonusLedger:
             await conn.execute(BonusSQL.lock_job, GRANT_MONTH_LOCK)
             if not force and await conn.fetchval(BonusSQL.job_done, GRANT_MONTH_JOB, period):
                 return 0
-            row = await conn.fetchrow(BonusSQL.grant_month, *self._grant_month_args(month, now))
+            row = await conn.fetchrow(BonusSQL.grant_month, *self.grant_month_params(month, now))
             result = {"granted": row["granted"], "notices": row["notices"]}
             finished = self._clock.now()
             await conn.execute(
@@ -218,7 +223,8 @@ class BonusLedger:
         granted: int = row["granted"]
         return granted
 
-    def _grant_month_args(self, month: date, now: datetime) -> tuple[object, ...]:
+    def grant_month_params(self, month: date, now: datetime) -> tuple[object, ...]:
+        """The parameters of ``grant_month`` in bonus.sql (the benchmark profiles it too)."""
         units = self._settings.bonus_units
         notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
         return (

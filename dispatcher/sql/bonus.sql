@@ -10,9 +10,16 @@
 SELECT pg_advisory_xact_lock(23829, hashtext($1))
 
 -- name: lock_job
--- Transaction-level advisory lock: one replica runs a periodic job; others wait, then see it
--- recorded in job_runs. $1: the job's lock key (bigint constant of BonusLedger).
+-- Transaction-level advisory lock, exclusive: one replica runs a periodic job; others wait,
+-- then see it recorded in job_runs. For the monthly grant it also waits for joins granting
+-- right now (they hold it shared) and keeps new ones out until commit, so grant_month's
+-- anti-join sees every grant of the month. $1: the job's lock key (constant of BonusLedger).
 SELECT pg_advisory_xact_lock($1)
+
+-- name: share_job_lock
+-- Shared form of lock_job, taken by a join's grant: joins never wait for each other, only
+-- for the monthly grant (seconds, at 00:05 on the 1st). $1: the monthly grant's lock key.
+SELECT pg_advisory_xact_lock_shared($1)
 
 -- name: grant_one
 -- R3: the current month's grant for one number, unless the month has one already (also a
@@ -198,10 +205,12 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 
 -- name: grant_month
 -- R3: the month's units for every current member in one set-based statement, and a notice
--- for exactly the grants it inserted (dedupe key bonus_notice:<grant id>). ON CONFLICT skips
+-- for exactly the grants it inserted (dedupe key bonus_notice:<grant id>). The anti-join skips
 -- members granted already (joined this month, an earlier run), so a re-run grants nothing
--- twice. Members whose number is fully blocked or recycled get nothing (R12); outgoing-blocked
--- numbers still receive SMS and keep their grant.
+-- twice; it replaces ON CONFLICT, whose speculative insertion cost ~40% more per row, and is
+-- race-free because lock_job holds off join grants (one_grant_per_month still backs it: a
+-- conflict would abort the run, not grant twice). Members whose number is fully blocked or
+-- recycled get nothing (R12); outgoing-blocked numbers still receive SMS and keep their grant.
 -- $1: month (first day, Astana), $2: units, $3: now (granted_at), $4: deadline_at,
 -- $5: default language, $6: notice text ru, $7: kk, $8: en.
 WITH granted AS (
@@ -212,7 +221,7 @@ WITH granted AS (
     WHERE m.left_at IS NULL
       AND m.joined_at <= $3
       AND s.status IN ('active', 'outgoing_blocked')
-    ON CONFLICT ON CONSTRAINT one_grant_per_month DO NOTHING
+      AND NOT EXISTS (SELECT 1 FROM bonus_grants g WHERE g.msisdn = m.msisdn AND g.month = $1)
     RETURNING id, msisdn
 ), notices AS (
     INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
@@ -223,7 +232,7 @@ WITH granted AS (
            'bonus_notice:' || g.id
     FROM granted g
     JOIN subscribers s ON s.msisdn = g.msisdn
-    ON CONFLICT (dedupe_key) DO NOTHING
+    -- no ON CONFLICT: every key names a grant inserted by this statement, so none exists yet
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices) AS notices

@@ -1,0 +1,231 @@
+"""``python -m bench program``: the monthly bonus grant at scale, and USSD under load.
+
+(a) The monthly grant (R3) for ``--members`` members (default 1,000,000) on an embedded
+    PostgreSQL in a temporary data directory, seeded with generate_series. Prints the time of
+    ``BonusLedger.grant_month`` (goal <= 10 s), two baselines measured in the same run — the
+    same statement without the notices, and a naive per-member executemany on a sample, scaled
+    — and where the time goes (EXPLAIN ANALYZE of the statement, rolled back).
+(b) ``POST /gateway/ussd`` at a fixed arrival rate (default 500 req/s for 10 s) against the
+    real service (``smartd serve`` in a child process, same database), a mix of ``*555#``,
+    ``*555*1#`` and ``*111*3#``: achieved rate, p50/p99/max latency, errors (goal p99 <= 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import _program_ussd as ussd_load
+from dispatcher.clock import ManualClock
+from dispatcher.db import create_pool
+from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.migrate import migrate
+from dispatcher.program.bonus import BonusLedger, BonusSQL
+from dispatcher.program.charging import LedgerCharging
+from dispatcher.settings import load_settings
+
+GRANT_AT = datetime(2026, 11, 30, 19, 5, tzinfo=UTC)  # 00:05 on 1 December, Astana time
+PROFILE_AT = datetime(2026, 12, 31, 19, 5, tzinfo=UTC)  # 1 January: the rolled-back profile
+FIRST_MSISDN = 77010000000
+
+# Bench-only SQL (the service's own statements stay in dispatcher/sql/bonus.sql).
+SEED_SUBSCRIBERS = """
+INSERT INTO subscribers (msisdn, language)
+SELECT ($1::bigint + g)::text, (ARRAY['ru', 'kk', 'en'])[1 + g % 3]::language
+FROM generate_series(0, $2 - 1) AS g
+"""
+# The first $2 subscribers are members; the rest (one in twenty) are not, and the grant
+# must skip them.
+SEED_MEMBERS = """
+INSERT INTO memberships (msisdn, joined_at, join_channel)
+SELECT ($1::bigint + g)::text, $3, 'ussd'
+FROM generate_series(0, $2 - 1) AS g
+"""
+# Last month's grants, closed: the tables and indexes hold a month of history, as in service.
+SEED_HISTORY = """
+INSERT INTO bonus_grants (msisdn, month, units, state, granted_at, deadline_at, closed_at)
+SELECT ($1::bigint + g)::text, '2026-11-01', 500, 'cancelled', $3, $3 + interval '30 days', $3
+FROM generate_series(0, $2 - 1) AS g
+"""
+NAIVE_GRANT = """
+INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
+VALUES ($1, $2, $3, $4::timestamptz, $4::timestamptz + interval '30 days')
+ON CONFLICT ON CONSTRAINT one_grant_per_month DO NOTHING
+"""
+NAIVE_NOTICE = """
+INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
+SELECT $1, 'bonus_notice', $2, true, 'bonus_notice:' || id
+FROM bonus_grants WHERE msisdn = $1 AND month = $3
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench program")
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--naive-sample", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=500, help="USSD requests per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="USSD load duration")
+    parser.add_argument("--skip-grant", action="store_true")
+    parser.add_argument("--skip-ussd", action="store_true")
+    return parser.parse_args(argv)
+
+
+#: Server settings of the run: what an operator's database server would have for a table
+#: of millions of rows (the initdb defaults are 128MB of buffers, 1GB of WAL between
+#: checkpoints). Durability settings stay at their defaults.
+SERVER_SETTINGS = {"shared_buffers": "2GB", "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-program-") as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        server.start()
+        for name, value in SERVER_SETTINGS.items():
+            server.psql_command(f"ALTER SYSTEM SET {name} = '{value}'")
+        server.stop()  # shared_buffers needs a restart
+        url = server.start()
+        print("server settings: " + ", ".join(f"{k}={v}" for k, v in SERVER_SETTINGS.items()))
+        try:
+            return asyncio.run(_run(url, args))
+        finally:
+            server.stop()
+
+
+async def _run(url: str, args: argparse.Namespace) -> int:
+    pool = await create_pool(url, min_size=1, max_size=4)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        subscribers = await _seed(pool, args.members)
+        if not args.skip_grant:
+            await _bench_grant(pool, url, args)
+    finally:
+        await pool.close()
+    if args.skip_ussd:
+        return 0
+    report = await ussd_load.run(url, subscribers, args.rate, args.seconds)
+    return 0 if report.errors == 0 else 1
+
+
+async def _seed(pool: asyncpg.Pool, members: int) -> int:
+    """``members`` members among ``members * 20 / 19`` subscribers; returns the subscriber count."""
+    subscribers = members + members // 19
+    started = time.perf_counter()
+    await pool.execute(SEED_SUBSCRIBERS, FIRST_MSISDN, subscribers)
+    await pool.execute(SEED_MEMBERS, FIRST_MSISDN, members, datetime(2026, 10, 1, tzinfo=UTC))
+    await pool.execute(SEED_HISTORY, FIRST_MSISDN, members, datetime(2026, 10, 31, 19, tzinfo=UTC))
+    for table in ("subscribers", "memberships", "bonus_grants"):
+        await pool.execute(f"VACUUM ANALYZE {table}")
+    count = await pool.fetchval("SELECT count(*) FROM memberships WHERE left_at IS NULL")
+    print(
+        f"seeded {subscribers:,} subscribers, {count:,} members "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return subscribers
+
+
+async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -> None:
+    settings = load_settings({}, database_url=url)
+    ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
+    started = time.perf_counter()
+    granted = await ledger.grant_month(GRANT_AT)
+    elapsed = time.perf_counter() - started
+    notices = await pool.fetchval("SELECT count(*) FROM service_messages")
+    print(
+        f"\n(a) monthly grant: {granted:,} grants + {notices:,} notices in {elapsed:.2f} s "
+        f"({granted / elapsed:,.0f} members/s; goal <= 10 s)"
+    )
+    plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
+    bare = await _explain(pool, _without_notices(BonusSQL.grant_month), ledger.grant_month_params)
+    naive = await _naive(pool, args.naive_sample, settings.bonus_units)
+    print("  baselines (same run):")
+    print(f"    same statement without notices: {bare['Execution Time'] / 1000:.2f} s")
+    print(
+        f"    naive executemany per member ({args.naive_sample:,} sampled, scaled): "
+        f"{naive * granted / args.naive_sample:.1f} s"
+    )
+    print("  where the time goes (EXPLAIN ANALYZE, January, rolled back):")
+    for line in _profile(plan):
+        print("    " + line)
+
+
+def _without_notices(sql: str) -> str:
+    head = sql.split("), notices AS (")[0]
+    return head + ")\nSELECT count(*) AS granted FROM granted"
+
+
+async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of a grant statement for January, rolled back."""
+    month = date(2027, 1, 1)
+    args = args_of(month, PROFILE_AT)
+    if "notices AS" not in sql:
+        args = args[:4]
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
+        finally:
+            await tx.rollback()
+    plan: dict[str, Any] = json.loads(raw)[0]
+    return plan
+
+
+def _profile(plan: dict[str, Any]) -> list[str]:
+    """Self time of the plan's main nodes, and the trigger time, in ms."""
+    lines: list[str] = []
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        children = node.get("Plans", [])
+        inclusive = node["Actual Total Time"] * node.get("Actual Loops", 1)
+        below = sum(c["Actual Total Time"] * c.get("Actual Loops", 1) for c in children)
+        name = node["Node Type"] + (
+            f" on {node['Relation Name']}" if "Relation Name" in node else ""
+        )
+        if node.get("Subplan Name") or node.get("CTE Name"):
+            name += f" [{node.get('Subplan Name') or node.get('CTE Name')}]"
+        self_ms = max(inclusive - below, 0.0)
+        # A CTE Scan's time is the CTE's own nodes, shown where they are; not printed twice.
+        shown = node["Node Type"] not in ("CTE Scan", "Aggregate", "Result")
+        if shown and self_ms >= 50:
+            lines.append(
+                f"{'  ' * depth}{name}: {self_ms:,.0f} ms self, rows={node['Actual Rows']:,}"
+            )
+        for child in children:
+            walk(child, depth + 1)
+
+    walk(plan["Plan"], 0)
+    for trigger in plan.get("Triggers", []):
+        lines.append(
+            f"trigger {trigger['Trigger Name']}: {trigger['Time']:,.0f} ms "
+            f"({trigger['Calls']:,} calls)"
+        )
+    lines.append(f"total execution: {plan['Execution Time']:,.0f} ms")
+    return lines
+
+
+async def _naive(pool: asyncpg.Pool, sample: int, units: int) -> float:
+    """A grant and a notice per member, one executemany each, on ``sample`` members (seconds)."""
+    month = date(2027, 2, 1)
+    at = datetime(2027, 1, 31, 19, 5, tzinfo=UTC)
+    numbers = [str(FIRST_MSISDN + g) for g in range(sample)]
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.executemany(NAIVE_GRANT, [(m, month, units, at) for m in numbers])
+            await conn.executemany(NAIVE_NOTICE, [(m, "notice", month) for m in numbers])
+        finally:
+            await tx.rollback()
+    return time.perf_counter() - started
