@@ -8,6 +8,7 @@ older than 2024a computes Astana time as UTC+6, the package knows it is UTC+5 si
 from __future__ import annotations
 
 import importlib.resources
+import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Protocol
@@ -25,6 +26,20 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class OffsetClock:
+    """Real time shifted to start at ``start`` (and optionally sped up): for demos and
+    process-level tests that must not depend on the host's wall-clock hour."""
+
+    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+        self._start = _require_aware(start)
+        self._speed = speed
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        elapsed = (time.monotonic() - self._origin) * self._speed
+        return self._start + timedelta(seconds=elapsed)
 
 
 class ManualClock:

@@ -13,6 +13,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -87,6 +88,15 @@ def _bool(raw: str) -> bool:
 def _address(raw: str) -> str:
     value = raw.strip()
     if not value or len(value) > 20 or not value.isalnum():
+        raise ValueError(raw)
+    return value
+
+
+def _instant(raw: str) -> datetime | None:
+    if not raw.strip():
+        return None
+    value = datetime.fromisoformat(raw.strip())
+    if value.tzinfo is None:
         raise ValueError(raw)
     return value
 
@@ -179,6 +189,15 @@ class Settings:
     )
     scheduler_enabled: bool = _setting(
         True, _bool, "true or false", "run the monthly grant, sweeps and charging retries here"
+    )
+    clock_start: datetime | None = _setting(
+        None,
+        _instant,
+        "an ISO 8601 instant with offset",
+        "demos and tests: the service's clock starts at this instant, then runs in real time",
+    )
+    engine_enabled: bool = _setting(
+        True, _bool, "true or false", "bind to the SMSC and run the dispatch engine here"
     )
     default_language: str = _setting(
         "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -77,9 +79,13 @@ def test_token_create_rejects_unknown_role(database_url: str) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.Signals) -> None:
-    """`smartd serve` answers /healthz and /readyz, and exits 0 on SIGTERM or SIGINT."""
+    """`smartd serve` with no SMSC is alive but not ready, and exits 0 on SIGTERM or SIGINT."""
     port = _free_port()
-    env = _env(SMARTD_DATABASE_URL=database_url, SMARTD_HTTP_PORT=str(port))
+    env = _env(
+        SMARTD_DATABASE_URL=database_url,
+        SMARTD_HTTP_PORT=str(port),
+        SMARTD_SMPP_PORT=str(_free_port()),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "serve"],
         env=env,
@@ -88,8 +94,12 @@ def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.S
         text=True,
     )
     try:
-        body = _wait_for(f"http://127.0.0.1:{port}/readyz", proc)
-        assert '"database": true' in body
+        assert '"ok"' in _wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert not_ready.value.code == 503  # no SMSC to bind to: alive, not ready
+        body = json.loads(not_ready.value.read())
+        assert body["checks"] == {"database": True, "smpp": False}
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err

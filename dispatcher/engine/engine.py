@@ -24,7 +24,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -43,7 +43,7 @@ from dispatcher.engine.repository import (
     Outcome,
 )
 from dispatcher.settings import Settings
-from dispatcher.states import DeliveryState
+from dispatcher.states import ContactKind, DeliveryState
 from smpp.config import Address
 from smpp.constants import Status
 from smpp.outcome import Outcome as SubmitOutcome
@@ -61,9 +61,9 @@ class Sender(Protocol):
     ) -> SubmitOutcome: ...
 
 
-#: Called inside the recording transaction with the campaign deliveries just submitted
-#: (rows of id, campaign_id, msisdn): opens survey sessions (R13).
-SubmittedHook = Callable[[asyncpg.Connection, Sequence[asyncpg.Record], datetime], Awaitable[None]]
+#: Called inside the recording transaction with the survey deliveries just submitted:
+#: opens their survey sessions (R13) in the same commit.
+SubmittedHook = Callable[[asyncpg.Connection, Sequence[Outcome], datetime], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -192,17 +192,35 @@ class Dispatcher:
     # -- sending --------------------------------------------------------------------------
 
     async def send(self, messages: Sequence[Claimed]) -> None:
-        """Send claimed messages, ``chunk`` at a time, within the window of slots."""
-        size = self.config.chunk
+        """Send claimed messages in chunks whose parts fit the window: never more parts in
+        flight than the window, so a crash leaves at most one window of unknowns."""
         tasks = []
-        for start in range(0, len(messages), size):
-            chunk = messages[start : start + size]
-            encoded = [self._encode(m) for m in chunk]
-            need = min(sum(len(parts) for parts in encoded), self.config.window)
+        for chunk, encoded, need in self._chunks(messages):
             for _ in range(need):
                 await self._slots.acquire()
             tasks.append(asyncio.create_task(self._send_chunk(chunk, encoded, need)))
         await asyncio.gather(*tasks)
+
+    def _chunks(
+        self, messages: Sequence[Claimed]
+    ) -> Iterator[tuple[list[Claimed], list[list[Part]], int]]:
+        """Greedy chunks of at most ``chunk`` messages and ``window`` parts (a message longer
+        than the window goes alone and holds the whole window)."""
+        window, size = self.config.window, self.config.chunk
+        chunk: list[Claimed] = []
+        encoded: list[list[Part]] = []
+        parts = 0
+        for message in messages:
+            message_parts = self._encode(message)
+            cost = max(1, min(len(message_parts), window))
+            if chunk and (parts + cost > window or len(chunk) >= size):
+                yield chunk, encoded, parts
+                chunk, encoded, parts = [], [], 0
+            chunk.append(message)
+            encoded.append(message_parts)
+            parts += cost
+        if chunk:
+            yield chunk, encoded, parts
 
     def _encode(self, message: Claimed) -> list[Part]:
         if not message.text:
@@ -281,9 +299,15 @@ class Dispatcher:
         now = self._clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
             changed = await self.repo.record(conn, outcomes, now)
-            submitted = [r for r in changed if r["state"] == DeliveryState.SUBMITTED]
-            if submitted and self._on_submitted is not None:
-                await self._on_submitted(conn, submitted, now)
+            if self._on_submitted is not None:
+                recorded = {r["id"] for r in changed if r["state"] == DeliveryState.SUBMITTED}
+                surveys = [
+                    o
+                    for o in outcomes
+                    if o.message.kind is ContactKind.SURVEY and o.message.id in recorded
+                ]
+                if surveys:
+                    await self._on_submitted(conn, surveys, now)
         unknown = sum(o.state is DeliveryState.UNKNOWN for o in outcomes)
         if unknown:
             self.log.warning("messages with unknown fate", count=unknown)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dispatcher.clock import Clock, SystemClock
+from dispatcher.clock import Clock, OffsetClock, SystemClock
 from dispatcher.db import Database, open_database
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
@@ -14,6 +14,7 @@ from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import EventDesk
 from dispatcher.program.ussd import UssdDesk
+from dispatcher.runtime import engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
@@ -52,17 +53,19 @@ def create_app(
     clock: Clock | None = None,
     database: Database | None = None,
     scheduler: bool | None = None,
+    engine: bool | None = None,
 ) -> web.Application:
     """The service's application. With ``database`` given (tests), it is used as is and not
     closed; otherwise the database is opened and migrated on start-up and closed on cleanup.
     ``scheduler`` runs the bonus jobs (default: ``settings.scheduler_enabled`` when the app
-    opens its own database; off when a test passes ``database``).
+    opens its own database; off when a test passes ``database``). ``engine`` likewise
+    binds to the SMSC and runs the dispatch engine (``settings.engine_enabled``).
     """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_REQUEST_BYTES
     )
     app[SETTINGS] = settings
-    app[CLOCK] = clock or SystemClock()
+    app[CLOCK] = clock or _clock(settings)
     app[READINESS] = {}
     if database is not None:
         _attach_database(app, database)
@@ -72,10 +75,20 @@ def create_app(
         scheduler = settings.scheduler_enabled and database is None
     if scheduler:
         app.cleanup_ctx.append(scheduler_ctx)
+    if engine is None:
+        engine = settings.engine_enabled and database is None
+    if engine:
+        app.cleanup_ctx.append(engine_ctx)
     app.on_cleanup.append(_close_bonus)
     setup_routes(app)
     check_routes(app)
     return app
+
+
+def _clock(settings: Settings) -> Clock:
+    if settings.clock_start is not None:
+        return OffsetClock(settings.clock_start)
+    return SystemClock()
 
 
 def _attach_database(app: web.Application, database: Database) -> None:
