@@ -17,6 +17,7 @@ from dispatcher.engine.inbound import InboundSink
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import NoBonus
+from dispatcher.runtime import open_survey_sessions, survey_reply
 from dispatcher.settings import Settings
 from smpp.config import SessionConfig
 from smpp.ratelimit import Backoff
@@ -117,7 +118,7 @@ async def dispatch_rig(
     sim = SmscSimulator(SimulatorOptions(**options))
     port = await sim.start()
     membership = Membership(settings, NoBonus())
-    mo = MoDesk(membership, settings.short_code, settings.dnc_code)
+    mo = MoDesk(membership, settings.short_code, settings.dnc_code, survey_reply)
     config = SessionConfig(
         host="127.0.0.1",
         port=port,
@@ -134,7 +135,12 @@ async def dispatch_rig(
 
     session = Session(config, handler)
     dispatcher = Dispatcher(
-        database.pool, settings, clock, session, config=engine or EngineConfig(window=64)
+        database.pool,
+        settings,
+        clock,
+        session,
+        config=engine or EngineConfig(window=64),
+        on_submitted=open_survey_sessions,
     )
     holder["sink"] = InboundSink(database.pool, dispatcher.repo, clock, mo)
     session.start()

@@ -1,0 +1,96 @@
+"""A two-question SMS survey end to end: engine, SMSC simulator, MO replies (R13, R7, R11)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from campaigns.repository import CampaignRepository
+from campaigns.spec import parse_campaign
+from campaigns.surveys import timeout_sweep
+from dispatcher.clock import ManualClock
+from dispatcher.db import Database
+from dispatcher.settings import Settings
+from tests.dispatch_helpers import Rig, add_members, dispatch_rig
+
+ANSWERS, SILENT = "77011110001", "77011110002"
+SURVEY = {
+    "name": "Taste survey",
+    "kind": "survey",
+    "scope": "smart",
+    "survey": {
+        "questions": [
+            {"texts": {"ru": "Вам нравится кофе?"}, "options": [{"ru": "Да"}, {"ru": "Нет"}]},
+            {
+                "texts": {"ru": "Сколько чашек в день?"},
+                "options": [{"ru": "1"}, {"ru": "2"}, {"ru": "3+"}],
+            },
+        ],
+        "thanks": {"ru": "Спасибо!"},
+        "timeout_hours": 24,
+    },
+}
+
+
+async def _last_text_to(rig: Rig, msisdn: str) -> str:
+    body = await rig.database.pool.fetchval(
+        "SELECT body FROM service_messages WHERE msisdn = $1 ORDER BY id DESC LIMIT 1", msisdn
+    )
+    return str(body)
+
+
+async def test_two_question_survey_with_bad_answer_and_timeout(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R13: Q1 goes as the campaign message, a reply brings Q2, a bad answer one re-prompt,
+    the last answer a thank-you; the silent number times out; results are counts only."""
+    await add_members(database, [ANSWERS, SILENT])
+    repo = CampaignRepository(database.pool)
+    campaign = await repo.create(parse_campaign(SURVEY, clock.now(), 10), "test", clock.now())
+    await database.pool.execute(
+        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
+        campaign.id,
+        [ANSWERS, SILENT],
+    )
+    await repo.transition(campaign.id, "start", clock.now())
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.drain()
+        first = {sm.destination_addr for _, sm in rig.sim.submits()}
+        assert first == {ANSWERS, SILENT}
+        opened = await database.pool.fetchval(
+            "SELECT count(*) FROM survey_sessions WHERE state = 'open'"
+        )
+        assert opened == 2
+
+        await rig.sim.inject_mo(ANSWERS, settings.short_code, "1")
+        assert "чашек" in await _last_text_to(rig, ANSWERS)
+        await rig.sim.inject_mo(ANSWERS, settings.short_code, "коньяк")
+        assert "чашек" in await _last_text_to(rig, ANSWERS)  # the re-prompt repeats Q2
+        await rig.sim.inject_mo(ANSWERS, settings.short_code, "3+")
+        assert await _last_text_to(rig, ANSWERS) == "Спасибо!"
+        await rig.drain()
+        follow_ups = await database.pool.fetch(
+            "SELECT kind::text FROM service_messages WHERE msisdn = $1 AND state = 'submitted' "
+            "ORDER BY id",
+            ANSWERS,
+        )
+        assert [r["kind"] for r in follow_ups] == [
+            "survey_question",
+            "survey_reprompt",
+            "survey_thanks",
+        ]
+
+        clock.advance(timedelta(hours=25))
+        assert await timeout_sweep(database.pool, clock.now()) == 1
+
+    states = dict(
+        await database.pool.fetch("SELECT msisdn, state::text FROM survey_sessions ORDER BY msisdn")
+    )
+    assert states == {ANSWERS: "completed", SILENT: "timed_out"}
+    answers = await database.pool.fetch(
+        "SELECT question_no, option_no FROM survey_answers ORDER BY question_no"
+    )
+    assert [tuple(r) for r in answers] == [(1, 1), (2, 3)]
+    counter = await database.pool.fetchval(
+        "SELECT survey_count FROM contact_counters WHERE msisdn = $1", ANSWERS
+    )
+    assert counter == 1, "R13: one survey counts once however many questions"
