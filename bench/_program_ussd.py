@@ -29,6 +29,7 @@ FIRST_MSISDN = 77010000000
 #: The mix: the menu, a join (members are told they already are; every 20th number is not a
 #: member and joins, with its grant), and the bonus balance.
 MIX = [("*555#", 0.4), ("*555*1#", 0.2), ("*111*3#", 0.4)]
+WARM_UP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,16 @@ async def run(url: str, subscribers: int, rate: int, seconds: float) -> Report:
         try:
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base)
+            # Warm-up at the same rate, not counted: pool connections, prepared statements.
+            await _load(base, token, subscribers, rate, WARM_UP_SECONDS)
             report = await _load(base, token, subscribers, rate, seconds)
         finally:
             proc.terminate()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
     print(
         f"\n(b) USSD: {report.sent:,} requests at {rate}/s offered, "
         f"{report.sent / report.seconds:,.0f}/s served; p50 {report.p50_ms:.1f} ms, "
@@ -89,6 +95,7 @@ async def _start_service(url: str, port: int, data_dir: Path) -> asyncio.subproc
         "SMARTD_HTTP_HOST": "127.0.0.1",
         "SMARTD_HTTP_PORT": str(port),
         "SMARTD_SCHEDULER_ENABLED": "false",
+        "SMARTD_ENGINE_ENABLED": "false",  # no SMSC here: HTTP alone is measured
         "SMARTD_LOG_LEVEL": "warning",
         "SMARTD_DB_POOL_MAX": "20",
         "SMARTD_DATA_DIR": str(data_dir),
@@ -112,18 +119,19 @@ async def _wait_ready(base: str) -> None:
 
 async def _load(base: str, token: str, subscribers: int, rate: int, seconds: float) -> Report:
     total = int(rate * seconds)
-    rng = random.Random(7)
+    rng = random.Random(seconds)
     inputs = rng.choices([m for m, _ in MIX], [w for _, w in MIX], k=total)
     numbers = [str(FIRST_MSISDN + rng.randrange(subscribers)) for _ in range(total)]
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=256)
     latencies: list[float] = []
+    trace: list[tuple[float, str, float]] = []
     errors = 0
     async with aiohttp.ClientSession(base, headers=headers, connector=connector) as session:
 
         async def one(i: int, due: float) -> None:
             nonlocal errors
-            body = {"msisdn": numbers[i], "session_id": f"b{i}", "input": inputs[i]}
+            body = {"msisdn": numbers[i], "session_id": f"b{seconds}-{i}", "input": inputs[i]}
             try:
                 async with session.post("/gateway/ussd", json=body) as resp:
                     data = await resp.json()
@@ -132,6 +140,8 @@ async def _load(base: str, token: str, subscribers: int, rate: int, seconds: flo
             except (aiohttp.ClientError, ValueError):
                 errors += 1
             latencies.append(time.perf_counter() - due)
+            if os.environ.get("BENCH_TRACE"):
+                trace.append((due - started, inputs[i], time.perf_counter() - due))
 
         started = time.perf_counter()
         tasks = []
@@ -144,6 +154,12 @@ async def _load(base: str, token: str, subscribers: int, rate: int, seconds: flo
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
     latencies.sort()
+    if trace:
+        worst = sorted(trace, key=lambda t: -t[2])[:15]
+        print(
+            "slowest (offset s, input, latency ms):",
+            [(round(o, 2), k, round(v * 1000)) for o, k, v in sorted(worst)],
+        )
     return Report(
         sent=total,
         errors=errors,

@@ -52,7 +52,8 @@ FROM generate_series(0, $2 - 1) AS g
 # Last month's grants, closed: the tables and indexes hold a month of history, as in service.
 SEED_HISTORY = """
 INSERT INTO bonus_grants (msisdn, month, units, state, granted_at, deadline_at, closed_at)
-SELECT ($1::bigint + g)::text, '2026-11-01', 500, 'cancelled', $3, $3 + interval '30 days', $3
+SELECT ($1::bigint + g)::text, '2026-11-01', 500, 'cancelled', $3::timestamptz,
+       $3::timestamptz + interval '30 days', $3::timestamptz
 FROM generate_series(0, $2 - 1) AS g
 """
 NAIVE_GRANT = """
@@ -160,14 +161,14 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
 
 
 def _without_notices(sql: str) -> str:
-    head = sql.split("), notices AS (")[0]
+    head = sql.split("), notices AS (")[0].replace("$9", "1").replace("$10", "0")
     return head + ")\nSELECT count(*) AS granted FROM granted"
 
 
 async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]:
     """EXPLAIN ANALYZE of a grant statement for January, rolled back."""
     month = date(2027, 1, 1)
-    args = args_of(month, PROFILE_AT)
+    args = (*args_of(month, PROFILE_AT), 1, 0)  # one slice: the whole statement's profile
     if "notices AS" not in sql:
         args = args[:4]
     async with pool.acquire() as conn:

@@ -200,7 +200,8 @@ class BonusLedger:
 
     async def grant_month(self, now: datetime, *, force: bool = False) -> int:
         """R3: the month's units to every current member, with a notice each (sent in the
-        window), in one set-based statement; returns how many grants were made.
+        window), by one set-based statement run over ``bonus_grant_workers`` msisdn slices in
+        parallel; returns how many grants were made.
 
         Runs under a transaction-level advisory lock (which also holds off join grants) and
         records itself in ``job_runs``: a second replica waits, then finds the month done and
@@ -213,15 +214,33 @@ class BonusLedger:
             await conn.execute(BonusSQL.lock_job, GRANT_MONTH_LOCK)
             if not force and await conn.fetchval(BonusSQL.job_done, GRANT_MONTH_JOB, period):
                 return 0
-            row = await conn.fetchrow(BonusSQL.grant_month, *self.grant_month_params(month, now))
-            result = {"granted": row["granted"], "notices": row["notices"]}
+            rows = await self._grant_slices(month, now)
+            result = {
+                "granted": sum(r["granted"] for r in rows),
+                "notices": sum(r["notices"] for r in rows),
+                "slices": len(rows),
+            }
             finished = self._clock.now()
             await conn.execute(
                 BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, json.dumps(result)
             )
         log.info("monthly bonus granted", period=period, **result)
-        granted: int = row["granted"]
-        return granted
+        return int(result["granted"])
+
+    async def _grant_slices(self, month: date, now: datetime) -> list[asyncpg.Record]:
+        """The grant statement over disjoint msisdn slices, each in its own transaction, in
+        parallel. A slice that fails leaves the run unrecorded; the catch-up completes it (the
+        anti-join skips what the committed slices granted)."""
+        free = self._pool.get_max_size() - 1  # the caller holds one connection (the lock)
+        slices = max(1, min(self._settings.bonus_grant_workers, free))
+        params = self.grant_month_params(month, now)
+
+        async def one(k: int) -> asyncpg.Record:
+            async with self._pool.acquire() as conn, conn.transaction():
+                row: asyncpg.Record = await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                return row
+
+        return list(await asyncio.gather(*(one(k) for k in range(slices))))
 
     def grant_month_params(self, month: date, now: datetime) -> tuple[object, ...]:
         """The parameters of ``grant_month`` in bonus.sql (the benchmark profiles it too)."""

@@ -211,8 +211,12 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 -- race-free because lock_job holds off join grants (one_grant_per_month still backs it: a
 -- conflict would abort the run, not grant twice). Members whose number is fully blocked or
 -- recycled get nothing (R12); outgoing-blocked numbers still receive SMS and keep their grant.
+-- The members are cut into $9 slices by a hash of the msisdn, run in parallel transactions
+-- (one per connection) while the job's lock is held; every slice filters both sides of its
+-- joins, so each hashes only its share of subscribers.
 -- $1: month (first day, Astana), $2: units, $3: now (granted_at), $4: deadline_at,
--- $5: default language, $6: notice text ru, $7: kk, $8: en.
+-- $5: default language, $6: notice text ru, $7: kk, $8: en, $9: number of slices,
+-- $10: this slice (0 .. $9 - 1).
 WITH granted AS (
     INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
     SELECT m.msisdn, $1, $2, $3, $4
@@ -221,6 +225,8 @@ WITH granted AS (
     WHERE m.left_at IS NULL
       AND m.joined_at <= $3
       AND s.status IN ('active', 'outgoing_blocked')
+      AND (hashtext(m.msisdn) & 2147483647) % $9 = $10
+      AND (hashtext(s.msisdn) & 2147483647) % $9 = $10
       AND NOT EXISTS (SELECT 1 FROM bonus_grants g WHERE g.msisdn = m.msisdn AND g.month = $1)
     RETURNING id, msisdn
 ), notices AS (
@@ -231,7 +237,7 @@ WITH granted AS (
            true,
            'bonus_notice:' || g.id
     FROM granted g
-    JOIN subscribers s ON s.msisdn = g.msisdn
+    JOIN subscribers s ON s.msisdn = g.msisdn AND (hashtext(s.msisdn) & 2147483647) % $9 = $10
     -- no ON CONFLICT: every key names a grant inserted by this statement, so none exists yet
     RETURNING 1
 )
