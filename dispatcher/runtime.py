@@ -63,15 +63,16 @@ async def open_survey_sessions(
     conn: asyncpg.Connection, outcomes: Sequence[Outcome], now: datetime
 ) -> None:
     """R13: a survey's first question accepted by the SMSC opens the number's session."""
-    for o in outcomes:
-        await surveys.open_session(
-            conn,
-            o.message.campaign_id or 0,
-            o.message.id,
-            o.message.msisdn,
-            now,
-            language=o.message.language,
-        )
+    await surveys.open_sessions(
+        conn,
+        [
+            surveys.FirstQuestion(
+                o.message.campaign_id or 0, o.message.id, o.message.msisdn, o.message.language
+            )
+            for o in outcomes
+        ],
+        now,
+    )
 
 
 async def survey_reply(conn: asyncpg.Connection, msisdn: str, text: str, now: datetime) -> bool:

@@ -69,7 +69,7 @@ async def add_members(database: Database, msisdns: list[str], *, member: bool = 
     if member:
         await database.pool.execute(
             "INSERT INTO memberships (msisdn, joined_at, join_channel) "
-            "SELECT unnest($1::text[]), now(), 'ussd'",
+            "SELECT unnest($1::text[]), timestamptz '2026-11-01 00:00+00', 'ussd'",
             msisdns,
         )
 

@@ -265,3 +265,59 @@ async def test_multipart_delivered_only_when_all_parts_are(
         await rig.receipts_settled(parts)
         assert await rig.states(campaign) == {"delivered": 1}
         assert await database.pool.fetchval("SELECT parts_done FROM deliveries") == 4
+
+
+async def test_permanent_failure_releases_cap_slot(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A permanently refused message fails and gives its cap slot back."""
+    await add_members(database, NUMBERS[:1])
+    campaign = await add_campaign(database, NUMBERS[:1])
+    async with dispatch_rig(
+        database,
+        settings,
+        clock,
+        sim_options={"submit_status": 0x0000000B},  # RINVDSTADR
+    ) as rig:
+        await rig.drain()
+        assert await rig.states(campaign) == {"failed": 1}
+    assert await database.pool.fetchval("SELECT info_count FROM contact_counters") == 0
+
+
+async def test_claimed_rows_follow_campaign_pause_and_cancel(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Claimed rows of a campaign paused since the claim go back to the queue; of a cancelled
+    one, they are suppressed and their cap slots released."""
+    await add_members(database, NUMBERS[:4])
+    paused = await add_campaign(database, NUMBERS[:2])
+    cancelled = await add_campaign(database, NUMBERS[2:4])
+    async with dispatch_rig(database, settings, clock) as rig:
+        first, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        second, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        await database.pool.execute("UPDATE campaigns SET state = 'paused' WHERE id = $1", paused)
+        await database.pool.execute(
+            "UPDATE campaigns SET state = 'cancelled' WHERE id = $1", cancelled
+        )
+        await rig.dispatcher.send([*first, *second])
+        assert rig.sim.submits() == []
+        assert await rig.states(paused) == {"queued": 2}
+        assert await rig.states(cancelled) == {"cancelled": 2}
+    held = await database.pool.fetchval("SELECT sum(info_count) FROM contact_counters")
+    assert held == 2, "the paused rows keep their slots for when the campaign resumes"
+
+
+async def test_leave_after_claim_releases_cap_slot(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A claimed message suppressed by a leave gives its cap slot back."""
+    await add_members(database, NUMBERS[:1])
+    await add_campaign(database, NUMBERS[:1])
+    async with dispatch_rig(database, settings, clock) as rig:
+        claimed, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        assert await database.pool.fetchval("SELECT info_count FROM contact_counters") == 1
+        membership = Membership(settings, NoBonus())
+        async with database.pool.acquire() as conn, conn.transaction():
+            await membership.leave(conn, NUMBERS[0], Channel.SMS, {}, clock.now(), "stop")
+        await rig.dispatcher.send(claimed)
+    assert await database.pool.fetchval("SELECT info_count FROM contact_counters") == 0

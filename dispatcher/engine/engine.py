@@ -240,7 +240,7 @@ class Dispatcher:
             late = [m for m in chunk if validity is None and m.in_window]
             if late:  # the window closed since the claim: back to the queue, slot kept
                 await self.repo.unclaim(late)
-            marked = await self.repo.mark_in_flight(sendable) if sendable else set()
+            marked = await self.repo.mark_in_flight(sendable, now) if sendable else set()
             jobs = [
                 self._submit(m, parts, validity if m.in_window else None)
                 for m, parts in zip(chunk, encoded, strict=True)

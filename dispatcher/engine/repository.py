@@ -25,7 +25,6 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     unclaim_service: str
     record_delivery_outcomes: str
     record_service_outcomes: str
-    release_caps: str
     insert_submits: str
     insert_receipts: str
     apply_receipts: str
@@ -126,7 +125,9 @@ class DispatchRepository:
             )
         )
 
-    async def mark_in_flight(self, messages: Sequence[Claimed]) -> set[tuple[bool, int]]:
+    async def mark_in_flight(
+        self, messages: Sequence[Claimed], now: datetime
+    ) -> set[tuple[bool, int]]:
         """Mark ``messages`` in flight; returns the (is_service, id) pairs that were.
 
         Shares the subscribers' row locks first, so a leave or 1204 that is committing
@@ -141,7 +142,7 @@ class DispatchRepository:
                 {
                     (False, r["id"])
                     for r in await conn.fetch(
-                        DispatchSQL.mark_deliveries_in_flight, deliveries, self.node
+                        DispatchSQL.mark_deliveries_in_flight, deliveries, self.node, now
                     )
                 }
                 if deliveries
@@ -185,7 +186,6 @@ class DispatchRepository:
         if service:
             await conn.execute(DispatchSQL.record_service_outcomes, *_columns(service), now)
         await self._insert_submits(conn, outcomes, now)
-        await self._release(conn, [o for o in campaign if o.state is DeliveryState.FAILED])
         return changed
 
     async def _insert_submits(
@@ -208,18 +208,6 @@ class DispatchRepository:
             [r[2] for r in rows],
             [r[3] for r in rows],
             now,
-        )
-
-    async def _release(self, conn: asyncpg.Connection, failed: Sequence[Outcome]) -> None:
-        held = [o.message for o in failed if o.message.cap_month is not None]
-        if not held:
-            return
-        await conn.execute(
-            DispatchSQL.release_caps,
-            [m.msisdn for m in held],
-            [m.cap_month for m in held],
-            [int(m.kind is ContactKind.INFO) for m in held],
-            [int(m.kind is ContactKind.SURVEY) for m in held],
         )
 
     async def insert_receipts(self, receipts: Sequence[ReceiptIn], now: datetime) -> None:

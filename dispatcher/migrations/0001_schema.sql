@@ -52,8 +52,9 @@ CREATE TABLE subscribers (
     status            subscriber_status NOT NULL DEFAULT 'active',
     language          language,
     tariff            text,
-    -- R12: when the current owner got the number; history before it belongs to another person.
-    owner_since       timestamptz NOT NULL DEFAULT now(),
+    -- R12: when the current owner got the number (NULL: the first owner we know of);
+    -- history before it belongs to another person.
+    owner_since       timestamptz,
     status_changed_at timestamptz NOT NULL DEFAULT now(),
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()

@@ -89,7 +89,7 @@ class Subscriber:
     status: SubscriberStatus
     language: Language | None
     tariff: str | None
-    owner_since: datetime
+    owner_since: datetime | None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Subscriber:

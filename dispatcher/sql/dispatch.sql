@@ -117,10 +117,32 @@ FOR SHARE
 
 -- name: mark_deliveries_in_flight
 -- Guarded: a row suppressed since its claim (a leave, a 1204) is not marked, so it is never
--- written to the SMSC. $1: delivery ids, $2: this node's id.
-UPDATE deliveries SET state = 'in_flight'
-WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
-RETURNING id
+-- written to the SMSC. A row whose campaign stopped running since the claim is not sent
+-- either: back to the queue when paused, suppressed when cancelled or expired (the cap
+-- slot it held is released by the deliveries_release_cap trigger).
+-- $1: delivery ids, $2: this node's id, $3: now.
+WITH target AS (
+    SELECT d.id, c.state AS campaign_state
+    FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+    WHERE d.id = ANY($1::bigint[]) AND d.state = 'claimed' AND d.claimed_by = $2
+), held AS (
+    UPDATE deliveries d
+    SET state = CASE WHEN t.campaign_state IN ('scheduled', 'paused') THEN 'queued'
+                     ELSE 'suppressed' END::delivery_state,
+        suppressed = CASE
+            WHEN t.campaign_state IN ('scheduled', 'paused') THEN NULL
+            WHEN t.campaign_state = 'expired' THEN 'outside_campaign_window'
+            ELSE 'cancelled' END::suppression_reason,
+        claimed_by = NULL,
+        finished_at = CASE WHEN t.campaign_state IN ('scheduled', 'paused') THEN NULL
+                           ELSE $3::timestamptz END
+    FROM target t
+    WHERE d.id = t.id AND t.campaign_state <> 'running'
+)
+UPDATE deliveries d SET state = 'in_flight'
+FROM target t
+WHERE d.id = t.id AND t.campaign_state = 'running'
+RETURNING d.id
 
 -- name: mark_service_in_flight
 -- $1: service message ids, $2: this node's id.
@@ -153,7 +175,6 @@ SET state = u.state::delivery_state,
     claimed_by = CASE WHEN u.state = 'queued' THEN NULL ELSE d.claimed_by END,
     submitted_at = CASE WHEN u.state = 'submitted' THEN $7 ELSE d.submitted_at END,
     finished_at = CASE WHEN u.state IN ('failed', 'unknown') THEN $7 ELSE d.finished_at END,
-    cap_month = CASE WHEN u.state = 'failed' THEN NULL ELSE d.cap_month END,
     language = u.language::language
 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::text[],
             $6::timestamptz[], $8::text[])
@@ -179,18 +200,6 @@ FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::text[],
      AS u(id, state, status, parts, error, not_before)
 WHERE m.id = u.id AND m.state = 'in_flight'
 RETURNING m.id
-
--- name: release_caps
--- A permanent failure gives its cap slot back (issue 5). $1: msisdns, $2: months,
--- $3: info slots, $4: survey slots.
-UPDATE contact_counters cc
-SET info_count = cc.info_count - r.info, survey_count = cc.survey_count - r.survey
-FROM (
-    SELECT msisdn, month, sum(info)::int AS info, sum(survey)::int AS survey
-    FROM unnest($1::text[], $2::date[], $3::int[], $4::int[]) AS x(msisdn, month, info, survey)
-    GROUP BY msisdn, month
-) r
-WHERE cc.msisdn = r.msisdn AND cc.month = r.month
 
 -- name: insert_submits
 -- One row per accepted part: what receipts are matched against.

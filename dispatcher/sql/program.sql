@@ -104,9 +104,9 @@ ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
 RETURNING id
 
 -- name: memberships_of
--- $1: msisdn, $2: owner_since (earlier periods belong to a previous owner).
+-- $1: msisdn, $2: owner_since or NULL (earlier periods belong to a previous owner).
 SELECT id, joined_at, join_channel, left_at, leave_channel, leave_reason
-FROM memberships WHERE msisdn = $1 AND joined_at >= $2
+FROM memberships WHERE msisdn = $1 AND joined_at >= coalesce($2::timestamptz, '-infinity')
 ORDER BY joined_at
 
 -- name: dnc_of
@@ -121,13 +121,13 @@ FROM contact_counters WHERE msisdn = $1 AND month = $2
 -- name: grants_of
 -- $1: msisdn, $2: owner_since.
 SELECT id, month, units, state, granted_at, deadline_at, activated_at, expires_at, closed_at
-FROM bonus_grants WHERE msisdn = $1 AND granted_at >= $2
+FROM bonus_grants WHERE msisdn = $1 AND granted_at >= coalesce($2::timestamptz, '-infinity')
 ORDER BY month
 
 -- name: consent_of
 -- $1: msisdn, $2: owner_since (the recycle event itself is shown).
 SELECT event, scopes, channel, evidence, occurred_at
-FROM consent_ledger WHERE msisdn = $1 AND occurred_at >= $2
+FROM consent_ledger WHERE msisdn = $1 AND occurred_at >= coalesce($2::timestamptz, '-infinity')
 ORDER BY occurred_at, id
 
 -- name: ussd_session_get
