@@ -138,13 +138,16 @@ async def _seed(pool: asyncpg.Pool, members: int) -> int:
 async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -> None:
     settings = load_settings({}, database_url=url)
     ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
+    wal_before = await pool.fetchval("SELECT pg_current_wal_lsn()")
     started = time.perf_counter()
     granted = await ledger.grant_month(GRANT_AT)
     elapsed = time.perf_counter() - started
+    wal = await pool.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
     notices = await pool.fetchval("SELECT count(*) FROM service_messages")
     print(
         f"\n(a) monthly grant: {granted:,} grants + {notices:,} notices in {elapsed:.2f} s "
-        f"({granted / elapsed:,.0f} members/s; goal <= 10 s)"
+        f"({granted / elapsed:,.0f} members/s; goal <= 10 s); {settings.bonus_grant_workers} "
+        f"slice(s), {wal / 2**20:,.0f} MiB of WAL"
     )
     plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
     bare = await _explain(pool, _without_notices(BonusSQL.grant_month), ledger.grant_month_params)

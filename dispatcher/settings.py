@@ -188,7 +188,7 @@ class Settings:
         30.0, _positive_float, "seconds", "how often owed credits and forfeits are re-sent"
     )
     bonus_grant_workers: int = _setting(
-        2, _int_between(1, 64), "an integer 1-64", "parallel slices of the monthly grant"
+        1, _int_between(1, 64), "an integer 1-64", "parallel slices of the monthly grant"
     )
     scheduler_enabled: bool = _setting(
         True, _bool, "true or false", "run the monthly grant, sweeps and charging retries here"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -121,3 +122,25 @@ async def test_two_processes_granting_at_once_grant_once(
         "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
     )
     assert notices == 50
+
+
+async def test_monthly_grant_in_parallel_slices_grants_every_member_once(
+    database: Database, settings: Settings, membership: Membership, clock: ManualClock
+) -> None:
+    """R3: split over parallel msisdn slices, the monthly grant still reaches each member once."""
+    for msisdn in NUMBERS[:40]:
+        await join(database.pool, membership, msisdn, clock.now())
+    sliced = BonusLedger(
+        database.pool,
+        dataclasses.replace(settings, bonus_grant_workers=3),
+        clock,
+        LedgerCharging(),
+    )
+    assert await sliced.grant_month(DEC_1_0005) == 40
+    run = await database.pool.fetchval("SELECT result FROM job_runs WHERE period = '2026-12'")
+    assert '"slices": 3' in run
+    assert await sliced.grant_month(DEC_1_0005, force=True) == 0
+    months = await database.pool.fetchval(
+        "SELECT count(DISTINCT msisdn) FROM bonus_grants WHERE month = '2026-12-01'"
+    )
+    assert months == 40
