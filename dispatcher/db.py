@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
@@ -46,6 +47,12 @@ async def resolve_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]
     url = await asyncio.to_thread(embedded.start)
     log.info("embedded postgresql started", pgdata=str(embedded.pgdata))
     return url, embedded
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at ``database`` instead (keeps host, socket dir and credentials)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -60,6 +60,9 @@ class SimulatorOptions:
     credentials: dict[str, str] | None = None
     """system_id -> password; None accepts any bind."""
     tps_limit: float | None = None
+    tps_burst: int | None = None
+    """Submits accepted back to back before the TPS limit bites; default a tenth of a
+    second's worth (SMSCs count TPS over a window, not per 1/TPS-second slot)."""
     max_window: int | None = None
     response_latency: float = 0.0
     receipts: bool = True
@@ -199,7 +202,8 @@ class SmscSimulator:
             return Status.ESME_RTHROTTLED
         if options.tps_limit is not None:
             if self._bucket is None or self._bucket.configured_rate != options.tps_limit:
-                self._bucket = TokenBucket(options.tps_limit, burst=1)
+                burst = options.tps_burst or max(1, int(options.tps_limit / 10))
+                self._bucket = TokenBucket(options.tps_limit, burst=burst)
             if self._bucket.take(asyncio.get_running_loop().time()) > 0.0:
                 return Status.ESME_RTHROTTLED
         return options.submit_status

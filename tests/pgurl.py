@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from dispatcher.db import with_database
 
-
-def with_database(url: str, database: str) -> str:
-    """``url`` pointing at ``database`` instead (keeps host, socket dir and credentials)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
+__all__ = ["with_database"]
