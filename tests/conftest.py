@@ -8,6 +8,8 @@ another one (its role needs CREATEDB). The template is migrated once; each test 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -27,13 +29,16 @@ TEMPLATE = f"smartd_template_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """Admin URL of the test server (its maintenance database)."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded"))
+    # Outside pytest's basetemp: a concurrent pytest run prunes old basetemps, and a
+    # PostgreSQL data directory must not vanish under a running server.
+    home = Path(tempfile.mkdtemp(prefix="smartd-tests-pg-"))
+    server = EmbeddedPostgres(home)
     url = server.start(database="postgres")
     # Durability is not under test here; speed is. (Crash tests run their own servers.)
     server.psql_command("ALTER SYSTEM SET fsync = off")
@@ -42,6 +47,7 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.psql_command("SELECT pg_reload_conf()")
     yield url
     server.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,96 @@
+"""Subscribers over SMPP: MO STOP / 1204 / HELP and USSD indications (R2, R9, issue 4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dispatcher.clock import ManualClock
+from dispatcher.db import Database
+from dispatcher.program.membership import Membership
+from dispatcher.program.service import NoBonus
+from dispatcher.program.ussd import UssdDesk
+from dispatcher.runtime import ussd_replier
+from dispatcher.settings import Settings
+from smpp.constants import Tag
+from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
+
+MSISDN = "77013334455"
+
+
+async def _nothing(msisdn: str, language: object, now: datetime) -> str:
+    return "-"
+
+
+async def test_stop_by_sms_leaves_and_suppresses(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R2: 'стоп' to the short code leaves SMART before deliver_sm_resp; queued SMART messages
+    are suppressed and a leave confirmation is queued."""
+    await add_members(database, [MSISDN])
+    campaign = await add_campaign(database, [MSISDN])
+    async with dispatch_rig(database, settings, clock) as rig:
+        statuses = await rig.sim.inject_mo(MSISDN, settings.short_code, "  стоп ")
+        assert statuses == [0]
+        assert await rig.states(campaign) == {"opted_out": 1}
+        kinds = await database.pool.fetch("SELECT kind::text FROM service_messages")
+        assert [r["kind"] for r in kinds] == ["leave_confirmation"]
+        mo = await database.pool.fetchrow("SELECT outcome, handled_at FROM mo_messages")
+        assert mo["outcome"] == "left" and mo["handled_at"] == clock.now()
+
+
+async def test_text_to_1204_blocks_and_repeat_is_recognised(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R9: anything texted to 1204 blocks telemarketing; the SMSC's resend of the same MO is
+    recognised and not applied twice (invariant 4)."""
+    await add_members(database, [MSISDN])
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.sim.inject_mo(MSISDN, settings.dnc_code, "не звоните")
+        await rig.sim.inject_mo(MSISDN, settings.dnc_code, "не звоните")
+    assert await database.pool.fetchval("SELECT count(*) FROM dnc_blocks") == 1
+    assert await database.pool.fetchval("SELECT count(*) FROM mo_messages") == 1
+    events = await database.pool.fetch("SELECT event::text FROM consent_ledger ORDER BY id")
+    assert [r["event"] for r in events] == ["dnc_blocked", "left"]
+
+
+async def test_help_answers_outside_the_window(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """HELP is answered with the codes, also at night: a subscriber-initiated service message
+    is not bound to the send window, while a bonus notice waits for it (R8)."""
+    clock.set(datetime(2026, 11, 23, 18, 0, tzinfo=UTC))  # 23:00 Astana
+    await database.pool.execute(
+        "INSERT INTO service_messages (msisdn, kind, body, in_window) "
+        "VALUES ($1, 'bonus_notice', 'bonus', true)",
+        MSISDN,
+    )
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.sim.inject_mo(MSISDN, settings.short_code, "help")
+        await rig.drain()
+        assert {sm.destination_addr for _, sm in rig.sim.submits()} == {MSISDN}
+    states = dict(await database.pool.fetch("SELECT kind::text, state::text FROM service_messages"))
+    assert states == {"help": "submitted", "bonus_notice": "queued"}
+    body = await database.pool.fetchval("SELECT body FROM service_messages WHERE kind = 'help'")
+    assert "*555*1#" in body
+
+
+async def test_ussd_over_smpp_is_answered_with_response_op(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A USSD indication *555*1# over SMPP joins and is answered by submit_sm carrying
+    ussd_service_op 17 (PSSR response) and the session info."""
+    async with dispatch_rig(database, settings, clock) as rig:
+        membership = Membership(settings, NoBonus())
+        desk = UssdDesk(database.pool, membership, _nothing, _nothing)
+        rig.sink._ussd = desk
+        rig.sink._ussd_reply = ussd_replier(rig.session, settings)
+        status = await rig.sim.inject_ussd(
+            MSISDN, settings.short_code, "*555*1#", session_info=b"\x00\x07"
+        )
+        assert status == 0
+        await rig.sim.wait_for(lambda: len(rig.sim.submits()) == 1)
+        [(_, reply)] = rig.sim.submits()
+        assert reply.tlvs[Tag.USSD_SERVICE_OP] == bytes((17,))
+        assert reply.tlvs[Tag.ITS_SESSION_INFO] == b"\x00\x07"
+        assert reply.destination_addr == MSISDN
+    assert await database.pool.fetchval("SELECT count(*) FROM memberships") == 1
