@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dispatcher import console
 from dispatcher.clock import Clock, OffsetClock, SystemClock
 from dispatcher.db import Database, open_database
 from dispatcher.program.bonus import BonusLedger
@@ -45,6 +46,7 @@ def setup_routes(app: web.Application) -> None:
     gateway.setup_routes(app)
     subscribers.setup_routes(app)
     campaigns_api.setup_routes(app)
+    console.setup(app)
 
 
 def create_app(

@@ -1,0 +1,244 @@
+"""Campaign pages: the list with progress bars, a campaign's report with charts, its state
+changes (pause / resume / cancel / start) and audience uploads.
+
+Everything is read and changed through the campaign domain (``campaigns/``), exactly as
+the HTTP API does: the same repository, report, transitions and audience loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from campaigns.audience import upload_audience
+from campaigns.models import AUDIENCE_OPEN, AudienceError, Campaign, TransitionRefused
+from campaigns.reports import campaign_report
+from campaigns.repository import TRANSITIONS, CampaignRepository
+from dispatcher.console.charts import option_bars, progress
+from dispatcher.console.guard import MULTIPART, action, error_page, render, see_other, view
+from dispatcher.console.progress import ProgressQueries
+from dispatcher.states import CampaignState, Role
+from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
+
+PAGE_SIZE = 25
+CHUNK = 1 << 16
+#: Which state changes each state offers as a button.
+ACTIONS_IN: dict[CampaignState, tuple[str, ...]] = {
+    state: tuple(name for name, (_, allowed) in TRANSITIONS.items() if state in allowed)
+    for state in CampaignState
+}
+DONE_NOTICES = {
+    "start": "Campaign started.",
+    "pause": "Campaign paused: nothing more is sent until it is resumed.",
+    "resume": "Campaign resumed.",
+    "cancel": "Campaign cancelled: its queued messages are suppressed.",
+    "created": "Campaign created as a draft. Add an audience, then start it.",
+    "upload_refused": (
+        "Campaign created, but its audience file was refused and nothing of it was loaded. "
+        "Upload it again below to see why."
+    ),
+}
+
+
+def _repository(request: web.Request) -> CampaignRepository:
+    return CampaignRepository(request.app[DATABASE].pool)
+
+
+def _int_query(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@view(Role.VIEWER)
+async def campaign_list(request: web.Request) -> web.StreamResponse:
+    """Campaigns, newest first, with state and progress; ``?state=`` filters,
+    ``?before=<id>`` pages."""
+    raw_state = request.query.get("state", "")
+    state = CampaignState(raw_state) if raw_state in CampaignState.__members__.values() else None
+    campaigns = await _repository(request).page(
+        before_id=_int_query(request, "before"), limit=PAGE_SIZE, state=state
+    )
+    states = await ProgressQueries(request.app[DATABASE].pool).states_of([c.id for c in campaigns])
+    rows = [_list_row(c, states.get(c.id, {})) for c in campaigns]
+    context = {
+        "rows": rows,
+        "state": state.value if state else "",
+        "states": [s.value for s in CampaignState],
+        "next_before": campaigns[-1].id if len(campaigns) == PAGE_SIZE else None,
+    }
+    return render(request, "campaigns.html", context)
+
+
+def _list_row(campaign: Campaign, states: dict[str, int]) -> dict[str, Any]:
+    total, segments = progress(states)
+    pending = sum(states.get(s, 0) for s in ("queued", "claimed", "in_flight"))
+    return {
+        "campaign": campaign,
+        "total": total,
+        "segments": segments,
+        "done_percent": round(100.0 * (total - pending) / total, 1) if total else 0.0,
+    }
+
+
+@view(Role.VIEWER)
+async def campaign_page(request: web.Request) -> web.StreamResponse:
+    """A campaign's report: counts by state and suppression reason, throughput over time,
+    survey results (counts only, R11), and the actions its state allows."""
+    campaign = await _repository(request).get(int(request.match_info["id"]))
+    if campaign is None:
+        return error_page(request, 404, "No such campaign", "It may have been removed.")
+    notice = DONE_NOTICES.get(request.query.get("done", ""))
+    if "accepted" in request.query:
+        notice = _upload_notice(request)
+    return render(request, "campaign.html", await _campaign_context(request, campaign, notice))
+
+
+def _upload_notice(request: web.Request) -> str:
+    counts = {key: _int_query(request, key) or 0 for key in ("accepted", "rejected", "duplicates")}
+    return (
+        f"Campaign created. Audience: {counts['accepted']} accepted, "
+        f"{counts['rejected']} rejected, {counts['duplicates']} duplicates."
+    )
+
+
+async def _campaign_context(
+    request: web.Request,
+    campaign: Campaign,
+    notice: str | None = None,
+    error: str | None = None,
+    upload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    report = await campaign_report(_repository(request), campaign, request.app[CLOCK].now())
+    progress_info = report["progress"]
+    chart = await ProgressQueries(request.app[DATABASE].pool).throughput(
+        campaign.id,
+        _instant(progress_info["first_submitted_at"]),
+        _instant(progress_info["last_submitted_at"]),
+    )
+    language = request.app[SETTINGS].default_language
+    total, segments = progress(report["states"])
+    return {
+        "campaign": campaign,
+        "report": report,
+        "total": total,
+        "segments": segments,
+        "chart": chart,
+        "survey": _survey_charts(report["survey"], language),
+        "actions": ACTIONS_IN[campaign.state],
+        "audience_open": campaign.state in AUDIENCE_OPEN,
+        "notice": notice,
+        "error": error,
+        "upload": upload,
+    }
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _survey_charts(results: dict[str, Any] | None, language: str) -> dict[str, Any] | None:
+    """Per question its text and option bars in ``language`` (else the first language)."""
+    if results is None:
+        return None
+    questions = []
+    for question in results["questions"]:
+        labels = [
+            (_pick(option["texts"], language), option["count"]) for option in question["options"]
+        ]
+        questions.append(
+            {
+                "no": question["no"],
+                "text": _pick(question["texts"], language),
+                "answers": question["answers"],
+                "bars": option_bars(labels),
+            }
+        )
+    return {"sessions": results["sessions"], "questions": questions}
+
+
+def _pick(texts: dict[str, str], language: str) -> str:
+    return texts.get(language) or next(iter(texts.values()), "")
+
+
+def _transition(name: str) -> Any:
+    @action(Role.MARKETER)
+    async def change_state(request: web.Request) -> web.StreamResponse:
+        campaign_id = int(request.match_info["id"])
+        repository = _repository(request)
+        try:
+            await repository.transition(campaign_id, name, request.app[CLOCK].now())
+        except TransitionRefused as exc:
+            campaign = await repository.get(campaign_id)
+            assert campaign is not None
+            context = await _campaign_context(
+                request, campaign, error=f"Cannot {name}: {exc.reason}."
+            )
+            return render(request, "campaign.html", context, status=409)
+        except LookupError:
+            return error_page(request, 404, "No such campaign", "It may have been removed.")
+        return see_other(f"/console/campaigns/{campaign_id}?done={name}")
+
+    change_state.__name__ = change_state.__qualname__ = f"console_{name}_campaign"
+    change_state.__doc__ = f"POST (form with CSRF): {name} the campaign; 409 page if refused."
+    return change_state
+
+
+TRANSITION_VIEWS = {name: _transition(name) for name in TRANSITIONS}
+
+
+@action(Role.MARKETER, body="multipart")
+async def audience_upload(request: web.Request) -> web.StreamResponse:
+    """Upload an audience CSV (multipart: ``csrf`` first, then ``file``); the page shows
+    the counts and the rejected lines. A refused file changes nothing (409/413/400)."""
+    campaign_id = int(request.match_info["id"])
+    repository = _repository(request)
+    campaign = await repository.get(campaign_id)
+    if campaign is None:
+        return error_page(request, 404, "No such campaign", "It may have been removed.")
+    part = await file_part(request)
+    if part is None:
+        context = await _campaign_context(request, campaign, error="Choose a CSV file to upload.")
+        return render(request, "campaign.html", context, status=400)
+    result, error, status = await load_audience(request, campaign_id, part)
+    campaign = await repository.get(campaign_id)
+    assert campaign is not None
+    context = await _campaign_context(request, campaign, error=error, upload=result)
+    return render(request, "campaign.html", context, status=status)
+
+
+async def file_part(request: web.Request) -> BodyPartReader | None:
+    """The next ``file`` part of an action's multipart body, if a file was chosen."""
+    reader = request[MULTIPART]
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            return part if part.filename else None
+    return None
+
+
+async def load_audience(
+    request: web.Request, campaign_id: int, part: BodyPartReader
+) -> tuple[dict[str, Any] | None, str | None, int]:
+    """(result, error, status) of loading ``part`` as the campaign's audience."""
+    settings = request.app[SETTINGS]
+    try:
+        result = await upload_audience(
+            _repository(request),
+            campaign_id,
+            _chunks(part),
+            region=settings.default_region,
+            max_rows=settings.audience_max_rows,
+            max_bytes=settings.audience_max_bytes,
+        )
+    except AudienceError as exc:
+        return None, f"The file was refused, nothing was loaded: {exc.message}", exc.status
+    except TransitionRefused as exc:
+        return None, f"No audience can be added: {exc.reason}.", 409
+    return result.as_dict(), None, 200
+
+
+async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk

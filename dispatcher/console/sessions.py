@@ -1,0 +1,128 @@
+"""Console sessions: a random id in the browser's cookie, its SHA-256 in the database.
+
+Signing in exchanges an API token (checked by :class:`TokenRepository`) for a session of
+:data:`SESSION_TTL`. The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict``
+(no other site's page can make the browser send it) and ``Secure`` when the request came
+over https. Each session has its own CSRF secret, put in every form and compared in
+constant time. The SQL is in ``console.sql``; :class:`SessionRepository` is its only
+caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from dispatcher.sql import SqlFile
+from dispatcher.states import Role
+from dispatcher.tokens import TokenInfo
+
+COOKIE = "smartd_console"
+LOGIN_COOKIE = "smartd_login_csrf"  # double-submit token of the sign-in form
+COOKIE_PATH = "/console"
+SESSION_TTL = timedelta(hours=8)
+
+
+class ConsoleSQL(SqlFile, domain="console", directory=Path(__file__).parent):
+    open_session: str
+    session_of: str
+    close_session: str
+    sweep_expired: str
+    campaign_progress: str
+    submits_over_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """Who is signed in: the token's id and name, the role, and the session's CSRF secret."""
+
+    token_id: int
+    name: str
+    role: Role
+    csrf: str
+    expires_at: datetime
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe: a session id or a CSRF token."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_id(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode("utf-8")).digest()
+
+
+def same_secret(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison; a missing value never matches."""
+    if not presented:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+class SessionRepository:
+    """The only caller of the session queries of ``console.sql``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def open(self, token: TokenInfo, now: datetime) -> tuple[str, ConsoleUser]:
+        """A new session for ``token``: returns the cookie value (never stored) and the
+        user. Expired sessions of anyone are swept on the way."""
+        session_id, csrf = new_secret(), new_secret()
+        expires_at = now + SESSION_TTL
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(ConsoleSQL.sweep_expired, now)
+            await conn.execute(
+                ConsoleSQL.open_session,
+                hash_id(session_id),
+                token.id,
+                token.role.value,
+                csrf,
+                now,
+                expires_at,
+            )
+        return session_id, ConsoleUser(token.id, token.name, token.role, csrf, expires_at)
+
+    async def find(self, session_id: str, now: datetime) -> ConsoleUser | None:
+        """The live session of a cookie value, or None (unknown, expired, token revoked)."""
+        row = await self._pool.fetchrow(ConsoleSQL.session_of, hash_id(session_id), now)
+        if row is None:
+            return None
+        return ConsoleUser(
+            row["token_id"], row["name"], Role(row["role"]), row["csrf_secret"], row["expires_at"]
+        )
+
+    async def close(self, session_id: str) -> None:
+        await self._pool.execute(ConsoleSQL.close_session, hash_id(session_id))
+
+
+def _cookie_options(request: web.Request) -> dict[str, Any]:
+    return {
+        "path": COOKIE_PATH,
+        "httponly": True,
+        "samesite": "Strict",
+        "secure": request.secure,
+    }
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, session_id: str) -> None:
+    """The session cookie; it lives as long as the session (no longer)."""
+    max_age = int(SESSION_TTL.total_seconds())
+    response.set_cookie(COOKIE, session_id, max_age=max_age, **_cookie_options(request))
+
+
+def set_login_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    """The sign-in form's double-submit token (there is no session to hold it yet)."""
+    response.set_cookie(LOGIN_COOKIE, value, max_age=3600, **_cookie_options(request))
+
+
+def clear_cookie(response: web.StreamResponse, name: str) -> None:
+    response.del_cookie(name, path=COOKIE_PATH)

@@ -1,0 +1,52 @@
+// Create form: live preview of each text's encoding and SMS parts, and the survey
+// section shown only for survey campaigns. No framework; served from /console/static.
+(function () {
+  "use strict";
+  const form = document.getElementById("campaign-form");
+  if (!form) return;
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const texts = Array.from(form.querySelectorAll("textarea.sms-text"));
+  const kind = form.querySelector("#kind");
+  const survey = document.getElementById("survey-fields");
+  let timer = null;
+
+  function showSurvey() {
+    survey.hidden = kind.value !== "survey";
+  }
+
+  function render(lang, cost) {
+    const out = document.getElementById("preview-" + lang);
+    out.className = "preview small";
+    if (!cost) { out.textContent = ""; return; }
+    if (cost.error) { out.classList.add("bad"); out.textContent = cost.error; return; }
+    out.classList.add(cost.encoding);
+    out.innerHTML = "";
+    const enc = document.createElement("span");
+    enc.className = "enc";
+    enc.textContent = cost.encoding === "gsm7" ? "GSM-7" : "UCS-2";
+    out.append(enc, ` · ${cost.segments} SMS part${cost.segments === 1 ? "" : "s"} · ${cost.characters} characters`);
+  }
+
+  async function refresh() {
+    const body = { texts: {} };
+    for (const area of texts) if (area.value.trim()) body.texts[area.dataset.lang] = area.value;
+    if (!Object.keys(body.texts).length) { texts.forEach((a) => render(a.dataset.lang, null)); return; }
+    const response = await fetch("/console/preview", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (!response.ok) return;
+    const costs = await response.json();
+    for (const area of texts) render(area.dataset.lang, costs[area.dataset.lang]);
+  }
+
+  texts.forEach((area) => area.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 250);
+  }));
+  kind.addEventListener("change", showSurvey);
+  showSurvey();
+  refresh();
+})();
