@@ -18,7 +18,15 @@ from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.console.campaign_views import load_audience
 from dispatcher.console.forms import LANGUAGE_ORDER, campaign_payload, flatten_errors
-from dispatcher.console.guard import MULTIPART, USER, action, render, see_other, view
+from dispatcher.console.guard import (
+    MULTIPART,
+    USER,
+    action,
+    read_field,
+    render,
+    see_other,
+    view,
+)
 from dispatcher.states import CampaignScope, ContactKind, Role
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
@@ -81,9 +89,9 @@ async def _read_form(request: web.Request) -> tuple[dict[str, str], BodyPartRead
             break
         if part.name == "file":
             return form, part if part.filename else None
-        raw = await part.read(decode=True)
-        if part.name and len(raw) <= MAX_FIELD_BYTES:
-            form[part.name] = raw.decode("utf-8", "replace")
+        text = await read_field(part, MAX_FIELD_BYTES)
+        if part.name and text is not None:
+            form[part.name] = text
     return form, None
 
 

@@ -147,9 +147,22 @@ async def _multipart_csrf_ok(request: web.Request, user: ConsoleUser) -> bool:
     part = await reader.next()
     if not isinstance(part, BodyPartReader) or part.name != "csrf":
         return False
-    presented = (await part.read(decode=True))[:128].decode("utf-8", "replace")
+    presented = await read_field(part, 128)
     request[MULTIPART] = reader
     return same_secret(presented, user.csrf)
+
+
+async def read_field(part: BodyPartReader, limit: int) -> str | None:
+    """A multipart text field of at most ``limit`` bytes (None if longer: it is drained,
+    never held in memory whole)."""
+    data = bytearray()
+    while chunk := await part.read_chunk(4096):
+        if len(data) + len(chunk) > limit:
+            while await part.read_chunk(1 << 16):
+                pass
+            return None
+        data.extend(chunk)
+    return bytes(data).decode("utf-8", "replace")
 
 
 R = TypeVar("R", bound=web.StreamResponse)
