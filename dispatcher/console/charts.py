@@ -22,6 +22,7 @@ PROGRESS_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 #: Bucket widths of the throughput chart, in minutes; the narrowest giving ≤ MAX_BARS bars.
 BUCKET_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
 MAX_BARS = 60
+MIN_SLOTS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def throughput(buckets: Sequence[tuple[datetime, int]], bucket: timedelta) -> Ti
     peak = max(n for _, n in series)
     top = nice_ceiling(peak)
     plot_w, plot_h = WIDTH - LEFT - 8.0, HEIGHT - BOTTOM - TOP
-    step = plot_w / len(series)
+    step = plot_w / max(len(series), MIN_SLOTS)  # a few bars stay bar-shaped
     bars = []
     for i, (start, n) in enumerate(series):
         height = plot_h * n / top

@@ -180,3 +180,65 @@ async def look_up_subscriber(page: Page) -> None:
     await expect(page.locator("#membership")).to_have_text("member")
     await expect(page.locator("#info-count")).to_have_text("1 / 10")
     await shot(page, "07-subscriber")
+
+
+SURVEY_RU = (
+    "Как вам новый кофе?\n1. Отлично\n2. Нормально\n3. Не понравился\n\nПридёте ещё?\n1. Да\n2. Нет"
+)
+SURVEY_KK = "Жаңа кофе қалай?\n1. Керемет\n2. Жақсы\n3. Ұнамады\n\nТағы келесіз бе?\n1. Иә\n2. Жоқ"
+#: Each respondent's replies to Q1 and Q2 (R11: the page shows only their counts).
+REPLIES = [("1", "1")] * 6 + [("2", "1")] * 3 + [("3", "2")] * 2
+
+
+async def test_console_survey_results_as_charts(settings, clock, database) -> None:
+    """A survey made with the form's scripts, its audience uploaded on its page, answered
+    by SMS through the simulator, shows its results as bar charts of counts."""
+    respondents = MEMBERS[: len(REPLIES)]
+    await add_members(database, respondents)
+    token, _ = await TokenRepository(database.pool).create("ops-aida", Role.MARKETER)
+    app = create_app(settings, clock=clock, database=database)
+    async with (
+        dispatch_rig(database, settings, clock) as rig,
+        serve(app) as base,
+        chromium() as browser,
+    ):
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await sign_in(page, base, token)
+        nav = page.get_by_role("navigation", name="Main")
+        await nav.get_by_role("link", name="New campaign").click()
+        await page.get_by_label("Name").fill("Kofe taste survey")
+        await page.get_by_label("Kind").select_option("survey")
+        await expect(page.locator("#survey-fields")).to_be_visible()
+        await page.get_by_label("Questions (ru)").fill(SURVEY_RU)
+        await page.get_by_label("Questions (kk)").fill(SURVEY_KK)
+        await page.get_by_label("Thank-you (ru)").fill("Спасибо!")
+        await page.get_by_label("Thank-you (kk)").fill("Рақмет!")
+        await page.get_by_role("button", name="Create campaign").click()
+        await expect(page.locator(".alert-ok")).to_contain_text("Campaign created as a draft")
+
+        csv = "\n".join(respondents).encode()
+        await page.set_input_files(
+            "#file", files=[{"name": "panel.csv", "mimeType": "text/csv", "buffer": csv}]
+        )
+        await page.get_by_role("button", name="Upload").click()
+        await expect(page.locator("#upload-result")).to_contain_text(f"{len(REPLIES)} accepted")
+        await page.get_by_role("button", name="Start").click()
+        await expect(page.locator("h1 .badge")).to_have_text("running")
+
+        await rig.drain()
+        for question in (0, 1):
+            # the same words from a number within 10 minutes count as one MO (a repeat)
+            clock.advance(timedelta(minutes=11))
+            for msisdn, answers in zip(respondents, REPLIES, strict=True):
+                await rig.sim.inject_mo(msisdn, settings.short_code, answers[question])
+        await rig.drain()
+        url = page.url.split("?")[0]
+        await page.goto(url)
+        results = page.locator("#survey-results")
+        await expect(results).to_contain_text("Как вам новый кофе?")
+        await expect(results.locator("svg.hbars")).to_have_count(2)
+        await expect(results.locator("svg.hbars").first).to_contain_text("6 · 54.5%")
+        await expect(results).to_contain_text("completed 11")
+        for msisdn in respondents:
+            await expect(page.locator("body")).not_to_contain_text(msisdn)
+        await shot(page, "08-survey-results")
