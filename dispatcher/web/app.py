@@ -9,17 +9,18 @@ from aiohttp import web
 from dispatcher import console
 from dispatcher.clock import Clock, OffsetClock, SystemClock
 from dispatcher.db import Database, open_database
+from dispatcher.metrics import install_metrics, metrics_middleware
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import EventDesk
 from dispatcher.program.ussd import UssdDesk
-from dispatcher.runtime import engine_ctx
+from dispatcher.runtime import SESSION, engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
-from dispatcher.web import campaigns_api, gateway, health, subscribers
+from dispatcher.web import campaigns_api, gateway, health, openapi, subscribers
 from dispatcher.web.auth import auth_middleware, check_routes
 from dispatcher.web.errors import error_middleware
 from dispatcher.web.keys import (
@@ -47,6 +48,8 @@ def setup_routes(app: web.Application) -> None:
     subscribers.setup_routes(app)
     campaigns_api.setup_routes(app)
     console.setup(app)
+    openapi.setup_routes(app)
+    install_metrics(app, lambda: app.get(SESSION))
 
 
 def create_app(
@@ -64,7 +67,8 @@ def create_app(
     binds to the SMSC and runs the dispatch engine (``settings.engine_enabled``).
     """
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=MAX_REQUEST_BYTES
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        client_max_size=MAX_REQUEST_BYTES,
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or _clock(settings)

@@ -35,6 +35,8 @@ def string_field(
         raise ApiError(
             400, "invalid_field", f"{name} is longer than {max_length} characters", {"field": name}
         )
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise ApiError(400, "invalid_field", f"{name} contains a NUL character", {"field": name})
     return value
 
 

@@ -26,7 +26,7 @@ from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CALLER, CLOCK, DATABASE, SETTINGS, Handler
 
 BASE = "/api/v1/campaigns"
-ITEM = BASE + r"/{id:\d+}"
+ITEM = BASE + r"/{id:\d{1,18}}"  # ids are bigint: a longer number is no campaign (404)
 CHUNK = 1 << 16
 ACTIONS = ("start", "pause", "resume", "cancel")
 
@@ -92,6 +92,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
     try:
         limit = min(max(int(query.get("limit", "50")), 1), 500)
         before = int(query["before"]) if "before" in query else None
+        if before is not None and not 0 < before < 1 << 63:
+            raise ValueError(before)
         state = CampaignState(query["state"]) if "state" in query else None
     except ValueError:
         raise ApiError(400, "invalid_query", "limit/before are integers; state a state") from None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from dispatcher.web.keys import Handler
 
@@ -53,6 +54,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(exc.status, _code_for(exc.status), exc.reason)
         response.headers.update(headers)
         return response
+    except http_exceptions.BadHttpMessage as exc:  # e.g. a malformed multipart part header
+        return error_response(400, "bad_request", f"malformed request: {exc.message}"[:200])
+    except (
+        asyncpg.CharacterNotInRepertoireError,
+        asyncpg.UntranslatableCharacterError,
+    ):  # a NUL (or unstorable character) in client text; the transaction rolled back
+        return error_response(
+            400, "invalid_text", "the request holds a character that cannot be stored (NUL)"
+        )
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
         return error_response(500, "internal_error", "internal server error")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dispatcher.program.imports import ImportRefused, import_subscribers
 from dispatcher.program.service import subscriber_view
 from dispatcher.states import Role
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import msisdn_value
 from dispatcher.web.errors import ApiError
-from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
+from dispatcher.web.keys import CLOCK, DATABASE, MEMBERSHIP, SETTINGS
+
+CHUNK = 1 << 16
 
 
 @requires(Role.VIEWER)
@@ -22,5 +25,28 @@ async def get_subscriber(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+@requires(Role.ADMIN)
+async def import_csv(request: web.Request) -> web.Response:
+    """CSV ``msisdn,status,language`` streamed into a bulk upsert; bad rows by line number."""
+    app = request.app
+    settings = app[SETTINGS]
+    limit = settings.audience_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "import_too_large", f"the file exceeds {limit} bytes")
+    try:
+        result = await import_subscribers(
+            app[DATABASE].pool,
+            app[MEMBERSHIP],
+            request.content.iter_chunked(CHUNK),
+            app[CLOCK].now(),
+            region=settings.default_region,
+            max_bytes=limit,
+        )
+    except ImportRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
+    return web.json_response(result.as_dict())
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/subscribers/import", import_csv)
     app.router.add_get("/api/v1/subscribers/{msisdn}", get_subscriber)

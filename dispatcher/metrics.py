@@ -1,0 +1,263 @@
+"""Prometheus metrics: one registry per application (tests run many apps in one process).
+
+Three sources:
+
+- HTTP requests (every route) and USSD requests with their latency, counted by a middleware;
+- the SMPP session's own counters (:class:`smpp.stats.SessionStats`), read at scrape time
+  by a custom collector, so ``smpp/`` knows nothing of Prometheus;
+- the database, read at scrape time with cheap queries: queue depth (partial indexes on
+  queued rows), receipts by state (an index range over the ids added since the last scrape)
+  and suppressed deliveries of live campaigns by reason. Database figures are kept for
+  ``DB_REFRESH`` so a scraper storm does not become a query storm.
+
+Rates (TPS) are Prometheus' job: counters here, ``rate()`` there; the configured TPS is a
+gauge to compare with.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from dispatcher.policy.window import SendWindow
+from dispatcher.sql import SqlFile
+from dispatcher.web.auth import public
+from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS, Handler
+from smpp.session import Session
+from smpp.stats import SessionState
+
+DB_REFRESH = 5.0  # seconds a database snapshot is reused
+USSD_PATH = "/gateway/ussd"
+USSD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class MetricsSQL(SqlFile, domain="metrics"):
+    queue_depth: str
+    receipts_since: str
+    suppressed_live: str
+
+
+@dataclass
+class DbSnapshot:
+    """Figures read from the database at one scrape."""
+
+    queued_deliveries: int = 0
+    queued_service: int = 0
+    suppressed: dict[str, int] = field(default_factory=dict)
+    taken_at: float = float("-inf")
+
+
+class Metrics:
+    """The registry of one app and the metrics the middleware updates."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "smartd_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.ussd_requests = Counter(
+            "smartd_ussd_requests",
+            "USSD requests from the gateway by HTTP status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.ussd_latency = Histogram(
+            "smartd_ussd_request_seconds",
+            "USSD request latency (committed before the reply)",
+            buckets=USSD_BUCKETS,
+            registry=self.registry,
+        )
+        self.db = DbSnapshot()
+        self.receipts: dict[str, int] = {}
+        self.receipts_after: int | None = None  # receipts.id high-water mark
+        self.collector: ServiceCollector | None = None
+
+    async def refresh(self, pool: asyncpg.Pool, now: float) -> None:
+        """Re-read the database figures when the snapshot is older than ``DB_REFRESH``."""
+        if now - self.db.taken_at < DB_REFRESH:
+            return
+        async with pool.acquire() as conn:
+            depth = await conn.fetchrow(MetricsSQL.queue_depth)
+            rows = await conn.fetch(MetricsSQL.receipts_since, self.receipts_after)
+            suppressed = await conn.fetch(MetricsSQL.suppressed_live)
+        self.db = DbSnapshot(
+            depth["deliveries"],
+            depth["service_messages"],
+            {r["reason"]: r["n"] for r in suppressed},
+            now,
+        )
+        self._count_receipts(rows)
+
+    def _count_receipts(self, rows: list[asyncpg.Record]) -> None:
+        first = self.receipts_after is None  # counts start at this process's first scrape
+        for row in rows:
+            self.receipts_after = max(self.receipts_after or 0, row["last_id"])
+            if not first and row["state"] is not None:
+                self.receipts[row["state"]] = self.receipts.get(row["state"], 0) + row["n"]
+        if self.receipts_after is None:
+            self.receipts_after = 0
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+class ServiceCollector(Collector):
+    """SMPP counters, session state, window and settings, database figures: at scrape time."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        app: web.Application,
+        session: Callable[[], Session | None],
+    ) -> None:
+        self._metrics = metrics
+        self._app = app
+        self._session = session
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._settings_metrics()
+        yield from self._session_metrics(self._session())
+        yield from self._db_metrics()
+
+    def _settings_metrics(self) -> Iterator[Metric]:
+        settings, now = self._app[SETTINGS], self._app[CLOCK].now()
+        yield GaugeMetricFamily(
+            "smartd_configured_tps", "Configured submits/s per bind", value=settings.smpp_tps
+        )
+        yield GaugeMetricFamily(
+            "smartd_send_window_open",
+            "1 while the partner-message window is open (R8, program time zone)",
+            value=float(window_open(settings.send_window, settings.timezone, now)),
+        )
+
+    def _session_metrics(self, session: Session | None) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "smartd_smpp_session_state", "1 for the SMPP session's current state", labels=["state"]
+        )
+        current = session.state if session is not None else None
+        for s in SessionState:
+            state.add_metric([s.value], 1.0 if s is current else 0.0)
+        yield state
+        if session is None:
+            return
+        stats = session.stats
+        yield GaugeMetricFamily("smartd_smpp_in_flight", "Outstanding submits", session.in_flight)
+        for name, doc, value in (
+            ("smartd_smpp_submits", "submit_sm written to the SMSC", stats.submitted),
+            ("smartd_smpp_throttles", "Throttled submit responses", stats.throttled),
+            ("smartd_smpp_timeouts", "Submits with no response in time", stats.timeouts),
+            ("smartd_smpp_binds", "Successful binds", stats.binds),
+            ("smartd_smpp_bind_failures", "Failed binds", stats.bind_failures),
+            ("smartd_smpp_disconnects", "Connections lost", stats.disconnects),
+            ("smartd_smpp_receipts", "Delivery receipts received", stats.receipts),
+            ("smartd_smpp_mo_messages", "MO messages received", stats.mo_messages),
+            ("smartd_smpp_ussd_indications", "USSD indications over SMPP", stats.ussd_indications),
+            ("smartd_smpp_malformed_pdus", "Malformed PDUs received", stats.malformed_pdus),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        outcomes = CounterMetricFamily(
+            "smartd_smpp_responses", "submit_sm responses by outcome", labels=["outcome"]
+        )
+        outcomes.add_metric(["accepted"], stats.accepted)
+        outcomes.add_metric(["temporary_failure"], stats.temporary_failures)
+        outcomes.add_metric(["permanent_failure"], stats.permanent_failures)
+        outcomes.add_metric(["unknown"], stats.unknown)
+        yield outcomes
+        statuses = CounterMetricFamily(
+            "smartd_smpp_responses_by_status",
+            "submit_sm responses by command_status",
+            labels=["status"],
+        )
+        for status, n in sorted(stats.responses_by_status.items()):
+            statuses.add_metric([f"0x{status:08x}"], n)
+        yield statuses
+
+    def _db_metrics(self) -> Iterator[Metric]:
+        db = self._metrics.db
+        depth = GaugeMetricFamily(
+            "smartd_queue_depth", "Messages queued to send (all replicas)", labels=["queue"]
+        )
+        depth.add_metric(["deliveries"], db.queued_deliveries)
+        depth.add_metric(["service_messages"], db.queued_service)
+        yield depth
+        receipts = CounterMetricFamily(
+            "smartd_receipts",
+            "Delivery receipts recorded by any replica since this process's first scrape "
+            "(cluster-wide: take max, not sum, across replicas)",
+            labels=["state"],
+        )
+        for state, n in sorted(self._metrics.receipts.items()):
+            receipts.add_metric([state], n)
+        yield receipts
+        suppressed = GaugeMetricFamily(
+            "smartd_suppressed_deliveries",
+            "Suppressed deliveries of running and paused campaigns by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(db.suppressed.items()):
+            suppressed.add_metric([reason], n)
+        yield suppressed
+
+
+def window_open(window: SendWindow, zone: ZoneInfo, now: datetime) -> bool:
+    return window.is_open(now, zone)
+
+
+def install_metrics(app: web.Application, session: Callable[[], Session | None]) -> Metrics:
+    """Create the app's registry and collector; ``session`` finds the SMPP session, if any."""
+    metrics = Metrics()
+    metrics.collector = ServiceCollector(metrics, app, session)
+    metrics.registry.register(metrics.collector)
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", metrics_endpoint)
+    return metrics
+
+
+@public
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this process's metrics."""
+    metrics = request.app[METRICS]
+    await metrics.refresh(request.app[DATABASE].pool, time.monotonic())
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts every request by route template and final status; times USSD requests."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        _observe(request, status, time.perf_counter() - started)
+
+
+def _observe(request: web.Request, status: int, elapsed: float) -> None:
+    metrics = request.app.get(METRICS)
+    if metrics is None:
+        return
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics.http_requests.labels(route, request.method, str(status)).inc()
+    if route == USSD_PATH and request.method == "POST":
+        metrics.ussd_requests.labels(str(status)).inc()
+        metrics.ussd_latency.observe(elapsed)

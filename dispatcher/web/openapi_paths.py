@@ -1,0 +1,451 @@
+"""The operations of the OpenAPI document, keyed by ``(METHOD, path template)``.
+
+Security is not written here: :mod:`dispatcher.web.openapi` derives it from each handler's
+``@requires`` / ``@public`` declaration, so the document cannot disagree with the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from campaigns.models import SEGMENTS
+from dispatcher.states import (
+    CampaignScope,
+    CampaignState,
+    ContactKind,
+    DeliveryState,
+    Language,
+    SubscriberStatus,
+    SuppressionReason,
+)
+
+Schema = dict[str, Any]
+INT64_MAX = (1 << 63) - 1
+CAMPAIGN_ACTIONS = ("start", "pause", "resume", "cancel")
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "nullable": True}
+
+
+def _enum(values: Any) -> Schema:
+    return {"type": "string", "enum": [v.value for v in values]}
+
+
+def _counts(keys: Any) -> Schema:
+    return _obj({k.value: {"type": "integer"} for k in keys}, tuple(k.value for k in keys))
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+TIME = _nullable({"type": "string", "format": "date-time"})
+LANGUAGE_TEXTS: Schema = {
+    "type": "object",
+    "properties": {lang.value: {"type": "string", "minLength": 1} for lang in Language},
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {"code": STRING, "message": STRING, "details": {"nullable": True}},
+                ("code", "message", "details"),
+            )
+        },
+        ("error",),
+    ),
+    "Health": _obj({"status": {"type": "string", "enum": ["ok"]}}, ("status",)),
+    "Readiness": _obj(
+        {
+            "status": {"type": "string", "enum": ["ready", "not_ready"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        },
+        ("status", "checks"),
+    ),
+    "Caller": _obj({"name": STRING, "role": STRING}, ("name", "role")),
+    "Token": _obj(
+        {
+            "id": INTEGER,
+            "name": STRING,
+            "role": STRING,
+            "created_at": TIME,
+            "expires_at": TIME,
+            "last_used_at": TIME,
+            "revoked_at": TIME,
+        },
+        ("id", "name", "role", "expires_at", "last_used_at", "revoked_at"),
+    ),
+    "UssdRequest": _obj(
+        {
+            "msisdn": {"type": "string", "maxLength": 32, "example": "77011234567"},
+            "session_id": {"type": "string", "minLength": 1, "maxLength": 100},
+            "input": {"type": "string", "minLength": 1, "maxLength": 182, "example": "*555*1#"},
+        },
+        ("msisdn", "session_id", "input"),
+    ),
+    "UssdReply": _obj({"text": STRING, "end": {"type": "boolean"}}, ("text", "end")),
+    "Event": _obj(
+        {
+            "type": {
+                "type": "string",
+                "enum": ["dnc_optout", "subscriber_status", "tariff_change"],
+            },
+            "msisdn": {"type": "string", "maxLength": 32},
+            "event_id": {"type": "string", "maxLength": 100},
+            "status": _enum(SubscriberStatus),
+            "tariff": {"type": "string", "maxLength": 100},
+            "occurred_at": {"type": "string", "format": "date-time"},
+        },
+        ("type", "msisdn"),
+    ),
+    "EventResult": _obj(
+        {"status": {"type": "string", "enum": ["applied", "duplicate"]}}, ("status",)
+    ),
+    "Subscriber": _obj(
+        {
+            "msisdn": STRING,
+            "status": _enum(SubscriberStatus),
+            "language": _nullable(_enum(Language)),
+            "tariff": _nullable(STRING),
+            "owner_since": TIME,
+            "member": {"type": "boolean"},
+            "memberships": {"type": "array", "items": {"type": "object"}},
+            "dnc": _nullable({"type": "object"}),
+            "counters": _obj(
+                {
+                    "month": STRING,
+                    "info": INTEGER,
+                    "survey": INTEGER,
+                    "info_cap": INTEGER,
+                    "survey_cap": INTEGER,
+                },
+                ("month", "info", "survey", "info_cap", "survey_cap"),
+            ),
+            "grants": {"type": "array", "items": {"type": "object"}},
+            "consent": {"type": "array", "items": {"type": "object"}},
+        },
+        ("msisdn", "status", "member", "memberships", "dnc", "counters", "grants", "consent"),
+    ),
+    "Rejected": _obj(
+        {"line": INTEGER, "value": STRING, "reason": STRING}, ("line", "value", "reason")
+    ),
+    "ImportResult": _obj(
+        {
+            "inserted": INTEGER,
+            "updated": INTEGER,
+            "unchanged": INTEGER,
+            "recycled": INTEGER,
+            "duplicates": INTEGER,
+            "rejected": {"type": "array", "items": ref("Rejected")},
+            "rejected_total": INTEGER,
+            "lines": INTEGER,
+        },
+        ("inserted", "updated", "unchanged", "duplicates", "rejected", "rejected_total"),
+    ),
+    "Survey": _obj(
+        {
+            "questions": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10,
+                "items": _obj(
+                    {
+                        "texts": LANGUAGE_TEXTS,
+                        "options": {
+                            "type": "array",
+                            "minItems": 2,
+                            "maxItems": 9,
+                            "items": LANGUAGE_TEXTS,
+                        },
+                    },
+                    ("texts", "options"),
+                ),
+            },
+            "thanks": LANGUAGE_TEXTS,
+            "timeout_hours": {
+                "type": "number",
+                "exclusiveMinimum": True,
+                "minimum": 0,
+                "maximum": 336,
+            },
+        },
+        ("questions", "thanks"),
+    ),
+    "CampaignCreate": _obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "partner": {"type": "string", "maxLength": 200},
+            "kind": _enum(ContactKind),
+            "scope": _enum(CampaignScope),
+            "texts": LANGUAGE_TEXTS,
+            "variables": {"type": "array", "items": {"type": "string", "pattern": "^[a-z_]\\w*$"}},
+            "priority": {"type": "integer", "minimum": -32768, "maximum": 32767},
+            "apply_caps": {"type": "boolean"},
+            "survey": ref("Survey"),
+            "start_at": {"type": "string", "format": "date-time"},
+            "end_at": {"type": "string", "format": "date-time"},
+        },
+        ("name", "kind"),
+    ),
+    "Campaign": _obj(
+        {
+            "id": INTEGER,
+            "name": STRING,
+            "partner": STRING,
+            "kind": _enum(ContactKind),
+            "scope": _enum(CampaignScope),
+            "state": _enum(CampaignState),
+            "priority": INTEGER,
+            "apply_caps": {"type": "boolean"},
+            "texts": {"type": "object", "additionalProperties": STRING},
+            "variables": {"type": "array", "items": STRING},
+            "preview": {"type": "object", "additionalProperties": {"type": "object"}},
+            "segment": _nullable(STRING),
+            "start_at": TIME,
+            "end_at": TIME,
+            "created_by": _nullable(STRING),
+            "created_at": TIME,
+            "started_at": TIME,
+            "finished_at": TIME,
+        },
+        ("id", "name", "kind", "scope", "state", "texts"),
+    ),
+    "CampaignPage": _obj(
+        {
+            "campaigns": {"type": "array", "items": ref("Campaign")},
+            "next_before": _nullable(INTEGER),
+        },
+        ("campaigns", "next_before"),
+    ),
+    "CampaignReport": {
+        "allOf": [
+            ref("Campaign"),
+            _obj(
+                {
+                    "total": INTEGER,
+                    "states": _counts(DeliveryState),
+                    "suppressed": _counts(SuppressionReason),
+                    "progress": {"type": "object"},
+                    "survey": _nullable(
+                        _obj(
+                            {
+                                "sessions": {
+                                    "type": "object",
+                                    "additionalProperties": INTEGER,
+                                },
+                                "questions": {"type": "array", "items": {"type": "object"}},
+                            },
+                            ("sessions", "questions"),
+                        )
+                    ),
+                },
+                ("total", "states", "suppressed", "progress", "survey"),
+            ),
+        ]
+    },
+    "Preview": _obj(
+        {"texts": LANGUAGE_TEXTS, "variables": {"type": "object", "additionalProperties": STRING}},
+        ("texts",),
+    ),
+    "AudienceResult": _obj(
+        {
+            "accepted": INTEGER,
+            "rejected": {"type": "array", "items": ref("Rejected")},
+            "duplicates": INTEGER,
+            "rejected_total": INTEGER,
+            "segment": STRING,
+        },
+        ("accepted", "rejected", "duplicates"),
+    ),
+}
+
+
+def json_body(schema: Schema, required: bool = True) -> Schema:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def json_ok(schema: Schema, description: str = "OK", status: str = "200") -> dict[str, Schema]:
+    return {
+        status: {"description": description, "content": {"application/json": {"schema": schema}}}
+    }
+
+
+def _campaign_id() -> Schema:
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+    }
+
+
+def _transition(action: str) -> Schema:
+    return {
+        "summary": f"{action.capitalize()} a campaign (a guarded state change; 409 if refused)",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "responses": json_ok(ref("Campaign")),
+    }
+
+
+_AUDIENCE_CSV = {
+    "schema": {"type": "string", "format": "binary"},
+    "example": "msisdn,name\n77011234567,Aigerim\n",
+}
+
+OPERATIONS: dict[tuple[str, str], Schema] = {
+    ("GET", "/healthz"): {
+        "summary": "Liveness: the process serves HTTP",
+        "tags": ["operations"],
+        "responses": json_ok(ref("Health")),
+    },
+    ("GET", "/readyz"): {
+        "summary": "Readiness: the database answers and the SMPP bind is up",
+        "tags": ["operations"],
+        "responses": {
+            **json_ok(ref("Readiness"), "ready"),
+            **json_ok(ref("Readiness"), "not ready", "503"),
+        },
+    },
+    ("GET", "/metrics"): {
+        "summary": "Prometheus metrics (text exposition format)",
+        "tags": ["operations"],
+        "responses": {
+            "200": {"description": "metrics", "content": {"text/plain": {"schema": STRING}}}
+        },
+    },
+    ("GET", "/api/openapi.json"): {
+        "summary": "This document",
+        "tags": ["operations"],
+        "responses": json_ok({"type": "object"}),
+    },
+    ("GET", "/api/v1/whoami"): {
+        "summary": "The caller's token name and role",
+        "tags": ["tokens"],
+        "responses": json_ok(ref("Caller")),
+    },
+    ("GET", "/api/v1/tokens"): {
+        "summary": "API tokens (never their secrets), with expiry and last use",
+        "tags": ["tokens"],
+        "responses": json_ok(
+            _obj({"tokens": {"type": "array", "items": ref("Token")}}, ("tokens",))
+        ),
+    },
+    ("POST", "/gateway/ussd"): {
+        "summary": "A USSD request from the gateway; committed before the reply",
+        "tags": ["gateway"],
+        "requestBody": json_body(ref("UssdRequest")),
+        "responses": json_ok(ref("UssdReply")),
+    },
+    ("POST", "/gateway/events"): {
+        "summary": "An operator event (1204 by IVR, status, tariff); a repeated event_id is "
+        "acknowledged and changes nothing",
+        "tags": ["gateway"],
+        "requestBody": json_body(ref("Event")),
+        "responses": json_ok(ref("EventResult")),
+    },
+    ("GET", "/api/v1/subscribers/{msisdn}"): {
+        "summary": "Status, membership, 1204, month counters, bonuses, consent history",
+        "tags": ["subscribers"],
+        "parameters": [
+            {"name": "msisdn", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": json_ok(ref("Subscriber")),
+    },
+    ("POST", "/api/v1/subscribers/import"): {
+        "summary": "Bulk upsert of subscribers from CSV msisdn,status,language (streamed)",
+        "tags": ["subscribers"],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "msisdn,status,language\n77011234567,active,kk\n",
+                }
+            },
+        },
+        "responses": json_ok(ref("ImportResult")),
+    },
+    ("POST", "/api/v1/campaigns"): {
+        "summary": "Create a draft campaign",
+        "tags": ["campaigns"],
+        "requestBody": json_body(ref("CampaignCreate")),
+        "responses": json_ok(ref("Campaign"), "created", "201"),
+    },
+    ("GET", "/api/v1/campaigns"): {
+        "summary": "A page of campaigns, newest first",
+        "tags": ["campaigns"],
+        "parameters": [
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+            },
+            {
+                "name": "before",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+            },
+            {"name": "state", "in": "query", "schema": _enum(CampaignState)},
+        ],
+        "responses": json_ok(ref("CampaignPage")),
+    },
+    ("POST", "/api/v1/campaigns/preview"): {
+        "summary": "Encoding, SMS parts and characters of texts per language",
+        "tags": ["campaigns"],
+        "requestBody": json_body(ref("Preview")),
+        "responses": json_ok({"type": "object", "additionalProperties": {"type": "object"}}),
+    },
+    ("GET", "/api/v1/campaigns/{id}"): {
+        "summary": "State, counts by delivery state and suppression reason, survey results",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "responses": json_ok(ref("CampaignReport")),
+    },
+    ("GET", "/api/v1/campaigns/{id}/results.csv"): {
+        "summary": "Survey results as CSV: counts per question and option, never a number",
+        "tags": ["campaigns"],
+        "parameters": [
+            _campaign_id(),
+            {"name": "lang", "in": "query", "schema": _enum(Language)},
+        ],
+        "responses": {
+            "200": {"description": "results", "content": {"text/csv": {"schema": STRING}}}
+        },
+    },
+    ("POST", "/api/v1/campaigns/{id}/audience"): {
+        "summary": "Add recipients: a CSV body, a multipart field 'file', or a segment",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": _AUDIENCE_CSV,
+                "multipart/form-data": {
+                    "schema": _obj({"file": {"type": "string", "format": "binary"}}, ("file",))
+                },
+                "application/json": {
+                    "schema": _obj(
+                        {"segment": {"type": "string", "enum": list(SEGMENTS)}},
+                        ("segment",),
+                    )
+                },
+            },
+        },
+        "responses": json_ok(ref("AudienceResult")),
+    },
+    **{("POST", f"/api/v1/campaigns/{{id}}/{a}"): _transition(a) for a in CAMPAIGN_ACTIONS},
+}
