@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("serve", help="run the service (HTTP API, dispatcher, scheduler)")
     sub.add_parser("migrate", help="apply pending database migrations")
+    demo = sub.add_parser("demo", help="the whole program on embedded defaults, in a minute")
+    demo.add_argument("--serve", action="store_true", help="leave the API and console running")
+    demo.add_argument("--subscribers", type=int, default=10_000, help=argparse.SUPPRESS)
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
     config.add_argument(
         "--reference", action="store_true", help="print the configuration reference (Markdown)"
@@ -138,7 +141,14 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatcher.demo import run_demo
+
+    return await run_demo(settings, serve=args.serve, subscribers=args.subscribers)
+
+
 _COMMANDS: dict[str, Command] = {
+    "demo": cmd_demo,
     "serve": cmd_serve,
     "migrate": cmd_migrate,
     "config": cmd_config,
