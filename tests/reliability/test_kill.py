@@ -1,0 +1,139 @@
+"""kill -9 of `smartd serve` at random points, and several serve processes on one database
+(DESIGN.md invariants 1, 2 and 4; extends tests/test_crash.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from dispatcher.db import Database
+from tests.dispatch_helpers import add_campaign, add_members
+from tests.reliability.procs import (
+    RecordingSimulator,
+    Serve,
+    check_invariants,
+    poll,
+    serve,
+    simulator,
+    submits_reached,
+    wait_campaigns_done,
+)
+
+WINDOW = 32
+pytestmark = pytest.mark.slow
+
+
+async def _inject_mo(sim: RecordingSimulator, stop: asyncio.Event, sent: list[str]) -> None:
+    """MO from distinct numbers while the campaign runs; a failed inject (no bind, the
+    process just died) is simply not acknowledged, so nothing is owed for it."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        text = f"hello {n}"
+        try:
+            await sim.inject_mo(f"7701{n:07d}", "5555", text)
+            sent.append(text)
+        except (Exception, asyncio.CancelledError):  # the connection died under the request
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        await asyncio.sleep(0.02)  # pacing the load generator, not waiting for work
+
+
+@pytest.mark.parametrize("seed", [11, 23])
+async def test_kill_9_at_random_points_then_restart(
+    database: Database, database_url: str, tmp_path: Path, seed: int
+) -> None:
+    """Four kill -9s at random submit counts while receipts and MO flow: nothing twice,
+    unknowns within a window per crash, acknowledged receipts and MO all stored."""
+    rng = random.Random(seed)
+    recipients = [f"7702{n:07d}" for n in range(2000)]
+    await add_members(database, recipients)
+    await add_campaign(database, recipients, text=f"Offer seed {seed}")
+    sim = simulator(seed=seed, receipt_delay=0.02)
+    port = await sim.start()
+    stop, mo_sent = asyncio.Event(), list[str]()
+    mo_task = asyncio.create_task(_inject_mo(sim, stop, mo_sent))
+    crashes = 0
+    try:
+        points = sorted(rng.sample(range(100, 1800), 4))
+        for at in points:
+            proc = serve(database_url, port, tmp_path, window=WINDOW)
+            await poll(
+                submits_reached(sim, at),
+                within=60,
+                what=f"{at} submits",
+                procs=(proc,),
+            )
+            await asyncio.sleep(rng.random() * 0.05)  # a random instant past the count
+            proc.kill()
+            crashes += 1
+        proc = serve(database_url, port, tmp_path, window=WINDOW)
+        try:
+            await wait_campaigns_done(database.pool, proc)
+            stop.set()
+            await mo_task
+            # receipts still on their way to the last process
+            await poll(
+                lambda: _receipts_settled(sim),
+                within=20,
+                what="the last receipts",
+                procs=(proc,),
+            )
+        finally:
+            assert proc.stop() == 0
+    finally:
+        stop.set()
+        await mo_task
+        await sim.stop()
+    fig = await check_invariants(database.pool, sim, crashes=crashes, window=WINDOW)
+    assert fig.recipients >= len(recipients) - fig.unknown
+    assert fig.mo_acked > 0 and fig.receipts_acked > 0
+    print(f"\nkill-9 x{crashes} seed {seed}: {fig}")
+
+
+async def _receipts_settled(sim: RecordingSimulator) -> bool:
+    acked = len(sim.acknowledged)
+    await asyncio.sleep(0.3)  # quiet for a moment: no receipt still being answered
+    return len(sim.acknowledged) == acked
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+async def test_several_serve_processes_share_campaigns_and_caps(
+    database: Database, database_url: str, tmp_path: Path, processes: int
+) -> None:
+    """2 and 3 serve processes on one database, 12 info campaigns to the same numbers (the
+    cap of 10 contended), one process killed mid-way and replaced: nobody gets a campaign
+    twice or an 11th message."""
+    numbers = [f"7703{n:07d}" for n in range(200)]
+    await add_members(database, numbers)
+    for c in range(12):
+        await add_campaign(database, numbers, text=f"Offer {c}")
+    sim = simulator(seed=processes)
+    port = await sim.start()
+    procs: list[Serve] = []
+    try:
+        procs = [serve(database_url, port, tmp_path, window=WINDOW) for _ in range(processes)]
+        total = len(numbers) * 10
+        await poll(
+            submits_reached(sim, total // 3),
+            within=60,
+            what="a third of the messages",
+            procs=tuple(procs),
+        )
+        procs[0].kill()
+        procs[0] = serve(database_url, port, tmp_path, window=WINDOW)
+        await wait_campaigns_done(database.pool, *procs)
+        binds = len(sim.bound)
+    finally:
+        for p in procs:
+            if p.alive():
+                assert p.stop() == 0
+        await sim.stop()
+    assert binds == processes
+    fig = await check_invariants(database.pool, sim, crashes=1, window=WINDOW)
+    assert fig.states.get("cap_info", 0) >= len(numbers) * 2 - fig.unknown
+    print(f"\n{processes} processes, one killed: {fig}")
