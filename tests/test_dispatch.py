@@ -321,3 +321,29 @@ async def test_leave_after_claim_releases_cap_slot(
             await membership.leave(conn, NUMBERS[0], Channel.SMS, {}, clock.now(), "stop")
         await rig.dispatcher.send(claimed)
     assert await database.pool.fetchval("SELECT info_count FROM contact_counters") == 0
+
+
+async def test_lost_node_connection_renews_node_and_recovers(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """When the node's lock connection dies (database restart), the engine takes a new node id
+    and treats the old one as dead: its claimed rows requeued, in-flight ones unknown."""
+    await add_members(database, NUMBERS[:2])
+    campaign = await add_campaign(database, NUMBERS[:2])
+    async with dispatch_rig(database, settings, clock) as rig:
+        old = rig.dispatcher.node
+        await database.pool.execute(
+            "UPDATE deliveries SET claimed_by = $2, state = CASE WHEN msisdn = $3 "
+            "THEN 'claimed' ELSE 'in_flight' END::delivery_state WHERE campaign_id = $1",
+            campaign,
+            old,
+            NUMBERS[0],
+        )
+        node_conn = rig.dispatcher._node_conn
+        assert node_conn is not None
+        node_conn.terminate()
+        await rig.dispatcher.ensure_node()
+        assert rig.dispatcher.node != old
+        assert await rig.states(campaign) == {"queued": 1, "unknown": 1}
+        await rig.drain()
+        assert [sm.destination_addr for _, sm in rig.sim.submits()] == [NUMBERS[0]]

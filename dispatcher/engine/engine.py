@@ -118,8 +118,32 @@ class Dispatcher:
         if self._node_conn is not None:
             with contextlib.suppress(Exception):
                 await self._node_conn.execute(DispatchSQL.node_unlock, self.node)
-            await self._pool.release(self._node_conn)
+            with contextlib.suppress(Exception):
+                await self._pool.release(self._node_conn)
             self._node_conn = None
+
+    def _node_alive(self) -> bool:
+        try:
+            return self._node_conn is not None and not self._node_conn.is_closed()
+        except asyncpg.InterfaceError:  # the proxy lost its connection
+            return False
+
+    async def ensure_node(self) -> None:
+        """Re-announce this node if its lock connection was lost (the database restarted).
+
+        The old node id's lock is gone with that connection, so it is treated as a dead node
+        from then on: its claimed rows go back to the queue and its in-flight rows become
+        unknown — the same as after a crash, and for the same reason: what was in flight may
+        have reached the SMSC. The engine carries on under a new node id.
+        """
+        if self._node_alive():
+            return
+        await self.close()
+        old = self.node
+        self.node = self.repo.node = new_node_id()
+        self.log = log.bind(node=self.node)
+        await self.start()
+        self.log.warning("database connection lost: node renewed", previous_node=old)
 
     def wake(self) -> None:
         """Ask the loop to look for work now (a campaign started, a message queued)."""
@@ -129,6 +153,7 @@ class Dispatcher:
         """Loop :meth:`run_once` until ``stop``; idle passes wait for :meth:`wake` or a poll."""
         while not stop.is_set():
             try:
+                await self.ensure_node()
                 done = await self.run_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self.log.warning("dispatch pass failed; retrying", error=str(exc))
