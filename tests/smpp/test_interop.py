@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
+# smpp34 is in the test extra: a missing install must fail the suite, not skip it.
+import smpp34
 import smpplib.client
 import smpplib.consts
 
@@ -21,8 +24,6 @@ from smpp.outcome import Accepted
 from smpp.session import Session
 from smpp.simulator import SmscSimulator
 from tests.smpp.conftest import DEST, SOURCE, Inbox, config, part
-
-smpp34 = pytest.importorskip("smpp34")
 
 
 def _free_port() -> int:
