@@ -347,3 +347,26 @@ async def test_lost_node_connection_renews_node_and_recovers(
         assert await rig.states(campaign) == {"queued": 1, "unknown": 1}
         await rig.drain()
         assert [sm.destination_addr for _, sm in rig.sim.submits()] == [NUMBERS[0]]
+
+
+async def test_window_edge_at_20_59_50(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R8: at 20:59:50 a batch goes with validity ending 21:00; from 21:00 nothing is claimed;
+    the rest goes at 10:00 the next day."""
+    await add_members(database, NUMBERS[:6])
+    campaign = await add_campaign(database, NUMBERS[:6])
+    clock.set(datetime(2026, 11, 23, 15, 59, 50, tzinfo=UTC))  # 20:59:50 Astana
+    async with dispatch_rig(
+        database, settings, clock, engine=EngineConfig(window=8, batch_size=2)
+    ) as rig:
+        assert await rig.dispatcher.run_once() == 2
+        assert {sm.validity_period for _, sm in rig.sim.submits()} == {"261123210000020+"}
+        clock.set(datetime(2026, 11, 23, 16, 0, 0, tzinfo=UTC))  # 21:00:00
+        assert await rig.drain() == 0
+        assert await rig.states(campaign) == {"submitted": 2, "queued": 4}
+        clock.set(datetime(2026, 11, 24, 5, 0, 0, tzinfo=UTC))  # 10:00 next day
+        assert await rig.drain() == 4
+        late = {sm.validity_period for _, sm in rig.sim.submits()[2:]}
+        assert late == {"261124210000020+"}
+        assert await rig.states(campaign) == {"submitted": 6}
