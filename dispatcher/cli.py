@@ -46,10 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser("list", help="list tokens (never their secrets)")
     revoke = token.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)
+    from dispatcher import cli_campaign, cli_ops
+
+    for register in (cli_campaign.add_parsers, cli_ops.add_parsers):
+        _COMMANDS.update(register(sub))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["smsc-sim"]:  # the simulator parses its own options; no settings needed
+        from dispatcher.cli_ops import run_simulator
+
+        return run_simulator(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -108,9 +117,9 @@ async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             )
             print(token)
         elif args.token_command == "list":
-            for t in await tokens.list():
-                state = "revoked" if t.revoked_at else "active"
-                print(f"{t.id}\t{t.name}\t{t.role}\t{state}\tlast used {t.last_used_at or '-'}")
+            from dispatcher.cli_ops import token_lines
+
+            print("\n".join(token_lines(await tokens.list(), now)))
         elif not await tokens.revoke(args.id, now):
             print(f"smartd: no active token with id {args.id}", file=sys.stderr)
             return 1

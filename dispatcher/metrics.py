@@ -60,7 +60,8 @@ class DbSnapshot:
 class Metrics:
     """The registry of one app and the metrics the middleware updates."""
 
-    def __init__(self) -> None:
+    def __init__(self, refresh_interval: float = DB_REFRESH) -> None:
+        self.refresh_interval = refresh_interval
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "smartd_http_requests",
@@ -86,8 +87,8 @@ class Metrics:
         self.collector: ServiceCollector | None = None
 
     async def refresh(self, pool: asyncpg.Pool, now: float) -> None:
-        """Re-read the database figures when the snapshot is older than ``DB_REFRESH``."""
-        if now - self.db.taken_at < DB_REFRESH:
+        """Re-read the database figures when the snapshot is older than the interval."""
+        if now - self.db.taken_at < self.refresh_interval:
             return
         async with pool.acquire() as conn:
             depth = await conn.fetchrow(MetricsSQL.queue_depth)

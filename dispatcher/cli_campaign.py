@@ -1,0 +1,208 @@
+"""``smartd campaign create|upload|start|pause|resume|cancel|status``: straight to the database,
+through the same campaign domain code as the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from campaigns.audience import upload_audience
+from campaigns.models import AudienceError, CampaignNotFound, TransitionRefused
+from campaigns.reports import campaign_report, campaign_view
+from campaigns.repository import CampaignRepository
+from campaigns.spec import SpecError, parse_campaign
+from dispatcher.cli_common import (
+    EXIT_REJECTED_ROWS,
+    Command,
+    Subparsers,
+    byte_progress,
+    cli_clock,
+    err,
+    fail,
+    file_with_progress,
+    out,
+    print_rejected,
+    readable_file,
+)
+from dispatcher.db import open_database
+from dispatcher.settings import Settings
+
+ACTIONS = ("start", "pause", "resume", "cancel")
+
+
+def add_parsers(sub: Subparsers) -> dict[str, Command]:
+    campaign = sub.add_parser("campaign", help="create, fill, start and watch campaigns")
+    actions = campaign.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a draft campaign (prints its id)")
+    create.add_argument("--file", type=readable_file, help="the JSON of POST /api/v1/campaigns")
+    create.add_argument("--name")
+    create.add_argument("--partner", default="")
+    create.add_argument("--kind", choices=["info", "survey"], help="default info")
+    create.add_argument("--scope", choices=["smart", "operator"], help="default smart")
+    create.add_argument(
+        "--text", action="append", default=[], metavar="LANG=TEXT", help="repeat per language"
+    )
+    create.add_argument("--variable", action="append", default=[], metavar="NAME")
+    create.add_argument("--start-at", metavar="ISO8601")
+    create.add_argument("--end-at", metavar="ISO8601")
+    upload = actions.add_parser("upload", help="add an audience CSV (msisdn first)")
+    upload.add_argument("id", type=int)
+    upload.add_argument("file", type=readable_file)
+    for action in ACTIONS:
+        actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
+    actions.add_parser("status", help="counts by state and suppression").add_argument(
+        "id", type=int
+    )
+    return {"campaign": cmd_campaign}
+
+
+async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
+    handlers = {"create": _create, "upload": _upload, "status": _status}
+    handler = handlers.get(args.campaign_command, _transition)
+    async with open_database(settings) as db:
+        repository = CampaignRepository(db.pool)
+        try:
+            return await handler(settings, repository, args)
+        except CampaignNotFound:
+            return fail(f"no campaign {args.id}")
+        except TransitionRefused as exc:
+            return fail(f"{exc} (it is {exc.state.value})")
+
+
+def spec_payload(args: argparse.Namespace) -> dict[str, Any]:
+    """The create payload: the JSON file, with any flags given laid over it."""
+    payload: dict[str, Any] = json.loads(Path(args.file).read_text("utf-8")) if args.file else {}
+    if not isinstance(payload, dict):
+        raise ValueError("the file must hold a JSON object")
+    texts = dict(payload.get("texts") or {})
+    for item in args.text:
+        language, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--text {item!r}: expected LANG=TEXT")
+        texts[language.strip()] = text
+    flags = {
+        "name": args.name,
+        "partner": args.partner or None,
+        "start_at": args.start_at,
+        "end_at": args.end_at,
+        "variables": args.variable or None,
+        "texts": texts or None,
+        "kind": args.kind,
+        "scope": args.scope,
+    }
+    payload.update({k: v for k, v in flags.items() if v is not None})
+    payload.setdefault("kind", "info")
+    return payload
+
+
+async def _create(
+    settings: Settings, repository: CampaignRepository, args: argparse.Namespace
+) -> int:
+    try:
+        payload = spec_payload(args)
+    except (ValueError, OSError) as exc:
+        return fail(f"campaign spec: {exc}")
+    now = cli_clock(settings).now()
+    try:
+        spec = parse_campaign(payload, now, settings.campaign_max_segments)
+    except SpecError as exc:
+        for field, problem in _flatten(exc.details):
+            print(f"smartd: {field}: {problem}", file=sys.stderr)
+        return fail("the campaign is invalid; nothing was created")
+    campaign = await repository.create(spec, "cli", now)
+    view = campaign_view(campaign)
+    print(f"created campaign {campaign.id} ({campaign.name}), state {campaign.state.value}")
+    for language, cost in view["preview"].items():
+        if "error" in cost:
+            print(f"  {language}: {cost['error']}")
+        else:
+            parts = "part" if cost["segments"] == 1 else "parts"
+            print(
+                f"  {language}: {cost['encoding'].upper()}, {cost['segments']} SMS {parts}, "
+                f"{cost['characters']} characters"
+            )
+    return 0
+
+
+def _flatten(details: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if not isinstance(details, dict):
+        return [(prefix or "campaign", str(details))]
+    rows: list[tuple[str, str]] = []
+    for key, value in details.items():
+        rows.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return rows
+
+
+async def _upload(
+    settings: Settings, repository: CampaignRepository, args: argparse.Namespace
+) -> int:
+    path: Path = args.file
+    try:
+        with byte_progress() as progress:
+            result = await upload_audience(
+                repository,
+                args.id,
+                file_with_progress(path, progress, f"campaign {args.id} ← {path.name}"),
+                region=settings.default_region,
+                max_rows=settings.audience_max_rows,
+                max_bytes=settings.audience_max_bytes,
+            )
+    except AudienceError as exc:
+        return fail(f"{path}: {exc.message}; nothing was added")
+    print(
+        f"accepted {result.accepted}, duplicates {result.duplicates}, "
+        f"rejected {result.rejected_total} ({result.lines} lines)"
+    )
+    print_rejected(result.rejected, result.rejected_total)
+    return EXIT_REJECTED_ROWS if result.rejected_total else 0
+
+
+async def _transition(
+    settings: Settings, repository: CampaignRepository, args: argparse.Namespace
+) -> int:
+    now = cli_clock(settings).now()
+    campaign = await repository.transition(args.id, args.campaign_command, now)
+    print(f"campaign {campaign.id} is {campaign.state.value}")
+    return 0
+
+
+async def _status(
+    settings: Settings, repository: CampaignRepository, args: argparse.Namespace
+) -> int:
+    campaign = await repository.get(args.id)
+    if campaign is None:
+        raise CampaignNotFound(args.id)
+    report = await campaign_report(repository, campaign, cli_clock(settings).now())
+    progress = report["progress"]
+    out.print(f"campaign {campaign.id} [bold]{campaign.name}[/] — {campaign.state.value}")
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=out)
+    bar.add_task(
+        f"{progress['done']}/{report['total']} done",
+        total=max(report["total"], 1),
+        completed=progress["done"],
+    )
+    out.print(bar.get_renderable())
+    out.print(_counts_table("state", report["states"]))
+    if any(report["suppressed"].values()):
+        out.print(_counts_table("suppressed because", report["suppressed"]))
+    if progress["throughput_per_s"]:
+        out.print(f"{progress['throughput_per_s']}/s, done by {progress['estimated_completion']}")
+    if report["survey"]:
+        err.print("survey results: GET /api/v1/campaigns/{id}/results.csv or the console")
+    return 0
+
+
+def _counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title_justify="left")
+    table.add_column(title)
+    table.add_column("count", justify="right")
+    for name, n in counts.items():
+        if n:
+            table.add_row(name, str(n))
+    return table

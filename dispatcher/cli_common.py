@@ -1,0 +1,92 @@
+"""Helpers shared by the ``smartd`` commands: the clock, rich output, file progress.
+
+Results go to stdout (plain lines a script can read); progress bars and errors go to stderr,
+and rich draws bars only on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from campaigns.audience import file_chunks
+from campaigns.models import Rejected
+from dispatcher.clock import Clock, OffsetClock, SystemClock
+from dispatcher.settings import Settings
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+Subparsers = Any  # argparse's private _SubParsersAction
+
+#: Exit statuses: 1 refused (nothing written), 3 done but some rows were rejected.
+EXIT_REFUSED = 1
+EXIT_REJECTED_ROWS = 3
+REJECTED_SHOWN = 50
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def cli_clock(settings: Settings) -> Clock:
+    """The service's clock (``SMARTD_CLOCK_START`` shifts it, as for ``smartd serve``)."""
+    return OffsetClock(settings.clock_start) if settings.clock_start else SystemClock()
+
+
+def fail(message: str, status: int = EXIT_REFUSED) -> int:
+    print(f"smartd: {message}", file=sys.stderr)
+    return status
+
+
+def byte_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,  # a script's stderr gets the result lines only
+    )
+
+
+def file_with_progress(path: Path, progress: Progress, label: str) -> AsyncIterator[bytes]:
+    """The file's chunks, advancing a bar by bytes as the database takes them."""
+    task = progress.add_task(label, total=path.stat().st_size)
+    return _advancing(file_chunks(str(path)), progress, task)
+
+
+async def _advancing(
+    chunks: AsyncIterator[bytes], progress: Progress, task: TaskID
+) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk
+        progress.advance(task, len(chunk))
+
+
+def readable_file(raw: str) -> Path:
+    """argparse type: an existing regular file."""
+    path = Path(raw)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {raw}")
+    return path
+
+
+def print_rejected(rejected: list[Rejected], total: int) -> None:
+    """One line per rejected row: ``line N: value: reason`` (the first few)."""
+    for row in rejected[:REJECTED_SHOWN]:
+        print(f"  line {row.line}: {row.value!r}: {row.reason}")
+    if total > min(len(rejected), REJECTED_SHOWN):
+        print(f"  … and {total - min(len(rejected), REJECTED_SHOWN)} more")
