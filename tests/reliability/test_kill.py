@@ -16,6 +16,7 @@ from tests.reliability.procs import (
     Serve,
     check_invariants,
     poll,
+    receipts_quiet,
     serve,
     simulator,
     submits_reached,
@@ -78,7 +79,7 @@ async def test_kill_9_at_random_points_then_restart(
             await mo_task
             # receipts still on their way to the last process
             await poll(
-                lambda: _receipts_settled(sim),
+                receipts_quiet(sim),
                 within=20,
                 what="the last receipts",
                 procs=(proc,),
@@ -93,12 +94,6 @@ async def test_kill_9_at_random_points_then_restart(
     assert fig.recipients >= len(recipients) - fig.unknown
     assert fig.mo_acked > 0 and fig.receipts_acked > 0
     print(f"\nkill-9 x{crashes} seed {seed}: {fig}")
-
-
-async def _receipts_settled(sim: RecordingSimulator) -> bool:
-    acked = len(sim.acknowledged)
-    await asyncio.sleep(0.3)  # quiet for a moment: no receipt still being answered
-    return len(sim.acknowledged) == acked
 
 
 @pytest.mark.parametrize("processes", [2, 3])
