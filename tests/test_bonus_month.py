@@ -144,3 +144,19 @@ async def test_monthly_grant_in_parallel_slices_grants_every_member_once(
         "SELECT count(DISTINCT msisdn) FROM bonus_grants WHERE month = '2026-12-01'"
     )
     assert months == 40
+
+
+async def test_joins_during_the_monthly_grant_get_one_grant_each(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """R3: members joining while the monthly grant runs get exactly one grant for the month
+    (joins wait for the job's lock; its anti-join then sees them)."""
+    for msisdn in NUMBERS[:30]:
+        await join(database.pool, membership, msisdn, clock.now())
+    joins = [join(database.pool, membership, m, DEC_1_0005) for m in NUMBERS[30:45]]
+    granted, *_ = await asyncio.gather(ledger.grant_month(DEC_1_0005), *joins)
+    per_member = await database.pool.fetch(
+        "SELECT msisdn, count(*) AS n FROM bonus_grants WHERE month = '2026-12-01' GROUP BY 1"
+    )
+    assert len(per_member) == 45 and {r["n"] for r in per_member} == {1}
+    assert 30 <= granted <= 45

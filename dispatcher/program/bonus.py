@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -200,45 +201,55 @@ class BonusLedger:
 
     async def grant_month(self, now: datetime, *, force: bool = False) -> int:
         """R3: the month's units to every current member, with a notice each (sent in the
-        window), by one set-based statement run over ``bonus_grant_workers`` msisdn slices in
-        parallel; returns how many grants were made.
+        window), in one set-based statement; returns how many grants were made.
 
         Runs under a transaction-level advisory lock (which also holds off join grants) and
         records itself in ``job_runs``: a second replica waits, then finds the month done and
         grants nothing (``force`` runs the statement anyway; its anti-join still grants nobody
-        twice).
+        twice). With one slice (the default) the grants, notices and the ``job_runs`` row
+        commit together. Every connection is taken *before* the lock: joins waiting for the
+        lock hold pool connections, and the job must never wait for one of those.
         """
         month = self.month_of(now)
         period = month.strftime("%Y-%m")
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(BonusSQL.lock_job, GRANT_MONTH_LOCK)
-            if not force and await conn.fetchval(BonusSQL.job_done, GRANT_MONTH_JOB, period):
-                return 0
-            rows = await self._grant_slices(month, now)
-            result = {
-                "granted": sum(r["granted"] for r in rows),
-                "notices": sum(r["notices"] for r in rows),
-                "slices": len(rows),
-            }
-            finished = self._clock.now()
-            await conn.execute(
-                BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, json.dumps(result)
-            )
+        slices = max(1, min(self._settings.bonus_grant_workers, self._pool.get_max_size()))
+        async with contextlib.AsyncExitStack() as stack:
+            conns = [await stack.enter_async_context(self._pool.acquire()) for _ in range(slices)]
+            async with conns[0].transaction():
+                await conns[0].execute(BonusSQL.lock_job, GRANT_MONTH_LOCK)
+                if not force and await conns[0].fetchval(
+                    BonusSQL.job_done, GRANT_MONTH_JOB, period
+                ):
+                    return 0
+                rows = await self._grant_slices(conns, month, now)
+                result = {
+                    "granted": sum(r["granted"] for r in rows),
+                    "notices": sum(r["notices"] for r in rows),
+                    "slices": len(rows),
+                }
+                finished = self._clock.now()
+                await conns[0].execute(
+                    BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, json.dumps(result)
+                )
         log.info("monthly bonus granted", period=period, **result)
         return int(result["granted"])
 
-    async def _grant_slices(self, month: date, now: datetime) -> list[asyncpg.Record]:
-        """The grant statement over disjoint msisdn slices, each in its own transaction, in
-        parallel. A slice that fails leaves the run unrecorded; the catch-up completes it (the
-        anti-join skips what the committed slices granted)."""
-        free = self._pool.get_max_size() - 1  # the caller holds one connection (the lock)
-        slices = max(1, min(self._settings.bonus_grant_workers, free))
+    async def _grant_slices(
+        self, conns: Sequence[asyncpg.Connection], month: date, now: datetime
+    ) -> list[asyncpg.Record]:
+        """The grant statement over ``len(conns)`` disjoint msisdn slices in parallel: slice 0
+        in the caller's transaction on ``conns[0]`` (which holds the lock), the others each in
+        a transaction of its own. A slice that fails leaves the run unrecorded; the catch-up
+        completes it (the anti-join skips what committed slices granted)."""
+        slices = len(conns)
         params = self.grant_month_params(month, now)
 
         async def one(k: int) -> asyncpg.Record:
-            async with self._pool.acquire() as conn, conn.transaction():
-                row: asyncpg.Record = await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
-                return row
+            conn = conns[k]
+            if k == 0:
+                return await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+            async with conn.transaction():
+                return await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
 
         return list(await asyncio.gather(*(one(k) for k in range(slices))))
 
