@@ -49,6 +49,7 @@ from smpp.outcome import Accepted
 from smpp.session import Session
 from smpp.text import encode_message
 
+CHUNK = int(__import__("os").environ.get("BENCH_CHUNK", "64"))
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 11:00 Astana: ten hours of window ahead
 
 
@@ -143,7 +144,7 @@ async def run_campaign(
 
         session = Session(config, inbound)
         engine = Dispatcher(
-            pool, settings, clock, session, config=EngineConfig(window=window, batch_size=2000)
+            pool, settings, clock, session, config=EngineConfig(window=window, batch_size=2000, chunk=CHUNK)
         )
         mo = MoDesk(Membership(settings, NoBonus()), settings.short_code, settings.dnc_code)
         holder["sink"] = InboundSink(pool, engine.repo, clock, mo)

@@ -370,3 +370,26 @@ async def test_window_edge_at_20_59_50(
         late = {sm.validity_period for _, sm in rig.sim.submits()[2:]}
         assert late == {"261124210000020+"}
         assert await rig.states(campaign) == {"submitted": 6}
+
+
+async def test_run_loop_claims_ahead_and_stops(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """The production loop (next batch claimed while one is sent) sends every recipient once
+    and stops cleanly on its event."""
+    numbers = [f"7705{n:07d}" for n in range(300)]
+    await add_members(database, numbers)
+    campaign = await add_campaign(database, numbers)
+    async with dispatch_rig(
+        database, settings, clock, engine=EngineConfig(window=16, chunk=4, batch_size=50)
+    ) as rig:
+        stop = asyncio.Event()
+        task = asyncio.create_task(rig.dispatcher.run(stop))
+        async with asyncio.timeout(30):
+            await rig.sim.wait_for(lambda: len(rig.sim.submits()) >= len(numbers))
+        stop.set()
+        rig.dispatcher.wake()
+        await task
+        sent = [sm.destination_addr for _, sm in rig.sim.submits()]
+        assert sorted(sent) == numbers
+        assert await rig.states(campaign) == {"submitted": len(numbers)}

@@ -70,7 +70,9 @@ SubmittedHook = Callable[[asyncpg.Connection, Sequence[Outcome], datetime], Awai
 class EngineConfig:
     batch_size: int = 500
     window: int = 64  # parts in flight at once: the SMPP window of the session(s)
-    chunk: int = 64  # messages marked in flight per transaction
+    # Messages marked in flight per transaction: a quarter of the window, so while one chunk
+    # is being recorded the next ones are already on the wire.
+    chunk: int = 16
     poll_interval: float = 1.0
 
 
@@ -150,13 +152,27 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Loop :meth:`run_once` until ``stop``; idle passes wait for :meth:`wake` or a poll."""
+        """Loop until ``stop``: the same claim and send as :meth:`run_once`, with the next
+        batch claimed while the current one is sent; idle passes wait for :meth:`wake` or a
+        poll."""
+        ahead: asyncio.Task[tuple[list[Claimed], int]] | None = None
         while not stop.is_set():
             try:
                 await self.ensure_node()
-                done = await self.run_once()
+                claimed, decided = await (ahead or asyncio.ensure_future(self._claim_now()))
+                ahead = None
+                if claimed:
+                    ahead = asyncio.ensure_future(self._claim_now())
+                    await self.send(claimed)
+                done = len(claimed) + decided
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self.log.warning("dispatch pass failed; retrying", error=str(exc))
+                # Rows this pass held may be stuck claimed or in flight under this node id:
+                # retire it, so the next pass takes a new one and recovers the old like a
+                # dead node's (claimed → queued, in flight → unknown).
+                self.log.warning("dispatch pass failed; retiring node", error=str(exc))
+                await _drop(ahead)
+                ahead = None
+                await self.close()
                 done = 0
             if done:
                 continue
@@ -164,18 +180,22 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.poll_interval):
                     await _first(stop.wait(), self._wake.wait())
+        await _drop(ahead)
 
     # -- one pass -----------------------------------------------------------------------
 
     async def run_once(self) -> int:
         """Claim one batch (service messages first, then campaigns by priority) and send it.
         Returns the number of rows claimed (sent or suppressed)."""
-        now = self._clock.now()
-        window_open = self._settings.send_window.is_open(now, self._settings.timezone)
-        claimed, decided = await self._claim(now, window_open)
+        claimed, decided = await self._claim_now()
         if claimed:
             await self.send(claimed)
         return len(claimed) + decided
+
+    async def _claim_now(self) -> tuple[list[Claimed], int]:
+        now = self._clock.now()
+        window_open = self._settings.send_window.is_open(now, self._settings.timezone)
+        return await self._claim(now, window_open)
 
     async def _claim(self, now: datetime, window_open: bool) -> tuple[list[Claimed], int]:
         limit = self.config.batch_size
@@ -360,6 +380,15 @@ class Dispatcher:
         if any(totals.values()):
             self.log.warning("recovered rows of dead nodes", **totals)
         return totals
+
+
+async def _drop(task: asyncio.Task[tuple[list[Claimed], int]] | None) -> None:
+    """Cancel a claim made ahead; rows it did claim stay claimed by this node until recovery
+    (at start-up, or by a peer once this node is gone) puts them back in the queue."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def _service_message(row: asyncpg.Record) -> Claimed:
