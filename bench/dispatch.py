@@ -49,7 +49,6 @@ from smpp.outcome import Accepted
 from smpp.session import Session
 from smpp.text import encode_message
 
-CHUNK = int(__import__("os").environ.get("BENCH_CHUNK", "64"))
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 11:00 Astana: ten hours of window ahead
 
 
@@ -144,7 +143,7 @@ async def run_campaign(
 
         session = Session(config, inbound)
         engine = Dispatcher(
-            pool, settings, clock, session, config=EngineConfig(window=window, batch_size=2000, chunk=CHUNK)
+            pool, settings, clock, session, config=EngineConfig(window=window, batch_size=2000)
         )
         mo = MoDesk(Membership(settings, NoBonus()), settings.short_code, settings.dnc_code)
         holder["sink"] = InboundSink(pool, engine.repo, clock, mo)
@@ -154,8 +153,12 @@ async def run_campaign(
         started = time.perf_counter()
         sent_done = asyncio.Event()
         receipts_task = asyncio.create_task(_apply_until_done(engine, clock, pool, sent_done))
-        while await engine.run_once():
-            pass
+        stop = asyncio.Event()
+        loop_task = asyncio.create_task(engine.run(stop))  # the production loop
+        await holder["sink"].receipts.wait_committed(recipients)  # every message answered
+        stop.set()
+        engine.wake()
+        await loop_task
         sent_at = time.perf_counter()
         sent_done.set()
         await receipts_task
