@@ -4,11 +4,15 @@ through the same campaign domain code as the HTTP API."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
+from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
@@ -23,7 +27,6 @@ from dispatcher.cli_common import (
     Subparsers,
     byte_progress,
     cli_clock,
-    err,
     fail,
     file_with_progress,
     out,
@@ -32,8 +35,12 @@ from dispatcher.cli_common import (
 )
 from dispatcher.db import open_database
 from dispatcher.settings import Settings
+from dispatcher.states import CampaignState
 
 ACTIONS = ("start", "pause", "resume", "cancel")
+FINISHED = {
+    s.value for s in (CampaignState.COMPLETED, CampaignState.CANCELLED, CampaignState.EXPIRED)
+}
 
 
 def add_parsers(sub: Subparsers) -> dict[str, Command]:
@@ -56,9 +63,10 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     upload.add_argument("file", type=readable_file)
     for action in ACTIONS:
         actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
-    actions.add_parser("status", help="counts by state and suppression").add_argument(
-        "id", type=int
-    )
+    status = actions.add_parser("status", help="counts by state and suppression reason")
+    status.add_argument("id", type=int)
+    status.add_argument("--watch", action="store_true", help="refresh until it finishes")
+    status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
     return {"campaign": cmd_campaign}
 
 
@@ -175,27 +183,48 @@ async def _transition(
 async def _status(
     settings: Settings, repository: CampaignRepository, args: argparse.Namespace
 ) -> int:
-    campaign = await repository.get(args.id)
+    clock = cli_clock(settings)
+    report = await _report(repository, args.id, clock.now())
+    if not args.watch or report["state"] in FINISHED:
+        out.print(_render(report))
+        return 0
+    with Live(_render(report), console=out, refresh_per_second=4) as live:
+        while report["state"] not in FINISHED:
+            await asyncio.sleep(args.interval)  # an operator watching: poll, not a test
+            report = await _report(repository, args.id, clock.now())
+            live.update(_render(report))
+    return 0
+
+
+async def _report(repository: CampaignRepository, campaign_id: int, now: Any) -> dict[str, Any]:
+    campaign = await repository.get(campaign_id)
     if campaign is None:
-        raise CampaignNotFound(args.id)
-    report = await campaign_report(repository, campaign, cli_clock(settings).now())
+        raise CampaignNotFound(campaign_id)
+    return await campaign_report(repository, campaign, now)
+
+
+def _render(report: dict[str, Any]) -> Group:
+    """Title, a progress bar, counts by state and by suppression reason, rate and ETA."""
     progress = report["progress"]
-    out.print(f"campaign {campaign.id} [bold]{campaign.name}[/] — {campaign.state.value}")
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=out)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
     bar.add_task(
         f"{progress['done']}/{report['total']} done",
         total=max(report["total"], 1),
         completed=progress["done"],
     )
-    out.print(bar.get_renderable())
-    out.print(_counts_table("state", report["states"]))
+    parts: list[Any] = [
+        f"campaign {report['id']} [bold]{escape(report['name'])}[/] — {report['state']}",
+        bar.get_renderable(),
+        _counts_table("state", report["states"]),
+    ]
     if any(report["suppressed"].values()):
-        out.print(_counts_table("suppressed because", report["suppressed"]))
+        parts.append(_counts_table("suppressed because", report["suppressed"]))
     if progress["throughput_per_s"]:
-        out.print(f"{progress['throughput_per_s']}/s, done by {progress['estimated_completion']}")
+        eta = progress["estimated_completion"] or "-"
+        parts.append(f"{progress['throughput_per_s']}/s over the last 5 min, done by {eta}")
     if report["survey"]:
-        err.print("survey results: GET /api/v1/campaigns/{id}/results.csv or the console")
-    return 0
+        parts.append(f"survey results: GET /api/v1/campaigns/{report['id']}/results.csv")
+    return Group(*parts)
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> Table:

@@ -201,3 +201,16 @@ def test_smsc_sim_listens_and_stops_on_sigterm() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_status_watch_returns_once_the_campaign_is_finished(database_url: str) -> None:
+    """`status --watch` of a cancelled campaign prints once and exits; unknown ids exit 1."""
+    campaign = _created_id(
+        _smartd(database_url, "campaign", "create", "--name", "D", "--text", "ru=Привет")
+    )
+    cancelled = _smartd(database_url, "campaign", "cancel", str(campaign))
+    assert cancelled.stdout.strip() == f"campaign {campaign} is cancelled"
+    watched = _smartd(database_url, "campaign", "status", str(campaign), "--watch")
+    assert watched.returncode == 0 and "— cancelled" in watched.stdout
+    unknown = _smartd(database_url, "campaign", "status", "424242")
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "smartd: no campaign 424242")
