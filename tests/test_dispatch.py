@@ -339,7 +339,7 @@ async def test_lost_node_connection_renews_node_and_recovers(
             old,
             NUMBERS[0],
         )
-        node_conn = rig.dispatcher._node_conn
+        node_conn = rig.dispatcher._lock.conn
         assert node_conn is not None
         node_conn.terminate()
         await rig.dispatcher.ensure_node()

@@ -20,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,12 +31,12 @@ import structlog
 
 from campaigns.templates import pick_text, render
 from dispatcher.clock import Clock, month_start
+from dispatcher.engine.nodes import NodeLock, new_node_id, recover_dead
 from dispatcher.engine.policy import judge, validity_until
 from dispatcher.engine.repository import (
     CampaignRef,
     Claimed,
     DispatchRepository,
-    DispatchSQL,
     Outcome,
 )
 from dispatcher.settings import Settings
@@ -76,10 +73,6 @@ class EngineConfig:
     poll_interval: float = 1.0
 
 
-def new_node_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -105,30 +98,18 @@ class Dispatcher:
         self._refs = ReferenceCounter(start=random.randrange(256))
         self._slots = asyncio.Semaphore(self.config.window)
         self._wake = asyncio.Event()
-        self._node_conn: asyncpg.pool.PoolConnectionProxy | None = None
+        self._lock = NodeLock(pool, self.node)
         self.log = log.bind(node=self.node)
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Announce this node (its advisory lock) and recover rows of nodes that died."""
-        self._node_conn = await self._pool.acquire()
-        await self._node_conn.execute(DispatchSQL.node_lock, self.node)
+        await self._lock.hold()
         await self.recover()
 
     async def close(self) -> None:
-        if self._node_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._node_conn.execute(DispatchSQL.node_unlock, self.node)
-            with contextlib.suppress(Exception):
-                await self._pool.release(self._node_conn)
-            self._node_conn = None
-
-    def _node_alive(self) -> bool:
-        try:
-            return self._node_conn is not None and not self._node_conn.is_closed()
-        except asyncpg.InterfaceError:  # the proxy lost its connection
-            return False
+        await self._lock.release()
 
     async def ensure_node(self) -> None:
         """Re-announce this node if its lock connection was lost (the database restarted).
@@ -138,11 +119,12 @@ class Dispatcher:
         unknown — the same as after a crash, and for the same reason: what was in flight may
         have reached the SMSC. The engine carries on under a new node id.
         """
-        if self._node_alive():
+        if self._lock.alive():
             return
         await self.close()
         old = self.node
         self.node = self.repo.node = new_node_id()
+        self._lock = NodeLock(self._pool, self.node)
         self.log = log.bind(node=self.node)
         await self.start()
         self.log.warning("database connection lost: node renewed", previous_node=old)
@@ -361,22 +343,8 @@ class Dispatcher:
 
     async def recover(self) -> dict[str, int]:
         """Requeue what dead nodes claimed; mark what they had in flight unknown."""
-        totals = {"requeued": 0, "unknown": 0}
-        now = self._clock.now()
-        for node in await self.repo.claimers():
-            if node == self.node:
-                continue
-            async with self._pool.acquire() as conn:
-                if not await conn.fetchval(DispatchSQL.node_try_lock, node):
-                    continue  # alive
-                try:
-                    async with conn.transaction():
-                        for query in (DispatchSQL.recover_deliveries, DispatchSQL.recover_service):
-                            row = await conn.fetchrow(query, node, now)
-                            totals["requeued"] += row["requeued"]
-                            totals["unknown"] += row["unknown"]
-                finally:
-                    await conn.execute(DispatchSQL.node_unlock, node)
+        claimers = await self.repo.claimers()
+        totals = await recover_dead(self._pool, claimers, self.node, self._clock.now())
         if any(totals.values()):
             self.log.warning("recovered rows of dead nodes", **totals)
         return totals
