@@ -16,6 +16,7 @@ gauge to compare with.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -37,7 +39,9 @@ from smpp.session import Session
 from smpp.stats import SessionState
 
 DB_REFRESH = 5.0  # seconds a database snapshot is reused
+DB_TIMEOUT = 3.0  # seconds the database figures may take before a scrape goes without them
 USSD_PATH = "/gateway/ussd"
+log = structlog.get_logger(__name__)
 USSD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -82,6 +86,7 @@ class Metrics:
             registry=self.registry,
         )
         self.db = DbSnapshot()
+        self.database_up = True
         self.receipts: dict[str, int] = {}
         self.receipts_after: int | None = None  # receipts.id high-water mark
         self.collector: ServiceCollector | None = None
@@ -188,6 +193,11 @@ class ServiceCollector(Collector):
 
     def _db_metrics(self) -> Iterator[Metric]:
         db = self._metrics.db
+        yield GaugeMetricFamily(
+            "smartd_database_up",
+            "1 when the last scrape could read the database figures",
+            value=float(self._metrics.database_up),
+        )
         depth = GaugeMetricFamily(
             "smartd_queue_depth", "Messages queued to send (all replicas)", labels=["queue"]
         )
@@ -231,7 +241,15 @@ def install_metrics(app: web.Application, session: Callable[[], Session | None])
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """Prometheus text exposition of this process's metrics."""
     metrics = request.app[METRICS]
-    await metrics.refresh(request.app[DATABASE].pool, time.monotonic())
+    try:
+        async with asyncio.timeout(DB_TIMEOUT):
+            await metrics.refresh(request.app[DATABASE].pool, time.monotonic())
+        metrics.database_up = True
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The SMPP and HTTP figures matter most while the database is in trouble: serve them,
+        # with the last database snapshot and smartd_database_up 0.
+        log.warning("metrics: database figures unavailable", error=repr(exc))
+        metrics.database_up = False
     body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher.clock import ManualClock
-from dispatcher.db import Database
+from dispatcher.db import Database, create_pool
 from dispatcher.metrics import METRICS
 from dispatcher.runtime import SESSION
 from dispatcher.settings import Settings
@@ -148,3 +148,16 @@ async def test_each_app_has_its_own_registry(
             for c in (first, second)
         ]
     assert counted == [3.0, 1.0]
+
+
+async def test_metrics_answer_while_the_database_is_unreachable(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """With the database gone, /metrics still answers, with smartd_database_up 0."""
+    pool = await create_pool(database.url, min_size=1, max_size=2)
+    async with metrics_client(settings, clock, Database(pool=pool, url=database.url)) as client:
+        assert value(await scrape(client), "smartd_database_up") == 1.0
+        await pool.close()
+        samples = await scrape(client)
+    assert value(samples, "smartd_database_up") == 0.0
+    assert value(samples, "smartd_send_window_open") == 1.0
