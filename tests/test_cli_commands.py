@@ -7,6 +7,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -214,3 +216,52 @@ def test_status_watch_returns_once_the_campaign_is_finished(database_url: str) -
     assert watched.returncode == 0 and "— cancelled" in watched.stdout
     unknown = _smartd(database_url, "campaign", "status", "424242")
     assert (unknown.returncode, unknown.stderr.strip()) == (1, "smartd: no campaign 424242")
+
+
+def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str) -> None:
+    """`smartd serve` bound to `smartd smsc-sim`: /readyz 200 and the session state metric."""
+    sim_port, http_port = _free_port(), _free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.cli", "smsc-sim", "--port", str(sim_port)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    serve = None
+    try:
+        assert sim.stdout is not None and "listening" in sim.stdout.readline()
+        env = _env(
+            SMARTD_DATABASE_URL=database_url,
+            SMARTD_HTTP_PORT=str(http_port),
+            SMARTD_SMPP_PORT=str(sim_port),
+        )
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{http_port}"
+        assert '"ready"' in _wait_ready(f"{base}/readyz", serve)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        assert 'smartd_smpp_session_state{state="bound"} 1.0' in text
+        assert "smartd_smpp_binds_total 1.0" in text
+    finally:
+        for proc in (serve, sim):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30.0) -> str:
+    """Poll until the new process is ready (start-up and bind are awaited, not work)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, "serve exited early"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return str(response.read().decode())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {deadline_s}s")
