@@ -50,12 +50,13 @@ class Serve:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def stop(self) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit status."""
+    async def stop(self) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit status. Waits in a thread: the
+        simulator lives in this event loop and must answer the service's unbind."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=30)
+            return await asyncio.to_thread(self.proc.wait, 30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)

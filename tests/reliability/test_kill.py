@@ -85,7 +85,7 @@ async def test_kill_9_at_random_points_then_restart(
                 procs=(proc,),
             )
         finally:
-            assert proc.stop() == 0
+            assert await proc.stop() == 0
     finally:
         stop.set()
         await mo_task
@@ -126,7 +126,7 @@ async def test_several_serve_processes_share_campaigns_and_caps(
     finally:
         for p in procs:
             if p.alive():
-                assert p.stop() == 0
+                assert await p.stop() == 0
         await sim.stop()
     assert binds == processes
     fig = await check_invariants(database.pool, sim, crashes=1, window=WINDOW)

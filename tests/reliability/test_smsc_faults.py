@@ -81,7 +81,7 @@ async def test_smsc_fault_mid_campaign(
         applied = receipts_applied(database.pool)
         await poll(applied, within=30, what="receipts applied", procs=(proc,))
     finally:
-        assert proc.stop() == 0
+        assert await proc.stop() == 0
         await sim.stop()
     fig = await check_invariants(database.pool, sim, crashes=breaks, window=WINDOW)
     assert fig.recipients >= len(RECIPIENTS) - fig.unknown
@@ -119,7 +119,7 @@ async def test_smsc_down_at_start_up(database: Database, database_url: str, tmp_
         await poll(ready, within=30, what="readiness after the SMSC came up", procs=(proc,))
         await wait_campaigns_done(database.pool, proc, within=30)
     finally:
-        assert proc.stop() == 0
+        assert await proc.stop() == 0
         await sim.stop()
     fig = await check_invariants(database.pool, sim, crashes=0, window=WINDOW)
     assert fig.recipients == 200
