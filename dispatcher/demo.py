@@ -134,7 +134,7 @@ async def run_demo(
     port = settings.http_port if serve else 0
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    http_port = int(runner.addresses[0][1])
     repo = TokenRepository(pool)
     tokens = {role: (await repo.create(f"demo-{role}", role))[0] for role in Role}
     session, dispatcher, sink_holder = _engine(app, settings, clock, database, sim_port)
