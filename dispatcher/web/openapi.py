@@ -94,9 +94,14 @@ def _security(handler: object) -> dict[str, Any]:
     """``security`` and ``x-roles`` (the token roles that may call) from the declaration."""
     needed = access_of(handler)
     if not isinstance(needed, Role):
-        return {"security": [], "x-roles": []}
+        return {"security": [], "description": "No token needed.", "x-roles": []}
     roles = sorted(role.value for role, grants in GRANTS.items() if needed in grants)
-    return {"security": [{"bearer": []}], "x-roles": roles, "x-required-role": needed.value}
+    return {
+        "security": [{"bearer": []}],
+        "description": f"Bearer token of role {' or '.join(roles)}.",
+        "x-roles": roles,
+        "x-required-role": needed.value,
+    }
 
 
 @public
