@@ -4,8 +4,10 @@ values that Settings accepts; the pieces refer to each other consistently."""
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +144,19 @@ def test_systemd_unit_runs_serve_with_the_env_file() -> None:
     assert service["User"] not in ("", "root")
     assert service["EnvironmentFile"].endswith("smartd.env")
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_image_install_carries_every_data_file() -> None:
+    """The image installs the package (not editable): package-data must name every data file."""
+    root = DEPLOY.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    globs = config["tool"]["setuptools"]["package-data"]
+    missing = []
+    for package in ("dispatcher", "campaigns", "smpp"):
+        for path in (root / package).rglob("*"):
+            if not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(root / package).as_posix()
+            if not any(fnmatch.fnmatch(relative, g) for g in globs.get(package, [])):
+                missing.append(f"{package}/{relative}")
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
