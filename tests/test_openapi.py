@@ -130,7 +130,6 @@ def _run_schemathesis(
     return failures
 
 
-@pytest.mark.slow
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     settings: Settings, clock: ManualClock, database: Database
 ) -> None:
