@@ -120,7 +120,13 @@ class AudienceParser:
             return [], base + skipped
         first = lines[skipped]
         self._delimiter = max(",;\t", key=first.count) if any(d in first for d in ",;\t") else ","
-        cells = next(csv.reader([first], delimiter=self._delimiter), [""])
+        try:
+            cells = next(csv.reader([first], delimiter=self._delimiter), [""])
+        except csv.Error:
+            # A first line the csv module cannot read (a bare CR in it): split it plainly to
+            # tell a header from a number; as a data line, _rows rejects it with a reason.
+            # (Found by tests/reliability/test_csv_fuzz.py: it was an unhandled 500.)
+            cells = first.split(self._delimiter)
         if cells and cells[0].translate(_SEPARATORS).isdigit():
             self._columns = self._positional()
             return lines[skipped:], base + skipped
@@ -145,6 +151,15 @@ class AudienceParser:
         """Parse ``lines`` (the first is line ``base + 1``); a csv.Error rejects one line
         and parsing resumes after it."""
         records: list[Record] = []
+        if any("\x00" in line for line in lines):
+            # PostgreSQL text cannot hold NUL: a value with one made COPY fail, a 500 for the
+            # whole upload (tests/reliability/test_csv_fuzz.py). Reject just that line; it is
+            # blanked, not removed, so the line numbers of the others stay right.
+            lines = list(lines)
+            for i, line in enumerate(lines):
+                if "\x00" in line:
+                    self._reject(base + i + 1, line.replace("\x00", ""), "contains a NUL character")
+                    lines[i] = ""
         while lines:
             reader = csv.reader(lines, delimiter=self._delimiter or ",")
             try:
