@@ -5,7 +5,6 @@ that adds up, or a clear 4xx — and a refused upload writes nothing."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hsettings
@@ -36,7 +35,7 @@ row = st.tuples(st.one_of(written_forms, bad_numbers, formula), names)
 
 
 @st.composite
-def csv_bodies(draw: Any) -> bytes:
+def csv_bodies(draw: st.DrawFn) -> bytes:
     rows = draw(st.lists(row, max_size=30))
     delimiter = draw(st.sampled_from([",", ";", "\t"]))
     quote = draw(st.booleans())
