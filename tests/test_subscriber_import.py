@@ -31,7 +31,7 @@ async def _rows(database: Database) -> dict[str, tuple[str, str | None]]:
 async def test_upsert_counts_and_last_row_wins(
     settings: Settings, clock: ManualClock, database: Database
 ) -> None:
-    """New numbers are inserted, changed ones updated; a repeated number's last row wins."""
+    """Inserts, updates and status events; a repeated number's last row wins."""
     async with running_api(settings, clock, database) as api:
         status, first = await _import(api, f"{A},active,kk\n{B},active,ru\n{B},blocked,en\n")
         assert status == 200
@@ -46,6 +46,15 @@ async def test_upsert_counts_and_last_row_wins(
         B: ("blocked", "en"),
         C: ("active", "en"),
     }
+    events = await database.pool.fetch(
+        "SELECT msisdn, payload->>'status' AS status FROM subscriber_events ORDER BY id"
+    )
+    assert [(e["msisdn"], e["status"]) for e in events] == [
+        (A, "active"),
+        (B, "blocked"),
+        (A, "outgoing_blocked"),
+        (C, "active"),
+    ]  # status changes only (new numbers included), in msisdn order per import
 
 
 async def test_header_in_any_order_and_semicolons(

@@ -15,7 +15,8 @@ CREATE TEMP TABLE subscriber_import (
 -- is left out and returned: recycling ends the old owner's membership, consent, 1204
 -- block and bonuses (R12), which Membership.set_status does for each. Rows are taken in
 -- msisdn order so two imports lock subscribers in the same order. An empty language
--- keeps the known one. Only real changes are written (the WHERE of DO UPDATE).
+-- keeps the known one. Only real changes are written (the WHERE of DO UPDATE), and each
+-- status change is recorded in subscriber_events.
 -- $1: now.
 WITH latest AS (
     SELECT DISTINCT ON (msisdn) msisdn, status::subscriber_status AS status,
@@ -42,6 +43,15 @@ WITH latest AS (
     WHERE s.status <> excluded.status
        OR s.language IS DISTINCT FROM coalesce(excluded.language, s.language)
     RETURNING (xmax = 0) AS inserted
+), status_events AS (
+    -- R12: every life-cycle change is kept as it came in, like the gateway's events (the
+    -- CTE reads the subscribers as they were before this statement).
+    INSERT INTO subscriber_events (msisdn, event_type, payload, occurred_at)
+    SELECT l.msisdn, 'subscriber_status',
+           jsonb_build_object('status', l.status, 'source', 'import'), $1
+    FROM latest l LEFT JOIN subscribers s USING (msisdn)
+    WHERE s.status IS DISTINCT FROM l.status
+    ORDER BY l.msisdn
 )
 SELECT (SELECT count(*) FROM subscriber_import) AS rows,
        (SELECT count(*) FROM latest) AS numbers,
