@@ -13,7 +13,8 @@ columns, in any order); ``,`` ``;`` or tab delimit (sniffed from the first line)
 
 Bad rows are reported by line number and reason and skipped; for a number listed twice the
 last row wins. A number that turns ``recycled`` goes through :meth:`Membership.set_status`
-so the old owner's membership, consent, 1204 block and bonuses end (R12).
+so the old owner's membership, consent, 1204 block and bonuses end (R12). Every status
+change is recorded in ``subscriber_events`` with ``"source": "import"``.
 """
 
 from __future__ import annotations
