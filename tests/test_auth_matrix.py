@@ -32,6 +32,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/tokens"): frozenset({A}),
     ("POST", "/gateway/ussd"): frozenset({A, G}),
     ("POST", "/gateway/events"): frozenset({A, G}),
+    ("POST", "/api/v1/contacts/reserve"): frozenset({A, G}),
     ("GET", "/api/v1/subscribers/{msisdn}"): frozenset({A, M, V}),
     ("POST", "/api/v1/subscribers/import"): frozenset({A}),
     ("POST", "/api/v1/campaigns"): frozenset({A, M}),
@@ -52,6 +53,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/gateway/events"): {
         "json": {"type": "tariff_change", "msisdn": MSISDN, "tariff": "Smart 2"}
     },
+    ("POST", "/api/v1/contacts/reserve"): {"json": {"msisdn": MSISDN, "kind": "info"}},
     ("POST", "/api/v1/subscribers/import"): {
         "data": f"msisdn,status,language\n{MSISDN},active,kk\n",
         "headers": {"Content-Type": "text/csv"},

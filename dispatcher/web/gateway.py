@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from datetime import datetime
+from typing import TypeVar
 
 from aiohttp import web
 
+from dispatcher.program import contacts
 from dispatcher.program.service import EVENT_TYPES
-from dispatcher.states import Role, SubscriberStatus
+from dispatcher.states import CampaignScope, Channel, ContactKind, Role, SubscriberStatus
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_object, msisdn_field, string_field
 from dispatcher.web.errors import ApiError
-from dispatcher.web.keys import CLOCK, EVENTS, USSD
+from dispatcher.web.keys import CLOCK, DATABASE, EVENTS, SETTINGS, USSD
 
 USSD_INPUT_MAX = 182
 
@@ -81,6 +85,46 @@ def _occurred_at(body: dict[str, object], now: datetime) -> datetime:
     return value
 
 
+@requires(Role.GATEWAY)
+async def reserve_contact(request: web.Request) -> web.Response:
+    """R7: another channel asks for a cap slot → granted, or refused with a reason."""
+    body = await json_object(request)
+    msisdn = msisdn_field(request, body)
+    kind = _choice(body, "kind", ContactKind, None)
+    scope = _choice(body, "scope", CampaignScope, CampaignScope.SMART)
+    channel = _choice(body, "channel", Channel, Channel.IVR)
+    reference = string_field(body, "reference", max_length=100, required=False)
+    app = request.app
+    result = await contacts.reserve(
+        app[DATABASE].pool,
+        app[SETTINGS],
+        msisdn,
+        kind,
+        scope,
+        channel,
+        reference,
+        app[CLOCK].now(),
+    )
+    return web.json_response(dataclasses.asdict(result))
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _choice(body: dict[str, object], name: str, kinds: type[E], default: E | None) -> E:
+    raw = body.get(name)
+    if raw is None and default is not None:
+        return default
+    try:
+        return kinds(raw)
+    except ValueError:
+        allowed = ", ".join(str(k.value) for k in kinds)
+        raise ApiError(
+            400, "invalid_field", f"{name} must be one of {allowed}", {"field": name}
+        ) from None
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/gateway/ussd", ussd)
     app.router.add_post("/gateway/events", events)
+    app.router.add_post("/api/v1/contacts/reserve", reserve_contact)

@@ -111,6 +111,38 @@ SCHEMAS: dict[str, Schema] = {
         },
         ("type", "msisdn"),
     ),
+    "ContactReserve": _obj(
+        {
+            "msisdn": {"type": "string", "maxLength": 32},
+            "kind": {"type": "string", "enum": ["info", "survey"]},
+            "scope": {"type": "string", "enum": ["smart", "operator"]},
+            "channel": {"type": "string", "enum": ["ussd", "sms", "ivr", "api", "crm", "system"]},
+            "reference": {"type": "string", "maxLength": 100},
+        },
+        ("msisdn", "kind"),
+    ),
+    "ContactReservation": _obj(
+        {
+            "granted": {"type": "boolean"},
+            "reason": _nullable(
+                {
+                    "type": "string",
+                    "enum": [
+                        "outside_window",
+                        "not_member",
+                        "dnc",
+                        "blocked",
+                        "cap_info",
+                        "cap_survey",
+                    ],
+                }
+            ),
+            "reservation_id": _nullable(INTEGER),
+            "month": _nullable(STRING),
+            "remaining": _nullable(INTEGER),
+        },
+        ("granted", "reason", "reservation_id", "month", "remaining"),
+    ),
     "EventResult": _obj(
         {"status": {"type": "string", "enum": ["applied", "duplicate"]}}, ("status",)
     ),
@@ -356,6 +388,13 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "tags": ["gateway"],
         "requestBody": json_body(ref("Event")),
         "responses": json_ok(ref("EventResult")),
+    },
+    ("POST", "/api/v1/contacts/reserve"): {
+        "summary": "Another channel (IVR, USSD push) asks for a cap slot (R7): granted, or "
+        "refused with a reason; a repeated reference gets the first answer",
+        "tags": ["gateway"],
+        "requestBody": json_body(ref("ContactReserve")),
+        "responses": json_ok(ref("ContactReservation")),
     },
     ("GET", "/api/v1/subscribers/{msisdn}"): {
         "summary": "Status, membership, 1204, month counters, bonuses, consent history",

@@ -1,0 +1,89 @@
+"""Other channels reserve contacts against the same caps (R7, R8, R9, R12)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dispatcher.clock import ManualClock
+from dispatcher.db import Database
+from dispatcher.settings import Settings
+from dispatcher.states import Role
+from tests.dispatch_helpers import add_members
+from tests.web_helpers import Api, running_api
+
+MEMBER, OUTSIDER = "77016660001", "77016660002"
+
+
+@pytest.fixture
+async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
+    await add_members(database, [MEMBER])
+    await add_members(database, [OUTSIDER], member=False)
+    async with running_api(settings, clock, database) as api:
+        yield api
+
+
+async def reserve(api: Api, **body: Any) -> Any:
+    body.setdefault("msisdn", MEMBER)
+    resp = await api.client.post(
+        "/api/v1/contacts/reserve", json=body, headers=api.auth(Role.GATEWAY)
+    )
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_ivr_survey_calls_share_the_survey_cap(api: Api, database: Database) -> None:
+    """R7: two survey contacts a month, whatever the channel; the third is refused."""
+    first = await reserve(api, kind="survey", channel="ivr")
+    assert first["granted"] and first["remaining"] == 1 and first["month"] == "2026-11-01"
+    assert (await reserve(api, kind="survey"))["granted"]
+    assert await reserve(api, kind="survey") == {
+        "granted": False,
+        "reason": "cap_survey",
+        "reservation_id": None,
+        "month": None,
+        "remaining": None,
+    }
+    assert await database.pool.fetchval("SELECT survey_count FROM contact_counters") == 2
+
+
+async def test_repeated_reference_is_idempotent(api: Api, database: Database) -> None:
+    """A retried request with the same reference takes one slot, not two."""
+    one = await reserve(api, kind="info", reference="call-1")
+    two = await reserve(api, kind="info", reference="call-1")
+    assert one["reservation_id"] == two["reservation_id"]
+    assert await database.pool.fetchval("SELECT info_count FROM contact_counters") == 1
+
+
+async def test_refusals(api: Api, database: Database, clock: ManualClock) -> None:
+    """Non-members (SMART scope), 1204, blocked numbers and the closed window are refused."""
+    assert (await reserve(api, msisdn=OUTSIDER, kind="info"))["reason"] == "not_member"
+    assert (await reserve(api, msisdn=OUTSIDER, kind="info", scope="operator"))["granted"]
+    await database.pool.execute(
+        "INSERT INTO dnc_blocks (msisdn, blocked_at, channel) VALUES ($1, now(), 'ivr')", MEMBER
+    )
+    assert (await reserve(api, kind="info"))["reason"] == "dnc"
+    await database.pool.execute(
+        "UPDATE subscribers SET status = 'blocked' WHERE msisdn = $1", OUTSIDER
+    )
+    assert (await reserve(api, msisdn=OUTSIDER, kind="info", scope="operator"))["reason"] == (
+        "blocked"
+    )
+    clock.set(datetime(2026, 11, 23, 17, 0, tzinfo=UTC))  # 22:00 Astana
+    assert (await reserve(api, kind="info"))["reason"] == "outside_window"
+
+
+async def test_bad_requests_are_400(api: Api) -> None:
+    """A missing kind or an unknown scope is 400 naming the field."""
+    for body, field in (
+        ({"msisdn": MEMBER}, "kind"),
+        ({"msisdn": MEMBER, "kind": "info", "scope": "all"}, "scope"),
+    ):
+        resp = await api.client.post(
+            "/api/v1/contacts/reserve", json=body, headers=api.auth(Role.GATEWAY)
+        )
+        assert resp.status == 400
+        assert (await resp.json())["error"]["details"]["field"] == field
