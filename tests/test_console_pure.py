@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,6 +27,7 @@ from dispatcher.console.forms import (
     parse_script,
 )
 from dispatcher.console.guard import safe_next
+from dispatcher.console.sessions import COOKIE, set_session_cookie
 
 ASTANA = load_zone("Asia/Almaty")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -147,3 +150,17 @@ def test_sign_in_redirects_only_within_the_console() -> None:
     for hostile in ("https://evil.example/", "//evil.example/console", "/console\\@evil", "/api"):
         assert safe_next(hostile) == "/console/campaigns"
     assert safe_next(None) == "/console/campaigns"
+
+
+def test_session_cookie_is_secure_over_https() -> None:
+    """Over https the session cookie also carries Secure (HttpOnly and Strict always)."""
+    for scheme, secure in (("https", True), ("http", False)):
+        request = make_mocked_request("POST", "/console/login").clone(scheme=scheme)
+        response = web.Response()
+        set_session_cookie(request, response, "sid")
+        cookie = response.cookies[COOKIE]
+        assert (cookie["secure"], cookie["httponly"], cookie["samesite"]) == (
+            secure,
+            True,
+            "Strict",
+        )

@@ -1,7 +1,12 @@
-// Create form: live preview of each text's encoding and SMS parts, and the survey
+// Every page: forget one-time notices. Create form: live preview of each text's encoding and SMS parts, and the survey
 // section shown only for survey campaigns. No framework; served from /console/static.
 (function () {
   "use strict";
+  // A one-time notice (?done=start, upload counts) is not shown again on reload.
+  const url = new URL(window.location.href);
+  if (["done", "accepted"].some((key) => url.searchParams.has(key))) {
+    window.history.replaceState(null, "", url.pathname);
+  }
   const form = document.getElementById("campaign-form");
   if (!form) return;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
