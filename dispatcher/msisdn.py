@@ -9,6 +9,7 @@ digits of a subscriber number never change whether a number of that length is va
 from __future__ import annotations
 
 import re
+
 import phonenumbers
 
 _SEPARATORS = str.maketrans("", "", " -().\t")
