@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,8 +27,34 @@ from smpp.sim_connection import SimConnection
 from smpp.simulator import SimulatorOptions, SmscSimulator
 
 CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send window
+SMPP_PASSWORD = (
+    "Sm9#qX7z"  # distinctive (SMPP allows 8 characters), so the log scan can look for it
+)
+LONG_DIGITS = re.compile(r"(?<!\d)\d{11,}(?!\d)")
 FINAL = {"submitted", "delivered", "undelivered", "expired", "failed", "unknown", "suppressed"}
 OPEN = ("queued", "claimed", "in_flight")
+
+
+def assert_no_personal_data(text: str, numbers: list[str], secrets: list[str]) -> None:
+    """No known number in any written form, no 11+ digit run, no secret in ``text``."""
+    for number in numbers:
+        for form in (number, "8" + number[1:], number[1:]):
+            assert form not in text, f"unmasked MSISDN {number[-4:]} in the logs"
+    found = LONG_DIGITS.findall(text)
+    assert not found, f"digit runs in the logs: {found[:3]}"
+    for secret in secrets:
+        assert secret not in text, "a secret in the logs"
+
+
+def scan_serve_logs(data_dir: Path, numbers: list[str]) -> int:
+    """Apply :func:`assert_no_personal_data` to every serve log under ``data_dir``; returns
+    the number of lines scanned."""
+    lines = 0
+    for log in data_dir.glob("serve-*.log"):
+        text = log.read_text(errors="replace")
+        lines += text.count("\n")
+        assert_no_personal_data(text, numbers, [SMPP_PASSWORD])
+    return lines
 
 
 def free_port() -> int:
@@ -83,7 +110,7 @@ def serve(
             "SMARTD_SMPP_HOST": "127.0.0.1",
             "SMARTD_SMPP_PORT": str(smpp_port),
             "SMARTD_SMPP_SYSTEM_ID": "smartd",
-            "SMARTD_SMPP_PASSWORD": "pw",
+            "SMARTD_SMPP_PASSWORD": SMPP_PASSWORD,
             "SMARTD_SMPP_WINDOW": str(window),
             "SMARTD_SMPP_TPS": "1500",
             "SMARTD_CLOCK_START": CLOCK_START,
@@ -120,11 +147,15 @@ async def poll(
 ) -> None:
     """Poll another process's progress (through the database or HTTP) until ``check()``;
     fails if it takes longer than ``within`` seconds or a watched process exits."""
-    async with asyncio.timeout(within):
-        while not await check():
-            for p in procs:
-                assert p.alive(), f"serve exited while waiting for {what}: see {p.log}"
-            await asyncio.sleep(0.05)  # another process's progress: brief polling
+    try:
+        async with asyncio.timeout(within):
+            while not await check():
+                for p in procs:
+                    assert p.alive(), f"serve exited while waiting for {what}: see {p.log}"
+                await asyncio.sleep(0.05)  # another process's progress: brief polling
+    except TimeoutError:
+        logs = ", ".join(str(p.log) for p in procs)
+        raise AssertionError(f"no {what} within {within} s (logs: {logs})") from None
 
 
 async def open_deliveries(pool: asyncpg.Pool) -> int:
@@ -248,7 +279,7 @@ class RecordingSimulator(SmscSimulator):
 
 
 def simulator(**options: object) -> RecordingSimulator:
-    return RecordingSimulator(SimulatorOptions(credentials={"smartd": "pw"}, **options))  # type: ignore[arg-type]
+    return RecordingSimulator(SimulatorOptions(credentials={"smartd": SMPP_PASSWORD}, **options))  # type: ignore[arg-type]
 
 
 @dataclass

@@ -17,6 +17,7 @@ from tests.reliability.procs import (
     check_invariants,
     poll,
     receipts_quiet,
+    scan_serve_logs,
     serve,
     simulator,
     submits_reached,
@@ -93,7 +94,9 @@ async def test_kill_9_at_random_points_then_restart(
     fig = await check_invariants(database.pool, sim, crashes=crashes, window=WINDOW)
     assert fig.recipients >= len(recipients) - fig.unknown
     assert fig.mo_acked > 0 and fig.receipts_acked > 0
-    print(f"\nkill-9 x{crashes} seed {seed}: {fig}")
+    mo_numbers = [f"7701{n:07d}" for n in range(1, len(mo_sent) + 2)]
+    scanned = scan_serve_logs(tmp_path, recipients + mo_numbers)
+    print(f"\nkill-9 x{crashes} seed {seed}: {fig}; {scanned} log lines scanned")
 
 
 @pytest.mark.parametrize("processes", [2, 3])

@@ -20,6 +20,7 @@ from tests.reliability.procs import (
     poll,
     receipts_applied,
     receipts_quiet,
+    scan_serve_logs,
     serve,
     simulator,
     submits_reached,
@@ -106,4 +107,5 @@ async def test_postgres_restart_mid_campaign(tmp_path: Path, mode: str, processe
     assert locks == 0
     assert fig.recipients >= len(RECIPIENTS) - fig.unknown
     assert fig.mo_acked > 0 and fig.receipts_acked > 0
+    scan_serve_logs(tmp_path, RECIPIENTS)
     print(f"\nPostgreSQL {mode} restart, {processes} serve at {down_at} submits: {fig}")
