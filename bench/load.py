@@ -1,0 +1,310 @@
+"""``python -m bench load``: the USSD gateway under load while a campaign sends.
+
+One ``smartd serve`` child (HTTP API and dispatch engine, its clock pinned inside the send
+window, scheduler off) against an SMSC simulator child, on an embedded PostgreSQL. This
+process only generates load: ``POST /gateway/ussd`` at a fixed arrival rate (open loop:
+requests leave at their scheduled times whatever the answers do, and latency counts from the
+scheduled time, so a stall shows in the percentiles instead of slowing the load down).
+
+Measured in one run:
+
+1. the campaign's throughput alone (messages leaving the queue per second, steady state);
+2. the same with the USSD load on: latency p50 / p99 / max, errors, and the throughput again.
+
+Goal (issue 7): ≥ 1,000 req/s for 60 s, p99 ≤ 100 ms, zero errors, throughput not halved.
+``tests/reliability/test_load.py`` runs a 10-second version of :func:`measure` in CI.
+``BENCH_PROFILE=/tmp/serve.prof`` runs the service under cProfile, written to that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from dispatcher.db import create_pool
+from dispatcher.states import Role
+from dispatcher.tokens import TokenRepository
+
+FIRST_MEMBER = 77080000000
+FIRST_RECIPIENT = 77090000000
+CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send window
+SMPP_PASSWORD = "benchpw"
+#: The gateway's mix: the menu, a join (members hear they already are; every 10th number is
+#: not a member and joins), the bonus balance.
+MIX = [("*555#", 0.4), ("*555*1#", 0.2), ("*111*3#", 0.4)]
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    rate: int
+    seconds: float
+    requests: int
+    errors: int
+    served_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    campaign_alone_per_s: float
+    campaign_loaded_per_s: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _seed(url: str, members: int, recipients: int) -> str:
+    """Members for the USSD load (every 10th number left out: it joins), the campaign's
+    recipients (members too, other numbers); returns a gateway token."""
+    pool = await create_pool(url, min_size=1, max_size=2)
+    try:
+        numbers = [str(FIRST_MEMBER + i) for i in range(members)]
+        targets = [str(FIRST_RECIPIENT + i) for i in range(recipients)]
+        await pool.execute(
+            "INSERT INTO subscribers (msisdn) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            numbers + targets,
+        )
+        await pool.execute(
+            "INSERT INTO memberships (msisdn, joined_at, join_channel) "
+            "SELECT unnest($1::text[]), timestamptz '2026-11-01 00:00+00', 'ussd'",
+            [n for i, n in enumerate(numbers) if i % 10] + targets,
+        )
+        token, _ = await TokenRepository(pool).create("bench-load-gateway", Role.GATEWAY)
+        return token
+    finally:
+        await pool.close()
+
+
+async def _add_campaign(pool: asyncpg.Pool, name: str, numbers: list[str]) -> int:
+    campaign = await pool.fetchval(
+        "INSERT INTO campaigns (name, kind, scope, texts, state, apply_caps) "
+        "VALUES ($1, 'info', 'smart', $2, 'running', false) RETURNING id",
+        name,
+        json.dumps({"ru": f"{name}: скидка 20%"}),
+    )
+    await pool.execute(
+        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
+        campaign,
+        numbers,
+    )
+    return int(campaign)
+
+
+async def _sent(pool: asyncpg.Pool, campaign: int) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = $1 "
+            "AND state NOT IN ('queued', 'claimed')",
+            campaign,
+        )
+    )
+
+
+async def _rate_over(pool: asyncpg.Pool, campaign: int, seconds: float) -> float:
+    """Messages of ``campaign`` leaving the queue per second over the next ``seconds``."""
+    first, started = await _sent(pool, campaign), time.perf_counter()
+    await asyncio.sleep(seconds)  # measuring another process over a fixed span
+    return (await _sent(pool, campaign) - first) / (time.perf_counter() - started)
+
+
+async def _wait_ready(base: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession() as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(base + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError("smartd serve did not become ready")
+            await asyncio.sleep(0.2)  # another process starting up
+
+
+async def ussd_load(
+    base: str, token: str, members: int, rate: int, seconds: float
+) -> tuple[list[float], int, float]:
+    """POST /gateway/ussd at ``rate``/s for ``seconds`` (open loop); returns the sorted
+    latencies (s), the error count and the elapsed time."""
+    total = int(rate * seconds)
+    rng = random.Random(rate)
+    inputs = rng.choices([m for m, _ in MIX], [w for _, w in MIX], k=total)
+    numbers = [str(FIRST_MEMBER + rng.randrange(members)) for _ in range(total)]
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(
+        base, headers=headers, connector=connector, timeout=timeout
+    ) as session:
+
+        async def one(i: int, due: float) -> None:
+            nonlocal errors
+            body = {"msisdn": numbers[i], "session_id": f"L{i}", "input": inputs[i]}
+            try:
+                async with session.post("/gateway/ussd", json=body) as resp:
+                    data = await resp.json()
+                    if resp.status != 200 or "text" not in data:
+                        errors += 1
+            except (aiohttp.ClientError, ValueError, TimeoutError):
+                errors += 1
+            latencies.append(time.perf_counter() - due)
+
+        started = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            due = started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the arrival schedule of an open-loop load
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return latencies, errors, elapsed
+
+
+async def measure(
+    url: str,
+    data_dir: Path,
+    *,
+    rate: int = 1000,
+    seconds: float = 60.0,
+    tps: int = 300,
+    members: int = 20_000,
+    alone_seconds: float = 5.0,
+) -> LoadFigures:
+    """Run the whole measurement against the (migrated) database at ``url``."""
+    recipients = int(tps * (alone_seconds + seconds + 15))
+    token = await _seed(url, members, recipients)
+    smpp_port, http_port = _free_port(), _free_port()
+    base = f"http://127.0.0.1:{http_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
+    sim_args = [sys.executable, "-m", "smpp.simulator", "--port", str(smpp_port)]
+    sim_args += ["--credential", f"smartd:{SMPP_PASSWORD}", "--no-record"]
+    env_serve = env | {
+        "SMARTD_DATABASE_URL": url,
+        "SMARTD_HTTP_HOST": "127.0.0.1",
+        "SMARTD_HTTP_PORT": str(http_port),
+        "SMARTD_SMPP_HOST": "127.0.0.1",
+        "SMARTD_SMPP_PORT": str(smpp_port),
+        "SMARTD_SMPP_SYSTEM_ID": "smartd",
+        "SMARTD_SMPP_PASSWORD": SMPP_PASSWORD,
+        "SMARTD_SMPP_TPS": str(tps),
+        "SMARTD_CLOCK_START": CLOCK_START,
+        "SMARTD_SCHEDULER_ENABLED": "false",
+        "SMARTD_LOG_LEVEL": "warning",
+        "SMARTD_DB_POOL_MAX": "20",
+        "SMARTD_DATA_DIR": str(data_dir),
+    }
+    serve_args = [sys.executable, "-m", "dispatcher.cli", "serve"]
+    if profile := os.environ.get("BENCH_PROFILE"):  # a cProfile of the service, to this file
+        serve_args[1:1] = ["-m", "cProfile", "-o", profile]
+    pool = await create_pool(url, min_size=1, max_size=2)
+    try:
+        with (
+            _child(sim_args, env, data_dir / "simulator.log"),
+            _child(serve_args, env_serve, data_dir / "serve.log"),
+        ):
+            await _wait_ready(base)
+            targets = [str(FIRST_RECIPIENT + i) for i in range(recipients)]
+            half = recipients // 3
+            alone = await _add_campaign(pool, "alone", targets[:half])
+            await asyncio.sleep(1.0)  # let it reach its pace before measuring
+            alone_rate = await _rate_over(pool, alone, alone_seconds)
+            await pool.execute("UPDATE campaigns SET state = 'paused' WHERE id = $1", alone)
+            loaded = await _add_campaign(pool, "loaded", targets[half:])
+            await asyncio.sleep(1.0)
+            rate_task = asyncio.create_task(_rate_over(pool, loaded, seconds))
+            latencies, errors, elapsed = await ussd_load(base, token, members, rate, seconds)
+            loaded_rate = await rate_task
+    finally:
+        await pool.close()
+    n = len(latencies)
+    return LoadFigures(
+        rate=rate,
+        seconds=round(elapsed, 2),
+        requests=n,
+        errors=errors,
+        served_per_s=round(n / elapsed, 1),
+        p50_ms=round(latencies[n // 2] * 1000, 1),
+        p99_ms=round(latencies[min(n - 1, int(n * 0.99))] * 1000, 1),
+        max_ms=round(latencies[-1] * 1000, 1),
+        campaign_alone_per_s=round(alone_rate, 1),
+        campaign_loaded_per_s=round(loaded_rate, 1),
+    )
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from dispatcher.embedded import EmbeddedPostgres
+    from dispatcher.migrate import migrate
+
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        url = await asyncio.to_thread(server.start)
+        try:
+            conn = await asyncpg.connect(url)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+            figures = await measure(
+                url, Path(tmp), rate=args.rate, seconds=args.seconds, tps=args.tps
+            )
+        finally:
+            await asyncio.to_thread(server.stop)
+    f = figures
+    print(
+        f"USSD: {f.requests:,} requests at {f.rate}/s offered for {f.seconds} s, "
+        f"{f.served_per_s:,.0f}/s served; p50 {f.p50_ms} ms, p99 {f.p99_ms} ms, "
+        f"max {f.max_ms} ms; errors {f.errors} (goal: p99 <= 100 ms, no errors)"
+    )
+    print(
+        f"campaign: {f.campaign_alone_per_s:,.0f} msg/s alone, "
+        f"{f.campaign_loaded_per_s:,.0f} msg/s under load (SMSC grant {args.tps}/s; "
+        "goal: not halved)"
+    )
+    print(json.dumps(asdict(f)))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench load")
+    parser.add_argument("--rate", type=int, default=1000, help="USSD requests per second")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--tps", type=int, default=300, help="the campaign's SMSC grant")
+    return asyncio.run(_main(parser.parse_args(argv)))
