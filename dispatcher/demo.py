@@ -27,6 +27,7 @@ from rich.table import Table
 
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool, with_database
+from dispatcher.demo_data import NAMES, PARTNER, SURVEY
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.engine import Dispatcher, EngineConfig
 from dispatcher.engine.inbound import InboundSink
@@ -46,7 +47,6 @@ SUBSCRIBERS = 10_000  # joiners 70 %, partner audience 60 %, surveyed 15 %
 START = datetime(2026, 11, 23, 15, 58, tzinfo=UTC)  # 20:58 in Astana (UTC+5)
 SIMULATED_TPS = 40.0  # the pace of the simulated clock: messages per simulated second
 PREFIXES = ("700", "701", "702", "705", "707", "708", "747", "771", "775", "776", "777", "778")
-NAMES = ("Айгерим", "Нурлан", "Дана", "Ерлан", "Алия", "Тимур", "Asel", "Marat", "Анна")
 DB_NAME = "smartd_demo"
 
 console = Console()
@@ -267,102 +267,37 @@ async def _joins(demo: Demo, rng: random.Random, numbers: list[str]) -> list[str
 
 
 async def _partner_campaign(demo: Demo, numbers: list[str]) -> int:
-    body = await demo.post(
-        "/api/v1/campaigns",
-        Role.MARKETER,
-        json={
-            "name": "Coffee partner: 20% off",
-            "partner": "Coffee Boom",
-            "kind": "info",
-            "scope": "smart",
-            "variables": ["name"],
-            "texts": {
-                "ru": "{name}, скидка 20% в Coffee Boom по коду SMART до воскресенья.",
-                "kk": "{name}, Coffee Boom-да SMART кодымен 20% жеңілдік жексенбіге дейін.",
-                "en": "{name}, 20% off at Coffee Boom with code SMART until Sunday.",
-            },
-        },
+    campaign = int((await demo.post("/api/v1/campaigns", Role.MARKETER, json=PARTNER))["id"])
+    rows = "".join(
+        f"{n},{NAMES[i % len(NAMES)]}\n" for i, n in enumerate(numbers[: len(numbers) * 6 // 10])
     )
-    campaign = int(body["id"])
-    csv = (
-        "msisdn,name\n"
-        + "".join(
-            f"{n},{NAMES[i % len(NAMES)]}\n"
-            for i, n in enumerate(numbers[: len(numbers) * 6 // 10])
-        )
-        + "not-a-number,Bob\n"
-        + f"{numbers[0]},Again\n"
-    )
-    async with demo.http.post(
-        f"{demo.base}/api/v1/campaigns/{campaign}/audience",
-        data=csv.encode(),
-        headers={**demo.auth(Role.MARKETER), "Content-Type": "text/csv"},
-    ) as resp:
-        result = await resp.json()
+    csv = f"msisdn,name\n{rows}not-a-number,Bob\n{numbers[0]},Again\n"
+    result = await _upload(demo, campaign, csv)
+    bad = result["rejected"][0]
     step(
         f"partner campaign {campaign}: audience CSV {result['accepted']:,} accepted, "
-        f"{len(result['rejected'])} rejected (line {result['rejected'][0]['line']}: "
-        f"{result['rejected'][0]['reason']}), {result['duplicates']} duplicate"
+        f"{len(result['rejected'])} rejected (line {bad['line']}: {bad['reason']}), "
+        f"{result['duplicates']} duplicate"
     )
     await demo.post(f"/api/v1/campaigns/{campaign}/start", Role.MARKETER)
     return campaign
 
 
 async def _survey_campaign(demo: Demo, audience: list[str]) -> int:
-    body = await demo.post(
-        "/api/v1/campaigns",
-        Role.MARKETER,
-        json={
-            "name": "Coffee habits survey",
-            "partner": "Coffee Boom",
-            "kind": "survey",
-            "scope": "smart",
-            "priority": 1,
-            "survey": {
-                "questions": [
-                    {
-                        "texts": {
-                            "ru": "Как часто вы пьете кофе?",
-                            "kk": "Кофені қаншалықты жиі ішесіз?",
-                            "en": "How often do you drink coffee?",
-                        },
-                        "options": [
-                            {"ru": "Каждый день", "kk": "Күн сайын", "en": "Every day"},
-                            {"ru": "Иногда", "kk": "Кейде", "en": "Sometimes"},
-                            {"ru": "Никогда", "kk": "Ешқашан", "en": "Never"},
-                        ],
-                    },
-                    {
-                        "texts": {
-                            "ru": "Где обычно?",
-                            "kk": "Әдетте қайда?",
-                            "en": "Where usually?",
-                        },
-                        "options": [
-                            {"ru": "Дома", "kk": "Үйде", "en": "At home"},
-                            {"ru": "В кафе", "kk": "Кафеде", "en": "In a café"},
-                        ],
-                    },
-                ],
-                "thanks": {
-                    "ru": "Спасибо за ответы!",
-                    "kk": "Жауаптарыңызға рахмет!",
-                    "en": "Thank you for your answers!",
-                },
-                "timeout_hours": 24,
-            },
-        },
-    )
-    campaign = int(body["id"])
-    async with demo.http.post(
-        f"{demo.base}/api/v1/campaigns/{campaign}/audience",
-        data=("msisdn\n" + "\n".join(audience) + "\n").encode(),
-        headers={**demo.auth(Role.MARKETER), "Content-Type": "text/csv"},
-    ) as resp:
-        result = await resp.json()
+    campaign = int((await demo.post("/api/v1/campaigns", Role.MARKETER, json=SURVEY))["id"])
+    result = await _upload(demo, campaign, "msisdn\n" + "\n".join(audience) + "\n")
     step(f"survey campaign {campaign} (priority 1): {result['accepted']:,} recipients")
     await demo.post(f"/api/v1/campaigns/{campaign}/start", Role.MARKETER)
     return campaign
+
+
+async def _upload(demo: Demo, campaign: int, csv: str) -> Any:
+    async with demo.http.post(
+        f"{demo.base}/api/v1/campaigns/{campaign}/audience",
+        data=csv.encode(),
+        headers={**demo.auth(Role.MARKETER), "Content-Type": "text/csv"},
+    ) as resp:
+        return await resp.json()
 
 
 async def _pass(demo: Demo) -> int:
