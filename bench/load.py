@@ -207,6 +207,7 @@ async def measure(
     tps: int = 300,
     members: int = 20_000,
     alone_seconds: float = 5.0,
+    with_campaign: bool = True,
 ) -> LoadFigures:
     """Run the whole measurement against the (migrated) database at ``url``."""
     recipients = int(tps * (alone_seconds + seconds + 15))
@@ -247,7 +248,7 @@ async def measure(
             await asyncio.sleep(1.0)  # let it reach its pace before measuring
             alone_rate = await _rate_over(pool, alone, alone_seconds)
             await pool.execute("UPDATE campaigns SET state = 'paused' WHERE id = $1", alone)
-            loaded = await _add_campaign(pool, "loaded", targets[half:])
+            loaded = await _add_campaign(pool, "loaded", targets[half:] if with_campaign else [])
             await asyncio.sleep(1.0)
             rate_task = asyncio.create_task(_rate_over(pool, loaded, seconds))
             latencies, errors, elapsed = await ussd_load(base, token, members, rate, seconds)
@@ -283,7 +284,12 @@ async def _main(args: argparse.Namespace) -> int:
             finally:
                 await conn.close()
             figures = await measure(
-                url, Path(tmp), rate=args.rate, seconds=args.seconds, tps=args.tps
+                url,
+                Path(tmp),
+                rate=args.rate,
+                seconds=args.seconds,
+                tps=args.tps,
+                with_campaign=not args.no_campaign,
             )
         finally:
             await asyncio.to_thread(server.stop)
@@ -307,4 +313,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="USSD requests per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--tps", type=int, default=300, help="the campaign's SMSC grant")
+    parser.add_argument(
+        "--no-campaign", action="store_true", help="USSD alone (after the campaign baseline)"
+    )
     return asyncio.run(_main(parser.parse_args(argv)))
