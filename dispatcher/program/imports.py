@@ -136,12 +136,14 @@ class ImportParser:
         if self._delimiter is None:
             found = [d for d in ",;\t" if d in line]
             self._delimiter = max(found, key=line.count) if found else ","
-            cells = next(csv.reader([line], delimiter=self._delimiter))
-            if not cells[0].translate(_SEPARATORS).isdigit():
-                self._header(line_no, [c.strip().lower() for c in cells])
+            first = _cells(line, self._delimiter) or line.split(self._delimiter)
+            if not first[0].translate(_SEPARATORS).isdigit():
+                self._header(line_no, [c.strip().lower() for c in first])
                 return
-        cells = next(csv.reader([line], delimiter=self._delimiter), [])
+        cells = _cells(line, self._delimiter)
         self.rows += 1
+        if cells is None:
+            return self._reject(line_no, line.split(self._delimiter)[0], "malformed CSV line")
         values = [cells[i].strip() if i < len(cells) else "" for i in self._columns]
         raw, status, language = values
         try:
@@ -173,6 +175,15 @@ class ImportParser:
         self.rejected_total += 1
         if len(self.rejected) < self.max_shown:
             self.rejected.append(Rejected(line, value[:64], reason))
+
+
+def _cells(line: str, delimiter: str) -> list[str] | None:
+    """The cells of one line, or None when the csv module cannot read it (a bare CR in it
+    was an unhandled csv.Error, an HTTP 500: tests/reliability/test_csv_fuzz.py)."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return None
 
 
 async def import_subscribers(
