@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.settings import Settings
+from dispatcher.states import Role
 from tests.test_campaign_support import create, info_payload, upload
 from tests.web_helpers import Api, running_api
 
@@ -99,3 +100,73 @@ async def test_fuzzed_csv_uploads_get_a_report_or_a_clear_4xx(
     small = dataclasses.replace(settings, audience_max_bytes=MAX_BYTES)
     async with running_api(small, clock, database) as api:
         await _check_upload(api, database, data)
+
+
+statuses = st.sampled_from(["active", "blocked", "outgoing_blocked", "recycled", "", "ACTIVE", "x"])
+languages = st.sampled_from(["kk", "ru", "en", "", "de", "=1+1"])
+
+
+@st.composite
+def import_bodies(draw: st.DrawFn) -> bytes:
+    rows = draw(
+        st.lists(
+            st.tuples(st.one_of(written_forms, bad_numbers, formula), statuses, languages),
+            max_size=20,
+        )
+    )
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+    lines = (
+        ["msisdn" + delimiter + "status" + delimiter + "language"] if draw(st.booleans()) else []
+    )
+    lines += [delimiter.join(r) for r in rows]
+    data = "\n".join(lines).encode(
+        draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1251", "utf-16"]))
+    )
+    mutation = draw(st.sampled_from(["none", "invalid-utf8", "nul", "cr", "huge-line", "cut"]))
+    if mutation == "invalid-utf8":
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + b"\xff\xfe\xc3(" + data[at:]
+    elif mutation == "nul":
+        data += b"\n77010000001,act\x00ive,ru"
+    elif mutation == "cr":
+        data = b"77010000001,act\rive,ru\n" + data
+    elif mutation == "huge-line":
+        data += b"\n77010000001,active," + b"A" * (MAX_BYTES + 1)
+    elif mutation == "cut" and data:
+        data = data[: draw(st.integers(0, len(data) - 1))]
+    return data
+
+
+@hsettings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=import_bodies())
+async def test_fuzzed_subscriber_imports_get_a_report_or_a_clear_4xx(
+    settings: Settings, clock: ManualClock, database: Database, data: bytes
+) -> None:
+    """Any import body: 200 with a report and only valid numbers and statuses stored, or a
+    4xx with the error shape and the subscribers table unchanged."""
+    small = dataclasses.replace(settings, audience_max_bytes=MAX_BYTES)
+    before = await database.pool.fetch("SELECT * FROM subscribers ORDER BY msisdn")
+    async with running_api(small, clock, database) as api:
+        headers = {**api.auth(Role.ADMIN), "Content-Type": "text/csv"}
+        response = await api.client.post("/api/v1/subscribers/import", data=data, headers=headers)
+        body = await response.json()
+    assert response.status < 500, body
+    event(
+        f"status {response.status} {body['error']['code'] if response.status >= 400 else 'report'}"
+    )
+    if response.status >= 400:
+        assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
+        after = await database.pool.fetch("SELECT * FROM subscribers ORDER BY msisdn")
+        assert after == before, "a refused import changed subscribers"
+        return
+    assert response.status == 200
+    for r in body["rejected"]:
+        assert isinstance(r["line"], int) and r["line"] >= 1 and r["reason"]
+    bad = await database.pool.fetchval(
+        "SELECT count(*) FROM subscribers WHERE msisdn !~ '^7[0-9]{10}$'"
+    )
+    assert bad == 0
