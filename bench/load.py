@@ -9,7 +9,8 @@ scheduled time, so a stall shows in the percentiles instead of slowing the load 
 Measured in one run:
 
 1. the campaign's throughput alone (messages leaving the queue per second, steady state);
-2. the same with the USSD load on: latency p50 / p99 / max, errors, and the throughput again.
+2. the same with the USSD load on (after a 3-second warm-up at the same rate, not counted):
+   latency p50 / p99 / max, errors, and the throughput again.
 
 Goal (issue 7): ≥ 1,000 req/s for 60 s, p99 ≤ 100 ms, zero errors, throughput not halved.
 ``tests/reliability/test_load.py`` runs a 10-second version of :func:`measure` in CI.
@@ -48,6 +49,7 @@ SMPP_PASSWORD = "benchpw"
 #: The gateway's mix: the menu, a join (members hear they already are; every 10th number is
 #: not a member and joins), the bonus balance.
 MIX = [("*555#", 0.4), ("*555*1#", 0.2), ("*111*3#", 0.4)]
+WARM_UP_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -155,16 +157,17 @@ async def _wait_ready(base: str, limit: float = 60) -> None:
 
 
 async def ussd_load(
-    base: str, token: str, members: int, rate: int, seconds: float
+    base: str, token: str, members: int, rate: int, seconds: float, tag: str = "L"
 ) -> tuple[list[float], int, float]:
     """POST /gateway/ussd at ``rate``/s for ``seconds`` (open loop); returns the sorted
     latencies (s), the error count and the elapsed time."""
     total = int(rate * seconds)
-    rng = random.Random(rate)
+    rng = random.Random(f"{tag}{rate}")
     inputs = rng.choices([m for m, _ in MIX], [w for _, w in MIX], k=total)
     numbers = [str(FIRST_MEMBER + rng.randrange(members)) for _ in range(total)]
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
+    trace: list[tuple[float, float]] = []  # (scheduled offset, latency) with BENCH_TRACE set
     errors = 0
     connector = aiohttp.TCPConnector(limit=512)
     timeout = aiohttp.ClientTimeout(total=10)
@@ -174,7 +177,7 @@ async def ussd_load(
 
         async def one(i: int, due: float) -> None:
             nonlocal errors
-            body = {"msisdn": numbers[i], "session_id": f"L{i}", "input": inputs[i]}
+            body = {"msisdn": numbers[i], "session_id": f"{tag}{i}", "input": inputs[i]}
             try:
                 async with session.post("/gateway/ussd", json=body) as resp:
                     data = await resp.json()
@@ -183,7 +186,10 @@ async def ussd_load(
             except (aiohttp.ClientError, ValueError, TimeoutError):
                 errors += 1
             latencies.append(time.perf_counter() - due)
+            if tracing:
+                trace.append((due - started, latencies[-1]))
 
+        tracing = bool(os.environ.get("BENCH_TRACE"))
         started = time.perf_counter()
         tasks = []
         for i in range(total):
@@ -195,6 +201,12 @@ async def ussd_load(
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
     latencies.sort()
+    if trace:  # when the slow requests were scheduled: a periodic stall shows as a pattern
+        per_second: dict[int, int] = {}
+        for offset, latency in trace:
+            if latency > 0.1:
+                per_second[int(offset)] = per_second.get(int(offset), 0) + 1
+        print(f"requests over 100 ms, by second of the run: {dict(sorted(per_second.items()))}")
     return latencies, errors, elapsed
 
 
@@ -210,7 +222,7 @@ async def measure(
     with_campaign: bool = True,
 ) -> LoadFigures:
     """Run the whole measurement against the (migrated) database at ``url``."""
-    recipients = int(tps * (alone_seconds + seconds + 15))
+    recipients = int(tps * (alone_seconds + seconds + WARM_UP_SECONDS + 15))
     token = await _seed(url, members, recipients)
     smpp_port, http_port = _free_port(), _free_port()
     base = f"http://127.0.0.1:{http_port}"
@@ -249,7 +261,9 @@ async def measure(
             alone_rate = await _rate_over(pool, alone, alone_seconds)
             await pool.execute("UPDATE campaigns SET state = 'paused' WHERE id = $1", alone)
             loaded = await _add_campaign(pool, "loaded", targets[half:] if with_campaign else [])
-            await asyncio.sleep(1.0)
+            # Warm-up at the same rate, not counted: the client's and the service's TCP
+            # connections, the pool's connections and prepared statements.
+            await ussd_load(base, token, members, rate, WARM_UP_SECONDS, tag="W")
             rate_task = asyncio.create_task(_rate_over(pool, loaded, seconds))
             latencies, errors, elapsed = await ussd_load(base, token, members, rate, seconds)
             loaded_rate = await rate_task
