@@ -293,6 +293,7 @@ class Figures:
     states: dict[str, int] = field(default_factory=dict)
     receipts_acked: int = 0
     mo_acked: int = 0
+    survey_submits: int = 0
 
 
 async def check_invariants(
@@ -302,10 +303,12 @@ async def check_invariants(
     crashes: int,
     window: int,
     info_cap: int = 10,
+    survey_cap: int = 2,
     finished: bool = True,
 ) -> Figures:
     """Invariants 1, 2 and 4 after a fault test:
 
+    - no number got more than ``survey_cap`` surveys (survey questions start "Survey ");
     - no recipient got one campaign twice from the SMSC (a submit it refused, e.g.
       throttled, does not count) (campaign texts differ, so (number, text) is a
       campaign's message) and no number got more than ``info_cap`` partner messages;
@@ -326,10 +329,14 @@ async def check_invariants(
         for r in await pool.fetch("SELECT texts->>'ru' AS t FROM campaigns WHERE kind = 'info'")
         if r["t"]
     }
+    surveys = collections.Counter(d for d, t in set(submits) if t.startswith(b"Survey "))
+    assert not surveys or max(surveys.values()) <= survey_cap, "a number got a 3rd survey"
+    survey_submits = sum(surveys.values())
     submits = [(d, t) for d, t in submits if t in texts]
     per_message = collections.Counter(submits)
     per_number = collections.Counter(d for d, _ in set(submits))
     fig = Figures(submits=len(submits), recipients=len(per_message))
+    fig.survey_submits = survey_submits
     fig.duplicates = sum(n - 1 for n in per_message.values())
     assert fig.duplicates == 0, f"sent twice: {[m for m, n in per_message.items() if n > 1][:5]}"
     assert not per_number or max(per_number.values()) <= info_cap, "a number passed the cap"

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from campaigns.repository import CampaignRepository
+from campaigns.spec import parse_campaign
 from dispatcher.db import Database
 from tests.dispatch_helpers import add_campaign, add_members
 from tests.reliability.procs import (
+    CLOCK_START,
     RecordingSimulator,
     Serve,
     check_invariants,
@@ -99,17 +103,42 @@ async def test_kill_9_at_random_points_then_restart(
     print(f"\nkill-9 x{crashes} seed {seed}: {fig}; {scanned} log lines scanned")
 
 
+async def _add_survey(database: Database, numbers: list[str], n: int) -> None:
+    spec = {
+        "name": f"Survey {n}",
+        "kind": "survey",
+        "scope": "smart",
+        "survey": {
+            "questions": [
+                {"texts": {"ru": f"Survey {n}: like it?"}, "options": [{"ru": "Yes"}, {"ru": "No"}]}
+            ],
+            "thanks": {"ru": "Thanks"},
+        },
+    }
+    now = datetime.fromisoformat(CLOCK_START)
+    repo = CampaignRepository(database.pool)
+    campaign = await repo.create(parse_campaign(spec, now, 10), "test", now)
+    await database.pool.execute(
+        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
+        campaign.id,
+        numbers,
+    )
+    await repo.transition(campaign.id, "start", now)
+
+
 @pytest.mark.parametrize("processes", [2, 3])
 async def test_several_serve_processes_share_campaigns_and_caps(
     database: Database, database_url: str, tmp_path: Path, processes: int
 ) -> None:
-    """2 and 3 serve processes on one database, 12 info campaigns to the same numbers (the
-    cap of 10 contended), one process killed mid-way and replaced: nobody gets a campaign
-    twice or an 11th message."""
+    """2 and 3 serve processes on one database, 12 info campaigns and 3 surveys to the same
+    numbers (both caps contended), one process killed mid-way and replaced: nobody gets a
+    campaign twice, an 11th message or a 3rd survey."""
     numbers = [f"7703{n:07d}" for n in range(200)]
     await add_members(database, numbers)
     for c in range(12):
         await add_campaign(database, numbers, text=f"Offer {c}")
+    for c in range(3):
+        await _add_survey(database, numbers, c)
     sim = simulator(seed=processes)
     port = await sim.start()
     procs: list[Serve] = []
@@ -134,4 +163,6 @@ async def test_several_serve_processes_share_campaigns_and_caps(
     assert binds == processes
     fig = await check_invariants(database.pool, sim, crashes=1, window=WINDOW)
     assert fig.states.get("cap_info", 0) >= len(numbers) * 2 - fig.unknown
+    assert fig.states.get("cap_survey", 0) >= len(numbers) - fig.unknown
+    assert fig.survey_submits >= len(numbers) * 2 - fig.unknown  # the survey check saw them
     print(f"\n{processes} processes, one killed: {fig}")
