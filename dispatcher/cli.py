@@ -142,6 +142,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         await stop.wait()
         log.info("shutting down")
@@ -154,6 +155,16 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from dispatcher.demo import run_demo
 
     return await run_demo(settings, serve=args.serve, subscribers=args.subscribers)
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log every asyncio task and where it waits (for a service that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task", task=task.get_name(), stack=out.getvalue())
 
 
 _COMMANDS: dict[str, Command] = {

@@ -19,6 +19,7 @@ from aiohttp import web
 from campaigns import surveys
 from campaigns.repository import CampaignRepository
 from dispatcher.clock import Clock
+from dispatcher.db import create_pool
 from dispatcher.engine.engine import Dispatcher, EngineConfig
 from dispatcher.engine.inbound import InboundSink
 from dispatcher.engine.repository import Outcome
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SESSION = web.AppKey("smpp_session", Session)
+ENGINE_STATEMENT_TIMEOUT = 30.0  # seconds
 RECEIPT_RECHECK = timedelta(seconds=5)
 RECEIPT_GIVE_UP = timedelta(days=3)
 USSD_PSSR_RESPONSE = 17  # ussd_service_op: PSSR response (ends the dialogue)
@@ -103,7 +105,16 @@ def ussd_replier(
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """SMPP session, dispatcher, receipt applier and housekeeping for the app's lifetime."""
-    settings, clock, pool = app[SETTINGS], app[CLOCK], app[DATABASE].pool
+    settings, clock = app[SETTINGS], app[CLOCK]
+    # The hot path gets its own pool with a statement timeout: its statements are batches of
+    # at most a few thousand rows, and one stuck on a connection the database dropped must
+    # fail (the engine then retires its node and recovers) rather than hang the loop.
+    pool = await create_pool(
+        app[DATABASE].url,
+        min_size=2,
+        max_size=settings.db_pool_max,
+        command_timeout=ENGINE_STATEMENT_TIMEOUT,
+    )
     holder: dict[str, InboundSink] = {}
 
     async def inbound(event: object) -> None:
@@ -138,7 +149,10 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(dispatcher.run(stop), name="dispatch"),
         asyncio.create_task(_every(stop, 1.0, _receipts_once(dispatcher, clock)), name="receipts"),
-        asyncio.create_task(_every(stop, 1.0, _housekeeping(pool, dispatcher, clock)), name="hk"),
+        # Housekeeping statements can touch a whole campaign: the main pool, no short timeout.
+        asyncio.create_task(
+            _every(stop, 1.0, _housekeeping(app[DATABASE].pool, dispatcher, clock)), name="hk"
+        ),
     ]
     try:
         yield
@@ -147,6 +161,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await session.close()
         await dispatcher.close()
+        await pool.close()
 
 
 def _receipts_once(dispatcher: Dispatcher, clock: Clock) -> Callable[[], Awaitable[int]]:
