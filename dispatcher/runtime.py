@@ -39,6 +39,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SESSION = web.AppKey("smpp_session", Session)
 ENGINE_STATEMENT_TIMEOUT = 30.0  # seconds
 RECEIPT_RECHECK = timedelta(seconds=5)
+SHUTDOWN_GRACE = 5.0  # seconds the loops get to finish their pass before the session closes
 RECEIPT_GIVE_UP = timedelta(days=3)
 USSD_PSSR_RESPONSE = 17  # ussd_service_op: PSSR response (ends the dialogue)
 USSD_USSR_REQUEST = 2  # ussd_service_op: USSR request (the dialogue goes on)
@@ -158,8 +159,15 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # A dispatch pass may be waiting for a bind that never comes (the SMSC is down):
+        # its submits wait without limit, so waiting for the loops first never ended and
+        # SIGTERM hung serve (tests/reliability/test_smsc_faults.py::
+        # test_serve_stops_cleanly_while_the_smsc_is_down). Give the loops a moment to end
+        # their pass, then close the session: a submit still waiting for a bind raises
+        # SessionClosed (nothing was written, so its row goes back to the queue).
+        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
         await session.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await dispatcher.close()
         await pool.close()
 
