@@ -130,6 +130,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         smsc=settings.smpp_host,
         config=EngineConfig(window=settings.smpp_window),
         on_submitted=open_survey_sessions,
+        ready=lambda: session.state is SessionState.BOUND,
     )
     mo = MoDesk(app[MEMBERSHIP], settings.short_code, settings.dnc_code, survey_reply)
     holder["sink"] = InboundSink(

@@ -23,6 +23,7 @@ from smpp.config import SessionConfig
 from smpp.ratelimit import Backoff
 from smpp.session import Session
 from smpp.simulator import SimulatorOptions, SmscSimulator
+from smpp.stats import SessionState
 
 
 @dataclass
@@ -141,6 +142,7 @@ async def dispatch_rig(
         session,
         config=engine or EngineConfig(window=64),
         on_submitted=open_survey_sessions,
+        ready=lambda: session.state is SessionState.BOUND,
     )
     holder["sink"] = InboundSink(database.pool, dispatcher.repo, clock, mo)
     session.start()

@@ -54,8 +54,23 @@ class Sender(Protocol):
     """What the engine needs of an SMPP session."""
 
     async def submit(
-        self, part: Part, *, source: Address, destination: Address, validity_period: str = ""
+        self,
+        part: Part,
+        *,
+        source: Address,
+        destination: Address,
+        validity_period: str = "",
+        bind_timeout: float | None = None,
     ) -> SubmitOutcome: ...
+
+
+def always_ready() -> bool:
+    return True
+
+
+#: How long a submit marked in flight may wait for a lost bind to come back before it is
+#: given up unwritten (and the message goes back to the queue, no attempt used).
+BIND_WAIT = 2.0
 
 
 #: Called inside the recording transaction with the survey deliveries just submitted:
@@ -85,8 +100,13 @@ class Dispatcher:
         node: str | None = None,
         config: EngineConfig | None = None,
         on_submitted: SubmittedHook | None = None,
+        ready: Callable[[], bool] = always_ready,
     ) -> None:
+        """``ready`` says whether the sender can write now (the SMPP session is bound):
+        while it cannot, nothing is claimed or marked in flight, so a crash during an SMSC
+        outage leaves no message unknown that was never written."""
         self.config = config or EngineConfig(window=settings.smpp_window)
+        self._ready = ready
         self.node = node or new_node_id()
         self.repo = DispatchRepository(pool, self.node, smsc)
         self._pool = pool
@@ -175,6 +195,8 @@ class Dispatcher:
         return len(claimed) + decided
 
     async def _claim_now(self) -> tuple[list[Claimed], int]:
+        if not self._ready():
+            return [], 0  # no bind: claim nothing rather than hold rows we cannot write
         now = self._clock.now()
         window_open = self._settings.send_window.is_open(now, self._settings.timezone)
         return await self._claim(now, window_open)
@@ -263,10 +285,11 @@ class Dispatcher:
         try:
             now = self._clock.now()
             validity = validity_until(self._settings.send_window, self._settings.timezone, now)
-            sendable = [m for m in chunk if validity is not None or not m.in_window]
-            late = [m for m in chunk if validity is None and m.in_window]
-            if late:  # the window closed since the claim: back to the queue, slot kept
-                await self.repo.unclaim(late)
+            ready = self._ready()
+            sendable = [m for m in chunk if ready and (validity is not None or not m.in_window)]
+            held = [m for m in chunk if m not in sendable] if len(sendable) < len(chunk) else []
+            if held:  # the window closed or the bind dropped since the claim: back to the queue
+                await self.repo.unclaim(held)
             marked = await self.repo.mark_in_flight(sendable, now) if sendable else set()
             jobs = [
                 self._submit(m, parts, validity if m.in_window else None)
@@ -314,11 +337,16 @@ class Dispatcher:
     async def _submit_part(self, part: Part, destination: Address, validity: str) -> SubmitOutcome:
         try:
             return await self._sender.submit(
-                part, source=self._source, destination=destination, validity_period=validity
+                part,
+                source=self._source,
+                destination=destination,
+                validity_period=validity,
+                bind_timeout=BIND_WAIT,
             )
         except Exception as exc:  # the session raises only when nothing was written
             self.log.warning("submit not written", error=repr(exc))
-            return TemporaryFailure(status=Status.ESME_RSYSERR, sequence=0)
+            # "Not bound": retried soon, without using an attempt (see policy.RETRY_SOON).
+            return TemporaryFailure(status=Status.ESME_RINVBNDSTS, sequence=0)
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:

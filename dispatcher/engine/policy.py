@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from dispatcher.policy.window import SendWindow
 from dispatcher.states import DeliveryState
+from smpp.constants import Status
 from smpp.outcome import (
     DEFAULT_THROTTLING,
     Accepted,
@@ -29,6 +30,9 @@ MAX_BACKOFF = timedelta(minutes=30)
 #: A throttled message is not at fault: it is retried soon and without using up attempts
 #: (the session has already slowed the bind down).
 THROTTLE_BACKOFF = timedelta(seconds=5)
+#: Refusals retried soon without using an attempt: throttling, and "not bound" (the SMSC's
+#: ESME_RINVBNDSTS, or a submit given up unwritten while the bind was down).
+RETRY_SOON = DEFAULT_THROTTLING | {Status.ESME_RINVBNDSTS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ def judge(
     attempts_before: int,
     now: datetime,
     rng: random.Random | None = None,
-    throttling: frozenset[int] = DEFAULT_THROTTLING,
+    throttling: frozenset[int] = RETRY_SOON,
 ) -> Verdict:
     """The message's fate from its parts' outcomes (in part order).
 

@@ -181,29 +181,26 @@ async def test_serve_stops_cleanly_while_the_smsc_is_down(
     assert states == {"queued": 100}, states
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine claims and marks rows in flight while no bind exists; a crash then "
-    "turns a window of never-written messages unknown (RELIABILITY.md, left open)",
-)
 async def test_crash_while_the_smsc_is_down_leaves_nothing_unknown(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
-    """kill -9 while the SMSC is down, then restart with it up: nothing was written to any
-    socket, so no delivery may end unknown; all are sent once."""
+    """kill -9 while the SMSC is down, then restart with it up: with no bind the engine holds
+    no rows (nothing claimed, nothing in flight), so no delivery ends unknown; all are sent
+    once."""
     await add_members(database, RECIPIENTS[:100])
     await add_campaign(database, RECIPIENTS[:100], text="Offer crash while down")
     port = free_port()
     proc = serve(database_url, port, tmp_path, window=WINDOW)
 
-    async def waiting() -> bool:  # rows the engine holds while it waits for a bind
+    async def not_ready() -> bool:  # serving, and knows it has no bind
+        return await http_status(proc.http + "/readyz") == 503
+
+    try:
+        await poll(not_ready, within=30, what="/readyz 503 with the SMSC down", procs=(proc,))
         held = await database.pool.fetchval(
             "SELECT count(*) FROM deliveries WHERE state IN ('claimed', 'in_flight')"
         )
-        return bool(held)
-
-    try:
-        await poll(waiting, within=30, what="rows held while unbound", procs=(proc,))
+        assert held == 0, "rows claimed while no bind exists"
     finally:
         proc.kill()
     sim = simulator(seed=6)
