@@ -170,7 +170,8 @@ async def ussd_load(
     trace: list[tuple[float, float]] = []  # (scheduled offset, latency) with BENCH_TRACE set
     errors = 0
     connector = aiohttp.TCPConnector(limit=512)
-    timeout = aiohttp.ClientTimeout(total=10)
+    # Generous: a slow answer is reported as latency; an error is a failure, not a queue.
+    timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(
         base, headers=headers, connector=connector, timeout=timeout
     ) as session:
