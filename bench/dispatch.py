@@ -35,11 +35,10 @@ from pathlib import Path
 import asyncpg
 
 from dispatcher.clock import ManualClock
-from dispatcher.db import create_pool, with_database
+from dispatcher.db import create_pool, recreate_database
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.engine import Dispatcher, EngineConfig
 from dispatcher.engine.inbound import InboundSink
-from dispatcher.migrate import migrate
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import NoBonus
@@ -100,22 +99,6 @@ async def _seed(pool: asyncpg.Pool, recipients: int) -> int:
         )
         await conn.execute("ANALYZE")
     return int(campaign)
-
-
-async def _fresh_database(admin_url: str, name: str) -> str:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(admin_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
 
 
 async def run_campaign(
@@ -251,14 +234,14 @@ async def _measure(args: argparse.Namespace, admin_url: str) -> int:
     sim = _simulator(port)
     try:
         await _wait_port(port)
-        url = await _fresh_database(admin_url, "bench_dispatch")
+        url = await recreate_database(admin_url, "bench_dispatch")
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
         result = await run_campaign(url, args.recipients, port, tps=None)
         if profiler:
             profiler.disable()
-        base_url = await _fresh_database(admin_url, "bench_naive")
+        base_url = await recreate_database(admin_url, "bench_naive")
         pool = await create_pool(base_url, min_size=1, max_size=1)
         await _seed(pool, 2000)
         await pool.close()
@@ -292,7 +275,7 @@ async def _tps_use(admin_url: str, granted: float = 200.0, recipients: int = 400
     sim = _simulator(port, "--tps", str(granted))
     try:
         await _wait_port(port)
-        url = await _fresh_database(admin_url, "bench_tps")
+        url = await recreate_database(admin_url, "bench_tps")
         result = await run_campaign(url, recipients, port, tps=granted)
     finally:
         sim.terminate()
@@ -337,7 +320,7 @@ async def _rss_child(admin_url: str, recipients: int) -> None:
     sim = _simulator(port)
     try:
         await _wait_port(port)
-        url = await _fresh_database(admin_url, f"bench_rss_{recipients}")
+        url = await recreate_database(admin_url, f"bench_rss_{recipients}")
         await run_campaign(url, recipients, port, tps=None)
     finally:
         sim.terminate()

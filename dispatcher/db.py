@@ -55,6 +55,24 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
+async def recreate_database(admin_url: str, name: str) -> str:
+    """Drop and create database ``name`` on ``admin_url``'s server, migrate it, return its
+    URL (the demo and the benchmarks start from nothing each run)."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(admin_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Every session works in UTC; local time is computed in Python from the tzdata package.
     await conn.execute("SET TIME ZONE 'UTC'")

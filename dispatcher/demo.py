@@ -20,18 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
 from dispatcher.clock import ManualClock
-from dispatcher.db import Database, create_pool, with_database
+from dispatcher.db import Database, create_pool, recreate_database
 from dispatcher.demo_data import NAMES, PARTNER, SURVEY
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.engine import Dispatcher, EngineConfig
 from dispatcher.engine.inbound import InboundSink
-from dispatcher.migrate import migrate
 from dispatcher.program.mo import MoDesk
 from dispatcher.runtime import open_survey_sessions, survey_reply
 from dispatcher.settings import Settings
@@ -95,18 +93,7 @@ async def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     if admin_url is None:
         embedded = EmbeddedPostgres(settings.data_dir)
         admin_url = await asyncio.to_thread(embedded.start, "postgres")
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    finally:
-        await admin.close()
-    url = with_database(admin_url, DB_NAME)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+    url = await recreate_database(admin_url, DB_NAME)
     return url, embedded
 
 
