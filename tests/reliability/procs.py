@@ -30,7 +30,7 @@ CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send windo
 SMPP_PASSWORD = (
     "Sm9#qX7z"  # distinctive (SMPP allows 8 characters), so the log scan can look for it
 )
-LONG_DIGITS = re.compile(r"(?<!\d)\d{11,}(?!\d)")
+LONG_DIGITS = re.compile(r"(?<!\w)\d{11,}(?!\w)")  # a whole token: not inside a hex id
 FINAL = {"submitted", "delivered", "undelivered", "expired", "failed", "unknown", "suppressed"}
 OPEN = ("queued", "claimed", "in_flight")
 

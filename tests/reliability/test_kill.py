@@ -32,9 +32,10 @@ WINDOW = 32
 pytestmark = pytest.mark.slow
 
 
-async def _inject_mo(sim: RecordingSimulator, stop: asyncio.Event, sent: list[str]) -> None:
+async def _inject_mo(sim: RecordingSimulator, stop: asyncio.Event, sent: list[str]) -> int:
     """MO from distinct numbers while the campaign runs; a failed inject (no bind, the
-    process just died) is simply not acknowledged, so nothing is owed for it."""
+    process just died) is simply not acknowledged, so nothing is owed for it yet (the SMSC
+    sends it again: see :func:`_smsc_resends`)."""
     n = 0
     while not stop.is_set():
         n += 1
@@ -47,6 +48,20 @@ async def _inject_mo(sim: RecordingSimulator, stop: asyncio.Event, sent: list[st
             if task is not None and task.cancelling():
                 raise
         await asyncio.sleep(0.02)  # pacing the load generator, not waiting for work
+    return n
+
+
+async def _smsc_resends(sim: RecordingSimulator, database: Database, count: int) -> None:
+    """What a real SMSC does after the crashes: it sends again every MO it has no
+    ESME_ROK for — and, not knowing which acknowledgements were lost on the way, every one
+    of them too. Each must be stored exactly once (invariant 4: a repeat is recognised)."""
+    for n in range(1, count + 1):
+        assert await sim.inject_mo(f"7701{n:07d}", "5555", f"hello {n}") == [0]
+    stored = await database.pool.fetch(
+        "SELECT body, count(*) AS n FROM mo_messages WHERE body LIKE 'hello %' GROUP BY body"
+    )
+    assert len(stored) == count, "an MO the SMSC sent is missing"
+    assert all(r["n"] == 1 for r in stored), "an MO resend was applied twice"
 
 
 @pytest.mark.parametrize("seed", [11, 23])
@@ -54,7 +69,8 @@ async def test_kill_9_at_random_points_then_restart(
     database: Database, database_url: str, tmp_path: Path, seed: int
 ) -> None:
     """Four kill -9s at random submit counts while receipts and MO flow: nothing twice,
-    unknowns within a window per crash, acknowledged receipts and MO all stored."""
+    unknowns within a window per crash, acknowledged receipts and MO all stored, and the
+    SMSC's resends of every MO stored once."""
     rng = random.Random(seed)
     recipients = [f"7702{n:07d}" for n in range(2000)]
     await add_members(database, recipients)
@@ -81,7 +97,7 @@ async def test_kill_9_at_random_points_then_restart(
         try:
             await wait_campaigns_done(database.pool, proc)
             stop.set()
-            await mo_task
+            await _smsc_resends(sim, database, await mo_task)
             # receipts still on their way to the last process
             await poll(
                 receipts_quiet(sim),
