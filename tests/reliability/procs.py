@@ -154,6 +154,10 @@ async def poll(
                     assert p.alive(), f"serve exited while waiting for {what}: see {p.log}"
                 await asyncio.sleep(0.05)  # another process's progress: brief polling
     except TimeoutError:
+        for p in procs:  # serve logs every asyncio task's stack on SIGUSR1: where it hangs
+            if p.alive():
+                p.proc.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(1.0)  # give them a moment to write it
         logs = ", ".join(str(p.log) for p in procs)
         raise AssertionError(f"no {what} within {within} s (logs: {logs})") from None
 
