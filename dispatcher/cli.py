@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -67,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from dispatcher.logs import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
+    level = settings.log_level
+    if args.command == "demo" and "SMARTD_LOG_LEVEL" not in os.environ:
+        level = "warning"  # the demo tells its own story; its info lines would drown it
+    configure_logging(settings.log_format, level)
     command = _COMMANDS[args.command]
     try:
         return asyncio.run(command(settings, args))
