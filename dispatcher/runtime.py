@@ -211,8 +211,14 @@ async def _every(stop: asyncio.Event, interval: float, once: Callable[[], Awaita
     while not stop.is_set():
         try:
             busy = await once()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("background pass failed; retrying", task=once.__qualname__, error=str(exc))
+        except Exception as exc:  # the loop must outlive any one pass
+            expected = isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError)
+            log.warning(
+                "background pass failed; retrying",
+                task=once.__qualname__,
+                error=repr(exc),
+                exc_info=not expected,
+            )
             busy = 0
         if busy:
             continue

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.engine.engine import EngineConfig
+from dispatcher.engine.repository import Claimed
 from dispatcher.program.membership import Membership
 from dispatcher.program.service import NoBonus
 from dispatcher.settings import Settings
@@ -393,3 +394,32 @@ async def test_run_loop_claims_ahead_and_stops(
         sent = [sm.destination_addr for _, sm in rig.sim.submits()]
         assert sorted(sent) == numbers
         assert await rig.states(campaign) == {"submitted": len(numbers)}
+
+
+async def test_run_loop_survives_an_unexpected_error(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A pass that fails with an unexpected error retires the node and the loop goes on."""
+    await add_members(database, NUMBERS[:3])
+    campaign = await add_campaign(database, NUMBERS[:3])
+    async with dispatch_rig(database, settings, clock) as rig:
+        dispatcher = rig.dispatcher
+        real_claim = dispatcher._claim_now
+        failures = [RuntimeError("a bug in one pass")]
+
+        async def flaky_claim() -> tuple[list[Claimed], int]:
+            if failures:
+                raise failures.pop()
+            return await real_claim()
+
+        dispatcher._claim_now = flaky_claim  # type: ignore[method-assign]
+        first_node = dispatcher.node
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run(stop))
+        async with asyncio.timeout(15):
+            await rig.sim.wait_for(lambda: len(rig.sim.submits()) >= 3)
+        stop.set()
+        dispatcher.wake()
+        await task
+        assert dispatcher.node != first_node
+        assert await rig.states(campaign) == {"submitted": 3}

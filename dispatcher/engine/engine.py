@@ -167,11 +167,14 @@ class Dispatcher:
                     ahead = asyncio.ensure_future(self._claim_now())
                     await self.send(claimed)
                 done = len(claimed) + decided
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the loop must outlive any one pass
                 # Rows this pass held may be stuck claimed or in flight under this node id:
                 # retire it, so the next pass takes a new one and recovers the old like a
                 # dead node's (claimed → queued, in flight → unknown).
-                self.log.warning("dispatch pass failed; retiring node", error=str(exc))
+                expected = isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError)
+                self.log.warning(
+                    "dispatch pass failed; retiring node", error=repr(exc), exc_info=not expected
+                )
                 await _drop(ahead)
                 ahead = None
                 await self.close()
