@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench._net import free_port
 from dispatcher.db import create_pool
 from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
@@ -42,18 +43,9 @@ class Report:
     max_ms: float
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def run(url: str, subscribers: int, rate: int, seconds: float) -> Report:
     """Start the service, load it, print and return the figures; the service is stopped."""
-    port = _free_port()
+    port = free_port()
     token = await _gateway_token(url)
     with tempfile.TemporaryDirectory(prefix="bench-ussd-") as tmp:
         proc = await _start_service(url, port, Path(tmp))

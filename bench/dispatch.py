@@ -24,7 +24,6 @@ import io
 import json
 import pstats
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench._net import free_port
 from dispatcher.clock import ManualClock
 from dispatcher.db import create_pool, recreate_database
 from dispatcher.embedded import EmbeddedPostgres
@@ -49,12 +49,6 @@ from smpp.session import Session
 from smpp.text import encode_message
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 11:00 Astana: ten hours of window ahead
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _simulator(port: int, *extra: str) -> subprocess.Popen[bytes]:
@@ -230,7 +224,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 async def _measure(args: argparse.Namespace, admin_url: str) -> int:
-    port = _free_port()
+    port = free_port()
     sim = _simulator(port)
     try:
         await _wait_port(port)
@@ -271,7 +265,7 @@ async def _measure(args: argparse.Namespace, admin_url: str) -> int:
 
 
 async def _tps_use(admin_url: str, granted: float = 200.0, recipients: int = 4000) -> None:
-    port = _free_port()
+    port = free_port()
     sim = _simulator(port, "--tps", str(granted))
     try:
         await _wait_port(port)
@@ -316,7 +310,7 @@ def _rss(admin_url: str) -> None:
 
 
 async def _rss_child(admin_url: str, recipients: int) -> None:
-    port = _free_port()
+    port = free_port()
     sim = _simulator(port)
     try:
         await _wait_port(port)

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench._net import free_port
 from dispatcher.db import create_pool
 from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
@@ -64,13 +64,6 @@ class LoadFigures:
     max_ms: float
     campaign_alone_per_s: float
     campaign_loaded_per_s: float
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -225,7 +218,7 @@ async def measure(
     """Run the whole measurement against the (migrated) database at ``url``."""
     recipients = int(tps * (alone_seconds + seconds + WARM_UP_SECONDS + 15))
     token = await _seed(url, members, recipients)
-    smpp_port, http_port = _free_port(), _free_port()
+    smpp_port, http_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
     sim_args = [sys.executable, "-m", "smpp.simulator", "--port", str(smpp_port)]

@@ -32,6 +32,7 @@ from pathlib import Path
 import smpplib.client
 import smpplib.consts
 
+from bench._net import free_port
 from smpp.config import Address, SessionConfig
 from smpp.outcome import Accepted
 from smpp.session import Session
@@ -41,13 +42,6 @@ from smpp.text import encode_message
 SOURCE = Address.alphanumeric("SMART")
 DEST = Address.international("77011234567")
 TEXT = "Bonus 500 units credited. Reply STOP to leave."
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_simulator(port: int) -> subprocess.Popen[bytes]:
@@ -143,7 +137,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=256, help="concurrent submitters")
     parser.add_argument("--profile", action="store_true", help="cProfile our session run")
     args = parser.parse_args(argv)
-    port = _free_port()
+    port = free_port()
     proc = start_simulator(port)
     try:
         ours_runs, base_runs = [], []
