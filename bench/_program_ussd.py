@@ -10,26 +10,19 @@ the percentiles instead of slowing the load down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import random
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from bench._net import free_port
+from bench._ussd import percentiles_ms, ussd_load, wait_ready
 from dispatcher.db import create_pool
 from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
 
 FIRST_MSISDN = 77010000000
-#: The mix: the menu, a join (members are told they already are; every 20th number is not a
-#: member and joins, with its grant), and the bonus balance.
-MIX = [("*555#", 0.4), ("*555*1#", 0.2), ("*111*3#", 0.4)]
 WARM_UP_SECONDS = 2.0
 
 
@@ -51,7 +44,7 @@ async def run(url: str, subscribers: int, rate: int, seconds: float) -> Report:
         proc = await _start_service(url, port, Path(tmp))
         try:
             base = f"http://127.0.0.1:{port}"
-            await _wait_ready(base)
+            await wait_ready(base)
             # Warm-up at the same rate, not counted: pool connections, prepared statements.
             await _load(base, token, subscribers, rate, WARM_UP_SECONDS)
             report = await _load(base, token, subscribers, rate, seconds)
@@ -96,67 +89,9 @@ async def _start_service(url: str, port: int, data_dir: Path) -> asyncio.subproc
     return await asyncio.create_subprocess_exec(sys.executable, "-c", code, env=env)
 
 
-async def _wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as session:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(base + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not start")
-            await asyncio.sleep(0.2)
-
-
 async def _load(base: str, token: str, subscribers: int, rate: int, seconds: float) -> Report:
-    total = int(rate * seconds)
-    rng = random.Random(seconds)
-    inputs = rng.choices([m for m, _ in MIX], [w for _, w in MIX], k=total)
-    numbers = [str(FIRST_MSISDN + rng.randrange(subscribers)) for _ in range(total)]
-    headers = {"Authorization": f"Bearer {token}"}
-    connector = aiohttp.TCPConnector(limit=256)
-    latencies: list[float] = []
-    trace: list[tuple[float, str, float]] = []
-    errors = 0
-    async with aiohttp.ClientSession(base, headers=headers, connector=connector) as session:
-
-        async def one(i: int, due: float) -> None:
-            nonlocal errors
-            body = {"msisdn": numbers[i], "session_id": f"b{seconds}-{i}", "input": inputs[i]}
-            try:
-                async with session.post("/gateway/ussd", json=body) as resp:
-                    data = await resp.json()
-                    if resp.status != 200 or "text" not in data:
-                        errors += 1
-            except (aiohttp.ClientError, ValueError):
-                errors += 1
-            latencies.append(time.perf_counter() - due)
-            if os.environ.get("BENCH_TRACE"):
-                trace.append((due - started, inputs[i], time.perf_counter() - due))
-
-        started = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            due = started + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    if trace:
-        worst = sorted(trace, key=lambda t: -t[2])[:15]
-        print(
-            "slowest (offset s, input, latency ms):",
-            [(round(o, 2), k, round(v * 1000)) for o, k, v in sorted(worst)],
-        )
-    return Report(
-        sent=total,
-        errors=errors,
-        seconds=elapsed,
-        p50_ms=latencies[len(latencies) // 2] * 1000,
-        p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
-        max_ms=latencies[-1] * 1000,
+    latencies, errors, elapsed = await ussd_load(
+        base, token, FIRST_MSISDN, subscribers, rate, seconds, tag=f"b{seconds}-"
     )
+    p50, p99, top = percentiles_ms(latencies)
+    return Report(len(latencies), errors, elapsed, p50, p99, top)

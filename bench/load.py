@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -34,10 +33,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 from bench._net import free_port
+from bench._ussd import percentiles_ms, ussd_load, wait_ready
 from dispatcher.db import create_pool
 from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
@@ -46,9 +45,6 @@ FIRST_MEMBER = 77080000000
 FIRST_RECIPIENT = 77090000000
 CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send window
 SMPP_PASSWORD = "benchpw"
-#: The gateway's mix: the menu, a join (members hear they already are; every 10th number is
-#: not a member and joins), the bonus balance.
-MIX = [("*555#", 0.4), ("*555*1#", 0.2), ("*111*3#", 0.4)]
 WARM_UP_SECONDS = 3.0
 
 
@@ -136,74 +132,6 @@ async def _rate_over(pool: asyncpg.Pool, campaign: int, seconds: float) -> float
     return (await _sent(pool, campaign) - first) / (time.perf_counter() - started)
 
 
-async def _wait_ready(base: str, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    async with aiohttp.ClientSession() as session:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(base + "/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError("smartd serve did not become ready")
-            await asyncio.sleep(0.2)  # another process starting up
-
-
-async def ussd_load(
-    base: str, token: str, members: int, rate: int, seconds: float, tag: str = "L"
-) -> tuple[list[float], int, float]:
-    """POST /gateway/ussd at ``rate``/s for ``seconds`` (open loop); returns the sorted
-    latencies (s), the error count and the elapsed time."""
-    total = int(rate * seconds)
-    rng = random.Random(f"{tag}{rate}")
-    inputs = rng.choices([m for m, _ in MIX], [w for _, w in MIX], k=total)
-    numbers = [str(FIRST_MEMBER + rng.randrange(members)) for _ in range(total)]
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    trace: list[tuple[float, float]] = []  # (scheduled offset, latency) with BENCH_TRACE set
-    errors = 0
-    connector = aiohttp.TCPConnector(limit=512)
-    # Generous: a slow answer is reported as latency; an error is a failure, not a queue.
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(
-        base, headers=headers, connector=connector, timeout=timeout
-    ) as session:
-
-        async def one(i: int, due: float) -> None:
-            nonlocal errors
-            body = {"msisdn": numbers[i], "session_id": f"{tag}{i}", "input": inputs[i]}
-            try:
-                async with session.post("/gateway/ussd", json=body) as resp:
-                    data = await resp.json()
-                    if resp.status != 200 or "text" not in data:
-                        errors += 1
-            except (aiohttp.ClientError, ValueError, TimeoutError):
-                errors += 1
-            latencies.append(time.perf_counter() - due)
-            if tracing:
-                trace.append((due - started, latencies[-1]))
-
-        tracing = bool(os.environ.get("BENCH_TRACE"))
-        started = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            due = started + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)  # the arrival schedule of an open-loop load
-            tasks.append(asyncio.create_task(one(i, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    if trace:  # when the slow requests were scheduled: a periodic stall shows as a pattern
-        per_second: dict[int, int] = {}
-        for offset, latency in trace:
-            if latency > 0.1:
-                per_second[int(offset)] = per_second.get(int(offset), 0) + 1
-        print(f"requests over 100 ms, by second of the run: {dict(sorted(per_second.items()))}")
-    return latencies, errors, elapsed
-
-
 async def measure(
     url: str,
     data_dir: Path,
@@ -247,7 +175,7 @@ async def measure(
             _child(sim_args, env, data_dir / "simulator.log"),
             _child(serve_args, env_serve, data_dir / "serve.log"),
         ):
-            await _wait_ready(base)
+            await wait_ready(base, "/readyz")
             targets = [str(FIRST_RECIPIENT + i) for i in range(recipients)]
             half = recipients // 3
             alone = await _add_campaign(pool, "alone", targets[:half])
@@ -257,22 +185,25 @@ async def measure(
             loaded = await _add_campaign(pool, "loaded", targets[half:] if with_campaign else [])
             # Warm-up at the same rate, not counted: the client's and the service's TCP
             # connections, the pool's connections and prepared statements.
-            await ussd_load(base, token, members, rate, WARM_UP_SECONDS, tag="W")
+            await ussd_load(base, token, FIRST_MEMBER, members, rate, WARM_UP_SECONDS, tag="W")
             rate_task = asyncio.create_task(_rate_over(pool, loaded, seconds))
-            latencies, errors, elapsed = await ussd_load(base, token, members, rate, seconds)
+            latencies, errors, elapsed = await ussd_load(
+                base, token, FIRST_MEMBER, members, rate, seconds
+            )
             loaded_rate = await rate_task
     finally:
         await pool.close()
     n = len(latencies)
+    p50, p99, top = percentiles_ms(latencies)
     return LoadFigures(
         rate=rate,
         seconds=round(elapsed, 2),
         requests=n,
         errors=errors,
         served_per_s=round(n / elapsed, 1),
-        p50_ms=round(latencies[n // 2] * 1000, 1),
-        p99_ms=round(latencies[min(n - 1, int(n * 0.99))] * 1000, 1),
-        max_ms=round(latencies[-1] * 1000, 1),
+        p50_ms=round(p50, 1),
+        p99_ms=round(p99, 1),
+        max_ms=round(top, 1),
         campaign_alone_per_s=round(alone_rate, 1),
         campaign_loaded_per_s=round(loaded_rate, 1),
     )
