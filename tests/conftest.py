@@ -19,11 +19,10 @@ import asyncpg
 import pytest
 
 from dispatcher.clock import ManualClock
-from dispatcher.db import Database, create_pool
+from dispatcher.db import Database, create_pool, with_database
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.migrate import migrate
 from dispatcher.settings import Settings, load_settings
-from tests.pgurl import with_database
 
 TEMPLATE = f"smartd_template_{os.getpid()}"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from dispatcher.db import with_database
 from dispatcher.migrate import MigrationError, discover, migrate
-from tests.pgurl import with_database
 
 
 @pytest.fixture

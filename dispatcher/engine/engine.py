@@ -289,8 +289,11 @@ class Dispatcher:
             now = self._clock.now()
             validity = validity_until(self._settings.send_window, self._settings.timezone, now)
             ready = self._ready()
-            sendable = [m for m in chunk if ready and (validity is not None or not m.in_window)]
-            held = [m for m in chunk if m not in sendable] if len(sendable) < len(chunk) else []
+            sendable: list[Claimed] = []
+            held: list[Claimed] = []
+            for m in chunk:
+                can = ready and (validity is not None or not m.in_window)
+                (sendable if can else held).append(m)
             if held:  # the window closed or the bind dropped since the claim: back to the queue
                 await self.repo.unclaim(held)
             marked = await self.repo.mark_in_flight(sendable, now) if sendable else set()

@@ -15,7 +15,13 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from campaigns.audience import upload_audience
-from campaigns.models import SEGMENTS, AudienceError, CampaignNotFound, TransitionRefused
+from campaigns.models import (
+    SEGMENTS,
+    AudienceError,
+    Campaign,
+    CampaignNotFound,
+    TransitionRefused,
+)
 from campaigns.reports import campaign_report, campaign_view, results_csv
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
@@ -50,6 +56,13 @@ def _repository(request: web.Request) -> CampaignRepository:
 
 def _campaign_id(request: web.Request) -> int:
     return int(request.match_info["id"])
+
+
+async def _campaign_or_404(request: web.Request, repository: CampaignRepository) -> Campaign:
+    campaign = await repository.get(_campaign_id(request))
+    if campaign is None:
+        raise ApiError(404, "not_found", f"no campaign {_campaign_id(request)}")
+    return campaign
 
 
 @contextmanager
@@ -124,9 +137,7 @@ async def preview_texts(request: web.Request) -> web.Response:
 async def get_campaign(request: web.Request) -> web.Response:
     """State, counts by delivery state and suppression reason, progress, survey results."""
     repository = _repository(request)
-    campaign = await repository.get(_campaign_id(request))
-    if campaign is None:
-        raise ApiError(404, "not_found", f"no campaign {_campaign_id(request)}")
+    campaign = await _campaign_or_404(request, repository)
     now = request.app[CLOCK].now()
     return web.json_response(await campaign_report(repository, campaign, now))
 
@@ -135,9 +146,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 async def survey_results_csv(request: web.Request) -> web.Response:
     """Survey results as CSV (``?lang=ru``): counts per question and option, no numbers."""
     repository = _repository(request)
-    campaign = await repository.get(_campaign_id(request))
-    if campaign is None:
-        raise ApiError(404, "not_found", f"no campaign {_campaign_id(request)}")
+    campaign = await _campaign_or_404(request, repository)
     report = await campaign_report(repository, campaign, request.app[CLOCK].now())
     if report["survey"] is None:
         raise ApiError(404, "not_a_survey", f"campaign {campaign.id} has no survey")
