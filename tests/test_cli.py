@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -30,12 +31,6 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_migrate_with_no_database_configured_uses_embedded(tmp_path: Path) -> None:
@@ -80,11 +75,11 @@ def test_token_create_rejects_unknown_role(database_url: str) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.Signals) -> None:
     """`smartd serve` with no SMSC is alive but not ready, and exits 0 on SIGTERM or SIGINT."""
-    port = _free_port()
+    port = free_port()
     env = _env(
         SMARTD_DATABASE_URL=database_url,
         SMARTD_HTTP_PORT=str(port),
-        SMARTD_SMPP_PORT=str(_free_port()),
+        SMARTD_SMPP_PORT=str(free_port()),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "serve"],

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.test_cli import _env, _free_port, _run
+from tests.net import free_port
+from tests.test_cli import _env, _run
 
 MEMBERS = ["77011000001", "77011000002"]
 
@@ -186,7 +187,7 @@ def test_token_list_shows_expiry_and_last_use_and_revoke(database_url: str) -> N
 
 def test_smsc_sim_listens_and_stops_on_sigterm() -> None:
     """`smartd smsc-sim --port N` serves the simulator and exits 0 on SIGTERM."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "smsc-sim", "--port", str(port), "--tps", "50"],
         env=_env(),
@@ -220,7 +221,7 @@ def test_status_watch_returns_once_the_campaign_is_finished(database_url: str) -
 
 def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str) -> None:
     """`smartd serve` bound to `smartd smsc-sim`: /readyz 200 and the session state metric."""
-    sim_port, http_port = _free_port(), _free_port()
+    sim_port, http_port = free_port(), free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "smsc-sim", "--port", str(sim_port)],
         env=_env(),

@@ -9,7 +9,6 @@ import collections
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from smpp.pdu import decode_short_message
 from smpp.receipts import IdFormat
 from smpp.sim_connection import SimConnection
 from smpp.simulator import SimulatorOptions, SmscSimulator
+from tests.net import free_port
 
 CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send window
 SMPP_PASSWORD = (
@@ -55,13 +55,6 @@ def scan_serve_logs(data_dir: Path, numbers: list[str]) -> int:
         lines += text.count("\n")
         assert_no_personal_data(text, numbers, [SMPP_PASSWORD])
     return lines
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,21 +22,15 @@ from smpp.inbound import DeliveryReceipt, MoMessage
 from smpp.outcome import Accepted
 from smpp.session import Session
 from smpp.simulator import SmscSimulator
+from tests.net import free_port
 from tests.smpp.conftest import DEST, SOURCE, Inbox, config, part
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RustSmsc:
     """smpp34.Server accepting every submit_sm and answering with a receipt."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.server = smpp34.Server("127.0.0.1", self.port, system_id="RUSTSMSC")
         self.esmes: dict[str, Any] = {}
         self.submits: list[Any] = []
