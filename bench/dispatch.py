@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import cProfile
 import io
-import json
 import pstats
 import resource
 import subprocess
@@ -85,7 +84,7 @@ async def _seed(pool: asyncpg.Pool, recipients: int) -> int:
         campaign = await conn.fetchval(
             "INSERT INTO campaigns (name, kind, scope, texts, state) VALUES "
             "('bench', 'info', 'smart', $1, 'running') RETURNING id",
-            json.dumps({"ru": "Скидка 20% у партнёра SMART до конца недели!"}),
+            {"ru": "Скидка 20% у партнёра SMART до конца недели!"},
         )
         await conn.execute(
             "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, msisdn FROM subscribers",

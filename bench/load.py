@@ -105,7 +105,7 @@ async def _add_campaign(pool: asyncpg.Pool, name: str, numbers: list[str]) -> in
         "INSERT INTO campaigns (name, kind, scope, texts, state, apply_caps) "
         "VALUES ($1, 'info', 'smart', $2, 'running', false) RETURNING id",
         name,
-        json.dumps({"ru": f"{name}: скидка 20%"}),
+        {"ru": f"{name}: скидка 20%"},
     )
     await pool.execute(
         "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,11 +13,6 @@ from dispatcher.states import CampaignScope, CampaignState, ContactKind
 AUDIENCE_OPEN = frozenset({CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.PAUSED})
 #: Segments an audience can be taken from instead of a file.
 SEGMENTS = ("smart_members", "active_subscribers")
-
-
-def _json(value: Any) -> Any:
-    """asyncpg returns jsonb as text unless a codec is set; accept both."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +44,7 @@ class Campaign:
             kind=ContactKind(row["kind"]),
             scope=CampaignScope(row["scope"]),
             state=CampaignState(row["state"]),
-            texts=_json(row["texts"]),
+            texts=row["texts"],
             variables=list(row["variables"]),
             priority=row["priority"],
             apply_caps=row["apply_caps"],
@@ -79,8 +73,8 @@ class Survey:
         return cls(
             id=row["id"],
             campaign_id=row["campaign_id"],
-            questions=_json(row["questions"]),
-            thanks=_json(row["thanks"]),
+            questions=row["questions"],
+            thanks=row["thanks"],
             timeout=row["timeout"],
         )
 

@@ -8,7 +8,6 @@ guarded UPDATE; when it matches nothing, :meth:`_refused` reads why and raises
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -123,7 +122,7 @@ class CampaignRepository:
                 spec.partner,
                 spec.kind.value,
                 spec.scope.value,
-                json.dumps(spec.texts, ensure_ascii=False),
+                spec.texts,
                 spec.variables,
                 spec.priority,
                 spec.apply_caps,
@@ -136,8 +135,8 @@ class CampaignRepository:
                 await conn.execute(
                     CampaignSQL.insert_survey,
                     row["id"],
-                    json.dumps(spec.survey.questions, ensure_ascii=False),
-                    json.dumps(spec.survey.thanks, ensure_ascii=False),
+                    spec.survey.questions,
+                    spec.survey.thanks,
                     spec.survey.timeout,
                 )
         return Campaign.from_row(row)

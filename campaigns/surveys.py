@@ -23,7 +23,6 @@ Decisions (README, "Surveys"):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,7 +81,7 @@ class _Session:
 
     @classmethod
     def from_row(cls, row: Any) -> _Session:
-        questions = json.loads(row["questions"])
+        questions = row["questions"]
         first_language = next(iter(questions[0]["texts"]))
         language = row["language"] if row["language"] in questions[0]["texts"] else None
         return cls(
@@ -92,7 +91,7 @@ class _Session:
             row["reprompted"],
             language or first_language,
             questions,
-            json.loads(row["thanks"]),
+            row["thanks"],
             row["timeout"],
         )
 

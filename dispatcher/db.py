@@ -7,6 +7,7 @@ configured, opens the pool, optionally applies migrations, and closes everything
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,22 +74,37 @@ async def recreate_database(admin_url: str, name: str) -> str:
     return url
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+def _json_dumps(value: object) -> str:
+    # Kazakh and Russian texts stay readable (and shorter) on the wire and in json columns.
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Prepare a new connection the one way the service expects: a UTC session, and
+    ``json``/``jsonb`` as Python values both ways (a dict goes in, a dict comes out), so no
+    caller encodes or decodes JSON by hand. Pass objects, never pre-serialised strings: a
+    ``str`` parameter is stored as a JSON string."""
     # Every session works in UTC; local time is computed in Python from the tzdata package.
     await conn.execute("SET TIME ZONE 'UTC'")
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=_json_dumps, decoder=json.loads, format="text"
+        )
 
 
 async def create_pool(
     url: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float | None = None
 ) -> asyncpg.Pool:
-    """A pool whose sessions work in UTC. ``command_timeout`` bounds every statement (and the
-    reset when a connection goes back to the pool), so a connection left half-dead by a
-    database restart raises instead of hanging its caller."""
+    """A pool whose connections are prepared by :func:`init_connection`.
+
+    ``command_timeout`` bounds every statement (and the reset when a connection goes back
+    to the pool), so a connection left half-dead by a database restart raises instead of
+    hanging its caller."""
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=init_connection,
         command_timeout=command_timeout,
     )
     assert pool is not None

@@ -4,7 +4,6 @@ dispatcher and inbound sink, all driven by ``run_once`` and a ManualClock."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -90,7 +89,7 @@ async def add_campaign(
         "VALUES ('c', $1, $2, $3, 'running', $4) RETURNING id",
         kind,
         scope,
-        json.dumps({"ru": text}),
+        {"ru": text},
         priority,
     )
     for column, value in columns.items():

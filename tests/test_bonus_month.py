@@ -137,7 +137,7 @@ async def test_monthly_grant_in_parallel_slices_grants_every_member_once(
         LedgerCharging(),
     )
     assert await sliced.grant_month(DEC_1_0005) == 40
-    run = await database.pool.fetchval("SELECT result FROM job_runs WHERE period = '2026-12'")
+    run = await database.pool.fetchval("SELECT result::text FROM job_runs WHERE period = '2026-12'")
     assert '"slices": 3' in run
     assert await sliced.grant_month(DEC_1_0005, force=True) == 0
     months = await database.pool.fetchval(

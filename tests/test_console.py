@@ -343,7 +343,7 @@ async def test_create_form_makes_a_survey_from_scripts(settings, clock, database
             "/console/campaigns/new", data=_create_form(csrf, fields, None), allow_redirects=False
         )
         assert response.status == 303, await response.text()
-        survey = await database.pool.fetchrow("SELECT questions, timeout FROM surveys")
+        survey = await database.pool.fetchrow("SELECT questions::text, timeout FROM surveys")
         assert '"Придёте ещё?"' in survey["questions"]
         assert survey["timeout"] == timedelta(hours=12)
 

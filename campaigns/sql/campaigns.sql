@@ -3,7 +3,7 @@
 -- rows say who won, so two processes or two clicks can never both apply the same change.
 
 -- name: insert_campaign
--- $1 name, $2 partner, $3 kind, $4 scope, $5 texts (jsonb as text), $6 variables (text[]),
+-- $1 name, $2 partner, $3 kind, $4 scope, $5 texts {language: text}, $6 variables (text[]),
 -- $7 priority, $8 apply_caps, $9 start_at, $10 end_at, $11 created_by, $12 now.
 INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority, apply_caps,
                        start_at, end_at, created_by, created_at, updated_at)
@@ -11,7 +11,7 @@ VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $12)
 RETURNING *
 
 -- name: insert_survey
--- $1 campaign id, $2 questions (jsonb as text), $3 thanks (jsonb as text), $4 timeout.
+-- $1 campaign id, $2 questions [{texts, options}], $3 thanks {language: text}, $4 timeout.
 INSERT INTO surveys (campaign_id, questions, thanks, timeout)
 VALUES ($1, $2::jsonb, $3::jsonb, $4)
 RETURNING *

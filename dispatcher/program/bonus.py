@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -229,7 +228,7 @@ class BonusLedger:
                 }
                 finished = self._clock.now()
                 await conns[0].execute(
-                    BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, json.dumps(result)
+                    BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, result
                 )
         log.info("monthly bonus granted", period=period, **result)
         return int(result["granted"])

@@ -9,7 +9,6 @@ inbound path can commit an MO message and its effect together.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,12 +196,7 @@ class Membership:
         sub = await self.lock(conn, msisdn)
         lang = self.language(sub)
         reply = texts.text("dnc_blocked", lang)
-        if (
-            await conn.fetchval(
-                ProgramSQL.insert_dnc, msisdn, now, channel, json.dumps(dict(evidence))
-            )
-            is None
-        ):
+        if await conn.fetchval(ProgramSQL.insert_dnc, msisdn, now, channel, dict(evidence)) is None:
             return Change(False, reply)
         await self._consent(conn, msisdn, ConsentEvent.DNC_BLOCKED, (), channel, evidence, now)
         await self._suppress(conn, msisdn, SuppressionReason.DNC, now, _ALL_SCOPES)
@@ -298,7 +292,7 @@ class Membership:
             event,
             list(scopes),
             channel,
-            json.dumps(dict(evidence)),
+            dict(evidence),
             now,
         )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -52,7 +51,7 @@ class EventDesk:
                 msisdn,
                 kind,
                 event_id,
-                json.dumps(dict(payload)),
+                dict(payload),
                 occurred_at,
             )
             if recorded is None:
@@ -101,7 +100,7 @@ async def subscriber_view(
             "survey_cap": counters["survey_cap"] if counters else settings.survey_cap,
         },
         "grants": [_plain(g) for g in grants],
-        "consent": [{**_plain(c), "evidence": json.loads(c["evidence"])} for c in consent],
+        "consent": [_plain(c) for c in consent],
     }
 
 

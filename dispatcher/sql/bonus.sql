@@ -197,7 +197,7 @@ ORDER BY g.granted_at, g.id
 SELECT finished_at FROM job_runs WHERE job = $1 AND period = $2 AND finished_at IS NOT NULL
 
 -- name: record_job
--- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (json text).
+-- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (an object: counts of the run).
 INSERT INTO job_runs (job, period, started_at, finished_at, result)
 VALUES ($1, $2, $3, $4, $5::jsonb)
 ON CONFLICT (job, period) DO UPDATE
