@@ -20,9 +20,9 @@ import asyncpg
 import structlog
 
 from dispatcher.clock import Clock
-from dispatcher.engine.repository import DispatchRepository, DispatchSQL, ReceiptIn
+from dispatcher.engine.repository import DispatchRepository, ReceiptIn
 from dispatcher.msisdn import InvalidMsisdn, normalise
-from dispatcher.program.mo import MoDesk
+from dispatcher.program.mo import MoDesk, MoRepository
 from dispatcher.program.ussd import UssdDesk
 from smpp.constants import MessageState, Tag
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, UssdIndication
@@ -127,22 +127,17 @@ class InboundSink:
         now = self._clock.now()
         key = mo_dedupe_key(message, now)
         async with self._pool.acquire() as conn, conn.transaction():
-            mo_id = await conn.fetchval(
-                DispatchSQL.insert_mo,
-                self._repo.smsc,
-                msisdn,
-                message.destination_addr,
-                message.text,
-                key,
-                now,
+            mo_messages = MoRepository(conn)
+            mo = await mo_messages.record(
+                self._repo.smsc, msisdn, message.destination_addr, message.text, key, now
             )
-            if mo_id is None:
+            if mo is None:
                 log.info("mo resend recognised", mo_key=key[:12])
                 return "duplicate"
             outcome = await self._mo.handle(
-                conn, msisdn, message.destination_addr, message.text, mo_id, now
+                conn, msisdn, message.destination_addr, message.text, mo.id, now
             )
-            await conn.execute(DispatchSQL.mo_handled, mo_id, outcome, now)
+            await mo_messages.handled(mo.id, outcome, now)
         return outcome
 
     async def ussd(self, indication: UssdIndication) -> None:

@@ -34,8 +34,6 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     node_unlock: str
     recover_deliveries: str
     recover_service: str
-    insert_mo: str
-    mo_handled: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,10 +66,6 @@ class ProgramSQL(SqlFile, domain="program"):
     counters_of: str
     grants_of: str
     consent_of: str
-    ussd_session_get: str
-    ussd_session_put: str
-    ussd_session_end: str
-    ussd_sessions_expire: str
 
 
 class BonusHooks(Protocol):

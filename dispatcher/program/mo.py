@@ -1,22 +1,31 @@
 """Subscribers' SMS (MO): STOP to the short code, anything to 1204, survey replies, HELP.
 
-:func:`classify` is pure; :class:`MoDesk` applies the result inside the caller's
-transaction — the one that records the MO message — so the SMSC's resend of an
-unacknowledged message is recognised and never applied twice (invariant 4).
+:func:`classify` is pure; :class:`MoRepository` records the message and :class:`MoDesk`
+applies it, both inside the caller's transaction, so the SMSC's resend of an unacknowledged
+message is recognised and never applied twice (invariant 4).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from dispatcher.program import texts
 from dispatcher.program.membership import Membership
 from dispatcher.program.outbox import ServiceMessage, enqueue
+from dispatcher.sql import SqlFile
 from dispatcher.states import Channel, ServiceKind
+
+
+class MoSQL(SqlFile, domain="mo"):
+    insert_mo: str
+    mo_handled: str
+
 
 STOP_WORDS = frozenset({"stop", "стоп", "тоқтат", "токтат"})
 HELP_WORDS = frozenset({"help", "помощь", "көмек", "комек", "?"})
@@ -98,3 +107,51 @@ class MoDesk:
             took = await self._survey_reply(conn, msisdn, text, now)
             return "survey_answer" if took else "ignored"
         return str(intent.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMo:
+    """An MO message as recorded (a ``mo_messages`` row)."""
+
+    id: int
+    smsc: str
+    msisdn: str
+    destination: str
+    body: str
+    dedupe_key: str
+    received_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ReceivedMo:
+        return cls(
+            id=row["id"],
+            smsc=row["smsc"],
+            msisdn=row["msisdn"],
+            destination=row["destination"],
+            body=row["body"],
+            dedupe_key=row["dedupe_key"],
+            received_at=row["received_at"],
+        )
+
+
+class MoRepository:
+    """The only caller of ``mo.sql``. It works on the caller's connection, so recording a
+    message, applying it (:class:`MoDesk`) and noting the outcome commit together."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def record(
+        self, smsc: str, msisdn: str, destination: str, body: str, dedupe_key: str, now: datetime
+    ) -> ReceivedMo | None:
+        """Record a received message; None when ``dedupe_key`` was recorded before (the
+        SMSC's resend of a message whose acknowledgement it never got)."""
+        row = await self._conn.fetchrow(
+            MoSQL.insert_mo, smsc, msisdn, destination, body, dedupe_key, now
+        )
+        return None if row is None else ReceivedMo.from_row(row)
+
+    async def handled(self, mo_id: int, outcome: str, now: datetime) -> None:
+        """Note what the message came to (``left``, ``dnc``, ``help``, ``survey_answer``,
+        ``ignored``)."""
+        await self._conn.execute(MoSQL.mo_handled, mo_id, outcome, now)

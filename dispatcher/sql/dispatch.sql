@@ -350,15 +350,3 @@ WITH requeued AS (
     RETURNING id
 )
 SELECT (SELECT count(*) FROM requeued) AS requeued, (SELECT count(*) FROM unknown) AS unknown
-
--- name: insert_mo
--- An MO message as received; a resend with the same dedupe key returns no row.
--- $1: smsc, $2: msisdn, $3: destination, $4: body, $5: dedupe key, $6: now.
-INSERT INTO mo_messages (smsc, msisdn, destination, body, dedupe_key, received_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING id
-
--- name: mo_handled
--- $1: id, $2: outcome, $3: now.
-UPDATE mo_messages SET outcome = $2, handled_at = $3 WHERE id = $1

@@ -129,21 +129,3 @@ ORDER BY month
 SELECT event, scopes, channel, evidence, occurred_at
 FROM consent_ledger WHERE msisdn = $1 AND occurred_at >= coalesce($2::timestamptz, '-infinity')
 ORDER BY occurred_at, id
-
--- name: ussd_session_get
--- $1: session_id.
-SELECT msisdn, menu FROM ussd_sessions WHERE session_id = $1
-
--- name: ussd_session_put
--- $1: session_id, $2: msisdn, $3: menu, $4: now.
-INSERT INTO ussd_sessions (session_id, msisdn, menu, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $4)
-ON CONFLICT (session_id) DO UPDATE SET menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at
-
--- name: ussd_session_end
--- $1: session_id.
-DELETE FROM ussd_sessions WHERE session_id = $1
-
--- name: ussd_sessions_expire
--- Menu sessions the gateway abandoned. $1: cutoff.
-DELETE FROM ussd_sessions WHERE updated_at < $1

@@ -1,0 +1,22 @@
+-- USSD menu sessions: a gateway session that dialled *555# and may answer with a menu
+-- choice. The only caller is UssdSessions (dispatcher/program/ussd.py). A session is keyed
+-- by the gateway's session id and belongs to the number that opened it.
+
+-- name: get_session
+-- $1: session_id.
+SELECT session_id, msisdn, menu FROM ussd_sessions WHERE session_id = $1
+
+-- name: put_session
+-- Opens the session, or moves an open one to another menu.
+-- $1: session_id, $2: msisdn, $3: menu, $4: now.
+INSERT INTO ussd_sessions (session_id, msisdn, menu, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (session_id) DO UPDATE SET menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at
+
+-- name: end_session
+-- $1: session_id.
+DELETE FROM ussd_sessions WHERE session_id = $1
+
+-- name: expire_sessions
+-- Menu sessions the gateway abandoned. $1: cutoff (last touched before it).
+DELETE FROM ussd_sessions WHERE updated_at < $1
