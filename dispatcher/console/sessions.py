@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,6 +50,17 @@ class ConsoleUser:
     role: Role
     csrf: str
     expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ConsoleUser:
+        """From a ``session_of`` row (the session joined to its token)."""
+        return cls(
+            token_id=row["token_id"],
+            name=row["name"],
+            role=Role(row["role"]),
+            csrf=row["csrf_secret"],
+            expires_at=row["expires_at"],
+        )
 
 
 def new_secret() -> str:
@@ -94,11 +106,7 @@ class SessionRepository:
     async def find(self, session_id: str, now: datetime) -> ConsoleUser | None:
         """The live session of a cookie value, or None (unknown, expired, token revoked)."""
         row = await self._pool.fetchrow(ConsoleSQL.session_of, hash_id(session_id), now)
-        if row is None:
-            return None
-        return ConsoleUser(
-            row["token_id"], row["name"], Role(row["role"]), row["csrf_secret"], row["expires_at"]
-        )
+        return None if row is None else ConsoleUser.from_row(row)
 
     async def close(self, session_id: str) -> None:
         await self._pool.execute(ConsoleSQL.close_session, hash_id(session_id))

@@ -35,6 +35,7 @@ from dispatcher.program.bonus_models import (
     CallOutcome,
     ChargingRun,
     Grant,
+    GrantSlice,
     OwedCredit,
     Removal,
     SweepResult,
@@ -220,11 +221,11 @@ class BonusLedger:
                     BonusSQL.job_done, GRANT_MONTH_JOB, period
                 ):
                     return 0
-                rows = await self._grant_slices(conns, month, now)
+                done = await self._grant_slices(conns, month, now)
                 result = {
-                    "granted": sum(r["granted"] for r in rows),
-                    "notices": sum(r["notices"] for r in rows),
-                    "slices": len(rows),
+                    "granted": sum(s.granted for s in done),
+                    "notices": sum(s.notices for s in done),
+                    "slices": len(done),
                 }
                 finished = self._clock.now()
                 await conns[0].execute(
@@ -235,7 +236,7 @@ class BonusLedger:
 
     async def _grant_slices(
         self, conns: Sequence[asyncpg.Connection], month: date, now: datetime
-    ) -> list[asyncpg.Record]:
+    ) -> list[GrantSlice]:
         """The grant statement over ``len(conns)`` disjoint msisdn slices in parallel: slice 0
         in the caller's transaction on ``conns[0]`` (which holds the lock), the others each in
         a transaction of its own. A slice that fails leaves the run unrecorded; the catch-up
@@ -243,12 +244,16 @@ class BonusLedger:
         slices = len(conns)
         params = self.grant_month_params(month, now)
 
-        async def one(k: int) -> asyncpg.Record:
+        async def one(k: int) -> GrantSlice:
             conn = conns[k]
             if k == 0:
-                return await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                return GrantSlice.from_row(
+                    await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                )
             async with conn.transaction():
-                return await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                return GrantSlice.from_row(
+                    await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                )
 
         return list(await asyncio.gather(*(one(k) for k in range(slices))))
 

@@ -161,6 +161,18 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantSlice:
+    """What one msisdn slice of the monthly grant made."""
+
+    granted: int
+    notices: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> GrantSlice:
+        return cls(row["granted"], row["notices"])
+
+
+@dataclass(frozen=True, slots=True)
 class SweepResult:
     """What one sweep closed (R4)."""
 

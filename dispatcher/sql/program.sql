@@ -120,7 +120,8 @@ FROM contact_counters WHERE msisdn = $1 AND month = $2
 
 -- name: grants_of
 -- $1: msisdn, $2: owner_since.
-SELECT id, month, units, state, granted_at, deadline_at, activated_at, expires_at, closed_at
+SELECT id, msisdn, month, units, state, granted_at, deadline_at, activated_at,
+       activated_month, expires_at, closed_at
 FROM bonus_grants WHERE msisdn = $1 AND granted_at >= coalesce($2::timestamptz, '-infinity')
 ORDER BY month
 
