@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from dispatcher.states import CampaignScope, CampaignState, ContactKind
+from dispatcher.states import (
+    CampaignScope,
+    CampaignState,
+    ContactKind,
+    DeliveryState,
+    SuppressionReason,
+    SurveySessionState,
+)
 
 #: States in which an audience may still be added.
 AUDIENCE_OPEN = frozenset({CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.PAUSED})
@@ -81,6 +88,51 @@ class Survey:
     def options(self, question_no: int, language: str) -> list[str]:
         """Option texts of question ``question_no`` (1-based) in ``language``."""
         return [option[language] for option in self.questions[question_no - 1]["options"]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTally:
+    """One group of a campaign's deliveries (same state and suppression reason): how many,
+    how many were submitted since the throughput window began, first and last submit."""
+
+    state: DeliveryState
+    suppressed: SuppressionReason | None
+    n: int
+    recent: int
+    first_submitted: datetime | None
+    last_submitted: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DeliveryTally:
+        reason = row["suppressed"]
+        return cls(
+            state=DeliveryState(row["state"]),
+            suppressed=None if reason is None else SuppressionReason(reason),
+            n=row["n"],
+            recent=row["recent"],
+            first_submitted=row["first_submitted"],
+            last_submitted=row["last_submitted"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyCounts:
+    """A survey's answers per (question, option) and sessions per state (absent: none)."""
+
+    answers: Mapping[tuple[int, int], int]
+    sessions: Mapping[SurveySessionState, int]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> SurveyCounts:
+        """From ``survey_counts`` rows: a state counts sessions, else a question's option."""
+        answers: dict[tuple[int, int], int] = {}
+        sessions: dict[SurveySessionState, int] = {}
+        for row in rows:
+            if row["state"] is None:
+                answers[(row["question_no"], row["option_no"])] = row["n"]
+            else:
+                sessions[SurveySessionState(row["state"])] = row["n"]
+        return cls(answers, sessions)
 
 
 @dataclass(frozen=True, slots=True)

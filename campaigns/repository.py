@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 
@@ -22,7 +22,9 @@ from campaigns.models import (
     AudienceError,
     Campaign,
     CampaignNotFound,
+    DeliveryTally,
     Survey,
+    SurveyCounts,
     TransitionRefused,
 )
 from campaigns.spec import CampaignSpec
@@ -55,8 +57,7 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     insert_active_subscribers: str
     set_segment: str
     delivery_counts: str
-    survey_answer_counts: str
-    survey_session_counts: str
+    survey_counts: str
 
 
 #: action → (query, states it may start from).
@@ -243,13 +244,13 @@ class CampaignRepository:
 
     # ----------------------------------------------------------- reports
 
-    async def delivery_counts(self, campaign_id: int, since: datetime) -> list[Any]:
-        """Rows (state, suppressed, n, recent, first_submitted, last_submitted)."""
-        rows: list[Any] = await self._db.fetch(CampaignSQL.delivery_counts, campaign_id, since)
-        return rows
+    async def delivery_counts(self, campaign_id: int, since: datetime) -> list[DeliveryTally]:
+        """The campaign's deliveries grouped by state and suppression reason, with their
+        submits since ``since`` (the throughput window) and first and last submit."""
+        rows = await self._db.fetch(CampaignSQL.delivery_counts, campaign_id, since)
+        return [DeliveryTally.from_row(row) for row in rows]
 
-    async def survey_counts(self, survey_id: int) -> tuple[list[Any], list[Any]]:
-        """(answer counts per question/option, session counts per state)."""
-        answers = await self._db.fetch(CampaignSQL.survey_answer_counts, survey_id)
-        sessions = await self._db.fetch(CampaignSQL.survey_session_counts, survey_id)
-        return answers, sessions
+    async def survey_counts(self, survey_id: int) -> SurveyCounts:
+        """Answer counts per question and option, session counts per state (one query; it
+        reads no delivery)."""
+        return SurveyCounts.from_rows(await self._db.fetch(CampaignSQL.survey_counts, survey_id))

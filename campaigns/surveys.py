@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 
+from campaigns.languages import pick_language
 from campaigns.templates import numbered, render
 from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.sql import SqlFile
@@ -82,14 +83,12 @@ class _Session:
     @classmethod
     def from_row(cls, row: Any) -> _Session:
         questions = row["questions"]
-        first_language = next(iter(questions[0]["texts"]))
-        language = row["language"] if row["language"] in questions[0]["texts"] else None
         return cls(
             row["id"],
             row["campaign_id"],
             row["question_no"],
             row["reprompted"],
-            language or first_language,
+            pick_language(questions[0]["texts"], row["language"]),
             questions,
             row["thanks"],
             row["timeout"],
@@ -206,7 +205,7 @@ async def _complete(
     conn: asyncpg.Connection, session: _Session, msisdn: str, option_no: int, now: datetime
 ) -> ReplyOutcome:
     await conn.execute(SurveySQL.close_session, session.id, SurveySessionState.COMPLETED, now)
-    body = render(session.thanks.get(session.language) or next(iter(session.thanks.values())), {})
+    body = render(session.thanks[pick_language(session.thanks, session.language)], {})
     message_id = await _send(
         conn,
         session,
@@ -230,7 +229,7 @@ async def _invalid(
         return ReplyOutcome("closed", session.id, session.campaign_id, q_no)
     await conn.execute(SurveySQL.mark_reprompted, session.id, q_no, now + session.timeout)
     count = len(session.questions[q_no - 1]["options"])
-    hint = REPROMPT.get(session.language, REPROMPT["en"]).format(n=count)
+    hint = REPROMPT[pick_language(REPROMPT, session.language, "en")].format(n=count)
     message_id = await _send(
         conn,
         session,

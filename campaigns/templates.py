@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from campaigns.languages import pick_language
 from smpp.text import ConcatMode, Encoding, count_segments, max_parts
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]{0,62})\}|[{}]")
@@ -81,12 +82,9 @@ def render(template: str, variables: Mapping[str, str] | None) -> str:
 
 
 def pick_text(texts: Mapping[str, str], language: str | None, default: str) -> tuple[str, str]:
-    """(language, template) for a recipient: theirs, else ``default``, else the first given."""
-    for candidate in (language, default):
-        if candidate and candidate in texts:
-            return candidate, texts[candidate]
-    first = next(iter(texts))
-    return first, texts[first]
+    """(language, template) for a recipient, the language chosen by :func:`pick_language`."""
+    chosen = pick_language(texts, language, default)
+    return chosen, texts[chosen]
 
 
 @dataclass(frozen=True, slots=True)

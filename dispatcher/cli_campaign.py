@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from campaigns.audience import upload_audience
 from campaigns.models import AudienceError, CampaignNotFound, TransitionRefused
-from campaigns.reports import campaign_report, campaign_view
+from campaigns.reports import CampaignReport, campaign_report, campaign_view
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
 from dispatcher.cli_common import (
@@ -38,9 +40,7 @@ from dispatcher.settings import Settings
 from dispatcher.states import CampaignState
 
 ACTIONS = ("start", "pause", "resume", "cancel")
-FINISHED = {
-    s.value for s in (CampaignState.COMPLETED, CampaignState.CANCELLED, CampaignState.EXPIRED)
-}
+FINISHED = frozenset({CampaignState.COMPLETED, CampaignState.CANCELLED, CampaignState.EXPIRED})
 
 
 def add_parsers(sub: Subparsers) -> dict[str, Command]:
@@ -185,53 +185,56 @@ async def _status(
 ) -> int:
     clock = cli_clock(settings)
     report = await _report(repository, args.id, clock.now())
-    if not args.watch or report["state"] in FINISHED:
+    if not args.watch or report.campaign.state in FINISHED:
         out.print(_render(report))
         return 0
     with Live(_render(report), console=out, refresh_per_second=4) as live:
-        while report["state"] not in FINISHED:
+        while report.campaign.state not in FINISHED:
             await asyncio.sleep(args.interval)  # an operator watching: poll, not a test
             report = await _report(repository, args.id, clock.now())
             live.update(_render(report))
     return 0
 
 
-async def _report(repository: CampaignRepository, campaign_id: int, now: Any) -> dict[str, Any]:
+async def _report(
+    repository: CampaignRepository, campaign_id: int, now: datetime
+) -> CampaignReport:
     campaign = await repository.get(campaign_id)
     if campaign is None:
         raise CampaignNotFound(campaign_id)
     return await campaign_report(repository, campaign, now)
 
 
-def _render(report: dict[str, Any]) -> Group:
+def _render(report: CampaignReport) -> Group:
     """Title, a progress bar, counts by state and by suppression reason, rate and ETA."""
-    progress = report["progress"]
+    campaign, counts, progress = report.campaign, report.counts, report.progress
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
     bar.add_task(
-        f"{progress['done']}/{report['total']} done",
-        total=max(report["total"], 1),
-        completed=progress["done"],
+        f"{counts.done}/{counts.total} done", total=max(counts.total, 1), completed=counts.done
     )
     parts: list[Any] = [
-        f"campaign {report['id']} [bold]{escape(report['name'])}[/] — {report['state']}",
+        f"campaign {campaign.id} [bold]{escape(campaign.name)}[/] — {campaign.state}",
         bar.get_renderable(),
-        _counts_table("state", report["states"]),
+        _counts_table("state", counts.states.items()),
     ]
-    if any(report["suppressed"].values()):
-        parts.append(_counts_table("suppressed because", report["suppressed"]))
-    if progress["throughput_per_s"]:
-        eta = progress["estimated_completion"] or "-"
-        parts.append(f"{progress['throughput_per_s']}/s over the last 5 min, done by {eta}")
-    if report["survey"]:
-        parts.append(f"survey results: GET /api/v1/campaigns/{report['id']}/results.csv")
+    if any(counts.suppressed.values()):
+        parts.append(_counts_table("suppressed because", counts.suppressed.items()))
+    if progress.throughput_per_s:
+        eta = progress.estimated_completion
+        parts.append(
+            f"{progress.throughput_per_s}/s over the last 5 min, "
+            f"done by {eta.isoformat() if eta else '-'}"
+        )
+    if report.survey:
+        parts.append(f"survey results: GET /api/v1/campaigns/{campaign.id}/results.csv")
     return Group(*parts)
 
 
-def _counts_table(title: str, counts: dict[str, int]) -> Table:
+def _counts_table(title: str, counts: Iterable[tuple[str, int]]) -> Table:
     table = Table(title_justify="left")
     table.add_column(title)
     table.add_column("count", justify="right")
-    for name, n in counts.items():
+    for name, n in counts:
         if n:
-            table.add_row(name, str(n))
+            table.add_row(str(name), str(n))
     return table

@@ -8,15 +8,15 @@ the HTTP API does: the same repository, report, transitions and audience loader.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
 from campaigns.audience import upload_audience
 from campaigns.models import AUDIENCE_OPEN, AudienceError, Campaign, TransitionRefused
-from campaigns.reports import campaign_report
+from campaigns.reports import DeliveryCounts, SurveyResults, campaign_report, in_language
 from campaigns.repository import TRANSITIONS, CampaignRepository
+from campaigns.templates import preview
 from dispatcher.console.charts import option_bars, progress
 from dispatcher.console.guard import MULTIPART, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
@@ -73,13 +73,13 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
 
 
 def _list_row(campaign: Campaign, states: dict[str, int]) -> dict[str, Any]:
-    total, segments = progress(states)
-    pending = sum(states.get(s, 0) for s in ("queued", "claimed", "in_flight"))
+    counts = DeliveryCounts.of(states)
+    total, segments = progress(counts.states)
     return {
         "campaign": campaign,
         "total": total,
         "segments": segments,
-        "done_percent": round(100.0 * (total - pending) / total, 1) if total else 0.0,
+        "done_percent": counts.percent,
     }
 
 
@@ -112,21 +112,19 @@ async def _campaign_context(
     upload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     report = await campaign_report(_repository(request), campaign, request.app[CLOCK].now())
-    progress_info = report["progress"]
     chart = await ProgressQueries(request.app[DATABASE].pool).throughput(
-        campaign.id,
-        _instant(progress_info["first_submitted_at"]),
-        _instant(progress_info["last_submitted_at"]),
+        campaign.id, report.progress.first_submitted_at, report.progress.last_submitted_at
     )
     language = request.app[SETTINGS].default_language
-    total, segments = progress(report["states"])
+    total, segments = progress(report.counts.states)
     return {
         "campaign": campaign,
         "report": report,
+        "preview": preview(campaign.texts),
         "total": total,
         "segments": segments,
         "chart": chart,
-        "survey": _survey_charts(report["survey"], language),
+        "survey": _survey_charts(report.survey, language),
         "actions": ACTIONS_IN[campaign.state],
         "audience_open": campaign.state in AUDIENCE_OPEN,
         "notice": notice,
@@ -135,32 +133,22 @@ async def _campaign_context(
     }
 
 
-def _instant(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _survey_charts(results: dict[str, Any] | None, language: str) -> dict[str, Any] | None:
+def _survey_charts(results: SurveyResults | None, language: str) -> dict[str, Any] | None:
     """Per question its text and option bars in ``language`` (else the first language)."""
     if results is None:
         return None
     questions = []
-    for question in results["questions"]:
-        labels = [
-            (_pick(option["texts"], language), option["count"]) for option in question["options"]
-        ]
+    for question in results.questions:
+        labels = [(in_language(o.texts, language), o.count) for o in question.options]
         questions.append(
             {
-                "no": question["no"],
-                "text": _pick(question["texts"], language),
-                "answers": question["answers"],
+                "no": question.no,
+                "text": in_language(question.texts, language),
+                "answers": question.answers,
                 "bars": option_bars(labels),
             }
         )
-    return {"sessions": results["sessions"], "questions": questions}
-
-
-def _pick(texts: dict[str, str], language: str) -> str:
-    return texts.get(language) or next(iter(texts.values()), "")
+    return {"sessions": results.sessions, "questions": questions}
 
 
 def _transition(name: str) -> Any:

@@ -11,13 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dispatcher.states import DeliveryState
+
 #: Progress bar groups: (css class, label, delivery states), in drawing order. Queued and
 #: claimed rows are what remains: the bar's empty part.
-PROGRESS_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("delivered", "delivered", ("delivered",)),
-    ("submitted", "submitted", ("submitted", "in_flight")),
-    ("failed", "not delivered", ("undelivered", "expired", "failed", "unknown")),
-    ("suppressed", "suppressed", ("suppressed",)),
+_D = DeliveryState
+PROGRESS_GROUPS: tuple[tuple[str, str, tuple[DeliveryState, ...]], ...] = (
+    ("delivered", "delivered", (_D.DELIVERED,)),
+    ("submitted", "submitted", (_D.SUBMITTED, _D.IN_FLIGHT)),
+    ("failed", "not delivered", (_D.UNDELIVERED, _D.EXPIRED, _D.FAILED, _D.UNKNOWN)),
+    ("suppressed", "suppressed", (_D.SUPPRESSED,)),
 )
 #: Bucket widths of the throughput chart, in minutes; the narrowest giving ≤ MAX_BARS bars.
 BUCKET_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
@@ -36,8 +39,9 @@ class Segment:
     width: float
 
 
-def progress(states: Mapping[str, int]) -> tuple[int, list[Segment]]:
-    """(total, segments) of a campaign's progress bar from its counts by delivery state."""
+def progress(states: Mapping[DeliveryState, int]) -> tuple[int, list[Segment]]:
+    """(total, segments) of a campaign's progress bar from its counts by delivery state
+    (keyed by state or by its name: a :class:`DeliveryState` is its name as a key)."""
     total = sum(states.values())
     segments, x = [], 0.0
     for css, label, members in PROGRESS_GROUPS:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from campaigns.languages import pick_language
 from dispatcher.program import texts
 from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.settings import Settings
@@ -41,6 +42,8 @@ _NOT_CONFIRMATIONS = [
     ServiceKind.HELP,
 ]
 _ALL_SCOPES = [CampaignScope.SMART.value, CampaignScope.OPERATOR.value]
+#: Program texts exist in every language (texts.py), so each one is available.
+_LANGUAGES = tuple(Language)
 
 
 class ProgramSQL(SqlFile, domain="program"):
@@ -116,9 +119,9 @@ class Membership:
         self._bonus = bonus
 
     def language(self, subscriber: Subscriber | None) -> Language:
-        if subscriber is not None and subscriber.language is not None:
-            return subscriber.language
-        return Language(self._settings.default_language)
+        """The subscriber's language, else the configured default (R14)."""
+        preferred = None if subscriber is None else subscriber.language
+        return Language(pick_language(_LANGUAGES, preferred, self._settings.default_language))
 
     async def language_of(self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str) -> Language:
         """The subscriber's language, or the configured default for an unknown number."""

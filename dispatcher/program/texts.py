@@ -6,6 +6,7 @@ placeholders by name. Add a key in all three languages or not at all.
 
 from __future__ import annotations
 
+from campaigns.languages import pick_language
 from dispatcher.states import Language
 
 USSD_SCREEN = 182
@@ -110,8 +111,4 @@ TEXTS: dict[str, dict[Language, str]] = {
 def text(key: str, language: Language | str | None, **values: object) -> str:
     """The text ``key`` in ``language`` (Russian when unknown), placeholders filled."""
     variants = TEXTS[key]
-    try:
-        lang = Language(language) if language else Language.RU
-    except ValueError:
-        lang = Language.RU
-    return variants[lang].format(**values)
+    return variants[Language(pick_language(variants, language, Language.RU))].format(**values)

@@ -235,7 +235,11 @@ WITH granted AS (
     INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
     SELECT g.msisdn,
            'bonus_notice',
-           CASE coalesce(s.language::text, $5) WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6 END,
+           -- R14: the notice exists in every language ($6..$8), so pick_language (0009) gives
+           -- the subscriber's language, else the default
+           CASE pick_language('{ru,kk,en}', s.language, $5)
+               WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6
+           END,
            true,
            'bonus_notice:' || g.id
     FROM granted g

@@ -22,7 +22,13 @@ from campaigns.models import (
     CampaignNotFound,
     TransitionRefused,
 )
-from campaigns.reports import campaign_report, campaign_view, results_csv
+from campaigns.reports import (
+    campaign_report,
+    campaign_view,
+    report_json,
+    results_csv,
+    survey_report,
+)
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
@@ -139,7 +145,7 @@ async def get_campaign(request: web.Request) -> web.Response:
     repository = _repository(request)
     campaign = await _campaign_or_404(request, repository)
     now = request.app[CLOCK].now()
-    return web.json_response(await campaign_report(repository, campaign, now))
+    return web.json_response(report_json(await campaign_report(repository, campaign, now)))
 
 
 @requires(Role.VIEWER)
@@ -147,12 +153,12 @@ async def survey_results_csv(request: web.Request) -> web.Response:
     """Survey results as CSV (``?lang=ru``): counts per question and option, no numbers."""
     repository = _repository(request)
     campaign = await _campaign_or_404(request, repository)
-    report = await campaign_report(repository, campaign, request.app[CLOCK].now())
-    if report["survey"] is None:
+    results = await survey_report(repository, campaign.id)
+    if results is None:
         raise ApiError(404, "not_a_survey", f"campaign {campaign.id} has no survey")
     language = request.query.get("lang", request.app[SETTINGS].default_language)
     return web.Response(
-        text=results_csv(report["survey"], language),
+        text=results_csv(results, language),
         content_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"'},
     )
