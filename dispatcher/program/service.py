@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.clock import month_start
 from dispatcher.program.membership import Membership, ProgramSQL, Subscriber
 from dispatcher.settings import Settings
 from dispatcher.states import Channel, SubscriberStatus
@@ -78,7 +77,7 @@ async def subscriber_view(
         return None
     sub = Subscriber.from_row(row)
     since = sub.owner_since
-    month = month_start(now, settings.timezone).date()
+    month = settings.calendar.month_of(now)
     periods = await db.fetch(ProgramSQL.memberships_of, msisdn, since)
     dnc = await db.fetchrow(ProgramSQL.dnc_of, msisdn)
     counters = await db.fetchrow(ProgramSQL.counters_of, msisdn, month)
