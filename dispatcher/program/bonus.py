@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 
 from dispatcher.clock import Clock
+from dispatcher.policy.waiting import waits_for_window
 from dispatcher.program import texts
 from dispatcher.program.bonus_models import (
     Activation,
@@ -50,7 +51,7 @@ from dispatcher.program.charging import (
 )
 from dispatcher.settings import Settings
 from dispatcher.sql import SqlFile
-from dispatcher.states import CreditState, GrantState, Language
+from dispatcher.states import CreditState, GrantState, Language, ServiceKind
 
 log = structlog.get_logger(__name__)
 
@@ -239,19 +240,21 @@ class BonusLedger:
         a transaction of its own. A slice that fails leaves the run unrecorded; the catch-up
         completes it (the anti-join skips what committed slices granted)."""
         slices = len(conns)
-        params = self.grant_month_params(month, now)
 
         async def one(k: int) -> asyncpg.Record:
-            conn = conns[k]
+            conn, params = conns[k], self.grant_month_params(month, now, slices, k)
             if k == 0:
-                return await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                return await conn.fetchrow(BonusSQL.grant_month, *params)
             async with conn.transaction():
-                return await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
+                return await conn.fetchrow(BonusSQL.grant_month, *params)
 
         return list(await asyncio.gather(*(one(k) for k in range(slices))))
 
-    def grant_month_params(self, month: date, now: datetime) -> tuple[object, ...]:
-        """The parameters of ``grant_month`` in bonus.sql (the benchmark profiles it too)."""
+    def grant_month_params(
+        self, month: date, now: datetime, slices: int = 1, part: int = 0
+    ) -> tuple[object, ...]:
+        """The parameters of ``grant_month`` in bonus.sql for slice ``part`` of ``slices``
+        (the benchmark profiles it too, as one slice)."""
         units = self._settings.bonus_units
         notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
         return (
@@ -263,6 +266,9 @@ class BonusLedger:
             notice[Language.RU],
             notice[Language.KK],
             notice[Language.EN],
+            slices,
+            part,
+            waits_for_window(ServiceKind.BONUS_NOTICE),
         )
 
     async def month_granted(self, now: datetime) -> bool:

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
+from dispatcher.policy.waiting import waits_for_window
 from dispatcher.settings import Settings
 from dispatcher.sql import SqlFile
 from dispatcher.states import CampaignScope, Channel, ContactKind
@@ -52,7 +53,7 @@ async def reserve(
             row = await conn.fetchrow(ContactSQL.existing, reference)
             if row is not None:
                 return Reservation(True, None, row["id"], row["month"].isoformat())
-        if not settings.calendar.is_open(now):
+        if waits_for_window(kind) and not settings.calendar.is_open(now):
             return Reservation(False, "outside_window")
         refusal = _refusal(await conn.fetchrow(ContactSQL.eligibility, msisdn), scope)
         if refusal is not None:
