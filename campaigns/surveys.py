@@ -14,8 +14,8 @@ Decisions (README, "Surveys"):
   how to answer); a second invalid reply to the same question closes the session
   (state ``closed``) without further messages: we stop asking someone who is not answering.
 * Follow-up questions and re-prompts are survey traffic, so they wait for the send window
-  (``in_window=True``, R8); the thank-you answers the subscriber's own reply and may go at
-  any hour (``in_window=False``). None of them counts against the caps (R7).
+  (R8); the thank-you answers the subscriber's own reply and may go at any hour (the table
+  in :mod:`dispatcher.policy.waiting`). None of them counts against the caps (R7).
 * The timeout (survey row, default 24 h) restarts with every question sent, so a question
   held overnight by the window does not time out before the subscriber sees it.
 * A new survey reaching a number closes that number's open session of another survey.
@@ -196,7 +196,6 @@ async def _next_question(
         ServiceKind.SURVEY_QUESTION,
         session.question(q_no + 1),
         f"survey:{session.id}:q{q_no + 1}",
-        in_window=True,
     )
     return ReplyOutcome("answered", session.id, session.campaign_id, q_no, option_no, message_id)
 
@@ -213,7 +212,6 @@ async def _complete(
         ServiceKind.SURVEY_THANKS,
         body,
         f"survey:{session.id}:thanks",
-        in_window=False,
     )
     return ReplyOutcome(
         "completed", session.id, session.campaign_id, session.question_no, option_no, message_id
@@ -237,7 +235,6 @@ async def _invalid(
         ServiceKind.SURVEY_REPROMPT,
         f"{hint}\n{session.question(q_no)}",
         f"survey:{session.id}:reprompt:{q_no}",
-        in_window=True,
     )
     return ReplyOutcome("reprompted", session.id, session.campaign_id, q_no, None, message_id)
 
@@ -249,10 +246,8 @@ async def _send(
     kind: ServiceKind,
     body: str,
     dedupe_key: str,
-    *,
-    in_window: bool,
 ) -> int | None:
-    message = ServiceMessage(msisdn, kind, body, in_window, dedupe_key, session.campaign_id)
+    message = ServiceMessage(msisdn, kind, body, dedupe_key, session.campaign_id)
     return await enqueue(conn, message)
 
 

@@ -81,7 +81,7 @@ async def cmd_bonus(settings: Settings, args: argparse.Namespace) -> int:
         bonus = BonusLedger(db.pool, settings, clock, charging_from_settings(settings))
         try:
             now = clock.now()
-            period = bonus.month_of(now).strftime("%Y-%m")
+            period = settings.calendar.month_of(now).strftime("%Y-%m")
             with err.status(f"granting {period} …"):
                 granted = await bonus.grant_month(now, force=args.force)
         finally:

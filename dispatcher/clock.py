@@ -79,9 +79,3 @@ def load_zone(name: str) -> ZoneInfo:
             return ZoneInfo.from_file(fh, key=name)
     except (FileNotFoundError, IsADirectoryError, ValueError) as exc:
         raise ZoneInfoNotFoundError(name) from exc
-
-
-def month_start(instant: datetime, zone: ZoneInfo) -> datetime:
-    """The first day of ``instant``'s calendar month in ``zone``, as a local midnight."""
-    local = instant.astimezone(zone)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -310,7 +310,7 @@ async def _send_until_window_closes(demo: Demo) -> None:
     waiting = await demo.database.pool.fetchval(
         "SELECT count(*) FROM deliveries WHERE state = 'queued'"
     )
-    local = demo.clock.now().astimezone(demo.settings.timezone)
+    local = demo.settings.calendar.local(demo.clock.now())
     step(
         f"{local:%H:%M:%S}: past 21:00 the window is closed — nothing more is claimed; "
         f"{waiting:,} messages wait for the morning (validity of what went ends at 21:00)"

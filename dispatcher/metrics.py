@@ -20,8 +20,6 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
@@ -31,7 +29,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from dispatcher.policy.window import SendWindow
 from dispatcher.sql import SqlFile
 from dispatcher.web.auth import public
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS, Handler
@@ -146,7 +143,7 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily(
             "smartd_send_window_open",
             "1 while the partner-message window is open (R8, program time zone)",
-            value=float(window_open(settings.send_window, settings.timezone, now)),
+            value=float(settings.calendar.is_open(now)),
         )
 
     def _session_metrics(self, session: Session | None) -> Iterator[Metric]:
@@ -221,10 +218,6 @@ class ServiceCollector(Collector):
         for reason, n in sorted(db.suppressed.items()):
             suppressed.add_metric([reason], n)
         yield suppressed
-
-
-def window_open(window: SendWindow, zone: ZoneInfo, now: datetime) -> bool:
-    return window.is_open(now, zone)
 
 
 def install_metrics(app: web.Application, session: Callable[[], Session | None]) -> Metrics:

@@ -56,7 +56,7 @@ async def catch_up(ledger: BonusLedger) -> SweepResult:
 
 def build_scheduler(ledger: BonusLedger, settings: Settings) -> AsyncIOScheduler:
     """The schedule, in the program's time zone; not started."""
-    zone = settings.timezone
+    zone = settings.calendar.zone
     scheduler = AsyncIOScheduler(timezone=zone)
     common: dict[str, Any] = {
         "args": [ledger],

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 import platformdirs
 
 from dispatcher.clock import load_zone
+from dispatcher.policy.calendar import ProgramCalendar
 from dispatcher.policy.window import SendWindow
 
 ENV_PREFIX = "SMARTD_"
@@ -219,6 +221,12 @@ class Settings:
     log_level: str = _setting(
         "info", _choice("debug", "info", "warning", "error"), "debug|info|warning|error", "level"
     )
+
+    @cached_property
+    def calendar(self) -> ProgramCalendar:
+        """Program time from ``timezone`` and ``send_window``: every window, month and local
+        time question goes through it, never through those two fields directly."""
+        return ProgramCalendar(self.timezone, self.send_window)
 
     def masked(self) -> dict[str, str]:
         """Every setting as ``SMARTD_NAME -> text``, secrets replaced by a mask."""

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatcher.clock import load_zone
-from dispatcher.engine.policy import MAX_ATTEMPTS, backoff, judge, validity_until
+from dispatcher.policy.calendar import ProgramCalendar
+from dispatcher.policy.submit import MAX_ATTEMPTS, backoff, judge
 from dispatcher.policy.window import SendWindow
 from dispatcher.states import DeliveryState
 from smpp.constants import Status
@@ -83,6 +84,6 @@ def test_backoff_grows_and_is_capped(attempt: int, seed: int) -> None:
 
 def test_validity_ends_at_window_close_in_local_time() -> None:
     """R8: at 17:00 Astana the validity is 21:00 the same day, written with offset +05."""
-    window = SendWindow.parse("10:00-21:00")
-    assert validity_until(window, ASTANA, NOW) == "261123210000020+"
-    assert validity_until(window, ASTANA, NOW.replace(hour=17)) is None
+    calendar = ProgramCalendar(ASTANA, SendWindow.parse("10:00-21:00"))
+    assert calendar.validity_until(NOW) == "261123210000020+"
+    assert calendar.validity_until(NOW.replace(hour=17)) is None

@@ -37,7 +37,7 @@ def setup(app: web.Application) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    zone = app[SETTINGS].timezone
+    zone = app[SETTINGS].calendar.zone
     env.filters["local"] = lambda value: local_time(value, zone)
     env.filters["num"] = number
     app[STATIC] = load_static(PACKAGE / "static")

@@ -49,7 +49,7 @@ def _form_page(
         "languages": LANGUAGE_ORDER,
         "kinds": [k.value for k in ContactKind],
         "scopes": [s.value for s in CampaignScope],
-        "zone": request.app[SETTINGS].timezone.key,
+        "zone": request.app[SETTINGS].calendar.zone.key,
     }
     return render(request, "campaign_new.html", context, status=status)
 
@@ -60,7 +60,7 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     chosen) → 303 to its page; an invalid form comes back with the problems (400)."""
     form, file_part = await _read_form(request)
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
-    payload, errors = campaign_payload(form, settings.timezone)
+    payload, errors = campaign_payload(form, settings.calendar.zone)
     try:
         spec = parse_campaign(payload, now, settings.campaign_max_segments)
     except SpecError as exc:

@@ -30,15 +30,15 @@ import asyncpg
 import structlog
 
 from campaigns.templates import pick_text, render
-from dispatcher.clock import Clock, month_start
+from dispatcher.clock import Clock
 from dispatcher.engine.nodes import NodeLock, new_node_id, recover_dead
-from dispatcher.engine.policy import judge, validity_until
 from dispatcher.engine.repository import (
     CampaignRef,
     Claimed,
     DispatchRepository,
     Outcome,
 )
+from dispatcher.policy.submit import judge
 from dispatcher.settings import Settings
 from dispatcher.states import ContactKind, DeliveryState
 from smpp.config import Address
@@ -201,7 +201,7 @@ class Dispatcher:
         if not self._ready():
             return [], 0  # no bind: claim nothing rather than hold rows we cannot write
         now = self._clock.now()
-        window_open = self._settings.send_window.is_open(now, self._settings.timezone)
+        window_open = self._settings.calendar.is_open(now)
         return await self._claim(now, window_open)
 
     async def _claim(self, now: datetime, window_open: bool) -> tuple[list[Claimed], int]:
@@ -210,7 +210,7 @@ class Dispatcher:
         service = [_service_message(r) for r in rows if r["state"] == "claimed"]
         if rows or not window_open:
             return service, len(rows) - len(service)
-        month = month_start(now, self._settings.timezone).date()
+        month = self._settings.calendar.month_of(now)
         caps = (self._settings.info_cap, self._settings.survey_cap)
         for campaign in await self.repo.running_campaigns():
             rows = await self.repo.claim_campaign(campaign.id, limit, now, month, caps)
@@ -287,7 +287,7 @@ class Dispatcher:
     ) -> None:
         try:
             now = self._clock.now()
-            validity = validity_until(self._settings.send_window, self._settings.timezone, now)
+            validity = self._settings.calendar.validity_until(now)
             ready = self._ready()
             sendable: list[Claimed] = []
             held: list[Claimed] = []

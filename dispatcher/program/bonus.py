@@ -26,7 +26,8 @@ from typing import TypeVar
 import asyncpg
 import structlog
 
-from dispatcher.clock import Clock, month_start
+from dispatcher.clock import Clock
+from dispatcher.policy.waiting import waits_for_window
 from dispatcher.program import texts
 from dispatcher.program.bonus_models import (
     Activation,
@@ -50,7 +51,7 @@ from dispatcher.program.charging import (
 )
 from dispatcher.settings import Settings
 from dispatcher.sql import SqlFile
-from dispatcher.states import CreditState, GrantState, Language
+from dispatcher.states import CreditState, GrantState, Language, ServiceKind
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,7 @@ class BonusLedger:
     ) -> None:
         self._pool = pool
         self._settings = settings
+        self._calendar = settings.calendar
         self._clock = clock
         self._charging = charging
         # Nobody else sends a credit while its call may still be running.
@@ -109,10 +111,6 @@ class BonusLedger:
         """Release the charging adapter (its HTTP session)."""
         await self._charging.close()
 
-    def month_of(self, now: datetime) -> date:
-        """The calendar month (Astana time) ``now`` falls in, as its first day."""
-        return month_start(now, self._settings.timezone).date()
-
     # ------------------------------------------------------------ inside a caller's transaction
 
     async def grant_on_join(
@@ -126,7 +124,7 @@ class BonusLedger:
         says it.
         """
         units = self._settings.bonus_units
-        month = self.month_of(now)
+        month = self._calendar.month_of(now)
         await conn.execute(BonusSQL.share_job_lock, GRANT_MONTH_LOCK)
         grant_id: int | None = await conn.fetchval(
             BonusSQL.grant_one, msisdn, month, units, now, now + DEADLINE
@@ -157,7 +155,7 @@ class BonusLedger:
         ``TRY_AGAIN``: the activation stands, the credit is retried (same idempotency key) by
         the retry job or by the subscriber's next ``*555*00#``.
         """
-        month = self.month_of(now)
+        month = self._calendar.month_of(now)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(BonusSQL.lock_msisdn, msisdn)
             owed, answer = await self._claim_activation(conn, msisdn, now, month)
@@ -175,7 +173,7 @@ class BonusLedger:
     async def activate_text(self, msisdn: str, language: Language, now: datetime) -> str:
         """:meth:`activate`, answered as the USSD screen text in ``language``."""
         result = await self.activate(msisdn, now)
-        return result.text(language, self._settings.timezone)
+        return result.text(language, self._calendar.zone)
 
     async def balance(self, msisdn: str, now: datetime) -> Balance:
         """R6: the active grant (units, expiry), the oldest pending one (deadline), and what
@@ -195,7 +193,7 @@ class BonusLedger:
     async def balance_text(self, msisdn: str, language: Language, now: datetime) -> str:
         """:meth:`balance`, answered as the USSD screen text in ``language``."""
         result = await self.balance(msisdn, now)
-        return result.text(language, self._settings.timezone)
+        return result.text(language, self._calendar.zone)
 
     # ------------------------------------------------------------ scheduled jobs
 
@@ -210,7 +208,7 @@ class BonusLedger:
         commit together. Every connection is taken *before* the lock: joins waiting for the
         lock hold pool connections, and the job must never wait for one of those.
         """
-        month = self.month_of(now)
+        month = self._calendar.month_of(now)
         period = month.strftime("%Y-%m")
         slices = max(1, min(self._settings.bonus_grant_workers, self._pool.get_max_size()))
         async with contextlib.AsyncExitStack() as stack:
@@ -242,23 +240,21 @@ class BonusLedger:
         a transaction of its own. A slice that fails leaves the run unrecorded; the catch-up
         completes it (the anti-join skips what committed slices granted)."""
         slices = len(conns)
-        params = self.grant_month_params(month, now)
 
         async def one(k: int) -> GrantSlice:
-            conn = conns[k]
+            conn, params = conns[k], self.grant_month_params(month, now, slices, k)
             if k == 0:
-                return GrantSlice.from_row(
-                    await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
-                )
+                return GrantSlice.from_row(await conn.fetchrow(BonusSQL.grant_month, *params))
             async with conn.transaction():
-                return GrantSlice.from_row(
-                    await conn.fetchrow(BonusSQL.grant_month, *params, slices, k)
-                )
+                return GrantSlice.from_row(await conn.fetchrow(BonusSQL.grant_month, *params))
 
         return list(await asyncio.gather(*(one(k) for k in range(slices))))
 
-    def grant_month_params(self, month: date, now: datetime) -> tuple[object, ...]:
-        """The parameters of ``grant_month`` in bonus.sql (the benchmark profiles it too)."""
+    def grant_month_params(
+        self, month: date, now: datetime, slices: int = 1, part: int = 0
+    ) -> tuple[object, ...]:
+        """The parameters of ``grant_month`` in bonus.sql for slice ``part`` of ``slices``
+        (the benchmark profiles it too, as one slice)."""
         units = self._settings.bonus_units
         notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
         return (
@@ -270,11 +266,14 @@ class BonusLedger:
             notice[Language.RU],
             notice[Language.KK],
             notice[Language.EN],
+            slices,
+            part,
+            waits_for_window(ServiceKind.BONUS_NOTICE),
         )
 
     async def month_granted(self, now: datetime) -> bool:
         """Whether the monthly grant of ``now``'s month has run (start-up catch-up asks)."""
-        period = self.month_of(now).strftime("%Y-%m")
+        period = self._calendar.month_of(now).strftime("%Y-%m")
         return await self._pool.fetchval(BonusSQL.job_done, GRANT_MONTH_JOB, period) is not None
 
     async def sweep(self, now: datetime) -> SweepResult:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from dispatcher.clock import month_start
+from dispatcher.policy.waiting import waits_for_window
 from dispatcher.settings import Settings
 from dispatcher.sql import SqlFile
 from dispatcher.states import CampaignScope, Channel, ContactKind
@@ -47,13 +47,13 @@ async def reserve(
 ) -> Reservation:
     """Grant one contact of ``kind`` to ``msisdn`` now, or refuse with a reason
     (``outside_window``, ``not_member``, ``dnc``, ``blocked``, ``cap_info``, ``cap_survey``)."""
-    month = month_start(now, settings.timezone).date()
+    month = settings.calendar.month_of(now)
     async with pool.acquire() as conn, conn.transaction():
         if reference is not None:
             row = await conn.fetchrow(ContactSQL.existing, reference)
             if row is not None:
                 return Reservation(True, None, row["id"], row["month"].isoformat())
-        if not settings.send_window.is_open(now, settings.timezone):
+        if waits_for_window(kind) and not settings.calendar.is_open(now):
             return Reservation(False, "outside_window")
         refusal = _refusal(await conn.fetchrow(ContactSQL.eligibility, msisdn), scope)
         if refusal is not None:

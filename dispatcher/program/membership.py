@@ -298,5 +298,4 @@ class Membership:
     async def _confirm(
         self, conn: asyncpg.Connection, msisdn: str, kind: ServiceKind, body: str, key: str
     ) -> None:
-        # Subscriber-initiated confirmations may go outside the send window (issue 4).
-        await enqueue(conn, ServiceMessage(msisdn, kind, body, in_window=False, dedupe_key=key))
+        await enqueue(conn, ServiceMessage(msisdn, kind, body, dedupe_key=key))

@@ -99,7 +99,6 @@ class MoDesk:
                     msisdn,
                     ServiceKind.HELP,
                     texts.text("help", lang),
-                    in_window=False,
                     dedupe_key=f"help:{mo_id}",
                 ),
             )

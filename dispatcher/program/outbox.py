@@ -2,7 +2,8 @@
 
 They are queued in ``service_messages`` inside the caller's transaction, so a message exists
 if and only if the state change that caused it committed; the dispatch engine sends them
-ahead of campaign traffic.
+ahead of campaign traffic. Whether one waits for the send window (R8) follows from its kind
+(:mod:`dispatcher.policy.waiting`), never from the caller.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from dispatcher.policy.waiting import waits_for_window
 from dispatcher.sql import SqlFile
 from dispatcher.states import ServiceKind
 
@@ -24,9 +26,13 @@ class ServiceMessage:
     msisdn: str
     kind: ServiceKind
     body: str
-    in_window: bool
     dedupe_key: str | None = None
     campaign_id: int | None = None
+
+    @property
+    def in_window(self) -> bool:
+        """Whether it leaves only while the send window is open (R8), by its kind."""
+        return waits_for_window(self.kind)
 
 
 async def enqueue(conn: asyncpg.Connection, message: ServiceMessage) -> int | None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.clock import month_start
 from dispatcher.program.bonus_models import Grant
 from dispatcher.program.membership import Membership, ProgramSQL, Subscriber
 from dispatcher.settings import Settings
@@ -199,7 +198,7 @@ async def subscriber_view(
     if sub is None:
         return None
     since = sub.owner_since
-    month = month_start(now, settings.timezone).date()
+    month = settings.calendar.month_of(now)
     periods = await history.memberships(msisdn, since)
     dnc = await history.dnc(msisdn)
     counters = await history.counters(msisdn, month)

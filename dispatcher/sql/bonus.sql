@@ -216,7 +216,8 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 -- joins, so each hashes only its share of subscribers.
 -- $1: month (first day, Astana), $2: units, $3: now (granted_at), $4: deadline_at,
 -- $5: default language, $6: notice text ru, $7: kk, $8: en, $9: number of slices,
--- $10: this slice (0 .. $9 - 1).
+-- $10: this slice (0 .. $9 - 1), $11: whether the notices wait for the send window (R8; the
+-- table in dispatcher/policy/waiting.py decides).
 WITH granted AS (
     INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
     SELECT m.msisdn, $1, $2, $3, $4
@@ -240,7 +241,7 @@ WITH granted AS (
            CASE pick_language('{ru,kk,en}', s.language, $5)
                WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6
            END,
-           true,
+           $11,
            'bonus_notice:' || g.id
     FROM granted g
     JOIN subscribers s

@@ -1,6 +1,8 @@
-"""Pure dispatch policy: what an SMPP outcome means for a message, retry backoff, validity.
+"""Pure submit policy: what an SMPP outcome means for a message, and retry backoff.
 
-No I/O: functions of their inputs and an explicit ``now`` (STYLE.md, principle 3).
+No I/O: functions of their inputs and an explicit ``now`` (STYLE.md, principle 3). The
+validity of a submit (R8: it ends when the window closes) is the calendar's answer:
+:meth:`dispatcher.policy.calendar.ProgramCalendar.validity_until`.
 """
 
 from __future__ import annotations
@@ -9,9 +11,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from dispatcher.policy.window import SendWindow
 from dispatcher.states import DeliveryState
 from smpp.constants import Status
 from smpp.outcome import (
@@ -22,7 +22,6 @@ from smpp.outcome import (
     TemporaryFailure,
     Unknown,
 )
-from smpp.timefmt import format_absolute
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = timedelta(seconds=30)
@@ -92,12 +91,3 @@ def judge(
 
 def _name(failures: Sequence[TemporaryFailure | PermanentFailure]) -> str:
     return failures[-1].status_name if failures else "no outcome"
-
-
-def validity_until(window: SendWindow, zone: ZoneInfo, now: datetime) -> str | None:
-    """The absolute SMPP validity_period ending when the current window closes (R8), in
-    local time with its quarter-hour offset; None when the window is shut."""
-    closes = window.closes_at(now, zone)
-    if closes is None:
-        return None
-    return format_absolute(closes.astimezone(zone))
