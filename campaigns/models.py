@@ -188,15 +188,3 @@ class TransitionRefused(Exception):
         self.action = action
         self.state = state
         self.reason = reason
-
-
-class AudienceError(Exception):
-    """An audience the service refuses as a whole (nothing of it is kept): an HTTP status,
-    a stable code, a message and details (e.g. the line of invalid UTF-8)."""
-
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details

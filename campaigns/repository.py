@@ -17,9 +17,9 @@ from typing import TypeAlias
 
 import asyncpg
 
+from campaigns.csvstream import InputRefused
 from campaigns.models import (
     AUDIENCE_OPEN,
-    AudienceError,
     Campaign,
     CampaignNotFound,
     DeliveryTally,
@@ -232,11 +232,10 @@ class CampaignRepository:
         """Queue every number of ``segment`` (set-based); returns how many were new."""
         async with self.audience_load(campaign_id) as load:
             if load.campaign.variables:
-                raise AudienceError(
-                    400,
-                    "segment_without_variables",
+                raise InputRefused(
                     "this campaign's texts use audience columns; upload a file that has them",
                     {"variables": load.campaign.variables},
+                    code="segment_without_variables",
                 )
             status = await load.conn.execute(_SEGMENT_QUERIES[segment], campaign_id)
             await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)

@@ -19,7 +19,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from campaigns.audience import upload_audience
-from campaigns.models import AudienceError, CampaignNotFound, TransitionRefused
+from campaigns.csvstream import InputRefused
+from campaigns.models import CampaignNotFound, TransitionRefused
 from campaigns.reports import CampaignReport, campaign_report, campaign_view
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
@@ -34,6 +35,7 @@ from dispatcher.cli_common import (
     out,
     print_rejected,
     readable_file,
+    refused,
 )
 from dispatcher.db import open_database
 from dispatcher.settings import Settings
@@ -161,8 +163,8 @@ async def _upload(
                 max_rows=settings.audience_max_rows,
                 max_bytes=settings.audience_max_bytes,
             )
-    except AudienceError as exc:
-        return fail(f"{path}: {exc.message}; nothing was added")
+    except InputRefused as exc:
+        return refused(path, exc, "nothing was added")
     print(
         f"accepted {result.accepted}, duplicates {result.duplicates}, "
         f"rejected {result.rejected_total} ({result.lines} lines)"

@@ -23,7 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from campaigns.audience import file_chunks
+from campaigns.csvstream import InputRefused, file_chunks
 from campaigns.models import Rejected
 from dispatcher.clock import Clock, OffsetClock, SystemClock
 from dispatcher.settings import Settings
@@ -48,6 +48,15 @@ def cli_clock(settings: Settings) -> Clock:
 def fail(message: str, status: int = EXIT_REFUSED) -> int:
     print(f"smartd: {message}", file=sys.stderr)
     return status
+
+
+def refused(path: Path, exc: InputRefused, outcome: str) -> int:
+    """A refused input file: what is wrong and where (its line), then ``outcome`` (what was
+    not done), and the hint on a line of its own; exit 1."""
+    fail(f"{path}: {exc.message}; {outcome}")
+    if exc.hint:
+        print(f"smartd: hint: {exc.hint}", file=sys.stderr)
+    return EXIT_REFUSED
 
 
 def byte_progress() -> Progress:

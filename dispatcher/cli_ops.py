@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from campaigns.csvstream import InputRefused
 from dispatcher.cli_common import (
     EXIT_REJECTED_ROWS,
     Command,
@@ -16,15 +17,15 @@ from dispatcher.cli_common import (
     byte_progress,
     cli_clock,
     err,
-    fail,
     file_with_progress,
     print_rejected,
     readable_file,
+    refused,
 )
 from dispatcher.db import open_database
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
-from dispatcher.program.imports import ImportRefused, import_subscribers
+from dispatcher.program.imports import import_subscribers
 from dispatcher.program.membership import Membership
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenInfo
@@ -62,8 +63,8 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
                     region=settings.default_region,
                     max_bytes=settings.audience_max_bytes,
                 )
-        except ImportRefused as exc:
-            return fail(f"{path}: {exc.message}; nothing was imported")
+        except InputRefused as exc:
+            return refused(path, exc, "nothing was imported")
         finally:
             await bonus.close()
     print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns.audience import AudienceParser
-from campaigns.models import AudienceError
+from campaigns.csvstream import InputRefused
 
 
 def _parse(data: bytes, variables=(), chunk: int = 7, **limits) -> tuple[list, AudienceParser]:
@@ -40,14 +40,14 @@ def test_rejected_list_is_capped_with_a_total() -> None:
 
 def test_row_limit() -> None:
     """More data rows than allowed raises too_many_rows."""
-    with pytest.raises(AudienceError) as caught:
+    with pytest.raises(InputRefused) as caught:
         _parse(b"77011234567\n77021234567\n", max_rows=1)
     assert caught.value.code == "too_many_rows"
 
 
 def test_empty_file() -> None:
     """A file with no data rows (only a header) is refused."""
-    with pytest.raises(AudienceError) as caught:
+    with pytest.raises(InputRefused) as caught:
         _parse(b"msisdn\n\n")
     assert caught.value.code == "empty_audience"
 
@@ -55,7 +55,7 @@ def test_empty_file() -> None:
 def test_invalid_utf8_line_number_across_chunks() -> None:
     """The line of the first invalid byte is reported even when chunks split lines."""
     data = b"77011234567\n77021234567\n7705\xff1234567\n"
-    with pytest.raises(AudienceError) as caught:
+    with pytest.raises(InputRefused) as caught:
         _parse(data, chunk=5)
     assert caught.value.details == {"line": 3}
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from campaigns.csvstream import MAX_LINE
 from dispatcher.states import Role
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
 from tests.web_helpers import running_api
@@ -113,6 +114,19 @@ async def test_oversized_upload_is_413_and_writes_nothing(settings, clock, datab
         headers = {**api.auth(Role.MARKETER), "Content-Type": "text/csv"}
         response = await api.client.post(f"{BASE}/{cid}/audience", data=stream(), headers=headers)
         assert response.status == 413
+        assert await _deliveries(database, cid) == {}
+
+
+async def test_a_line_too_long_is_400_naming_it(settings, clock, database) -> None:
+    """A line longer than MAX_LINE characters (a line that never ends, say) is a 400 in the
+    error shape naming the line; nothing of the upload is kept."""
+    data = b"77011234567\n77021234567," + b"A" * (MAX_LINE + 1) + b"\n77051234567\n"
+    async with running_api(settings, clock, database) as api:
+        cid = (await create(api, info_payload(variables=[], texts={"en": "Hi"})))["id"]
+        status, body = await upload(api, cid, data)
+        assert status == 400 and body["error"]["code"] == "line_too_long"
+        assert body["error"]["details"] == {"line": 2, "limit": MAX_LINE}
+        assert body["error"]["message"].startswith(f"line 2 is longer than {MAX_LINE} characters")
         assert await _deliveries(database, cid) == {}
 
 

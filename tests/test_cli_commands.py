@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from campaigns.csvstream import MAX_LINE
 from tests.net import free_port
 from tests.test_cli import _env, _run
 
@@ -86,6 +87,16 @@ def test_upload_refusals_are_clear_and_change_nothing(database_url: str, tmp_pat
     assert (unknown.returncode, unknown.stderr.strip()) == (1, "smartd: no campaign 999")
     missing = _smartd(database_url, "campaign", "upload", str(campaign), "/no/such.csv")
     assert missing.returncode == 2 and "no such file: /no/such.csv" in missing.stderr
+
+
+def test_import_refuses_a_line_too_long(database_url: str, tmp_path: Path) -> None:
+    """A line over the maximum length is refused naming its line, with a hint; exit 1."""
+    csv = tmp_path / "long.csv"
+    csv.write_bytes(b"77011000001,active,ru\n77011000002,active," + b"r" * (MAX_LINE + 1))
+    result = _smartd(database_url, "import-subscribers", str(csv))
+    assert result.returncode == 1
+    assert f"line 2 is longer than {MAX_LINE} characters; nothing was imported" in result.stderr
+    assert "hint: " in result.stderr
 
 
 def test_start_refused_names_the_state(database_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from campaigns.csvstream import MAX_LINE
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.settings import Settings
@@ -115,6 +116,29 @@ async def test_refused_files_change_nothing(
         ]:
             status, result = await _import(api, body)
             assert (status, result["error"]["code"]) == (400, code)
+    assert await _rows(database) == {}
+
+
+async def test_a_bare_cr_ends_a_line(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """A bare CR (old Mac files) ends a line as LF and CRLF do, so the lines after it keep
+    their numbers (it used to make its line a malformed row)."""
+    async with running_api(settings, clock, database) as api:
+        status, result = await _import(api, f"{A},active,kk\r{B},active,ru\r\nabc,active,ru\n")
+    assert status == 200 and result["inserted"] == 2 and result["lines"] == 3
+    assert [(r["line"], r["value"]) for r in result["rejected"]] == [(3, "abc")]
+
+
+async def test_a_line_too_long_is_400_naming_it(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """A line longer than MAX_LINE characters is a 400 naming the line; nothing is written."""
+    body = f"{A},active,kk\n{B},active,".encode() + b"k" * (MAX_LINE + 1)
+    async with running_api(settings, clock, database) as api:
+        status, result = await _import(api, body)
+    assert status == 400 and result["error"]["code"] == "line_too_long"
+    assert result["error"]["details"]["line"] == 2
     assert await _rows(database) == {}
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from campaigns.audience import upload_audience
-from campaigns.models import AUDIENCE_OPEN, AudienceError, Campaign, TransitionRefused
+from campaigns.csvstream import InputRefused
+from campaigns.models import AUDIENCE_OPEN, Campaign, TransitionRefused
 from campaigns.reports import DeliveryCounts, SurveyResults, campaign_report, in_language
 from campaigns.repository import TRANSITIONS, CampaignRepository
 from campaigns.templates import preview
@@ -21,6 +22,7 @@ from dispatcher.console.charts import option_bars, progress
 from dispatcher.console.guard import MULTIPART, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
 from dispatcher.states import CampaignState, Role
+from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 PAGE_SIZE = 25
@@ -220,8 +222,9 @@ async def load_audience(
             max_rows=settings.audience_max_rows,
             max_bytes=settings.audience_max_bytes,
         )
-    except AudienceError as exc:
-        return None, f"The file was refused, nothing was loaded: {exc.message}", exc.status
+    except InputRefused as exc:
+        message = f"The file was refused, nothing was loaded: {exc.explained}"
+        return None, message, refused_status(exc)
     except TransitionRefused as exc:
         return None, f"No audience can be added: {exc.reason}.", 409
     return result.as_dict(), None, 200

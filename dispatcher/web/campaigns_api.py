@@ -15,13 +15,8 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from campaigns.audience import upload_audience
-from campaigns.models import (
-    SEGMENTS,
-    AudienceError,
-    Campaign,
-    CampaignNotFound,
-    TransitionRefused,
-)
+from campaigns.csvstream import InputRefused, TooLarge
+from campaigns.models import SEGMENTS, Campaign, CampaignNotFound, TransitionRefused
 from campaigns.reports import (
     campaign_report,
     campaign_view,
@@ -81,8 +76,6 @@ def _domain_errors() -> Iterator[None]:
     except TransitionRefused as exc:
         details = {"state": exc.state.value, "action": exc.action, "reason": exc.reason}
         raise ApiError(409, "invalid_transition", str(exc), details) from None
-    except AudienceError as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -185,9 +178,7 @@ async def add_audience(request: web.Request) -> web.Response:
     if request.content_type == "application/json":
         return await _add_segment(request, repository, campaign_id)
     if request.content_length is not None and request.content_length > settings.audience_max_bytes:
-        raise ApiError(
-            413, "audience_too_large", f"the audience exceeds {settings.audience_max_bytes} bytes"
-        )
+        raise TooLarge("audience", settings.audience_max_bytes)
     with _domain_errors():
         result = await upload_audience(
             repository,
@@ -212,7 +203,7 @@ async def _upload_chunks(request: web.Request) -> AsyncIterator[bytes]:
             while chunk := await part.read_chunk(CHUNK):
                 yield chunk
             return
-    raise AudienceError(400, "no_file", "the multipart body has no field named 'file'")
+    raise InputRefused("the multipart body has no field named 'file'", code="no_file")
 
 
 async def _add_segment(

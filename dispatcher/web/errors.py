@@ -1,7 +1,9 @@
 """The error shape of DESIGN.md, everywhere: ``{"error": {"code", "message", "details"}}``.
 
-Handlers raise :class:`ApiError`; the middleware turns it, aiohttp's own HTTP errors (404,
-405, 413, ...) and anything unexpected (500, logged, no internals leaked) into that shape.
+Handlers raise :class:`ApiError`; the middleware turns it, refused input (an upload the
+domain refuses as a whole: :class:`~campaigns.csvstream.InputRefused`), aiohttp's own HTTP
+errors (404, 405, 413, ...) and anything unexpected (500, logged, no internals leaked) into
+that shape.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncpg
 import structlog
 from aiohttp import http_exceptions, web
 
+from campaigns.csvstream import InputRefused, TooLarge
 from dispatcher.web.keys import Handler
 
 log = structlog.get_logger(__name__)
@@ -34,6 +37,11 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return web.json_response(body, status=status)
 
 
+def refused_status(exc: InputRefused) -> int:
+    """The HTTP status of refused input: 413 for too many bytes, else 400."""
+    return 413 if isinstance(exc, TooLarge) else 400
+
+
 def _code_for(status: int) -> str:
     try:
         return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
@@ -47,6 +55,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details)
+    except InputRefused as exc:
+        return error_response(refused_status(exc), exc.code, exc.explained, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatcher.program.imports import ImportRefused, import_subscribers
+from campaigns.csvstream import TooLarge
+from dispatcher.program.imports import import_subscribers
 from dispatcher.program.service import subscriber_view
 from dispatcher.states import Role
 from dispatcher.web.auth import requires
@@ -32,18 +33,15 @@ async def import_csv(request: web.Request) -> web.Response:
     settings = app[SETTINGS]
     limit = settings.audience_max_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "import_too_large", f"the file exceeds {limit} bytes")
-    try:
-        result = await import_subscribers(
-            app[DATABASE].pool,
-            app[MEMBERSHIP],
-            request.content.iter_chunked(CHUNK),
-            app[CLOCK].now(),
-            region=settings.default_region,
-            max_bytes=limit,
-        )
-    except ImportRefused as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
+        raise TooLarge("import", limit)
+    result = await import_subscribers(
+        app[DATABASE].pool,
+        app[MEMBERSHIP],
+        request.content.iter_chunked(CHUNK),
+        app[CLOCK].now(),
+        region=settings.default_region,
+        max_bytes=limit,
+    )
     return web.json_response(result.as_dict())
 
 
