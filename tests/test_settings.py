@@ -158,3 +158,18 @@ def test_readme_configuration_reference_is_current() -> None:
     assert readme[start:end].strip() == reference_markdown(), (
         "regenerate with: smartd config --reference"
     )
+
+
+def test_each_engine_service_has_its_interval_setting() -> None:
+    """Receipts, housekeeping and recovery each have an interval setting (defaults 1 s, 1 s,
+    30 s), read from SMARTD_* like every setting."""
+    defaults = load_settings({})
+    assert (
+        defaults.receipts_interval,
+        defaults.receipts_recheck,
+        defaults.housekeeping_interval,
+        defaults.recovery_interval,
+    ) == (1.0, 5.0, 1.0, 30.0)
+    assert load_settings({"SMARTD_RECOVERY_INTERVAL": "5"}).recovery_interval == 5.0
+    with pytest.raises(ConfigError, match="SMARTD_RECEIPTS_INTERVAL"):
+        load_settings({"SMARTD_RECEIPTS_INTERVAL": "0"})
