@@ -33,14 +33,13 @@ from pathlib import Path
 import asyncpg
 
 from bench._net import free_port
-from dispatcher.clock import ManualClock
+from dispatcher.clock import OffsetClock
 from dispatcher.db import create_pool, recreate_database
 from dispatcher.embedded import EmbeddedPostgres
-from dispatcher.engine.engine import Dispatcher, EngineConfig
-from dispatcher.engine.inbound import InboundSink
-from dispatcher.program.membership import Membership
-from dispatcher.program.mo import MoDesk
-from dispatcher.program.service import NoBonus
+from dispatcher.engine.build import Program, build_engine
+from dispatcher.engine.engine import EngineConfig
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.charging import charging_from_settings
 from dispatcher.settings import load_settings
 from smpp.config import Address, SessionConfig
 from smpp.outcome import Accepted
@@ -48,6 +47,7 @@ from smpp.session import Session
 from smpp.text import encode_message
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 11:00 Astana: ten hours of window ahead
+RECEIPT_POLL = 0.02  # seconds
 
 
 def _simulator(port: int, *extra: str) -> subprocess.Popen[bytes]:
@@ -97,12 +97,20 @@ async def _seed(pool: asyncpg.Pool, recipients: int) -> int:
 async def run_campaign(
     url: str, recipients: int, port: int, tps: float | None, window: int = 64, burst: int = 1
 ) -> dict[str, float]:
-    """Seed, dispatch everything, apply every receipt; figures of the run."""
+    """Seed, dispatch everything with serve's loops, apply every receipt; figures of the run."""
     pool = await create_pool(url, min_size=4, max_size=12)
     try:
         campaign = await _seed(pool, recipients)
-        settings = load_settings({}, database_url=url, smpp_window=window)
-        clock = ManualClock(NOW)
+        # Receipts are applied (and ones that beat their submit_sm_resp matched again) within
+        # RECEIPT_POLL, not serve's seconds: the run ends when the last one is applied.
+        settings = load_settings(
+            {},
+            database_url=url,
+            smpp_window=window,
+            receipts_interval=RECEIPT_POLL,
+            receipts_recheck=RECEIPT_POLL,
+        )
+        clock = OffsetClock(NOW)
         config = SessionConfig(
             host="127.0.0.1",
             port=port,
@@ -112,36 +120,25 @@ async def run_campaign(
             tps=tps,
             burst=max(1, int((tps or 0) // 20)),
         )
-        holder: dict[str, InboundSink] = {}
-
-        async def inbound(event: object) -> None:
-            await holder["sink"](event)  # type: ignore[arg-type]
-
-        session = Session(config, inbound)
-        engine = Dispatcher(
-            pool, settings, clock, session, config=EngineConfig(window=window, batch_size=2000)
+        ledger = BonusLedger(pool, settings, clock, charging_from_settings(settings))
+        engine = build_engine(
+            settings,
+            clock,
+            pool,
+            Program.over(pool, settings, ledger),
+            session_config=config,
+            engine_config=EngineConfig(window=window, batch_size=2000),
         )
-        mo = MoDesk(Membership(settings, NoBonus()), settings.short_code, settings.dnc_code)
-        holder["sink"] = InboundSink(pool, engine.repo, clock, mo)
-        session.start()
-        await session.wait_bound()
-        await engine.start()
-        started = time.perf_counter()
-        sent_done = asyncio.Event()
-        receipts_task = asyncio.create_task(_apply_until_done(engine, clock, pool, sent_done))
-        stop = asyncio.Event()
-        loop_task = asyncio.create_task(engine.run(stop))  # the production loop
-        await holder["sink"].receipts.wait_committed(recipients)  # every message answered
-        stop.set()
-        engine.wake()
-        await loop_task
-        sent_at = time.perf_counter()
-        sent_done.set()
-        await receipts_task
-        finished = time.perf_counter()
-        stats = session.stats
-        await engine.close()
-        await session.close()
+        async with engine:
+            await engine.session.wait_bound()
+            started = time.perf_counter()
+            engine.run_loops()  # the production loops
+            await engine.sink.receipts.wait_committed(recipients)  # every message answered
+            sent_at = time.perf_counter()
+            await _until_applied(pool)
+            finished = time.perf_counter()
+            stats = engine.session.stats
+        await ledger.close()
         delivered = await pool.fetchval(
             "SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND state = 'delivered'",
             campaign,
@@ -158,21 +155,13 @@ async def run_campaign(
         await pool.close()
 
 
-async def _apply_until_done(
-    engine: Dispatcher, clock: ManualClock, pool: asyncpg.Pool, sent: asyncio.Event
-) -> None:
+async def _until_applied(pool: asyncpg.Pool) -> None:
+    """Wait until the receipts service has applied every receipt (no delivery left
+    submitted)."""
     while True:
-        now = clock.now()
-        row = await engine.repo.apply_receipts(5000, now, now, now.replace(year=2000))
-        if row["seen"]:
-            continue
-        if sent.is_set():
-            pending = await pool.fetchval(
-                "SELECT count(*) FROM deliveries WHERE state = 'submitted'"
-            )
-            if not pending:
-                return
-        await asyncio.sleep(0.02)
+        if not await pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'submitted'"):
+            return
+        await asyncio.sleep(RECEIPT_POLL)
 
 
 async def naive_baseline(url: str, messages: int, port: int) -> float:

@@ -28,17 +28,14 @@ from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool, recreate_database
 from dispatcher.demo_data import NAMES, PARTNER, SURVEY
 from dispatcher.embedded import EmbeddedPostgres
-from dispatcher.engine.engine import Dispatcher, EngineConfig
-from dispatcher.engine.inbound import InboundSink
-from dispatcher.program.mo import MoDesk
-from dispatcher.runtime import open_survey_sessions, survey_reply
+from dispatcher.engine.build import Engine, Program, build_engine
+from dispatcher.engine.engine import EngineConfig
 from dispatcher.settings import Settings
 from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 from dispatcher.web.keys import BONUS, MEMBERSHIP, USSD
 from smpp.config import SessionConfig
-from smpp.session import Session
 from smpp.simulator import SimulatorOptions, SmscSimulator
 
 SUBSCRIBERS = 10_000  # joiners 70 %, partner audience 60 %, surveyed 15 %
@@ -59,7 +56,7 @@ class Demo:
     http: aiohttp.ClientSession
     tokens: dict[Role, str]
     sim: SmscSimulator
-    dispatcher: Dispatcher
+    engine: Engine
     app: web.Application
     subscribers: int = SUBSCRIBERS
     partner_id: int = 0
@@ -124,11 +121,10 @@ async def run_demo(
     http_port = int(runner.addresses[0][1])
     repo = TokenRepository(pool)
     tokens = {role: (await repo.create(f"demo-{role}", role))[0] for role in Role}
-    session, dispatcher, sink_holder = _engine(app, settings, clock, database, sim_port)
-    session.start()
+    engine = _engine(app, settings, clock, database, sim_port)
     try:
-        await session.wait_bound()
-        await dispatcher.start()
+        await engine.start()
+        await engine.session.wait_bound()
         async with aiohttp.ClientSession() as http:
             demo = Demo(
                 settings,
@@ -138,7 +134,7 @@ async def run_demo(
                 http,
                 tokens,
                 sim,
-                dispatcher,
+                engine,
                 app,
                 subscribers,
             )
@@ -151,14 +147,12 @@ async def run_demo(
                 )
                 await asyncio.Event().wait()
     finally:
-        await dispatcher.close()
-        await session.close()
+        await engine.close()
         await runner.cleanup()
         await sim.stop()
         await pool.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
-    del sink_holder
     return 0
 
 
@@ -168,28 +162,19 @@ def _engine(
     clock: ManualClock,
     database: Database,
     sim_port: int,
-) -> tuple[Session, Dispatcher, dict[str, InboundSink]]:
-    holder: dict[str, InboundSink] = {}
-
-    async def inbound(event: object) -> None:
-        await holder["sink"](event)  # type: ignore[arg-type]
-
+) -> Engine:
     config = SessionConfig(
         host="127.0.0.1", port=sim_port, system_id="smartd", password="demo", window=64
     )
-    session = Session(config, inbound)
-    dispatcher = Dispatcher(
-        database.pool,
+    return build_engine(
         settings,
         clock,
-        session,
+        database.pool,
+        Program(app[MEMBERSHIP], app[USSD]),
+        session_config=config,
+        engine_config=EngineConfig(window=64, batch_size=400),
         smsc="demo-smsc",
-        config=EngineConfig(window=64, batch_size=400),
-        on_submitted=open_survey_sessions,
     )
-    mo = MoDesk(app[MEMBERSHIP], settings.short_code, settings.dnc_code, survey_reply)
-    holder["sink"] = InboundSink(database.pool, dispatcher.repo, clock, mo, app[USSD])
-    return session, dispatcher, holder
 
 
 def step(text: str) -> None:
@@ -288,19 +273,13 @@ async def _upload(demo: Demo, campaign: int, csv: str) -> Any:
 
 
 async def _pass(demo: Demo) -> int:
-    done = await demo.dispatcher.run_once()
+    """One dispatch pass, the simulated clock moved by its sending time, then what serve's
+    background services would do by then (receipts, campaign housekeeping, recovery)."""
+    done = await demo.engine.dispatcher.run_once()
     if done:
         demo.clock.advance(timedelta(seconds=done / SIMULATED_TPS))
-    await _apply_receipts(demo)
+    await demo.engine.run_services_once()
     return done
-
-
-async def _apply_receipts(demo: Demo) -> None:
-    now = demo.clock.now()
-    while (await demo.dispatcher.repo.apply_receipts(5000, now, now, now - timedelta(days=3)))[
-        "seen"
-    ]:
-        pass
 
 
 async def _send_until_window_closes(demo: Demo) -> None:
@@ -367,7 +346,8 @@ async def _monthly_grant(demo: Demo) -> None:
 
 
 async def _settle_receipts(demo: Demo) -> None:
-    await _apply_receipts(demo)
+    while await demo.engine.receipts.run_once():
+        pass
 
 
 async def _summary(demo: Demo, elapsed: float) -> None:

@@ -204,6 +204,24 @@ class Settings:
     engine_enabled: bool = _setting(
         True, _bool, "true or false", "bind to the SMSC and run the dispatch engine here"
     )
+    receipts_interval: float = _setting(
+        1.0, _positive_float, "seconds", "how often delivery receipts are applied when idle"
+    )
+    receipts_recheck: float = _setting(
+        5.0,
+        _positive_float,
+        "seconds",
+        "how long a receipt that arrived before its submit_sm_resp waits to be matched again",
+    )
+    housekeeping_interval: float = _setting(
+        1.0,
+        _positive_float,
+        "seconds",
+        "how often campaigns are started, expired and completed and surveys timed out",
+    )
+    recovery_interval: float = _setting(
+        30.0, _positive_float, "seconds", "how often messages held by dead nodes are taken back"
+    )
     default_language: str = _setting(
         "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"
     )

@@ -84,6 +84,13 @@ class Session:
         self._closer: asyncio.Task[None] | None = None
         self.log = log.bind(system_id=config.system_id, host=config.host, port=config.port)
 
+    def set_handler(self, handler: InboundHandler) -> None:
+        """Set the inbound handler, before :meth:`start`: for a handler that needs the session
+        itself (one that answers a USSD indication by submitting on this session)."""
+        if self._tasks:
+            raise RuntimeError("the inbound handler is set before the session starts")
+        self._handler = handler
+
     # -- life cycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:

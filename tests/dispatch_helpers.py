@@ -1,5 +1,5 @@
-"""A real dispatch rig for tests: database, SMSC simulator on 127.0.0.1, SMPP session,
-dispatcher and inbound sink, all driven by ``run_once`` and a ManualClock."""
+"""A real dispatch rig for tests: database, SMSC simulator on 127.0.0.1, and the engine as
+serve builds it (:func:`build_engine`), driven by ``run_once`` and a ManualClock."""
 
 from __future__ import annotations
 
@@ -11,18 +11,16 @@ from typing import Any
 
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.engine.build import Engine, Program, build_engine
 from dispatcher.engine.engine import Dispatcher, EngineConfig
 from dispatcher.engine.inbound import InboundSink
-from dispatcher.program.membership import Membership
-from dispatcher.program.mo import MoDesk
-from dispatcher.program.service import NoBonus
-from dispatcher.runtime import open_survey_sessions, survey_reply
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.charging import charging_from_settings
 from dispatcher.settings import Settings
 from smpp.config import SessionConfig
 from smpp.ratelimit import Backoff
 from smpp.session import Session
 from smpp.simulator import SimulatorOptions, SmscSimulator
-from smpp.stats import SessionState
 
 
 @dataclass
@@ -31,9 +29,19 @@ class Rig:
     settings: Settings
     clock: ManualClock
     sim: SmscSimulator
-    session: Session
-    dispatcher: Dispatcher
-    sink: InboundSink
+    engine: Engine
+
+    @property
+    def session(self) -> Session:
+        return self.engine.session
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.engine.dispatcher
+
+    @property
+    def sink(self) -> InboundSink:
+        return self.engine.sink
 
     async def drain(self) -> int:
         """run_once until a pass claims nothing; returns the rows handled."""
@@ -49,8 +57,9 @@ class Rig:
         await self.apply_receipts()
 
     async def apply_receipts(self) -> None:
-        now = self.clock.now()
-        await self.dispatcher.repo.apply_receipts(1000, now, now, now.replace(year=2000))
+        """The receipts service's passes until one finds nothing."""
+        while await self.engine.receipts.run_once():
+            pass
 
     async def states(self, campaign_id: int) -> dict[str, int]:
         rows = await self.database.pool.fetch(
@@ -113,12 +122,14 @@ async def dispatch_rig(
     sim_options: dict[str, Any] | None = None,
     session_options: dict[str, Any] | None = None,
     engine: EngineConfig | None = None,
+    program: Program | None = None,
 ) -> AsyncIterator[Rig]:
+    """A simulator and a bound engine over it. ``program`` defaults to the program's desks
+    as serve builds them (the bonus ledger on its own ledger)."""
     options = {"credentials": {"smartd": "pw"}, "seed": 1, **(sim_options or {})}
     sim = SmscSimulator(SimulatorOptions(**options))
     port = await sim.start()
-    membership = Membership(settings, NoBonus())
-    mo = MoDesk(membership, settings.short_code, settings.dnc_code, survey_reply)
+    ledger = BonusLedger(database.pool, settings, clock, charging_from_settings(settings))
     config = SessionConfig(
         host="127.0.0.1",
         port=port,
@@ -128,29 +139,19 @@ async def dispatch_rig(
         response_timeout=2.0,
         **(session_options or {}),
     )
-    holder: dict[str, InboundSink] = {}
-
-    async def handler(event: Any) -> None:
-        await holder["sink"](event)
-
-    session = Session(config, handler)
-    dispatcher = Dispatcher(
-        database.pool,
+    built = build_engine(
         settings,
         clock,
-        session,
-        config=engine or EngineConfig(window=64),
-        on_submitted=open_survey_sessions,
-        ready=lambda: session.state is SessionState.BOUND,
+        database.pool,
+        program or Program.over(database.pool, settings, ledger),
+        session_config=config,
+        engine_config=engine or EngineConfig(window=64),
     )
-    holder["sink"] = InboundSink(database.pool, dispatcher.repo, clock, mo)
-    session.start()
     try:
-        async with asyncio.timeout(5):
-            await session.wait_bound()
-        await dispatcher.start()
-        yield Rig(database, settings, clock, sim, session, dispatcher, holder["sink"])
+        async with built:
+            async with asyncio.timeout(5):
+                await built.session.wait_bound()
+            yield Rig(database, settings, clock, sim, built)
     finally:
-        await dispatcher.close()
-        await session.close()
+        await ledger.close()
         await sim.stop()

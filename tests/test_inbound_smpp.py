@@ -6,19 +6,11 @@ from datetime import UTC, datetime
 
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
-from dispatcher.program.membership import Membership
-from dispatcher.program.service import NoBonus
-from dispatcher.program.ussd import UssdDesk
-from dispatcher.runtime import ussd_replier
 from dispatcher.settings import Settings
 from smpp.constants import Tag
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
 MSISDN = "77013334455"
-
-
-async def _nothing(msisdn: str, language: object, now: datetime) -> str:
-    return "-"
 
 
 async def test_stop_by_sms_leaves_and_suppresses(
@@ -80,10 +72,6 @@ async def test_ussd_over_smpp_is_answered_with_response_op(
     """A USSD indication *555*1# over SMPP joins and is answered by submit_sm carrying
     ussd_service_op 17 (PSSR response) and the session info."""
     async with dispatch_rig(database, settings, clock) as rig:
-        membership = Membership(settings, NoBonus())
-        desk = UssdDesk(database.pool, membership, _nothing, _nothing)
-        rig.sink._ussd = desk
-        rig.sink._ussd_reply = ussd_replier(rig.session, settings)
         status = await rig.sim.inject_ussd(
             MSISDN, settings.short_code, "*555*1#", session_info=b"\x00\x07"
         )

@@ -164,3 +164,18 @@ def test_calendar_follows_zone_and_window_settings() -> None:
     """settings.calendar is built from SMARTD_TIMEZONE and SMARTD_SEND_WINDOW."""
     s = load_settings({"SMARTD_TIMEZONE": "UTC", "SMARTD_SEND_WINDOW": "22:00-06:00"})
     assert (s.calendar.zone.key, str(s.calendar.window)) == ("UTC", "22:00-06:00")
+
+
+def test_each_engine_service_has_its_interval_setting() -> None:
+    """Receipts, housekeeping and recovery each have an interval setting (defaults 1 s, 1 s,
+    30 s), read from SMARTD_* like every setting."""
+    defaults = load_settings({})
+    assert (
+        defaults.receipts_interval,
+        defaults.receipts_recheck,
+        defaults.housekeeping_interval,
+        defaults.recovery_interval,
+    ) == (1.0, 5.0, 1.0, 30.0)
+    assert load_settings({"SMARTD_RECOVERY_INTERVAL": "5"}).recovery_interval == 5.0
+    with pytest.raises(ConfigError, match="SMARTD_RECEIPTS_INTERVAL"):
+        load_settings({"SMARTD_RECEIPTS_INTERVAL": "0"})

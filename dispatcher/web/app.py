@@ -9,13 +9,11 @@ from aiohttp import web
 from dispatcher import console
 from dispatcher.clock import Clock, OffsetClock, SystemClock
 from dispatcher.db import Database, open_database
+from dispatcher.engine.build import Program
 from dispatcher.metrics import install_metrics, metrics_middleware
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
-from dispatcher.program.membership import Membership
-from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import EventDesk
-from dispatcher.program.ussd import UssdDesk
 from dispatcher.runtime import SESSION, engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
@@ -29,7 +27,6 @@ from dispatcher.web.keys import (
     DATABASE,
     EVENTS,
     MEMBERSHIP,
-    MO,
     READINESS,
     SETTINGS,
     TOKENS,
@@ -104,15 +101,14 @@ def _attach_database(app: web.Application, database: Database) -> None:
 
 
 def _attach_program(app: web.Application) -> None:
-    """Membership, USSD, events and MO desks over the database (and the bonus ledger)."""
+    """The bonus ledger, membership, USSD and events desks over the database."""
     pool, settings = app[DATABASE].pool, app[SETTINGS]
     bonus = BonusLedger(pool, settings, app[CLOCK], charging_from_settings(settings))
     app[BONUS] = bonus
-    membership = Membership(settings, bonus)
-    app[MEMBERSHIP] = membership
-    app[USSD] = UssdDesk(pool, membership, bonus.activate_text, bonus.balance_text)
-    app[EVENTS] = EventDesk(pool, membership)
-    app[MO] = MoDesk(membership, settings.short_code, settings.dnc_code)
+    program = Program.over(pool, settings, bonus)
+    app[MEMBERSHIP] = program.membership
+    app[USSD] = program.ussd
+    app[EVENTS] = EventDesk(pool, program.membership)
 
 
 async def _close_bonus(app: web.Application) -> None:

@@ -10,7 +10,6 @@ from dispatcher.clock import Clock
 from dispatcher.db import Database
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.membership import Membership
-from dispatcher.program.mo import MoDesk
 from dispatcher.program.service import EventDesk
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
@@ -25,7 +24,6 @@ TOKENS = web.AppKey("tokens", TokenRepository)
 MEMBERSHIP = web.AppKey("membership", Membership)
 USSD = web.AppKey("ussd", UssdDesk)
 EVENTS = web.AppKey("events", EventDesk)
-MO = web.AppKey("mo", MoDesk)
 #: The bonus ledger (grants, activation, balance, sweeps, charging outbox).
 BONUS = web.AppKey("bonus", BonusLedger)
 #: Readiness checks beyond the database: name → "is it ready now?" (SMPP bound, ...).
@@ -40,7 +38,6 @@ __all__ = [
     "DATABASE",
     "EVENTS",
     "MEMBERSHIP",
-    "MO",
     "READINESS",
     "SETTINGS",
     "TOKENS",

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns import surveys
 from campaigns.repository import CampaignRepository
 from campaigns.spec import parse_campaign
 from dispatcher.clock import ManualClock
@@ -113,11 +112,7 @@ async def _housekeeping(
     rig: Rig, ledger: BonusLedger, ussd: UssdDesk, now: datetime, hourly: bool
 ) -> None:
     """What serve's loops and the scheduler run, driven by the manual clock."""
-    campaigns = CampaignRepository(rig.database.pool)
-    await campaigns.activate_due(now)
-    await campaigns.expire_due(now)
-    await campaigns.complete_finished(now)
-    await surveys.timeout_sweep(rig.database.pool, now)
+    await rig.engine.housekeeping.run_once()  # campaigns by the clock, survey timeouts
     await ussd.expire_sessions(now)
     if hourly:
         await catch_up(ledger)  # the month's grant if not yet run, then the R4 sweep

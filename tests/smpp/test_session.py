@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
 from smpp.config import BindMode
 from smpp.constants import CommandId, MessageState, Status
 from smpp.inbound import DeliveryReceipt, MoMessage, UssdIndication
@@ -16,7 +18,7 @@ from smpp.session import Session
 from smpp.simulator import SmscSimulator
 from smpp.stats import SessionState
 from smpp.text import ConcatMode
-from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, part
+from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, config, part
 
 
 async def _until(predicate: Callable[[], bool]) -> None:
@@ -232,6 +234,20 @@ async def test_ussd_indication_reaches_handler(
     (event,) = await inbox.wait(1)
     assert isinstance(event, UssdIndication) and event.text == "*555*1#"
     assert session.stats.ussd_indications == 1
+
+
+async def test_handler_set_after_construction(sim: SmscSimulator, inbox: Inbox) -> None:
+    """A handler set before start() receives inbound events; once started, it is refused."""
+    session = Session(config(sim.port))
+    session.set_handler(inbox)
+    async with session:
+        async with asyncio.timeout(5):
+            await session.wait_bound()
+        with pytest.raises(RuntimeError):
+            session.set_handler(inbox)
+        assert await sim.inject_mo("77011234567", "1204", "STOP") == [Status.ESME_ROK]
+        (event,) = await inbox.wait(1)
+    assert isinstance(event, MoMessage) and event.text == "STOP"
 
 
 async def test_transmitter_receiver_pair(

@@ -1,0 +1,131 @@
+"""The engine's background services, and the one runner that loops each of them.
+
+A service is a ``name``, an ``interval`` (its own setting) and ``run_once() -> int``, the work
+one pass did. :func:`run_service` calls ``run_once`` again at once while it finds work, else
+after ``interval`` or when told to stop; a failing pass is logged and the loop goes on.
+Tests and the demo call ``run_once`` themselves with a ManualClock and never sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Protocol
+
+import asyncpg
+import structlog
+
+from campaigns import surveys
+from campaigns.repository import CampaignRepository
+from dispatcher.clock import Clock
+from dispatcher.engine.engine import Dispatcher
+from dispatcher.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RECEIPT_BATCH = 1000  # receipts applied per statement
+#: A receipt whose message is still unknown after this long is given up (its submit was
+#: never recorded: the message's fate was unknown after a crash).
+RECEIPT_GIVE_UP = timedelta(days=3)
+
+
+class Service(Protocol):
+    """A background loop's single pass, with its name and idle interval."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval(self) -> float: ...
+
+    async def run_once(self) -> int:
+        """One pass; returns the work done (0 when there was nothing to do)."""
+        ...
+
+
+class ReceiptService:
+    """Applies committed delivery receipts to their messages and parts (invariant 7)."""
+
+    name = "receipts"
+
+    def __init__(self, dispatcher: Dispatcher, clock: Clock, settings: Settings) -> None:
+        self.interval = settings.receipts_interval
+        self._repo = dispatcher.repo
+        self._clock = clock
+        self._recheck = timedelta(seconds=settings.receipts_recheck)
+
+    async def run_once(self) -> int:
+        """Apply one batch; returns the receipts looked at (matched, or put off for later)."""
+        now = self._clock.now()
+        row = await self._repo.apply_receipts(
+            RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP
+        )
+        return int(row["seen"])
+
+
+class HousekeepingService:
+    """Campaigns by the clock (scheduled ones start, those past their end expire, finished
+    ones complete) and unanswered surveys time out (R13). Its statements can touch a whole
+    campaign: give it a pool without the hot path's short statement timeout."""
+
+    name = "housekeeping"
+
+    def __init__(
+        self, pool: asyncpg.Pool, clock: Clock, settings: Settings, wake: Callable[[], None]
+    ) -> None:
+        self.interval = settings.housekeeping_interval
+        self._pool = pool
+        self._campaigns = CampaignRepository(pool)
+        self._clock = clock
+        self._wake = wake
+
+    async def run_once(self) -> int:
+        """One sweep; returns the campaigns and survey sessions it changed."""
+        now = self._clock.now()
+        started = await self._campaigns.activate_due(now)
+        if started:
+            self._wake()  # the dispatcher looks for work now rather than at its next poll
+        expired = await self._campaigns.expire_due(now)
+        completed = await self._campaigns.complete_finished(now)
+        timed_out = await surveys.timeout_sweep(self._pool, now)
+        return len(started) + len(expired) + len(completed) + timed_out
+
+
+class RecoveryService:
+    """Surviving nodes take back what a dead one held: its claimed messages go back to the
+    queue, its in-flight ones become unknown (invariant 2)."""
+
+    name = "recovery"
+
+    def __init__(self, dispatcher: Dispatcher, settings: Settings) -> None:
+        self.interval = settings.recovery_interval
+        self._dispatcher = dispatcher
+
+    async def run_once(self) -> int:
+        """Recover every dead node's rows; returns how many rows changed."""
+        return sum((await self._dispatcher.recover()).values())
+
+
+async def run_service(service: Service, stop: asyncio.Event) -> None:
+    """Run ``service`` until ``stop``: again at once while a pass finds work, else after the
+    service's interval. The loop outlives any one pass: a failure is logged (with its
+    traceback when it is not a database or network error) and the next pass follows."""
+    while not stop.is_set():
+        try:
+            busy = await service.run_once()
+        except Exception as exc:  # the loop must outlive any one pass
+            expected = isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError)
+            log.warning(
+                "background pass failed; retrying",
+                service=service.name,
+                error=repr(exc),
+                exc_info=not expected,
+            )
+            busy = 0
+        if busy:
+            continue
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(service.interval):
+                await stop.wait()
