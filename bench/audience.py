@@ -28,9 +28,9 @@ from aiohttp import web
 from campaigns.audience import AudienceParser
 from dispatcher.db import Database, create_pool
 from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.kernel.states import Role
 from dispatcher.migrate import migrate
 from dispatcher.settings import load_settings
-from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import asyncpg
 
 from bench._net import free_port
-from dispatcher.clock import OffsetClock
 from dispatcher.db import create_pool, recreate_database
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.build import Program, build_engine
 from dispatcher.engine.engine import EngineConfig
+from dispatcher.kernel.clock import OffsetClock
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
 from dispatcher.settings import load_settings

@@ -38,7 +38,7 @@ import asyncpg
 from bench._net import free_port
 from bench._ussd import percentiles_ms, ussd_load, wait_ready
 from dispatcher.db import create_pool
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 
 FIRST_MEMBER = 77080000000

@@ -24,9 +24,9 @@ from typing import Any
 import asyncpg
 
 from bench import _program_ussd as ussd_load
-from dispatcher.clock import ManualClock
 from dispatcher.db import create_pool
 from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.migrate import migrate
 from dispatcher.program.bonus import BonusLedger, BonusSQL
 from dispatcher.program.charging import LedgerCharging

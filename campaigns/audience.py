@@ -25,7 +25,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Se
 from campaigns.csvstream import CsvReader, InputRefused, Row, Rows, is_header
 from campaigns.models import AudienceResult, Rejected
 from campaigns.repository import CampaignRepository
-from dispatcher.msisdn import InvalidMsisdn, normalise
+from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 
 MAX_REJECTED_SHOWN = 1000
 Record = tuple[int, str, list[str] | None]

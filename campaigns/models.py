@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from dispatcher.states import (
+from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
     ContactKind,

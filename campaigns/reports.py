@@ -22,7 +22,7 @@ from campaigns.languages import pick_language
 from campaigns.models import Campaign, DeliveryTally, Survey, SurveyCounts
 from campaigns.repository import CampaignRepository
 from campaigns.templates import preview
-from dispatcher.states import DeliveryState, SuppressionReason, SurveySessionState
+from dispatcher.kernel.states import DeliveryState, SuppressionReason, SurveySessionState
 
 #: Throughput is measured over the submits of this last stretch of time.
 THROUGHPUT_WINDOW = timedelta(minutes=5)

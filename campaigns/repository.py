@@ -28,8 +28,8 @@ from campaigns.models import (
     TransitionRefused,
 )
 from campaigns.spec import CampaignSpec
-from dispatcher.sql import SqlFile
-from dispatcher.states import CampaignState
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import CampaignState
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 S = CampaignState

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from campaigns.templates import VARIABLE_NAME, check_text, numbered
-from dispatcher.states import CampaignScope, ContactKind, Language
+from dispatcher.kernel.states import CampaignScope, ContactKind, Language
 
 LANGUAGES = frozenset(lang.value for lang in Language)
 MAX_QUESTIONS = 10

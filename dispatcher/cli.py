@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
+from dispatcher.kernel.states import Role
 from dispatcher.settings import ConfigError, Settings, load_settings
-from dispatcher.states import Role
 
 log = structlog.get_logger(__name__)
 

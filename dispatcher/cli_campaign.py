@@ -38,8 +38,8 @@ from dispatcher.cli_common import (
     refused,
 )
 from dispatcher.db import open_database
+from dispatcher.kernel.states import CampaignState
 from dispatcher.settings import Settings
-from dispatcher.states import CampaignState
 
 ACTIONS = ("start", "pause", "resume", "cancel")
 FINISHED = frozenset({CampaignState.COMPLETED, CampaignState.CANCELLED, CampaignState.EXPIRED})

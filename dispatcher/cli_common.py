@@ -25,7 +25,7 @@ from rich.progress import (
 
 from campaigns.csvstream import InputRefused, file_chunks
 from campaigns.models import Rejected
-from dispatcher.clock import Clock, OffsetClock, SystemClock
+from dispatcher.kernel.clock import Clock, OffsetClock, SystemClock
 from dispatcher.settings import Settings
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]

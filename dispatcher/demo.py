@@ -24,14 +24,14 @@ from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool, recreate_database
 from dispatcher.demo_data import NAMES, PARTNER, SURVEY
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.build import Engine, Program, build_engine
 from dispatcher.engine.engine import EngineConfig
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 from dispatcher.web.keys import BONUS, MEMBERSHIP, USSD

@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from dispatcher.sql import SqlFile
+from dispatcher.kernel.sql import SqlFile
 from dispatcher.web.auth import public
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS, Handler
 from smpp.session import Session

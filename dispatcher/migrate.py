@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from dispatcher.sql import SqlFile
+from dispatcher.kernel.sql import SqlFile
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 LOCK_KEY = 0x5D15_0001  # advisory lock key reserved for migrations

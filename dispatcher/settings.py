@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import platformdirs
 
-from dispatcher.clock import load_zone
+from dispatcher.kernel.clock import load_zone
 from dispatcher.policy.calendar import ProgramCalendar
 from dispatcher.policy.window import SendWindow
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.sql import SqlFile
-from dispatcher.states import Role
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import Role
 
 TOKEN_PREFIX = "smartd_"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from dispatcher.kernel.states import Channel
 from dispatcher.program.bonus_models import Grant
 from dispatcher.program.membership import Change, Membership
-from dispatcher.states import Channel
 
 NUMBERS = [f"7701000{n:04d}" for n in range(100)]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool, with_database
 from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.migrate import migrate
 from dispatcher.settings import Settings, load_settings
 

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.engine.build import Engine, Program, build_engine
 from dispatcher.engine.engine import Dispatcher, EngineConfig
-from dispatcher.engine.inbound import InboundSink
+from dispatcher.engine.sink import InboundSink
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
 from dispatcher.settings import Settings

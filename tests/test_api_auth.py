@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from aiohttp import web
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository, hash_token
 from dispatcher.web.app import create_app
 from dispatcher.web.auth import check_routes, requires

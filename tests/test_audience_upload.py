@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from campaigns.csvstream import MAX_LINE
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
 from tests.web_helpers import running_api
 

@@ -8,14 +8,14 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import CreditState, GrantState, Language
 from dispatcher.program.bonus import DEADLINE, VALIDITY, BonusLedger
 from dispatcher.program.bonus_models import Activation
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.settings import ASTANA, Settings
-from dispatcher.states import CreditState, GrantState, Language
 from tests.bonus_helpers import NUMBERS, credits, forfeits, grants_of, join, leave, utc
 
 A, B = NUMBERS[0], NUMBERS[1]

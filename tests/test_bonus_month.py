@@ -7,13 +7,13 @@ import dataclasses
 
 import pytest
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import ServiceKind
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.settings import Settings
-from dispatcher.states import ServiceKind
 from tests.bonus_helpers import NUMBERS, grants_of, join, leave, utc
 
 DEC_1_0005 = utc(2026, 11, 30, 19, 5)  # 00:05 on 1 December, Astana time (UTC+5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from tests.web_helpers import Api
 
 BASE = "/api/v1/campaigns"

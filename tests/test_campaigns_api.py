@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from tests.test_campaign_support import BASE, action, create, info_payload, report, upload
 from tests.web_helpers import running_api
 

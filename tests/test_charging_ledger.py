@@ -13,14 +13,14 @@ from datetime import timedelta
 
 import pytest
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import CreditState, GrantState, Language
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.bonus_models import Activation
 from dispatcher.program.charging import CreditReceipt, CreditRequest, HttpChargingAdapter
 from dispatcher.program.membership import Membership
 from dispatcher.settings import ASTANA, Settings
-from dispatcher.states import CreditState, GrantState, Language
 from tests.bonus_helpers import NUMBERS, credits, forfeits, grants_of, join, leave
 from tests.charging_server import FakeCharging
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.clock import ManualClock, load_zone
+from dispatcher.kernel.clock import ManualClock, load_zone
 from dispatcher.policy.calendar import ProgramCalendar
 from dispatcher.policy.window import SendWindow
 from dispatcher.settings import load_settings

@@ -11,7 +11,7 @@ from aiohttp import FormData
 
 from dispatcher.console.guard import console_role_of
 from dispatcher.console.sessions import COOKIE, hash_id
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.web.auth import PUBLIC, access_of
 from tests.web_helpers import Api, running_api
 

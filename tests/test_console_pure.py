@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from campaigns.spec import parse_campaign
-from dispatcher.clock import load_zone
 from dispatcher.console.charts import (
     MAX_BARS,
     bucket_width,
@@ -28,6 +27,7 @@ from dispatcher.console.forms import (
 )
 from dispatcher.console.guard import safe_next
 from dispatcher.console.sessions import COOKIE, set_session_cookie
+from dispatcher.kernel.clock import load_zone
 
 ASTANA = load_zone("Asia/Almaty")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.engine.engine import EngineConfig
 from dispatcher.engine.repository import Claimed
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Channel
 from dispatcher.program.membership import Membership
-from dispatcher.program.service import NoBonus
+from dispatcher.program.subscriber_view import NoBonus
 from dispatcher.settings import Settings
-from dispatcher.states import Channel
 from smpp.ratelimit import ThrottlePolicy
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.clock import load_zone
+from dispatcher.kernel.clock import load_zone
+from dispatcher.kernel.states import DeliveryState
 from dispatcher.policy.calendar import ProgramCalendar
 from dispatcher.policy.submit import MAX_ATTEMPTS, backoff, judge
 from dispatcher.policy.window import SendWindow
-from dispatcher.states import DeliveryState
 from smpp.constants import Status
 from smpp.outcome import Accepted, PermanentFailure, TemporaryFailure, Unknown
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from campaigns.repository import CampaignRepository
 from campaigns.spec import parse_campaign
-from campaigns.surveys import timeout_sweep
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.program.surveys import timeout_sweep
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import Rig, add_members, dispatch_rig
 

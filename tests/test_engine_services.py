@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.engine.services import run_service
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 

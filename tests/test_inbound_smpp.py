@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.settings import Settings
 from smpp.constants import Tag
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig

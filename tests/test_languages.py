@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from campaigns.languages import pick_language
 from campaigns.templates import pick_text
 from dispatcher.db import Database
+from dispatcher.kernel.states import Language
 from dispatcher.program import texts
-from dispatcher.states import Language
 
 LANGUAGES = tuple(language.value for language in Language)
 CHOICES = (None, *LANGUAGES)

@@ -9,12 +9,12 @@ from datetime import timedelta
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.metrics import METRICS
 from dispatcher.runtime import SESSION
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 from smpp.session import Session

@@ -20,10 +20,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from dispatcher.web.app import MAX_REQUEST_BYTES
 from dispatcher.web.openapi import api_routes
 from tests.web_helpers import Api, running_api

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from tests.web_helpers import Api, running_api
 
 MSISDN = "77011234567"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.kernel.states import Language
 from dispatcher.program import texts
 from dispatcher.program.mo import Intent, classify
 from dispatcher.program.ussd import Action, parse_request
-from dispatcher.states import Language
 
 
 @pytest.mark.parametrize(

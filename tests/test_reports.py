@@ -19,7 +19,7 @@ from campaigns.reports import (
 from campaigns.repository import CampaignRepository
 from campaigns.spec import parse_campaign
 from dispatcher.db import Database
-from dispatcher.states import (
+from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
     ContactKind,

@@ -10,16 +10,16 @@ import pytest
 
 from campaigns.repository import CampaignRepository
 from campaigns.spec import parse_campaign
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Channel
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoRepository, ReceivedMo
-from dispatcher.program.service import EventDesk, subscriber_view
+from dispatcher.program.subscriber_view import EventDesk, subscriber_view
 from dispatcher.program.ussd import SESSION_TTL, UssdSessions
 from dispatcher.settings import Settings
-from dispatcher.states import Channel
 from tests.test_campaign_support import info_payload, survey_payload
 
 MSISDN = "77011234567"

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from aiohttp.test_utils import TestServer
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership

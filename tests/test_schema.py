@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from dispatcher.db import Database
-from dispatcher.states import SCHEMA_ENUMS
+from dispatcher.kernel.states import SCHEMA_ENUMS
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MSISDN = "77011234567"

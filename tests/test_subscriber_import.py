@@ -6,10 +6,10 @@ import dataclasses
 from typing import Any
 
 from campaigns.csvstream import MAX_LINE
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from tests.web_helpers import Api, running_api
 
 A, B, C = "77011000001", "77011000002", "77011000003"

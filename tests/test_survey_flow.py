@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from campaigns.surveys import handle_reply, match_option, open_session, timeout_sweep
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
+from dispatcher.program.surveys import handle_reply, match_option, open_session, timeout_sweep
 from tests.test_campaign_support import BASE, action, create, report, survey_payload, upload
 from tests.web_helpers import running_api
 
@@ -142,7 +142,7 @@ async def test_a_new_survey_supersedes_the_open_one(settings, clock, database) -
 
 async def test_open_sessions_in_one_batch(settings, clock, database) -> None:
     """A batch opens every session at once; repeating the batch opens nothing more."""
-    from campaigns.surveys import FirstQuestion, open_sessions
+    from dispatcher.program.surveys import FirstQuestion, open_sessions
 
     async with running_api(settings, clock, database) as api:
         cid, deliveries = await _started_survey(api, database)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.kernel.states import ContactKind, ServiceKind
 from dispatcher.policy.waiting import WAITS_FOR_WINDOW, waits_for_window
 from dispatcher.program.outbox import ServiceMessage
-from dispatcher.states import ContactKind, ServiceKind
 
 SUBSCRIBER_REPLIES = {
     ServiceKind.JOIN_CONFIRMATION,

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from dispatcher.clock import Clock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import Clock
+from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 

@@ -30,7 +30,7 @@ from dispatcher.console.sessions import (
     set_login_cookie,
     set_session_cookie,
 )
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.web.auth import public
 from dispatcher.web.keys import CLOCK, DATABASE, TOKENS
 

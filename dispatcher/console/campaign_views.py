@@ -21,7 +21,7 @@ from campaigns.templates import preview
 from dispatcher.console.charts import option_bars, progress
 from dispatcher.console.guard import MULTIPART, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
-from dispatcher.states import CampaignState, Role
+from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dispatcher.states import DeliveryState
+from dispatcher.kernel.states import DeliveryState
 
 #: Progress bar groups: (css class, label, delivery states), in drawing order. Queued and
 #: claimed rows are what remains: the bar's empty part.

@@ -27,7 +27,7 @@ from dispatcher.console.guard import (
     see_other,
     view,
 )
-from dispatcher.states import CampaignScope, ContactKind, Role
+from dispatcher.kernel.states import CampaignScope, ContactKind, Role
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 MAX_FIELD_BYTES = 64 * 1024  # one text field; a campaign text is at most a few KB

@@ -22,7 +22,7 @@ import aiohttp_jinja2
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from dispatcher.console.sessions import COOKIE, ConsoleUser, SessionRepository, same_secret
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.web.auth import GRANTS, public
 from dispatcher.web.keys import CLOCK, DATABASE
 

@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from dispatcher.sql import SqlFile
-from dispatcher.states import Role
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenInfo
 
 COOKIE = "smartd_console"

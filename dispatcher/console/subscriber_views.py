@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from dispatcher.console.guard import render, view
-from dispatcher.msisdn import InvalidMsisdn, normalise
-from dispatcher.program.service import subscriber_view
-from dispatcher.states import Role
+from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
+from dispatcher.kernel.states import Role
+from dispatcher.program.subscriber_view import subscriber_view
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 

@@ -17,10 +17,7 @@ from typing import Self
 
 import asyncpg
 
-from campaigns import surveys
-from dispatcher.clock import Clock
 from dispatcher.engine.engine import Dispatcher, EngineConfig
-from dispatcher.engine.inbound import InboundSink
 from dispatcher.engine.repository import Outcome
 from dispatcher.engine.services import (
     HousekeepingService,
@@ -29,6 +26,9 @@ from dispatcher.engine.services import (
     Service,
     run_service,
 )
+from dispatcher.engine.sink import InboundSink
+from dispatcher.kernel.clock import Clock
+from dispatcher.program import surveys
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoDesk

@@ -30,7 +30,6 @@ import asyncpg
 import structlog
 
 from campaigns.templates import pick_text, render
-from dispatcher.clock import Clock
 from dispatcher.engine.nodes import NodeLock, new_node_id, recover_dead
 from dispatcher.engine.repository import (
     CampaignRef,
@@ -38,9 +37,10 @@ from dispatcher.engine.repository import (
     DispatchRepository,
     Outcome,
 )
+from dispatcher.kernel.clock import Clock
+from dispatcher.kernel.states import ContactKind, DeliveryState
 from dispatcher.policy.submit import judge
 from dispatcher.settings import Settings
-from dispatcher.states import ContactKind, DeliveryState
 from smpp.config import Address
 from smpp.constants import Status
 from smpp.outcome import Outcome as SubmitOutcome

@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.sql import SqlFile
-from dispatcher.states import ContactKind, DeliveryState
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import ContactKind, DeliveryState
 
 
 class DispatchSQL(SqlFile, domain="dispatch"):

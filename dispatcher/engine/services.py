@@ -17,10 +17,10 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from campaigns import surveys
 from campaigns.repository import CampaignRepository
-from dispatcher.clock import Clock
 from dispatcher.engine.engine import Dispatcher
+from dispatcher.kernel.clock import Clock
+from dispatcher.program import surveys
 from dispatcher.settings import Settings
 
 log = structlog.get_logger(__name__)

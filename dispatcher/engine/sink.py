@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
-from dispatcher.clock import Clock
 from dispatcher.engine.repository import DispatchRepository, ReceiptIn
-from dispatcher.msisdn import InvalidMsisdn, normalise
+from dispatcher.kernel.clock import Clock
+from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.program.mo import MoDesk, MoRepository
 from dispatcher.program.ussd import UssdDesk
 from smpp.constants import MessageState, Tag

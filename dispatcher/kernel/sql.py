@@ -1,8 +1,8 @@
 """SQL lives in ``.sql`` files as named blocks, loaded once at import (STYLE.md, principle 1).
 
 A domain declares the queries it uses as annotated attributes of a :class:`SqlFile`
-subclass; the file ``<domain>.sql`` beside this module (or in ``directory``) is parsed when
-the class is defined, so an unknown or missing name fails at start-up, not mid-campaign::
+subclass; the file ``<domain>.sql`` in ``dispatcher/sql`` (or in ``directory``) is parsed
+when the class is defined, so an unknown or missing name fails at start-up, not mid-campaign::
 
     class TokenSQL(SqlFile, domain="tokens"):
         insert_token: str
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
-SQL_DIR = Path(__file__).parent
+#: The service's query files; a domain whose file lives elsewhere passes ``directory``.
+SQL_DIR = Path(__file__).parent.parent / "sql"
 
 
 class SqlLoadError(RuntimeError):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dispatcher.states import DeliveryState
+from dispatcher.kernel.states import DeliveryState
 from smpp.constants import Status
 from smpp.outcome import (
     DEFAULT_THROTTLING,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from dispatcher.states import ContactKind, ServiceKind
+from dispatcher.kernel.states import ContactKind, ServiceKind
 
 MessageKind = ContactKind | ServiceKind
 

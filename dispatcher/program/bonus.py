@@ -26,7 +26,9 @@ from typing import TypeVar
 import asyncpg
 import structlog
 
-from dispatcher.clock import Clock
+from dispatcher.kernel.clock import Clock
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import CreditState, GrantState, Language, ServiceKind
 from dispatcher.policy.waiting import waits_for_window
 from dispatcher.program import texts
 from dispatcher.program.bonus_models import (
@@ -50,8 +52,6 @@ from dispatcher.program.charging import (
     backoff_delay,
 )
 from dispatcher.settings import Settings
-from dispatcher.sql import SqlFile
-from dispatcher.states import CreditState, GrantState, Language, ServiceKind
 
 log = structlog.get_logger(__name__)
 

@@ -12,9 +12,9 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatcher.kernel.states import CreditState, GrantState, Language
 from dispatcher.program import texts
 from dispatcher.program.charging import ChargingBalance
-from dispatcher.states import CreditState, GrantState, Language
 
 LOCAL_FORMAT = "%d.%m.%Y %H:%M"
 

@@ -13,10 +13,10 @@ from datetime import datetime
 
 import asyncpg
 
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import CampaignScope, Channel, ContactKind
 from dispatcher.policy.waiting import waits_for_window
 from dispatcher.settings import Settings
-from dispatcher.sql import SqlFile
-from dispatcher.states import CampaignScope, Channel, ContactKind
 
 
 class ContactSQL(SqlFile, domain="contacts"):

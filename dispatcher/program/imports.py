@@ -29,10 +29,10 @@ import asyncpg
 
 from campaigns.csvstream import CsvReader, InputRefused, Row, Rows, is_header
 from campaigns.models import Rejected
-from dispatcher.msisdn import InvalidMsisdn, normalise
+from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import Language, SubscriberStatus
 from dispatcher.program.membership import Membership
-from dispatcher.sql import SqlFile
-from dispatcher.states import Language, SubscriberStatus
 
 COLUMNS = ("msisdn", "status", "language")
 MAX_REJECTED_SHOWN = 1000

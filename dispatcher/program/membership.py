@@ -17,11 +17,8 @@ from typing import Any, Protocol
 import asyncpg
 
 from campaigns.languages import pick_language
-from dispatcher.program import texts
-from dispatcher.program.outbox import ServiceMessage, enqueue
-from dispatcher.settings import Settings
-from dispatcher.sql import SqlFile
-from dispatcher.states import (
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import (
     CampaignScope,
     Channel,
     ConsentEvent,
@@ -30,6 +27,9 @@ from dispatcher.states import (
     SubscriberStatus,
     SuppressionReason,
 )
+from dispatcher.program import texts
+from dispatcher.program.outbox import ServiceMessage, enqueue
+from dispatcher.settings import Settings
 
 #: What joining SMART consents to (R1): partner SMS, USSD and calls, survey calls, and the
 #: processing of personal data.

@@ -15,11 +15,11 @@ from typing import Any
 
 import asyncpg
 
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import Channel, ServiceKind
 from dispatcher.program import texts
 from dispatcher.program.membership import Membership
 from dispatcher.program.outbox import ServiceMessage, enqueue
-from dispatcher.sql import SqlFile
-from dispatcher.states import Channel, ServiceKind
 
 
 class MoSQL(SqlFile, domain="mo"):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import ServiceKind
 from dispatcher.policy.waiting import waits_for_window
-from dispatcher.sql import SqlFile
-from dispatcher.states import ServiceKind
 
 
 class OutboxSQL(SqlFile, domain="outbox"):

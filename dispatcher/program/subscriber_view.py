@@ -11,10 +11,10 @@ from typing import Any
 
 import asyncpg
 
+from dispatcher.kernel.states import Channel, ConsentEvent, SubscriberStatus
 from dispatcher.program.bonus_models import Grant
 from dispatcher.program.membership import Membership, ProgramSQL, Subscriber
 from dispatcher.settings import Settings
-from dispatcher.states import Channel, ConsentEvent, SubscriberStatus
 
 EVENT_TYPES = ("dnc_optout", "subscriber_status", "tariff_change")
 

@@ -26,19 +26,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from campaigns.languages import pick_language
 from campaigns.templates import numbered, render
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import ServiceKind, SurveySessionState
 from dispatcher.program.outbox import ServiceMessage, enqueue
-from dispatcher.sql import SqlFile
-from dispatcher.states import ServiceKind, SurveySessionState
 
 
-class SurveySQL(SqlFile, domain="surveys", directory=Path(__file__).parent / "sql"):
+class SurveySQL(SqlFile, domain="surveys"):
     supersede_open: str
     open_sessions: str
     lock_open_session: str

@@ -7,7 +7,7 @@ placeholders by name. Add a key in all three languages or not at all.
 from __future__ import annotations
 
 from campaigns.languages import pick_language
-from dispatcher.states import Language
+from dispatcher.kernel.states import Language
 
 USSD_SCREEN = 182
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncpg
 
+from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.states import Channel, Language
 from dispatcher.program import texts
 from dispatcher.program.membership import Membership
-from dispatcher.sql import SqlFile
-from dispatcher.states import Channel, Language
 
 MENU = "main"
 SESSION_TTL = timedelta(minutes=3)

@@ -1,5 +1,5 @@
--- Survey runtime (R13); the only caller is campaigns/surveys.py. Answers never carry the
--- msisdn (R11): survey_answers is keyed by session.
+-- Survey runtime (R13); the only caller is dispatcher/program/surveys.py. Answers never
+-- carry the msisdn (R11): survey_answers is keyed by session.
 
 -- name: supersede_open
 -- A new survey reaching a number closes the number's open session of another survey, so

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dispatcher import console
-from dispatcher.clock import Clock, OffsetClock, SystemClock
 from dispatcher.db import Database, open_database
 from dispatcher.engine.build import Program
+from dispatcher.kernel.clock import Clock, OffsetClock, SystemClock
 from dispatcher.metrics import install_metrics, metrics_middleware
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
-from dispatcher.program.service import EventDesk
+from dispatcher.program.subscriber_view import EventDesk
 from dispatcher.runtime import SESSION, engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CALLER, CLOCK, TOKENS, Handler, TokenInfo
 

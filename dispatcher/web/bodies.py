@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatcher.msisdn import InvalidMsisdn, normalise
+from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import SETTINGS
 

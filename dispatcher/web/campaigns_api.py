@@ -27,7 +27,7 @@ from campaigns.reports import (
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
-from dispatcher.states import CampaignState, Role
+from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.web.auth import requires
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CALLER, CLOCK, DATABASE, SETTINGS, Handler

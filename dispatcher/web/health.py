@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.web.auth import public, requires
 from dispatcher.web.keys import CALLER, DATABASE, READINESS, TOKENS
 

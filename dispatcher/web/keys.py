@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dispatcher.clock import Clock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import Clock
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.membership import Membership
-from dispatcher.program.service import EventDesk
+from dispatcher.program.subscriber_view import EventDesk
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenInfo, TokenRepository

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.web.auth import GRANTS, PUBLIC, access_of, public
 from dispatcher.web.openapi_paths import OPERATIONS, SCHEMAS, ref
 

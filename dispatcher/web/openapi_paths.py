@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.models import SEGMENTS
-from dispatcher.states import (
+from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
     ContactKind,

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from campaigns.repository import CampaignRepository
 from dispatcher.engine.engine import EngineConfig
-from dispatcher.states import Role
+from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 from tests.dispatch_helpers import Rig, add_members, dispatch_rig

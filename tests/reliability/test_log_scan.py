@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
 from dispatcher.logs import configure_logging
 from dispatcher.settings import Settings
-from dispatcher.states import Role
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 from tests.reliability.procs import assert_no_personal_data
 from tests.test_campaign_support import action, create, info_payload, upload

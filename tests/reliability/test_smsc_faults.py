@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.engine.engine import EngineConfig
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.settings import Settings
 from smpp.stats import SessionState
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig

@@ -17,8 +17,8 @@ import pytest
 
 from campaigns.repository import CampaignRepository
 from campaigns.spec import parse_campaign
-from dispatcher.clock import ManualClock
 from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
