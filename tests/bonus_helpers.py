@@ -1,4 +1,5 @@
-"""Shared set-up of the bonus tests: a ledger, members joined through Membership, row reads."""
+"""Shared set-up of the bonus tests: a ledger, members joined through Membership, row reads;
+and :class:`NoBonus`, the hooks of a service run without the ledger."""
 
 from __future__ import annotations
 
@@ -12,6 +13,17 @@ from dispatcher.program.bonus_models import Grant
 from dispatcher.program.membership import Change, Membership
 
 NUMBERS = [f"7701000{n:04d}" for n in range(100)]
+
+
+class NoBonus:
+    """Bonus hooks for a service run without the bonus ledger (dispatch tests that are not
+    about bonuses)."""
+
+    async def grant_on_join(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> None:
+        return None
+
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
+        return 0
 
 
 def utc(*args: int) -> datetime:

@@ -11,9 +11,9 @@ from dispatcher.engine.repository import Claimed
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Channel
 from dispatcher.program.membership import Membership
-from dispatcher.program.subscriber_view import NoBonus
 from dispatcher.settings import Settings
 from smpp.ratelimit import ThrottlePolicy
+from tests.bonus_helpers import NoBonus
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
 NUMBERS = [f"7701{n:07d}" for n in range(1, 21)]

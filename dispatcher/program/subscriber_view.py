@@ -1,4 +1,5 @@
-"""The program as the HTTP layer sees it: operator events and the subscriber view."""
+"""The subscriber view: what the program holds on a number's current owner (R12), read for
+``GET /api/v1/subscribers/{msisdn}`` and the console."""
 
 from __future__ import annotations
 
@@ -11,63 +12,10 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.kernel.states import Channel, ConsentEvent, SubscriberStatus
+from dispatcher.kernel.states import Channel, ConsentEvent
 from dispatcher.program.bonus_models import Grant
-from dispatcher.program.membership import Membership, ProgramSQL, Subscriber
+from dispatcher.program.membership import ProgramSQL, Subscriber
 from dispatcher.settings import Settings
-
-EVENT_TYPES = ("dnc_optout", "subscriber_status", "tariff_change")
-
-
-class NoBonus:
-    """Bonus hooks for a service run without the bonus ledger (tests of membership alone)."""
-
-    async def grant_on_join(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> None:
-        return None
-
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
-        return 0
-
-
-class EventDesk:
-    """Operator events (IVR 1204, CRM life cycle, tariff changes), each recorded once."""
-
-    def __init__(self, pool: asyncpg.Pool, membership: Membership) -> None:
-        self._pool = pool
-        self._membership = membership
-
-    async def apply(
-        self,
-        kind: str,
-        msisdn: str,
-        payload: Mapping[str, Any],
-        event_id: str | None,
-        occurred_at: datetime,
-        now: datetime,
-    ) -> bool:
-        """Apply one validated event; False when its ``event_id`` was seen before."""
-        evidence = {"event_id": event_id, "type": kind}
-        async with self._pool.acquire() as conn, conn.transaction():
-            await self._membership.lock(conn, msisdn)
-            recorded = await conn.fetchval(
-                ProgramSQL.record_event,
-                msisdn,
-                kind,
-                event_id,
-                dict(payload),
-                occurred_at,
-            )
-            if recorded is None:
-                return False
-            if kind == "dnc_optout":
-                await self._membership.dnc_block(conn, msisdn, Channel.IVR, evidence, now)
-            elif kind == "subscriber_status":
-                status = SubscriberStatus(payload["status"])
-                await self._membership.set_status(conn, msisdn, status, evidence, now)
-            elif kind == "tariff_change":
-                # R10: the tariff is recorded; membership and bonuses stay as they are.
-                await conn.execute(ProgramSQL.set_tariff, msisdn, payload["tariff"], now)
-            return True
 
 
 @dataclass(frozen=True, slots=True)

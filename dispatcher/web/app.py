@@ -13,7 +13,7 @@ from dispatcher.kernel.clock import Clock, OffsetClock, SystemClock
 from dispatcher.metrics import install_metrics, metrics_middleware
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import charging_from_settings
-from dispatcher.program.subscriber_view import EventDesk
+from dispatcher.program.events import EventDesk
 from dispatcher.runtime import SESSION, engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings

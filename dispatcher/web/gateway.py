@@ -11,7 +11,7 @@ from aiohttp import web
 
 from dispatcher.kernel.states import CampaignScope, Channel, ContactKind, Role, SubscriberStatus
 from dispatcher.program import contacts
-from dispatcher.program.subscriber_view import EVENT_TYPES
+from dispatcher.program.events import EVENT_TYPES
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_object, msisdn_field, string_field
 from dispatcher.web.errors import ApiError

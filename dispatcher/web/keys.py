@@ -9,8 +9,8 @@ from aiohttp import web
 from dispatcher.db import Database
 from dispatcher.kernel.clock import Clock
 from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.events import EventDesk
 from dispatcher.program.membership import Membership
-from dispatcher.program.subscriber_view import EventDesk
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenInfo, TokenRepository
