@@ -30,7 +30,7 @@ from smpp.pdu import (
     encode_message_id_resp,
     parse_header,
 )
-from smpp.ratelimit import Clock
+from smpp.ratelimit import Monotonic
 from smpp.stats import SessionStats
 
 log = structlog.get_logger("smpp.connection")
@@ -77,7 +77,7 @@ class Connection:
         writer: asyncio.StreamWriter,
         role: Role,
         config: SessionConfig,
-        clock: Clock,
+        clock: Monotonic,
         stats: SessionStats,
         listener: Listener,
     ) -> None:
@@ -110,7 +110,7 @@ class Connection:
         cls,
         role: Role,
         config: SessionConfig,
-        clock: Clock,
+        clock: Monotonic,
         stats: SessionStats,
         listener: Listener,
     ) -> Connection:

@@ -1,7 +1,10 @@
-"""Clock, token bucket and backoff: the session's notion of time, kept injectable.
+"""Monotonic time, token bucket and backoff: the session's notion of time, kept injectable.
 
-Everything here is a pure function of an explicit ``now`` except :class:`LoopClock`,
-so tests drive them with a :class:`ManualClock` and never sleep.
+Time here is monotonic seconds (floats), never wall-clock datetimes, and the names say so:
+:class:`Monotonic`, :class:`LoopMonotonic`, :class:`ManualMonotonic`.
+
+Everything here is a pure function of an explicit ``now`` except :class:`LoopMonotonic`,
+so tests drive them with a :class:`ManualMonotonic` and never sleep.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ from typing import Protocol
 _EPSILON = 1e-9
 
 
-class Clock(Protocol):
-    """Monotonic time in seconds, and a sleep on the same clock."""
+class Monotonic(Protocol):
+    """Monotonic time in seconds, and a sleep on the same time line."""
 
     def now(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
 
-class LoopClock:
+class LoopMonotonic:
     """The running event loop's monotonic clock (the default)."""
 
     def now(self) -> float:
@@ -37,10 +40,10 @@ class LoopClock:
         await asyncio.sleep(seconds)
 
 
-class ManualClock:
-    """A clock that moves only when :meth:`advance` is called (for tests).
+class ManualMonotonic:
+    """Monotonic time that moves only when :meth:`advance` is called (for tests).
 
-    ``sleep`` parks the caller until the clock has been advanced past its deadline.
+    ``sleep`` parks the caller until time has been advanced past its deadline.
     """
 
     def __init__(self, start: float = 1000.0) -> None:

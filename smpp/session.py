@@ -28,7 +28,7 @@ from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, Ready, Reasse
 from smpp.outcome import Accepted, Outcome, TemporaryFailure, Unknown
 from smpp.pdu import Header, PduError, decode_message_id, decode_short_message
 from smpp.pdu import encode_short_message_body as encode_body
-from smpp.ratelimit import Clock, LoopClock, TokenBucket
+from smpp.ratelimit import LoopMonotonic, Monotonic, TokenBucket
 from smpp.receipts import IdSide, normalise_message_id
 from smpp.stats import SessionState, SessionStats
 from smpp.submit import Window, build_submit
@@ -53,14 +53,14 @@ class Session:
         config: SessionConfig,
         handler: InboundHandler | None = None,
         *,
-        clock: Clock | None = None,
+        clock: Monotonic | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.stats = SessionStats()
         self.failure: AuthenticationFailed | None = None
         self._handler = handler
-        self._clock: Clock = clock or LoopClock()
+        self._clock: Monotonic = clock or LoopMonotonic()
         self._rng = rng or random.Random()
         self._window = Window(config.window)
         self._bucket = TokenBucket(config.tps, config.burst, config.throttle)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smpp.ratelimit import Backoff, ManualClock, ThrottlePolicy, TokenBucket
+from smpp.ratelimit import Backoff, ManualMonotonic, ThrottlePolicy, TokenBucket
 
 
 def _sent_within(bucket: TokenBucket, seconds: float) -> int:
@@ -83,11 +83,11 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
         assert len(set(delays)) > 1
 
 
-async def test_manual_clock_wakes_sleepers_in_order() -> None:
-    """ManualClock.sleep returns only once the clock is advanced past the deadline."""
+async def test_manual_monotonic_wakes_sleepers_in_order() -> None:
+    """ManualMonotonic.sleep returns only once the clock is advanced past the deadline."""
     import asyncio
 
-    clock, woke = ManualClock(), []
+    clock, woke = ManualMonotonic(), []
 
     async def sleeper(name: str, seconds: float) -> None:
         await clock.sleep(seconds)
