@@ -62,7 +62,6 @@ class ProgramSQL(SqlFile, domain="program"):
     set_status: str
     start_new_owner: str
     set_tariff: str
-    set_language: str
     record_event: str
     memberships_of: str
     dnc_of: str

@@ -91,10 +91,6 @@ WHERE msisdn = $1
 -- $1: msisdn, $2: tariff, $3: now.
 UPDATE subscribers SET tariff = $2, updated_at = $3 WHERE msisdn = $1
 
--- name: set_language
--- $1: msisdn, $2: language.
-UPDATE subscribers SET language = $2 WHERE msisdn = $1 AND language IS DISTINCT FROM $2
-
 -- name: record_event
 -- Operator events are recorded once: a repeated event_id returns no row.
 -- $1: msisdn, $2: event type, $3: event_id or NULL, $4: payload (jsonb), $5: occurred_at.
