@@ -16,9 +16,9 @@ from dispatcher.kernel.states import Channel
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.events import EventDesk
+from dispatcher.program.lookup import subscriber_view
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoRepository, ReceivedMo
-from dispatcher.program.subscriber_view import subscriber_view
 from dispatcher.program.ussd import SESSION_TTL, UssdSessions
 from dispatcher.settings import Settings
 from tests.test_campaign_support import info_payload, survey_payload

@@ -7,7 +7,7 @@ from aiohttp import web
 from dispatcher.console.guard import render, view
 from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.kernel.states import Role
-from dispatcher.program.subscriber_view import subscriber_view
+from dispatcher.program.lookup import subscriber_view
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from campaigns.csvstream import TooLarge
 from dispatcher.kernel.states import Role
 from dispatcher.program.imports import import_subscribers
-from dispatcher.program.subscriber_view import subscriber_view
+from dispatcher.program.lookup import subscriber_view
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import msisdn_value
 from dispatcher.web.errors import ApiError

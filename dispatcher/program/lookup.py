@@ -1,5 +1,5 @@
-"""The subscriber view: what the program holds on a number's current owner (R12), read for
-``GET /api/v1/subscribers/{msisdn}`` and the console."""
+"""Subscriber lookup: what the program holds on a number's current owner (R12), read for
+``GET /api/v1/subscribers/{msisdn}`` and the console's subscriber page."""
 
 from __future__ import annotations
 
