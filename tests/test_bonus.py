@@ -12,23 +12,12 @@ from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.program.bonus import DEADLINE, VALIDITY, BonusLedger
 from dispatcher.program.bonus_models import Activation
-from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
-from dispatcher.settings import ASTANA, Settings
+from dispatcher.settings import ASTANA
 from dispatcher.states import CreditState, GrantState, Language
 from tests.bonus_helpers import NUMBERS, credits, forfeits, grants_of, join, leave, utc
 
 A, B = NUMBERS[0], NUMBERS[1]
-
-
-@pytest.fixture
-def ledger(database: Database, settings: Settings, clock: ManualClock) -> BonusLedger:
-    return BonusLedger(database.pool, settings, clock, LedgerCharging())
-
-
-@pytest.fixture
-def membership(settings: Settings, ledger: BonusLedger) -> Membership:
-    return Membership(settings, ledger)
 
 
 async def test_join_grant_activate_then_expired_after_7_days(

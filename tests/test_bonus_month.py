@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import pytest
-
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database, create_pool
 from dispatcher.program.bonus import BonusLedger
@@ -17,16 +15,6 @@ from dispatcher.states import ServiceKind
 from tests.bonus_helpers import NUMBERS, grants_of, join, leave, utc
 
 DEC_1_0005 = utc(2026, 11, 30, 19, 5)  # 00:05 on 1 December, Astana time (UTC+5)
-
-
-@pytest.fixture
-def ledger(database: Database, settings: Settings, clock: ManualClock) -> BonusLedger:
-    return BonusLedger(database.pool, settings, clock, LedgerCharging())
-
-
-@pytest.fixture
-def membership(settings: Settings, ledger: BonusLedger) -> Membership:
-    return Membership(settings, ledger)
 
 
 async def _members(database: Database, membership: Membership, clock: ManualClock) -> list[str]:

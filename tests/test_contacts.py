@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,20 +9,18 @@ import pytest
 
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
-from dispatcher.settings import Settings
 from dispatcher.states import Role
 from tests.dispatch_helpers import add_members
-from tests.web_helpers import Api, running_api
+from tests.web_helpers import Api
 
 MEMBER, OUTSIDER = "77016660001", "77016660002"
 
 
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
+@pytest.fixture(autouse=True)
+async def numbers(database: Database) -> None:
+    """A member, and a subscriber who is not one, known before the app starts."""
     await add_members(database, [MEMBER])
     await add_members(database, [OUTSIDER], member=False)
-    async with running_api(settings, clock, database) as api:
-        yield api
 
 
 async def reserve(api: Api, **body: Any) -> Any:

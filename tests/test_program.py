@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,18 +10,11 @@ import pytest
 
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
-from dispatcher.settings import Settings
 from dispatcher.states import Role
-from tests.web_helpers import Api, running_api
+from tests.web_helpers import Api
 
 MSISDN = "77011234567"
 _sessions = itertools.count(1)
-
-
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
-    async with running_api(settings, clock, database) as api:
-        yield api
 
 
 async def dial(api: Api, code: str, msisdn: str = MSISDN, session: str | None = None) -> Any:

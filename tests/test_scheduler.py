@@ -33,11 +33,9 @@ def test_schedule_runs_monthly_grant_at_0005_astana_on_the_1st(
 
 
 async def test_catch_up_grants_a_missed_month_once_and_sweeps(
-    database: Database, settings: Settings, clock: ManualClock
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
 ) -> None:
     """R3/R4: a service down at 00:05 on the 1st grants the month when it starts; once."""
-    ledger = BonusLedger(database.pool, settings, clock, LedgerCharging())
-    membership = Membership(settings, ledger)
     await join(database.pool, membership, NUMBERS[0], utc(2026, 10, 20, 6))  # October's grant
     await database.pool.execute(
         "DELETE FROM bonus_grants WHERE msisdn = $1 AND month = '2026-11-01'", NUMBERS[0]
