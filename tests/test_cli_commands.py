@@ -7,13 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import asyncpg
 
-from tests.net import free_port
+from tests.net import free_port, wait_http
 from tests.test_cli import _env, _run
 
 MEMBERS = ["77011000001", "77011000002"]
@@ -243,7 +242,7 @@ def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str)
             stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{http_port}"
-        assert '"ready"' in _wait_ready(f"{base}/readyz", serve)
+        assert '"ready"' in wait_http(f"{base}/readyz", serve)
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
             text = response.read().decode()
         assert 'smartd_smpp_session_state{state="bound"} 1.0' in text
@@ -253,16 +252,3 @@ def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30.0) -> str:
-    """Poll until the new process is ready (start-up and bind are awaited, not work)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        assert proc.poll() is None, "serve exited early"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return str(response.read().decode())
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} not ready within {deadline_s}s")

@@ -6,7 +6,6 @@ Afterwards the invariants hold and Python memory stayed flat (tracemalloc)."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import random
 import tracemalloc
@@ -124,13 +123,6 @@ async def _housekeeping(
         await ledger.run_charging_once(now)
 
 
-async def _settle_receipts(rig: Rig) -> None:
-    expected = await rig.database.pool.fetchval("SELECT count(*) FROM submits")
-    async with asyncio.timeout(10):
-        await rig.sink.receipts.wait_committed(expected)
-    await rig.apply_receipts()
-
-
 def _python_memory() -> int:
     """Bytes held by Python objects, less the test's own (the simulator records every PDU
     it receives, for the duplicate check)."""
@@ -173,7 +165,9 @@ async def test_thirty_hours_compressed(
                     await add_campaign(database, audience, text=f"Soak offer {campaigns}")
                 await traffic.step(now)
                 await rig.drain()
-                await _settle_receipts(rig)
+                await rig.receipts_settled(
+                    await rig.database.pool.fetchval("SELECT count(*) FROM submits")
+                )
                 await _housekeeping(rig, ledger, ussd, now, hourly=step % 6 == 0)
                 if step == WARM_UP:
                     baseline = _python_memory()
