@@ -113,9 +113,13 @@ async def api(settings: Settings, clock: ManualClock, database: Database) -> Asy
 
 
 @pytest.fixture
-def ledger(database: Database, settings: Settings, clock: ManualClock) -> BonusLedger:
-    """The bonus ledger with the in-database charging stand-in (override it for another)."""
-    return BonusLedger(database.pool, settings, clock, LedgerCharging())
+async def ledger(
+    database: Database, settings: Settings, clock: ManualClock
+) -> AsyncIterator[BonusLedger]:
+    """The bonus ledger with the built-in charging (override it for another); closed after."""
+    ledger = BonusLedger(database.pool, settings, clock, LedgerCharging())
+    yield ledger
+    await ledger.close()
 
 
 @pytest.fixture

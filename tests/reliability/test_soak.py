@@ -20,7 +20,6 @@ from campaigns.spec import parse_campaign
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.program.bonus import BonusLedger
-from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.scheduler import catch_up
@@ -139,7 +138,11 @@ def _python_memory() -> int:
 
 @pytest.mark.slow
 async def test_thirty_hours_compressed(
-    database: Database, settings: Settings, clock: ManualClock
+    database: Database,
+    settings: Settings,
+    clock: ManualClock,
+    ledger: BonusLedger,
+    membership: Membership,
 ) -> None:
     """30 simulated hours: partner messages only inside the two windows, the December grant
     once per member, expiries applied, the survey timed out, caps and no-duplicates hold,
@@ -147,8 +150,6 @@ async def test_thirty_hours_compressed(
     clock.set(START)
     await add_members(database, MEMBERS)
     await _seed_bonuses(database)
-    ledger = BonusLedger(database.pool, settings, clock, LedgerCharging())
-    membership = Membership(settings, ledger)
     ussd = UssdDesk(database.pool, membership, ledger.activate_text, ledger.balance_text)
     survey = await _survey(database, clock, MEMBERS[400:500])
     campaigns = 0
@@ -176,7 +177,6 @@ async def test_thirty_hours_compressed(
             fig = await check_invariants(database.pool, rig.sim, crashes=0, window=64)
     finally:
         tracemalloc.stop()
-        await ledger.close()
     pool = database.pool
     outside = await pool.fetchval(
         "SELECT count(*) FROM deliveries WHERE submitted_at IS NOT NULL AND NOT "
