@@ -11,6 +11,7 @@ from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.states import Role
 from dispatcher.web.keys import BONUS
+from tests.factories import subscribers
 from tests.web_helpers import Api
 
 MSISDN = "77015550001"
@@ -39,9 +40,7 @@ async def test_join_activate_balance_then_expired_over_http(
 ) -> None:
     """R3/R4/R6: *555*1# grants, *555*00# activates for 7 days, *111*3# shows it; 7 days on,
     the sweep expires it and the balance is empty."""
-    await database.pool.execute(
-        "INSERT INTO subscribers (msisdn, language) VALUES ($1, 'en')", MSISDN
-    )
+    await subscribers(database, [MSISDN], language="en")
     assert "A present of 500 bonus units" in await dial(api, "*555*1#")
     assert await dial(api, "*111*3#") == (
         "500 bonus units await activation: dial *555*00# by 23.12.2026 17:00."

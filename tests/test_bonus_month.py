@@ -13,6 +13,7 @@ from dispatcher.program.membership import Membership
 from dispatcher.settings import Settings
 from dispatcher.states import ServiceKind
 from tests.bonus_helpers import NUMBERS, grants_of, join, leave, utc
+from tests.factories import subscribers
 
 DEC_1_0005 = utc(2026, 11, 30, 19, 5)  # 00:05 on 1 December, Astana time (UTC+5)
 
@@ -22,14 +23,13 @@ async def _members(database: Database, membership: Membership, clock: ManualCloc
     pool = database.pool
     for msisdn in NUMBERS[:9]:
         await join(pool, membership, msisdn, clock.now())
-    await pool.execute("UPDATE subscribers SET language = 'kk' WHERE msisdn = $1", NUMBERS[1])
-    await pool.execute("UPDATE subscribers SET language = 'en' WHERE msisdn = $1", NUMBERS[2])
-    status = "UPDATE subscribers SET status = $2 WHERE msisdn = $1"
-    await pool.execute(status, NUMBERS[4], "outgoing_blocked")
-    await pool.execute(status, NUMBERS[5], "blocked")
-    await pool.execute(status, NUMBERS[6], "recycled")
+    await subscribers(database, [NUMBERS[1]], language="kk")
+    await subscribers(database, [NUMBERS[2]], language="en")
+    await subscribers(database, [NUMBERS[4]], status="outgoing_blocked")
+    await subscribers(database, [NUMBERS[5]], status="blocked")
+    await subscribers(database, [NUMBERS[6]], status="recycled")
     await leave(pool, membership, NUMBERS[7], clock.now())
-    await pool.execute("INSERT INTO subscribers (msisdn) VALUES ($1)", NUMBERS[9])  # never joined
+    await subscribers(database, [NUMBERS[9]])  # never joined
     return NUMBERS[:5]
 
 

@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
+from dispatcher.db import Database
+from tests.factories import members
 from tests.net import free_port, wait_http
 from tests.test_cli import _env, _run
 
@@ -137,21 +140,13 @@ def test_import_refuses_a_file_that_is_not_utf8(database_url: str, tmp_path: Pat
     assert "line 2 is not valid UTF-8; nothing was imported" in result.stderr
 
 
-async def test_bonus_grant_month_once(database_url: str) -> None:
+async def test_bonus_grant_month_once(database: Database, database_url: str) -> None:
     """The monthly grant runs now for every member; a second run grants nobody."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("INSERT INTO subscribers (msisdn) SELECT unnest($1::text[])", MEMBERS)
-        await conn.execute(
-            "INSERT INTO memberships (msisdn, joined_at, join_channel) "
-            "SELECT unnest($1::text[]), now() - interval '40 days', 'ussd'",
-            MEMBERS,
-        )
-        first = _smartd(database_url, "bonus", "grant-month")
-        second = _smartd(database_url, "bonus", "grant-month")
-        grants = await conn.fetchval("SELECT count(*) FROM bonus_grants")
-    finally:
-        await conn.close()
+    # The command runs on the real clock: these members joined long before its month.
+    await members(database, MEMBERS, joined_at=datetime(2020, 1, 1, tzinfo=UTC))
+    first = _smartd(database_url, "bonus", "grant-month")
+    second = _smartd(database_url, "bonus", "grant-month")
+    grants = await database.pool.fetchval("SELECT count(*) FROM bonus_grants")
     assert first.returncode == 0, first.stderr
     assert ": granted 2 members 500 units each" in first.stdout
     assert "nothing granted" in second.stdout

@@ -10,7 +10,7 @@ import pytest
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.states import Role
-from tests.dispatch_helpers import add_members
+from tests.factories import dnc, members, subscribers
 from tests.web_helpers import Api
 
 MEMBER, OUTSIDER = "77016660001", "77016660002"
@@ -19,8 +19,8 @@ MEMBER, OUTSIDER = "77016660001", "77016660002"
 @pytest.fixture(autouse=True)
 async def numbers(database: Database) -> None:
     """A member, and a subscriber who is not one, known before the app starts."""
-    await add_members(database, [MEMBER])
-    await add_members(database, [OUTSIDER], member=False)
+    await members(database, [MEMBER])
+    await subscribers(database, [OUTSIDER])
 
 
 async def reserve(api: Api, **body: Any) -> Any:
@@ -59,13 +59,9 @@ async def test_refusals(api: Api, database: Database, clock: ManualClock) -> Non
     """Non-members (SMART scope), 1204, blocked numbers and the closed window are refused."""
     assert (await reserve(api, msisdn=OUTSIDER, kind="info"))["reason"] == "not_member"
     assert (await reserve(api, msisdn=OUTSIDER, kind="info", scope="operator"))["granted"]
-    await database.pool.execute(
-        "INSERT INTO dnc_blocks (msisdn, blocked_at, channel) VALUES ($1, now(), 'ivr')", MEMBER
-    )
+    await dnc(database, [MEMBER], channel="ivr")
     assert (await reserve(api, kind="info"))["reason"] == "dnc"
-    await database.pool.execute(
-        "UPDATE subscribers SET status = 'blocked' WHERE msisdn = $1", OUTSIDER
-    )
+    await subscribers(database, [OUTSIDER], status="blocked")
     assert (await reserve(api, msisdn=OUTSIDER, kind="info", scope="operator"))["reason"] == (
         "blocked"
     )

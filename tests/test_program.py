@@ -11,6 +11,7 @@ import pytest
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.states import Role
+from tests.factories import campaign, deliveries, subscribers
 from tests.web_helpers import Api
 
 MSISDN = "77011234567"
@@ -37,18 +38,9 @@ async def view(api: Api, msisdn: str = MSISDN) -> Any:
 
 
 async def queue_delivery(database: Database, scope: str, msisdn: str = MSISDN) -> int:
-    campaign = await database.pool.fetchval(
-        "INSERT INTO campaigns (name, kind, scope, texts, state) "
-        "VALUES ('c', 'info', $1, '{\"ru\": \"x\"}', 'running') RETURNING id",
-        scope,
-    )
-    return int(
-        await database.pool.fetchval(
-            "INSERT INTO deliveries (campaign_id, msisdn) VALUES ($1, $2) RETURNING id",
-            campaign,
-            msisdn,
-        )
-    )
+    campaign_id = await campaign(database, [], scope=scope, texts={"ru": "x"})
+    [delivery_id] = await deliveries(database, campaign_id, [msisdn])
+    return delivery_id
 
 
 async def delivery_state(database: Database, delivery_id: int) -> tuple[str, str | None]:
@@ -266,7 +258,5 @@ async def test_unknown_subscriber_is_404(api: Api) -> None:
 
 async def test_menu_texts_in_subscriber_language(api: Api, database: Database) -> None:
     """R14: the menu is shown in the subscriber's language."""
-    await database.pool.execute(
-        "INSERT INTO subscribers (msisdn, language) VALUES ($1, 'kk')", MSISDN
-    )
+    await subscribers(database, [MSISDN], language="kk")
     assert "Қосылу" in (await dial(api, "*555#"))["text"]
