@@ -16,7 +16,6 @@ import pytest
 
 from campaigns import surveys
 from campaigns.repository import CampaignRepository
-from campaigns.spec import parse_campaign
 from dispatcher.clock import ManualClock
 from dispatcher.db import Database
 from dispatcher.program.bonus import BonusLedger
@@ -24,7 +23,8 @@ from dispatcher.program.membership import Membership
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.scheduler import catch_up
 from dispatcher.settings import Settings
-from tests.dispatch_helpers import Rig, add_campaign, add_members, dispatch_rig
+from tests.dispatch_helpers import Rig, dispatch_rig
+from tests.factories import campaign, campaign_from_spec, members
 from tests.reliability.procs import check_invariants
 
 ASTANA = ZoneInfo("Asia/Almaty")
@@ -68,18 +68,6 @@ async def _seed_bonuses(database: Database) -> None:
         november,
         activated,
     )
-
-
-async def _survey(database: Database, clock: ManualClock, numbers: list[str]) -> int:
-    repo = CampaignRepository(database.pool)
-    campaign = await repo.create(parse_campaign(SURVEY, clock.now(), 10), "soak", clock.now())
-    await database.pool.execute(
-        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
-        campaign.id,
-        numbers,
-    )
-    await repo.transition(campaign.id, "start", clock.now())
-    return int(campaign.id)
 
 
 class Traffic:
@@ -148,10 +136,10 @@ async def test_thirty_hours_compressed(
     once per member, expiries applied, the survey timed out, caps and no-duplicates hold,
     and Python memory grows by less than 4 MiB after warm-up."""
     clock.set(START)
-    await add_members(database, MEMBERS)
+    await members(database, MEMBERS)
     await _seed_bonuses(database)
     ussd = UssdDesk(database.pool, membership, ledger.activate_text, ledger.balance_text)
-    survey = await _survey(database, clock, MEMBERS[400:500])
+    survey = await campaign_from_spec(database, SURVEY, MEMBERS[400:500], clock.now())
     campaigns = 0
     tracemalloc.start()
     try:
@@ -163,7 +151,7 @@ async def test_thirty_hours_compressed(
                 if step % 18 == 0:  # every 3 hours a new partner campaign
                     campaigns += 1
                     audience = MEMBERS[(campaigns * 50) % 500 :][:150]
-                    await add_campaign(database, audience, text=f"Soak offer {campaigns}")
+                    await campaign(database, audience, texts={"ru": f"Soak offer {campaigns}"})
                 await traffic.step(now)
                 await rig.drain()
                 await rig.receipts_settled(
