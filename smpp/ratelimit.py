@@ -131,6 +131,10 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
+    def paused_for(self, now: float) -> float:
+        """Seconds left of the pause that throttling started (0.0: not paused)."""
+        return max(0.0, self._paused_until - now)
+
     def throttled(self, now: float) -> None:
         """The SMSC said slow down: pause, and lower the rate."""
         p = self.policy

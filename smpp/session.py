@@ -129,6 +129,11 @@ class Session:
         """submit_sm written and not yet resolved."""
         return self._in_flight
 
+    @property
+    def throttle_pause(self) -> float:
+        """Seconds before submitting resumes after the SMSC's throttling (0.0: not paused)."""
+        return self._bucket.paused_for(self._clock.now())
+
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

@@ -367,7 +367,8 @@ async def run_simulator(host: str = "127.0.0.1", port: int = 2775, **options: ob
         await simulator.stop()
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``smsc-sim`` command line; :func:`options_from_args` reads what it parses."""
     p = argparse.ArgumentParser(prog="smsc-sim", description="SMPP 3.4 SMSC simulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2775)
@@ -418,7 +419,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``smartd smsc-sim`` is meant to call this)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(args.host, args.port, **options_from_args(args)))
     return 0

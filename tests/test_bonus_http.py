@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.settings import Settings
 from dispatcher.web.keys import BONUS
-from tests.web_helpers import Api, running_api
+from tests.factories import subscribers
+from tests.web_helpers import Api
 
 MSISDN = "77015550001"
 _sessions = itertools.count(1)
-
-
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
-    async with running_api(settings, clock, database) as api:
-        yield api
 
 
 async def dial(api: Api, code: str, msisdn: str = MSISDN) -> str:
@@ -49,9 +40,7 @@ async def test_join_activate_balance_then_expired_over_http(
 ) -> None:
     """R3/R4/R6: *555*1# grants, *555*00# activates for 7 days, *111*3# shows it; 7 days on,
     the sweep expires it and the balance is empty."""
-    await database.pool.execute(
-        "INSERT INTO subscribers (msisdn, language) VALUES ($1, 'en')", MSISDN
-    )
+    await subscribers(database, [MSISDN], language="en")
     assert "A present of 500 bonus units" in await dial(api, "*555*1#")
     assert await dial(api, "*111*3#") == (
         "500 bonus units await activation: dial *555*00# by 23.12.2026 17:00."

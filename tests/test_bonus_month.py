@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import pytest
-
 from dispatcher.db import Database, create_pool
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import ServiceKind
@@ -15,18 +13,9 @@ from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.settings import Settings
 from tests.bonus_helpers import NUMBERS, grants_of, join, leave, utc
+from tests.factories import subscribers
 
 DEC_1_0005 = utc(2026, 11, 30, 19, 5)  # 00:05 on 1 December, Astana time (UTC+5)
-
-
-@pytest.fixture
-def ledger(database: Database, settings: Settings, clock: ManualClock) -> BonusLedger:
-    return BonusLedger(database.pool, settings, clock, LedgerCharging())
-
-
-@pytest.fixture
-def membership(settings: Settings, ledger: BonusLedger) -> Membership:
-    return Membership(settings, ledger)
 
 
 async def _members(database: Database, membership: Membership, clock: ManualClock) -> list[str]:
@@ -34,14 +23,13 @@ async def _members(database: Database, membership: Membership, clock: ManualCloc
     pool = database.pool
     for msisdn in NUMBERS[:9]:
         await join(pool, membership, msisdn, clock.now())
-    await pool.execute("UPDATE subscribers SET language = 'kk' WHERE msisdn = $1", NUMBERS[1])
-    await pool.execute("UPDATE subscribers SET language = 'en' WHERE msisdn = $1", NUMBERS[2])
-    status = "UPDATE subscribers SET status = $2 WHERE msisdn = $1"
-    await pool.execute(status, NUMBERS[4], "outgoing_blocked")
-    await pool.execute(status, NUMBERS[5], "blocked")
-    await pool.execute(status, NUMBERS[6], "recycled")
+    await subscribers(database, [NUMBERS[1]], language="kk")
+    await subscribers(database, [NUMBERS[2]], language="en")
+    await subscribers(database, [NUMBERS[4]], status="outgoing_blocked")
+    await subscribers(database, [NUMBERS[5]], status="blocked")
+    await subscribers(database, [NUMBERS[6]], status="recycled")
     await leave(pool, membership, NUMBERS[7], clock.now())
-    await pool.execute("INSERT INTO subscribers (msisdn) VALUES ($1)", NUMBERS[9])  # never joined
+    await subscribers(database, [NUMBERS[9]])  # never joined
     return NUMBERS[:5]
 
 

@@ -39,7 +39,7 @@ async def charging() -> AsyncIterator[FakeCharging]:
 
 
 @pytest.fixture
-async def ledger(
+async def ledger(  # overrides tests/conftest.py's: charging over HTTP, to a fake that fails
     database: Database, settings: Settings, clock: ManualClock, charging: FakeCharging
 ) -> AsyncIterator[BonusLedger]:
     settings = dataclasses.replace(
@@ -54,10 +54,8 @@ async def ledger(
 
 
 @pytest.fixture
-async def member(
-    database: Database, settings: Settings, ledger: BonusLedger, clock: ManualClock
-) -> str:
-    await join(database.pool, Membership(settings, ledger), A, clock.now())
+async def member(database: Database, membership: Membership, clock: ManualClock) -> str:
+    await join(database.pool, membership, A, clock.now())
     return A
 
 
@@ -150,7 +148,7 @@ async def test_twenty_concurrent_activations_send_one_credit(
 
 async def test_forfeit_after_leave_reaches_charging_when_it_is_back(
     database: Database,
-    settings: Settings,
+    membership: Membership,
     ledger: BonusLedger,
     charging: FakeCharging,
     clock: ManualClock,
@@ -161,7 +159,7 @@ async def test_forfeit_after_leave_reaches_charging_when_it_is_back(
     await charging.start()
     assert (await ledger.activate(member, clock.now())).outcome is Activation.ACTIVATED
     await charging.stop()
-    await leave(database.pool, Membership(settings, ledger), member, clock.now())
+    await leave(database.pool, membership, member, clock.now())
     run = await ledger.run_charging_once(clock.now())
     assert (run.forfeited, run.forfeit_failures) == (0, 1)
     await charging.start()
@@ -175,7 +173,7 @@ async def test_forfeit_after_leave_reaches_charging_when_it_is_back(
 
 async def test_leave_while_credit_owed_stops_the_credit_and_sends_a_removal(
     database: Database,
-    settings: Settings,
+    membership: Membership,
     ledger: BonusLedger,
     charging: FakeCharging,
     clock: ManualClock,
@@ -184,7 +182,7 @@ async def test_leave_while_credit_owed_stops_the_credit_and_sends_a_removal(
     """R2: a credit never confirmed is not retried after leaving; its removal still goes out
     (the lost call may have landed)."""
     assert (await ledger.activate(member, clock.now())).outcome is Activation.TRY_AGAIN
-    await leave(database.pool, Membership(settings, ledger), member, clock.now())
+    await leave(database.pool, membership, member, clock.now())
     await charging.start()
     clock.advance(timedelta(minutes=5))
     run = await ledger.run_charging_once(clock.now())

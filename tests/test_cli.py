@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.net import free_port
+from tests.net import free_port, wait_http
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -89,7 +88,7 @@ def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.S
         text=True,
     )
     try:
-        assert '"ok"' in _wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+        assert '"ok"' in wait_http(f"http://127.0.0.1:{port}/healthz", proc)
         with pytest.raises(urllib.error.HTTPError) as not_ready:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert not_ready.value.code == 503  # no SMSC to bind to: alive, not ready
@@ -102,17 +101,3 @@ def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.S
     finally:
         if proc.poll() is None:
             proc.kill()
-
-
-def _wait_for(url: str, proc: subprocess.Popen[str], deadline_s: float = 30.0) -> str:
-    """Poll ``url`` until the freshly started process answers (start-up, not work, is awaited)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited early: {proc.communicate()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return str(resp.read().decode())
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {deadline_s}s")

@@ -7,14 +7,16 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
 from campaigns.csvstream import MAX_LINE
-from tests.net import free_port
+from dispatcher.db import Database
+from tests.factories import members
+from tests.net import free_port, wait_http
 from tests.test_cli import _env, _run
 
 MEMBERS = ["77011000001", "77011000002"]
@@ -149,21 +151,13 @@ def test_import_refuses_a_file_that_is_not_utf8(database_url: str, tmp_path: Pat
     assert "line 2 is not valid UTF-8; nothing was imported" in result.stderr
 
 
-async def test_bonus_grant_month_once(database_url: str) -> None:
+async def test_bonus_grant_month_once(database: Database, database_url: str) -> None:
     """The monthly grant runs now for every member; a second run grants nobody."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("INSERT INTO subscribers (msisdn) SELECT unnest($1::text[])", MEMBERS)
-        await conn.execute(
-            "INSERT INTO memberships (msisdn, joined_at, join_channel) "
-            "SELECT unnest($1::text[]), now() - interval '40 days', 'ussd'",
-            MEMBERS,
-        )
-        first = _smartd(database_url, "bonus", "grant-month")
-        second = _smartd(database_url, "bonus", "grant-month")
-        grants = await conn.fetchval("SELECT count(*) FROM bonus_grants")
-    finally:
-        await conn.close()
+    # The command runs on the real clock: these members joined long before its month.
+    await members(database, MEMBERS, joined_at=datetime(2020, 1, 1, tzinfo=UTC))
+    first = _smartd(database_url, "bonus", "grant-month")
+    second = _smartd(database_url, "bonus", "grant-month")
+    grants = await database.pool.fetchval("SELECT count(*) FROM bonus_grants")
     assert first.returncode == 0, first.stderr
     assert ": granted 2 members 500 units each" in first.stdout
     assert "nothing granted" in second.stdout
@@ -254,7 +248,7 @@ def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str)
             stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{http_port}"
-        assert '"ready"' in _wait_ready(f"{base}/readyz", serve)
+        assert '"ready"' in wait_http(f"{base}/readyz", serve)
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
             text = response.read().decode()
         assert 'smartd_smpp_session_state{state="bound"} 1.0' in text
@@ -264,16 +258,3 @@ def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30.0) -> str:
-    """Poll until the new process is ready (start-up and bind are awaited, not work)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        assert proc.poll() is None, "serve exited early"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return str(response.read().decode())
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} not ready within {deadline_s}s")

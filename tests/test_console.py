@@ -13,6 +13,7 @@ from dispatcher.console.guard import console_role_of
 from dispatcher.console.sessions import COOKIE, hash_id
 from dispatcher.kernel.states import Role
 from dispatcher.web.auth import PUBLIC, access_of
+from tests.factories import survey_answer
 from tests.web_helpers import Api, running_api
 
 MEMBERS = ["77010000001", "77010000002", "77010000003"]
@@ -258,15 +259,7 @@ async def _deliver_and_answer(database, campaign_id: int, now) -> None:
     )
     survey_id = await pool.fetchval("SELECT id FROM surveys WHERE campaign_id = $1", campaign_id)
     for msisdn in MEMBERS[:2]:
-        session_id = await pool.fetchval(
-            "INSERT INTO survey_sessions (survey_id, msisdn, state, opened_at, expires_at, "
-            "closed_at) VALUES ($1, $2, 'completed', $3, $3::timestamptz + interval '1 day', $3) "
-            "RETURNING id",
-            survey_id,
-            msisdn,
-            now,
-        )
-        await pool.execute("INSERT INTO survey_answers VALUES ($1, 1, 1, $2)", session_id, now)
+        await survey_answer(database, survey_id, msisdn, 1, at=now, closed_at=now)
 
 
 def _create_form(csrf: str, fields: dict[str, str], csv: str | None) -> FormData:

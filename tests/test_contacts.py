@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,19 +10,17 @@ import pytest
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.settings import Settings
-from tests.dispatch_helpers import add_members
-from tests.web_helpers import Api, running_api
+from tests.factories import dnc, members, subscribers
+from tests.web_helpers import Api
 
 MEMBER, OUTSIDER = "77016660001", "77016660002"
 
 
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
-    await add_members(database, [MEMBER])
-    await add_members(database, [OUTSIDER], member=False)
-    async with running_api(settings, clock, database) as api:
-        yield api
+@pytest.fixture(autouse=True)
+async def numbers(database: Database) -> None:
+    """A member, and a subscriber who is not one, known before the app starts."""
+    await members(database, [MEMBER])
+    await subscribers(database, [OUTSIDER])
 
 
 async def reserve(api: Api, **body: Any) -> Any:
@@ -62,13 +59,9 @@ async def test_refusals(api: Api, database: Database, clock: ManualClock) -> Non
     """Non-members (SMART scope), 1204, blocked numbers and the closed window are refused."""
     assert (await reserve(api, msisdn=OUTSIDER, kind="info"))["reason"] == "not_member"
     assert (await reserve(api, msisdn=OUTSIDER, kind="info", scope="operator"))["granted"]
-    await database.pool.execute(
-        "INSERT INTO dnc_blocks (msisdn, blocked_at, channel) VALUES ($1, now(), 'ivr')", MEMBER
-    )
+    await dnc(database, [MEMBER], channel="ivr")
     assert (await reserve(api, kind="info"))["reason"] == "dnc"
-    await database.pool.execute(
-        "UPDATE subscribers SET status = 'blocked' WHERE msisdn = $1", OUTSIDER
-    )
+    await subscribers(database, [OUTSIDER], status="blocked")
     assert (await reserve(api, msisdn=OUTSIDER, kind="info", scope="operator"))["reason"] == (
         "blocked"
     )

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dispatcher.settings import describe, load_settings
-from smpp.simulator import _parser as simulator_parser
+from smpp.simulator import build_parser as simulator_parser
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 KEY = re.compile(r"\bSMARTD_[A-Z0-9_]+\b")

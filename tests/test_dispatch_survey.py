@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from campaigns.repository import CampaignRepository
-from campaigns.spec import parse_campaign
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.program.surveys import timeout_sweep
 from dispatcher.settings import Settings
-from tests.dispatch_helpers import Rig, add_members, dispatch_rig
+from tests.dispatch_helpers import Rig, dispatch_rig
+from tests.factories import campaign_from_spec, members
 
 ANSWERS, SILENT = "77011110001", "77011110002"
 SURVEY = {
@@ -43,15 +42,8 @@ async def test_two_question_survey_with_bad_answer_and_timeout(
 ) -> None:
     """R13: Q1 goes as the campaign message, a reply brings Q2, a bad answer one re-prompt,
     the last answer a thank-you; the silent number times out; results are counts only."""
-    await add_members(database, [ANSWERS, SILENT])
-    repo = CampaignRepository(database.pool)
-    campaign = await repo.create(parse_campaign(SURVEY, clock.now(), 10), "test", clock.now())
-    await database.pool.execute(
-        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
-        campaign.id,
-        [ANSWERS, SILENT],
-    )
-    await repo.transition(campaign.id, "start", clock.now())
+    await members(database, [ANSWERS, SILENT])
+    await campaign_from_spec(database, SURVEY, [ANSWERS, SILENT], clock.now())
     async with dispatch_rig(database, settings, clock) as rig:
         await rig.drain()
         first = {sm.destination_addr for _, sm in rig.sim.submits()}

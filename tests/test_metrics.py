@@ -18,7 +18,8 @@ from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
 from smpp.session import Session
-from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
+from tests.dispatch_helpers import dispatch_rig
+from tests.factories import campaign, members, subscribers
 
 MEMBERS = ["77011000001", "77011000002", "77011000003"]
 OUTSIDER = "77011000009"
@@ -58,8 +59,8 @@ async def test_smpp_and_database_figures_after_a_campaign(
     settings: Settings, clock: ManualClock, database: Database
 ) -> None:
     """Submits, responses, session state, receipts, suppressions and queue depth."""
-    await add_members(database, MEMBERS)
-    await add_members(database, [OUTSIDER], member=False)
+    await members(database, MEMBERS)
+    await subscribers(database, [OUTSIDER])
     async with (
         dispatch_rig(database, settings, clock) as rig,
         metrics_client(settings, clock, database, rig.session) as client,
@@ -67,12 +68,12 @@ async def test_smpp_and_database_figures_after_a_campaign(
         before = await scrape(client)
         assert value(before, "smartd_smpp_session_state", state="bound") == 1.0
         assert value(before, "smartd_smpp_session_state", state="disconnected") == 0.0
-        campaign = await add_campaign(database, [*MEMBERS, OUTSIDER])
+        campaign_id = await campaign(database, [*MEMBERS, OUTSIDER])
         assert value(await scrape(client), "smartd_queue_depth", queue="deliveries") == 4
         await rig.drain()
         await rig.receipts_settled(len(MEMBERS))
         after = await scrape(client)
-    assert await rig.states(campaign) == {"delivered": 3, "not_member": 1}
+    assert await rig.states(campaign_id) == {"delivered": 3, "not_member": 1}
     assert value(after, "smartd_smpp_submits_total") == 3
     assert value(after, "smartd_smpp_responses_total", outcome="accepted") == 3
     assert value(after, "smartd_smpp_responses_by_status_total", status="0x00000000") == 3

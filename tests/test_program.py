@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,17 +11,11 @@ import pytest
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.settings import Settings
-from tests.web_helpers import Api, running_api
+from tests.factories import campaign, deliveries, subscribers
+from tests.web_helpers import Api
 
 MSISDN = "77011234567"
 _sessions = itertools.count(1)
-
-
-@pytest.fixture
-async def api(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Api]:
-    async with running_api(settings, clock, database) as api:
-        yield api
 
 
 async def dial(api: Api, code: str, msisdn: str = MSISDN, session: str | None = None) -> Any:
@@ -45,18 +38,9 @@ async def view(api: Api, msisdn: str = MSISDN) -> Any:
 
 
 async def queue_delivery(database: Database, scope: str, msisdn: str = MSISDN) -> int:
-    campaign = await database.pool.fetchval(
-        "INSERT INTO campaigns (name, kind, scope, texts, state) "
-        "VALUES ('c', 'info', $1, '{\"ru\": \"x\"}', 'running') RETURNING id",
-        scope,
-    )
-    return int(
-        await database.pool.fetchval(
-            "INSERT INTO deliveries (campaign_id, msisdn) VALUES ($1, $2) RETURNING id",
-            campaign,
-            msisdn,
-        )
-    )
+    campaign_id = await campaign(database, [], scope=scope, texts={"ru": "x"})
+    [delivery_id] = await deliveries(database, campaign_id, [msisdn])
+    return delivery_id
 
 
 async def delivery_state(database: Database, delivery_id: int) -> tuple[str, str | None]:
@@ -274,7 +258,5 @@ async def test_unknown_subscriber_is_404(api: Api) -> None:
 
 async def test_menu_texts_in_subscriber_language(api: Api, database: Database) -> None:
     """R14: the menu is shown in the subscriber's language."""
-    await database.pool.execute(
-        "INSERT INTO subscribers (msisdn, language) VALUES ($1, 'kk')", MSISDN
-    )
+    await subscribers(database, [MSISDN], language="kk")
     assert "Қосылу" in (await dial(api, "*555#"))["text"]

@@ -27,6 +27,7 @@ from dispatcher.kernel.states import (
     SuppressionReason,
     SurveySessionState,
 )
+from tests.factories import survey_answer
 from tests.test_campaign_support import survey_payload
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -211,17 +212,7 @@ async def test_survey_report_reads_no_delivery(database: Database) -> None:
     survey = await repository.get_survey(campaign.id)
     assert survey is not None
     for n, state in enumerate(("completed", "completed", "open")):
-        session_id = await database.pool.fetchval(
-            "INSERT INTO survey_sessions (survey_id, msisdn, state, opened_at, expires_at) "
-            "VALUES ($1, $2, $3, $4, $4::timestamptz + interval '1 day') RETURNING id",
-            survey.id,
-            f"7701123456{n}",
-            state,
-            NOW,
-        )
-        await database.pool.execute(
-            "INSERT INTO survey_answers VALUES ($1, 1, $2, $3)", session_id, 1 + n % 2, NOW
-        )
+        await survey_answer(database, survey.id, f"7701123456{n}", 1 + n % 2, at=NOW, state=state)
     results = await survey_report(repository, campaign.id)
     assert results is not None
     assert [[o.count for o in q.options] for q in results.questions] == [[2, 1], [0, 0, 0]]

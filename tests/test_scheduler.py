@@ -15,6 +15,7 @@ from dispatcher.scheduler import build_scheduler, catch_up
 from dispatcher.settings import Settings
 from dispatcher.web.app import create_app
 from tests.bonus_helpers import NUMBERS, join, utc
+from tests.factories import members
 
 
 def test_schedule_runs_monthly_grant_at_0005_astana_on_the_1st(
@@ -33,11 +34,9 @@ def test_schedule_runs_monthly_grant_at_0005_astana_on_the_1st(
 
 
 async def test_catch_up_grants_a_missed_month_once_and_sweeps(
-    database: Database, settings: Settings, clock: ManualClock
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
 ) -> None:
     """R3/R4: a service down at 00:05 on the 1st grants the month when it starts; once."""
-    ledger = BonusLedger(database.pool, settings, clock, LedgerCharging())
-    membership = Membership(settings, ledger)
     await join(database.pool, membership, NUMBERS[0], utc(2026, 10, 20, 6))  # October's grant
     await database.pool.execute(
         "DELETE FROM bonus_grants WHERE msisdn = $1 AND month = '2026-11-01'", NUMBERS[0]
@@ -59,12 +58,7 @@ async def test_app_start_up_runs_catch_up_when_scheduler_enabled(
     database: Database, settings: Settings, clock: ManualClock
 ) -> None:
     """R3: starting the app with the scheduler grants this month's units if the job has not run."""
-    await database.pool.execute("INSERT INTO subscribers (msisdn) VALUES ($1)", NUMBERS[0])
-    await database.pool.execute(
-        "INSERT INTO memberships (msisdn, joined_at, join_channel) VALUES ($1, $2, 'ussd')",
-        NUMBERS[0],
-        utc(2026, 10, 1),
-    )
+    await members(database, [NUMBERS[0]], joined_at=utc(2026, 10, 1))
     app = create_app(settings, clock=clock, database=database, scheduler=True)
     async with TestServer(app, host="127.0.0.1"):
         granted = await database.pool.fetchval(

@@ -22,7 +22,8 @@ from dispatcher.engine.engine import EngineConfig
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
-from tests.dispatch_helpers import Rig, add_members, dispatch_rig
+from tests.dispatch_helpers import Rig, dispatch_rig
+from tests.factories import members
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,7 +101,7 @@ async def run_campaign(rig: Rig, campaign_id: int, recipients: int) -> None:
 async def test_console_flow_sign_in_create_upload_start_complete(settings, clock, database) -> None:
     """A marketer signs in, creates a campaign with an audience file, starts it, and sees it
     complete against the SMSC simulator."""
-    await add_members(database, MEMBERS)
+    await members(database, MEMBERS)
     token, _ = await TokenRepository(database.pool).create("ops-aida", Role.MARKETER)
     app = create_app(settings, clock=clock, database=database)
     sim = {"receipt_mix": {"DELIVRD": 0.9, "UNDELIV": 0.1}}
@@ -194,7 +195,7 @@ async def test_console_survey_results_as_charts(settings, clock, database) -> No
     """A survey made with the form's scripts, its audience uploaded on its page, answered
     by SMS through the simulator, shows its results as bar charts of counts."""
     respondents = MEMBERS[: len(REPLIES)]
-    await add_members(database, respondents)
+    await members(database, respondents)
     token, _ = await TokenRepository(database.pool).create("ops-aida", Role.MARKETER)
     app = create_app(settings, clock=clock, database=database)
     async with (

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.repository import CampaignRepository
-from campaigns.spec import parse_campaign
 from dispatcher.db import Database
-from tests.dispatch_helpers import add_campaign, add_members
+from tests.factories import campaign, campaign_from_spec, members
 from tests.reliability.procs import (
     CLOCK_START,
     RecordingSimulator,
@@ -73,8 +71,8 @@ async def test_kill_9_at_random_points_then_restart(
     SMSC's resends of every MO stored once."""
     rng = random.Random(seed)
     recipients = [f"7702{n:07d}" for n in range(2000)]
-    await add_members(database, recipients)
-    await add_campaign(database, recipients, text=f"Offer seed {seed}")
+    await members(database, recipients)
+    await campaign(database, recipients, texts={"ru": f"Offer seed {seed}"})
     sim = simulator(seed=seed, receipt_delay=0.02)
     port = await sim.start()
     stop, mo_sent = asyncio.Event(), list[str]()
@@ -131,15 +129,7 @@ async def _add_survey(database: Database, numbers: list[str], n: int) -> None:
             "thanks": {"ru": "Thanks"},
         },
     }
-    now = datetime.fromisoformat(CLOCK_START)
-    repo = CampaignRepository(database.pool)
-    campaign = await repo.create(parse_campaign(spec, now, 10), "test", now)
-    await database.pool.execute(
-        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
-        campaign.id,
-        numbers,
-    )
-    await repo.transition(campaign.id, "start", now)
+    await campaign_from_spec(database, spec, numbers, datetime.fromisoformat(CLOCK_START))
 
 
 @pytest.mark.parametrize("processes", [2, 3])
@@ -150,9 +140,9 @@ async def test_several_serve_processes_share_campaigns_and_caps(
     numbers (both caps contended), one process killed mid-way and replaced: nobody gets a
     campaign twice, an 11th message or a 3rd survey."""
     numbers = [f"7703{n:07d}" for n in range(200)]
-    await add_members(database, numbers)
+    await members(database, numbers)
     for c in range(12):
-        await add_campaign(database, numbers, text=f"Offer {c}")
+        await campaign(database, numbers, texts={"ru": f"Offer {c}"})
     for c in range(3):
         await _add_survey(database, numbers, c)
     sim = simulator(seed=processes)

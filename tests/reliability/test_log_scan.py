@@ -22,7 +22,8 @@ from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.logs import configure_logging
 from dispatcher.settings import Settings
-from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
+from tests.dispatch_helpers import dispatch_rig
+from tests.factories import campaign, members
 from tests.reliability.procs import assert_no_personal_data
 from tests.test_campaign_support import action, create, info_payload, upload
 from tests.web_helpers import running_api
@@ -77,8 +78,8 @@ async def _http_flows(settings: Settings, clock: ManualClock, database: Database
 
 async def _smpp_flows(settings: Settings, clock: ManualClock, database: Database) -> None:
     """A campaign dispatched with receipts, STOP, 1204, a resent MO, an MO from a bad address."""
-    await add_members(database, MEMBERS[10:])
-    campaign = await add_campaign(database, MEMBERS[10:], text="Offer logs")
+    await members(database, MEMBERS[10:])
+    campaign_id = await campaign(database, MEMBERS[10:], texts={"ru": "Offer logs"})
     async with dispatch_rig(
         database, settings, clock, sim_options={"duplicate_receipts": True}
     ) as rig:
@@ -90,7 +91,7 @@ async def _smpp_flows(settings: Settings, clock: ManualClock, database: Database
         await rig.sim.inject_mo(MEMBERS[13], settings.short_code, "HELP")
         await rig.sim.inject_mo("7707abc", settings.short_code, "hi")
         await rig.drain()
-        assert (await rig.states(campaign)).get("delivered") == len(MEMBERS[10:])
+        assert (await rig.states(campaign_id)).get("delivered") == len(MEMBERS[10:])
 
 
 async def test_main_flows_log_no_msisdn_or_secret(

@@ -11,7 +11,7 @@ import pytest
 
 from dispatcher.db import Database, create_pool
 from dispatcher.migrate import migrate
-from tests.dispatch_helpers import add_campaign, add_members
+from tests.factories import campaign, members
 from tests.reliability.pgserver import restartable_postgres
 from tests.reliability.procs import (
     RecordingSimulator,
@@ -61,8 +61,8 @@ async def test_postgres_restart_mid_campaign(tmp_path: Path, mode: str, processe
             await conn.close()
         pool = await create_pool(pg.url, min_size=1, max_size=4)
         database = Database(pool=pool, url=pg.url)
-        await add_members(database, RECIPIENTS)
-        await add_campaign(database, RECIPIENTS, text=f"Offer pg {mode}")
+        await members(database, RECIPIENTS)
+        await campaign(database, RECIPIENTS, texts={"ru": f"Offer pg {mode}"})
         await pool.close()
         sim = simulator(seed=5, receipt_delay=0.01)
         port = await sim.start()

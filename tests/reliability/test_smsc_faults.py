@@ -15,7 +15,8 @@ from dispatcher.engine.engine import EngineConfig
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.settings import Settings
 from smpp.stats import SessionState
-from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
+from tests.dispatch_helpers import dispatch_rig
+from tests.factories import campaign, members
 from tests.reliability.procs import (
     RecordingSimulator,
     check_invariants,
@@ -69,8 +70,8 @@ async def test_smsc_fault_mid_campaign(
     """Each SMSC fault mid-campaign: the campaign completes, nothing is sent twice, unknowns
     stay within a window per broken connection, acknowledged receipts are all stored."""
     options, inject = FAULTS[fault]
-    await add_members(database, RECIPIENTS)
-    await add_campaign(database, RECIPIENTS, text=f"Offer {fault}")
+    await members(database, RECIPIENTS)
+    await campaign(database, RECIPIENTS, texts={"ru": f"Offer {fault}"})
     sim = simulator(seed=3, **options)
     port = await sim.start()
     proc = serve(database_url, port, tmp_path, window=WINDOW)
@@ -95,8 +96,8 @@ async def test_smsc_fault_mid_campaign(
 async def test_smsc_down_at_start_up(database: Database, database_url: str, tmp_path: Path) -> None:
     """serve starts with the SMSC down: /healthz 200, /readyz 503; once the SMSC listens,
     it binds, /readyz turns 200 and the campaign runs."""
-    await add_members(database, RECIPIENTS[:200])
-    await add_campaign(database, RECIPIENTS[:200], text="Offer late SMSC")
+    await members(database, RECIPIENTS[:200])
+    await campaign(database, RECIPIENTS[:200], texts={"ru": "Offer late SMSC"})
     port = free_port()
     proc = serve(database_url, port, tmp_path, window=WINDOW)
     sim = simulator(seed=4)
@@ -127,8 +128,8 @@ async def test_stalled_smsc_leaves_one_window_unknown_never_resent(
     """An SMSC that stops answering (half-open): the window in flight becomes unknown, the
     session reconnects when the SMSC answers again, the rest is sent, nothing twice."""
     numbers = RECIPIENTS[:300]
-    await add_members(database, numbers)
-    campaign = await add_campaign(database, numbers, text="Offer stall")
+    await members(database, numbers)
+    campaign_id = await campaign(database, numbers, texts={"ru": "Offer stall"})
     async with dispatch_rig(
         database,
         settings,
@@ -146,11 +147,11 @@ async def test_stalled_smsc_leaves_one_window_unknown_never_resent(
             for _ in range(20):
                 await rig.session.wait_bound()
                 await rig.drain()
-                states = await rig.states(campaign)
+                states = await rig.states(campaign_id)
                 if "queued" not in states:
                     break
                 clock.advance(timedelta(minutes=31))
-        states = await rig.states(campaign)
+        states = await rig.states(campaign_id)
         fig = await check_invariants(database.pool, rig.sim, crashes=1, window=16)
     assert set(states) == {"submitted", "unknown"}, states
     assert 0 < fig.unknown <= 16
@@ -162,8 +163,8 @@ async def test_serve_stops_cleanly_while_the_smsc_is_down(
 ) -> None:
     """SIGTERM with the SMSC down and a campaign waiting: serve exits promptly, and nothing
     is left in flight or unknown (nothing was written to any socket)."""
-    await add_members(database, RECIPIENTS[:100])
-    await add_campaign(database, RECIPIENTS[:100], text="Offer SMSC down")
+    await members(database, RECIPIENTS[:100])
+    await campaign(database, RECIPIENTS[:100], texts={"ru": "Offer SMSC down"})
     proc = serve(database_url, free_port(), tmp_path, window=WINDOW)
 
     async def up() -> bool:
@@ -187,8 +188,8 @@ async def test_crash_while_the_smsc_is_down_leaves_nothing_unknown(
     """kill -9 while the SMSC is down, then restart with it up: with no bind the engine holds
     no rows (nothing claimed, nothing in flight), so no delivery ends unknown; all are sent
     once."""
-    await add_members(database, RECIPIENTS[:100])
-    await add_campaign(database, RECIPIENTS[:100], text="Offer crash while down")
+    await members(database, RECIPIENTS[:100])
+    await campaign(database, RECIPIENTS[:100], texts={"ru": "Offer crash while down"})
     port = free_port()
     proc = serve(database_url, port, tmp_path, window=WINDOW)
 

@@ -6,7 +6,6 @@ Afterwards the invariants hold and Python memory stayed flat (tracemalloc)."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import random
 import tracemalloc
@@ -15,17 +14,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns.repository import CampaignRepository
-from campaigns.spec import parse_campaign
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.program.bonus import BonusLedger
-from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.scheduler import catch_up
 from dispatcher.settings import Settings
-from tests.dispatch_helpers import Rig, add_campaign, add_members, dispatch_rig
+from tests.dispatch_helpers import Rig, dispatch_rig
+from tests.factories import campaign, campaign_from_spec, members
 from tests.reliability.procs import check_invariants
 
 ASTANA = ZoneInfo("Asia/Almaty")
@@ -71,18 +68,6 @@ async def _seed_bonuses(database: Database) -> None:
     )
 
 
-async def _survey(database: Database, clock: ManualClock, numbers: list[str]) -> int:
-    repo = CampaignRepository(database.pool)
-    campaign = await repo.create(parse_campaign(SURVEY, clock.now(), 10), "soak", clock.now())
-    await database.pool.execute(
-        "INSERT INTO deliveries (campaign_id, msisdn) SELECT $1, unnest($2::text[])",
-        campaign.id,
-        numbers,
-    )
-    await repo.transition(campaign.id, "start", clock.now())
-    return int(campaign.id)
-
-
 class Traffic:
     """Subscribers' side of the soak: USSD requests and MO messages each step."""
 
@@ -119,13 +104,6 @@ async def _housekeeping(
         await ledger.run_charging_once(now)
 
 
-async def _settle_receipts(rig: Rig) -> None:
-    expected = await rig.database.pool.fetchval("SELECT count(*) FROM submits")
-    async with asyncio.timeout(10):
-        await rig.sink.receipts.wait_committed(expected)
-    await rig.apply_receipts()
-
-
 def _python_memory() -> int:
     """Bytes held by Python objects, less the test's own (the simulator records every PDU
     it receives, for the duplicate check)."""
@@ -142,18 +120,20 @@ def _python_memory() -> int:
 
 @pytest.mark.slow
 async def test_thirty_hours_compressed(
-    database: Database, settings: Settings, clock: ManualClock
+    database: Database,
+    settings: Settings,
+    clock: ManualClock,
+    ledger: BonusLedger,
+    membership: Membership,
 ) -> None:
     """30 simulated hours: partner messages only inside the two windows, the December grant
     once per member, expiries applied, the survey timed out, caps and no-duplicates hold,
     and Python memory grows by less than 4 MiB after warm-up."""
     clock.set(START)
-    await add_members(database, MEMBERS)
+    await members(database, MEMBERS)
     await _seed_bonuses(database)
-    ledger = BonusLedger(database.pool, settings, clock, LedgerCharging())
-    membership = Membership(settings, ledger)
     ussd = UssdDesk(database.pool, membership, ledger.activate_text, ledger.balance_text)
-    survey = await _survey(database, clock, MEMBERS[400:500])
+    survey = await campaign_from_spec(database, SURVEY, MEMBERS[400:500], clock.now())
     campaigns = 0
     tracemalloc.start()
     try:
@@ -165,10 +145,12 @@ async def test_thirty_hours_compressed(
                 if step % 18 == 0:  # every 3 hours a new partner campaign
                     campaigns += 1
                     audience = MEMBERS[(campaigns * 50) % 500 :][:150]
-                    await add_campaign(database, audience, text=f"Soak offer {campaigns}")
+                    await campaign(database, audience, texts={"ru": f"Soak offer {campaigns}"})
                 await traffic.step(now)
                 await rig.drain()
-                await _settle_receipts(rig)
+                await rig.receipts_settled(
+                    await rig.database.pool.fetchval("SELECT count(*) FROM submits")
+                )
                 await _housekeeping(rig, ledger, ussd, now, hourly=step % 6 == 0)
                 if step == WARM_UP:
                     baseline = _python_memory()
@@ -177,7 +159,6 @@ async def test_thirty_hours_compressed(
             fig = await check_invariants(database.pool, rig.sim, crashes=0, window=64)
     finally:
         tracemalloc.stop()
-        await ledger.close()
     pool = database.pool
     outside = await pool.fetchval(
         "SELECT count(*) FROM deliveries WHERE submitted_at IS NOT NULL AND NOT "

@@ -25,6 +25,17 @@ def part(text: str = "hello") -> Part:
     return Part(short_message=text.encode("ascii"), data_coding=0)
 
 
+async def until(predicate: Callable[[], bool]) -> None:
+    """Yield to the loop until ``predicate`` holds (bounded; no wall-clock sleeping).
+
+    For what signals nothing public we could await: the manual clock's sleepers, a
+    session's state and counters.
+    """
+    async with asyncio.timeout(5):
+        while not predicate():  # noqa: ASYNC110 - sleep(0) yields, it does not wait
+            await asyncio.sleep(0)
+
+
 def config(port: int, **overrides: Any) -> SessionConfig:
     """A session config for tests: fast reconnect, short timers."""
     values: dict[str, Any] = {

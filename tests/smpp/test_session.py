@@ -4,7 +4,6 @@ window, TPS, throttling, inbound handling."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -18,17 +17,7 @@ from smpp.session import Session
 from smpp.simulator import SmscSimulator
 from smpp.stats import SessionState
 from smpp.text import ConcatMode
-from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, config, part
-
-
-async def _until(predicate: Callable[[], bool]) -> None:
-    """Yield to the loop until ``predicate`` holds (bounded; no wall-clock sleeping).
-
-    Used only with the manual clock, whose state changes signal nothing we could await.
-    """
-    async with asyncio.timeout(5):
-        while not predicate():  # noqa: ASYNC110 - sleep(0) yields, it does not wait
-            await asyncio.sleep(0)
+from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, config, part, until
 
 
 async def test_submit_accepted_and_receipt_id_matches(
@@ -100,7 +89,7 @@ async def test_throttling_gives_temporary_failure_and_slows_bind(
     assert throttled and all(o.status == Status.ESME_RTHROTTLED for o in throttled)
     assert session.stats.throttled == len(throttled)
     assert session.stats.responses_by_status[Status.ESME_RTHROTTLED] == len(throttled)
-    assert session._bucket.take(session._clock.now()) > 0.0  # the bind is slowed down
+    assert session.throttle_pause > 0.0  # the bind is slowed down
 
 
 async def test_permanent_failure_mapping_is_configurable(
@@ -152,11 +141,11 @@ async def test_tps_is_enforced_on_injected_clock(
         for _ in range(25)
     ]
     start, stats = clock.now(), session.stats
-    await _until(lambda: stats.submitted >= 1 and clock.sleepers >= 4)
+    await until(lambda: stats.submitted >= 1 and clock.sleepers >= 4)
     while stats.submitted < 25:
         clock.advance(0.1)
         elapsed = clock.now() - start
-        await _until(lambda: stats.submitted >= 25 or clock.sleepers >= 4)
+        await until(lambda: stats.submitted >= 25 or clock.sleepers >= 4)
         assert stats.submitted <= 1 + round(10 * elapsed)
         assert stats.submitted >= round(10 * elapsed) - 1
     assert round(clock.now() - start, 6) == 2.4

@@ -15,7 +15,7 @@ from smpp.ratelimit import Backoff
 from smpp.session import Session
 from smpp.simulator import SmscSimulator
 from smpp.stats import SessionState
-from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, config, part
+from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, config, part, until
 
 
 def _submits(sim: SmscSimulator) -> int:
@@ -23,11 +23,7 @@ def _submits(sim: SmscSimulator) -> int:
 
 
 async def _rebound(session: Session, binds: int) -> None:
-    async with asyncio.timeout(5):
-        while session.stats.binds < binds or session.state is not SessionState.BOUND:
-            await session.wait_bound()
-            if session.stats.binds < binds:
-                await session._changed.wait()
+    await until(lambda: session.stats.binds >= binds and session.state is SessionState.BOUND)
 
 
 async def test_disconnect_with_outstanding_requests_gives_unknown_and_no_resend(
@@ -41,8 +37,7 @@ async def test_disconnect_with_outstanding_requests_gives_unknown_and_no_resend(
         for i in range(5)
     ]
     await sim.wait_for(lambda: _submits(sim) == 5)
-    sim.options.hold_responses = False
-    sim._held.clear()
+    sim.options.hold_responses = False  # the held responses die with the connection
     sim.drop_all()
     outcomes = await asyncio.gather(*tasks)
     assert all(isinstance(o, Unknown) and "connection lost" in o.reason for o in outcomes)
@@ -111,9 +106,7 @@ async def test_unbind_from_smsc_stops_submitting(
     assert await sim.unbind_all() == [Status.ESME_ROK]
     with pytest.raises(SessionClosed):
         await session.submit(part(), source=SOURCE, destination=DEST, bind_timeout=5)
-    async with asyncio.timeout(5):
-        while session.state is not SessionState.CLOSED:
-            await session._changed.wait()
+    await until(lambda: session.state is SessionState.CLOSED)
     assert len(sim.of_kind(CommandId.BIND_TRANSCEIVER)) == 1
 
 
@@ -193,9 +186,7 @@ async def test_submit_waits_for_rebind_or_raises_not_bound(
     """A submit while unbound waits for the bind, or raises NotBound after bind_timeout."""
     session = await bound_session(reconnect=Backoff(base=5.0, cap=5.0))
     sim.drop_all()
-    async with asyncio.timeout(5):
-        while session._tx is not None:
-            await session._changed.wait()
+    await until(lambda: session.state is not SessionState.BOUND)  # the drop is seen
     with pytest.raises(NotBound):
         await session.submit(part(), source=SOURCE, destination=DEST, bind_timeout=0.05)
     assert _submits(sim) == 0

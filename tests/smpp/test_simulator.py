@@ -6,13 +6,13 @@ import asyncio
 
 from smpp.constants import Status
 from smpp.outcome import Accepted, TemporaryFailure
-from smpp.simulator import SimulatorOptions, _parser, format_id, options_from_args
+from smpp.simulator import SimulatorOptions, build_parser, format_id, options_from_args
 from tests.smpp.conftest import DEST, SOURCE, SessionFactory, part
 
 
 def test_command_line_maps_to_options() -> None:
     """smsc-sim flags become SimulatorOptions fields."""
-    args = _parser().parse_args(
+    args = build_parser().parse_args(
         [
             "--port",
             "0",
@@ -32,7 +32,7 @@ def test_command_line_maps_to_options() -> None:
     assert options.credentials == {"esme": "pw"} and options.tps_limit == 50.0
     assert options.receipt_mix == {"DELIVRD": 8.0, "UNDELIV": 1.0, "EXPIRED": 1.0}
     assert options.response_id_style == "hex" and options.receipts and options.validate
-    fast = options_from_args(_parser().parse_args(["--fast"]))
+    fast = options_from_args(build_parser().parse_args(["--fast"]))
     assert fast["receipts"] is False and fast["record"] is False and fast["validate"] is False
 
 
