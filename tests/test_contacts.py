@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
 from dispatcher.db import Database
+from dispatcher.engine.repository import DispatchRepository
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
+from tests.dispatch_helpers import add_campaign
 from tests.factories import dnc, members, subscribers
 from tests.web_helpers import Api
 
@@ -80,3 +83,32 @@ async def test_bad_requests_are_400(api: Api) -> None:
         )
         assert resp.status == 400
         assert (await resp.json())["error"]["details"]["field"] == field
+
+
+async def test_claim_and_reservation_share_one_cap(
+    api: Api, database: Database, clock: ManualClock
+) -> None:
+    """R7: the claim and a reservation take slots by the same upsert on the same counter; the
+    second survey of the month is the claim's, the third is refused to both."""
+    assert (await reserve(api, kind="survey", channel="ivr"))["remaining"] == 1
+    first = await add_campaign(database, [MEMBER], kind="survey")
+    second = await add_campaign(database, [MEMBER], kind="survey")
+    repo = DispatchRepository(database.pool, "node-1", "smsc")
+    for campaign in (first, second):
+        await repo.claim_campaign(campaign, 10, clock.now(), date(2026, 11, 1), (10, 2))
+    states = await database.pool.fetch(
+        "SELECT coalesce(suppressed::text, state::text) FROM deliveries ORDER BY campaign_id"
+    )
+    assert [r[0] for r in states] == ["claimed", "cap_survey"]
+    assert (await reserve(api, kind="survey"))["reason"] == "cap_survey"
+    assert await database.pool.fetchval("SELECT survey_count FROM contact_counters") == 2
+
+
+async def test_a_number_twice_in_one_call_is_an_error(database: Database) -> None:
+    """take_cap_slots refuses a repeated number rather than count one slot for two contacts."""
+    with pytest.raises(asyncpg.CardinalityViolationError):
+        await database.pool.fetch(
+            "SELECT * FROM take_cap_slots($1, date '2026-11-01', 'info', 10, 2)",
+            [MEMBER, MEMBER],
+        )
+    assert await database.pool.fetchval("SELECT count(*) FROM contact_counters") == 0

@@ -154,23 +154,30 @@ ORDER BY u.msisdn, u.line
 ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
 
 -- name: insert_smart_members
--- Segment audience: every current SMART member whose number can receive SMS and is not
--- 1204-blocked. The engine checks eligibility again at claim time. $1 campaign id.
+-- Segment audience: every current SMART member the campaign's kind may reach, by
+-- suppression_for (migration 0008) as for an operator campaign: not blocked, not recycled,
+-- no 1204. The claim applies the whole rule again when sending. $1 campaign id.
 INSERT INTO deliveries (campaign_id, msisdn)
-SELECT $1, m.msisdn
-FROM memberships m JOIN subscribers s ON s.msisdn = m.msisdn
-WHERE m.left_at IS NULL
-  AND s.status IN ('active', 'outgoing_blocked')
-  AND NOT EXISTS (SELECT 1 FROM dnc_blocks b WHERE b.msisdn = m.msisdn)
+SELECT c.id, f.msisdn
+FROM campaigns c CROSS JOIN subscriber_facts f
+WHERE c.id = $1
+  AND f.member_since IS NOT NULL
+  AND suppression_for(f.status, f.dnc_since, f.member_since, 'operator',
+                      c.kind::text::traffic_kind) IS NULL
 ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
 
 -- name: insert_active_subscribers
--- Segment audience: every active subscriber without the 1204 block. $1 campaign id.
+-- Segment audience: every subscriber the campaign's kind may reach, by suppression_for
+-- (migration 0008) as for an operator campaign: not blocked, not recycled, no 1204
+-- (outgoing-blocked numbers still receive SMS). Membership is left to the claim, as for an
+-- uploaded file: a SMART campaign reports the non-members it reached as not_member.
+-- $1 campaign id.
 INSERT INTO deliveries (campaign_id, msisdn)
-SELECT $1, s.msisdn
-FROM subscribers s
-WHERE s.status = 'active'
-  AND NOT EXISTS (SELECT 1 FROM dnc_blocks b WHERE b.msisdn = s.msisdn)
+SELECT c.id, f.msisdn
+FROM campaigns c CROSS JOIN subscriber_facts f
+WHERE c.id = $1
+  AND suppression_for(f.status, f.dnc_since, f.member_since, 'operator',
+                      c.kind::text::traffic_kind) IS NULL
 ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
 
 -- name: set_segment

@@ -53,6 +53,14 @@ class ContactKind(enum.StrEnum):
     SURVEY = "survey"
 
 
+class TrafficKind(enum.StrEnum):
+    """What a message is to eligibility (``suppression_for``): a contact, or a service message."""
+
+    INFO = "info"
+    SURVEY = "survey"
+    SERVICE = "service"
+
+
 class CampaignScope(enum.StrEnum):
     SMART = "smart"
     OPERATOR = "operator"
@@ -152,6 +160,7 @@ SCHEMA_ENUMS: dict[str, type[enum.StrEnum]] = {
     "consent_event": ConsentEvent,
     "role": Role,
     "contact_kind": ContactKind,
+    "traffic_kind": TrafficKind,
     "campaign_scope": CampaignScope,
     "campaign_state": CampaignState,
     "delivery_state": DeliveryState,

@@ -1,9 +1,10 @@
 """Cap slots for other channels (R7): an IVR dialer or a USSD push asks before it contacts.
 
-The answer is decided like a campaign message's: the number must be reachable (not blocked
-or recycled, no 1204), a SMART member for SMART scope, the send window open (R8), and a slot
-left under the month's cap — taken in the same transaction, by the same database-enforced
-upsert the dispatcher uses, so SMS and other channels share one ledger and one cap.
+The answer is decided like a campaign message's, by the same SQL: the send window open (R8),
+then ``suppression_for`` (reachable — not blocked or recycled, no 1204 — and a SMART member for
+SMART scope), and a slot left under the month's cap — taken in the same transaction by
+``take_cap_slots``, the upsert the dispatcher uses, so SMS and other channels share one ledger
+and one cap. Both functions live in migration ``0008_eligibility.sql``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dispatcher.settings import Settings
 
 class ContactSQL(SqlFile, domain="contacts"):
     existing: str
-    eligibility: str
+    lock_subscriber: str
+    suppression: str
     reserve_slot: str
     record: str
 
@@ -46,7 +48,8 @@ async def reserve(
     now: datetime,
 ) -> Reservation:
     """Grant one contact of ``kind`` to ``msisdn`` now, or refuse with a reason
-    (``outside_window``, ``not_member``, ``dnc``, ``blocked``, ``cap_info``, ``cap_survey``)."""
+    (``outside_window``, ``not_member``, ``recycled``, ``blocked``, ``dnc``, ``cap_info``,
+    ``cap_survey``)."""
     month = settings.calendar.month_of(now)
     async with pool.acquire() as conn, conn.transaction():
         if reference is not None:
@@ -55,18 +58,12 @@ async def reserve(
                 return Reservation(True, None, row["id"], row["month"].isoformat())
         if waits_for_window(kind) and not settings.calendar.is_open(now):
             return Reservation(False, "outside_window")
-        refusal = _refusal(await conn.fetchrow(ContactSQL.eligibility, msisdn), scope)
+        await conn.execute(ContactSQL.lock_subscriber, msisdn)
+        refusal = await conn.fetchval(ContactSQL.suppression, msisdn, scope, kind)
         if refusal is not None:
             return Reservation(False, refusal)
-        info, survey = int(kind is ContactKind.INFO), int(kind is ContactKind.SURVEY)
         counts = await conn.fetchrow(
-            ContactSQL.reserve_slot,
-            msisdn,
-            month,
-            info,
-            survey,
-            settings.info_cap,
-            settings.survey_cap,
+            ContactSQL.reserve_slot, msisdn, month, kind, settings.info_cap, settings.survey_cap
         )
         if counts is None:
             return Reservation(False, f"cap_{kind.value}")
@@ -75,15 +72,3 @@ async def reserve(
         )
         left = counts[f"{kind.value}_cap"] - counts[f"{kind.value}_count"]
         return Reservation(True, None, reservation_id, month.isoformat(), left)
-
-
-def _refusal(row: asyncpg.Record | None, scope: CampaignScope) -> str | None:
-    if row is None:
-        return "not_member"  # a number this service does not know
-    if row["status"] in ("blocked", "recycled"):
-        return "blocked"
-    if row["dnc"]:
-        return "dnc"
-    if scope is CampaignScope.SMART and not row["member"]:
-        return "not_member"
-    return None

@@ -211,6 +211,11 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 -- race-free because lock_job holds off join grants (one_grant_per_month still backs it: a
 -- conflict would abort the run, not grant twice). Members whose number is fully blocked or
 -- recycled get nothing (R12); outgoing-blocked numbers still receive SMS and keep their grant.
+-- The grant is about membership and status only — not 1204 (a 1204 ends the membership) nor
+-- campaign scope — so it does not call suppression_for (migration 0008), the one home of
+-- eligibility: its status test is that function's rule for a service message (the grant's
+-- notice is one), written as a plain IN so the planner estimates it from the column's
+-- statistics. tests/test_eligibility.py checks that the two agree.
 -- The members are cut into $9 slices by a hash of the msisdn, run in parallel transactions
 -- (one per connection) while the job's lock is held; every slice filters both sides of its
 -- joins, so each hashes only its share of subscribers.

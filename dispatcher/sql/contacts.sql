@@ -6,30 +6,28 @@
 -- $1: reference.
 SELECT id, msisdn, month, kind FROM contact_reservations WHERE reference = $1
 
--- name: eligibility
--- Locks the subscriber row FOR SHARE: a leave or 1204 committing now finishes first.
--- $1: msisdn.
-SELECT s.status,
-       EXISTS (SELECT 1 FROM dnc_blocks k WHERE k.msisdn = s.msisdn) AS dnc,
-       EXISTS (SELECT 1 FROM memberships m WHERE m.msisdn = s.msisdn AND m.left_at IS NULL)
-           AS member
-FROM subscribers s WHERE s.msisdn = $1
-FOR SHARE OF s
+-- name: lock_subscriber
+-- Takes the number's subscriber row FOR SHARE: a leave or 1204 committing now (it holds the row
+-- FOR UPDATE) finishes first, and one starting now waits for this reservation. A statement of
+-- its own: in READ COMMITTED the next statement takes its snapshot after the lock is held, so
+-- it sees what the leave committed. $1: msisdn.
+SELECT msisdn FROM subscribers WHERE msisdn = $1 FOR SHARE
+
+-- name: suppression
+-- Why this contact must not be made, or NULL: suppression_for (migration 0008), the rule the
+-- dispatch claim applies to campaign messages. An unknown number is 'not_member'.
+-- $1: msisdn, $2: scope, $3: kind (info | survey).
+SELECT suppression_for(f.status, f.dnc_since, f.member_since, $2::campaign_scope,
+                       $3::traffic_kind)
+FROM (SELECT $1::text AS msisdn) AS n
+LEFT JOIN subscriber_facts f ON f.msisdn = n.msisdn
 
 -- name: reserve_slot
--- The same guarded upsert as the dispatch claim: the WHERE re-checks the cap on the locked
--- row and the table's CHECK backs it up. Returns the counts when a slot was taken.
--- $1: msisdn, $2: month, $3: info slots (0/1), $4: survey slots (0/1), $5: info cap,
--- $6: survey cap.
-INSERT INTO contact_counters AS cc (msisdn, month, info_count, survey_count, info_cap, survey_cap)
-SELECT $1, $2::date, $3::int, $4::int, $5::int, $6::int
-WHERE $3::int <= $5::int AND $4::int <= $6::int
-ON CONFLICT (msisdn, month) DO UPDATE
-    SET info_count = cc.info_count + excluded.info_count,
-        survey_count = cc.survey_count + excluded.survey_count
-    WHERE cc.info_count + excluded.info_count <= cc.info_cap
-      AND cc.survey_count + excluded.survey_count <= cc.survey_cap
-RETURNING info_count, survey_count, info_cap, survey_cap
+-- The cap slot, by take_cap_slots (migration 0008), the same upsert the dispatch claim uses.
+-- Returns the counts after the slot was taken, or no row at the cap.
+-- $1: msisdn, $2: month, $3: kind, $4: info cap, $5: survey cap.
+SELECT info_count, survey_count, info_cap, survey_cap
+FROM take_cap_slots(ARRAY[$1::text], $2::date, $3::contact_kind, $4::int, $5::int)
 
 -- name: record
 -- $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference or NULL, $6: now.

@@ -9,9 +9,9 @@ ORDER BY priority DESC, id
 
 -- name: claim_campaign_batch
 -- Claims up to $2 queued deliveries of one running campaign, decides each one's eligibility
--- (R2, R7, R9, R12, campaign end) and reserves its monthly cap slot, all in one statement.
--- The counter upsert's WHERE makes PostgreSQL re-check the cap on the locked, latest row
--- version, and the table's CHECK backs it up: two engines can never pass a cap (invariant 1).
+-- (campaign end, then suppression_for: R1, R2, R9, R12) and reserves its monthly cap slot
+-- (take_cap_slots: R7, invariant 1), all in one statement. Both functions live in migration
+-- 0008_eligibility.sql, the one home of each rule; suppression_for is inlined by the planner.
 -- A row that already holds a slot (cap_month set: a retry) does not take a second one.
 -- $1: campaign id, $2: batch size, $3: now, $4: this node's id, $5: the Astana month,
 -- $6: info cap, $7: survey cap.
@@ -27,32 +27,25 @@ WITH c AS (
     LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
 ), verdict AS (
-    SELECT b.id, b.msisdn, b.cap_month, s.language,
+    SELECT b.id, b.msisdn, b.cap_month, f.language,
            CASE
                WHEN c.end_at IS NOT NULL AND c.end_at <= $3 THEN 'outside_campaign_window'
-               WHEN s.msisdn IS NULL THEN 'not_member'
-               WHEN s.status = 'recycled' THEN 'recycled'
-               WHEN s.status = 'blocked' THEN 'blocked'
-               WHEN k.msisdn IS NOT NULL THEN 'dnc'
-               WHEN c.scope = 'smart' AND m.msisdn IS NULL THEN 'not_member'
-           END::suppression_reason AS reason
+               ELSE suppression_for(f.status, f.dnc_since, f.member_since, c.scope,
+                                    c.kind::text::traffic_kind)
+           END AS reason
     FROM batch b
     CROSS JOIN c
-    LEFT JOIN subscribers s ON s.msisdn = b.msisdn
-    LEFT JOIN dnc_blocks k ON k.msisdn = b.msisdn
-    LEFT JOIN memberships m ON m.msisdn = b.msisdn AND m.left_at IS NULL
+    LEFT JOIN subscriber_facts f ON f.msisdn = b.msisdn
 ), reserved AS (
-    INSERT INTO contact_counters AS cc (msisdn, month, info_count, survey_count, info_cap, survey_cap)
-    SELECT v.msisdn, $5::date, (c.kind = 'info')::int, (c.kind = 'survey')::int, $6::int, $7::int
-    FROM verdict v CROSS JOIN c
-    WHERE v.reason IS NULL AND c.apply_caps AND v.cap_month IS NULL
-      AND CASE c.kind WHEN 'info' THEN $6::int ELSE $7::int END > 0
-    ON CONFLICT (msisdn, month) DO UPDATE
-        SET info_count = cc.info_count + excluded.info_count,
-            survey_count = cc.survey_count + excluded.survey_count
-        WHERE cc.info_count + excluded.info_count <= cc.info_cap
-          AND cc.survey_count + excluded.survey_count <= cc.survey_cap
-    RETURNING cc.msisdn
+    -- One call for the batch; a campaign without caps takes none (the c row is filtered out
+    -- before the function, which depends on it, runs).
+    SELECT t.msisdn
+    FROM c
+    CROSS JOIN LATERAL take_cap_slots(
+        ARRAY(SELECT v.msisdn FROM verdict v WHERE v.reason IS NULL AND v.cap_month IS NULL),
+        $5::date, c.kind, $6::int, $7::int
+    ) AS t
+    WHERE c.apply_caps
 ), decided AS (
     SELECT v.id, v.language,
            CASE
@@ -79,7 +72,8 @@ RETURNING d.id, d.msisdn, d.state, d.suppressed, d.variables, d.cap_month, x.lan
 
 -- name: claim_service_batch
 -- Claims up to $2 queued program service messages; those bound to the send window only
--- when it is open ($5). Nothing goes to a fully blocked or recycled number (R12).
+-- when it is open ($4). Nothing goes to a fully blocked or recycled number (R12), whatever
+-- 1204 or membership say (suppression_for, kind 'service').
 -- $1: now, $2: batch size, $3: this node's id, $4: whether the send window is open.
 WITH batch AS (
     SELECT sm.id, sm.msisdn
@@ -91,9 +85,10 @@ WITH batch AS (
     LIMIT $2
     FOR UPDATE OF sm SKIP LOCKED
 ), decided AS (
-    SELECT b.id,
-           CASE s.status WHEN 'recycled' THEN 'recycled' WHEN 'blocked' THEN 'blocked' END
-               ::suppression_reason AS reason
+    -- A service message depends on the status alone (R12), so the other facts are not
+    -- looked up (an UPDATE … FROM keeps every table it joins, used or not: EvalPlanQual
+    -- needs their rows).
+    SELECT b.id, suppression_for(s.status, NULL, NULL, NULL, 'service') AS reason
     FROM batch b LEFT JOIN subscribers s ON s.msisdn = b.msisdn
 )
 UPDATE service_messages sm

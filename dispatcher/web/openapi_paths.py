@@ -132,6 +132,7 @@ SCHEMAS: dict[str, Schema] = {
                         "not_member",
                         "dnc",
                         "blocked",
+                        "recycled",
                         "cap_info",
                         "cap_survey",
                     ],
