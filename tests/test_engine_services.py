@@ -7,8 +7,11 @@ import asyncio
 from datetime import timedelta
 
 from dispatcher.db import Database
+from dispatcher.engine.build import Program
 from dispatcher.engine.services import run_service
 from dispatcher.kernel.clock import ManualClock
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.ussd import SESSION_TTL
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
@@ -75,6 +78,25 @@ async def test_housekeeping_starts_a_due_campaign(
         assert await rig.engine.housekeeping.run_once() == 1
         assert await rig.drain() == len(NUMBERS)
         assert await rig.states(campaign) == {"submitted": len(NUMBERS)}
+
+
+async def test_housekeeping_forgets_abandoned_ussd_sessions(
+    database: Database, settings: Settings, clock: ManualClock, ledger: BonusLedger
+) -> None:
+    """A USSD menu session the gateway never finished is forgotten by housekeeping once its
+    time to live has passed, not a second before; the number starts afresh."""
+    await add_members(database, NUMBERS[:1])
+    program = Program.over(database.pool, settings, ledger)
+    async with dispatch_rig(database, settings, clock, program=program) as rig:
+        ussd = program.ussd
+        await ussd.handle(NUMBERS[0], "abandoned", "*555#", clock.now())
+        sessions = "SELECT count(*) FROM ussd_sessions"
+        clock.advance(SESSION_TTL - timedelta(seconds=1))
+        await rig.engine.housekeeping.run_once()
+        assert await database.pool.fetchval(sessions) == 1
+        clock.advance(timedelta(seconds=2))
+        await rig.engine.housekeeping.run_once()
+        assert await database.pool.fetchval(sessions) == 0
 
 
 async def test_recovery_takes_back_a_dead_nodes_rows(

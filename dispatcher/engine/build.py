@@ -206,7 +206,9 @@ def build_engine(
         dispatcher,
         sink,
         ReceiptService(dispatcher, clock, settings),
-        HousekeepingService(housekeeping_pool or pool, clock, settings, dispatcher.wake),
+        HousekeepingService(
+            housekeeping_pool or pool, clock, settings, dispatcher.wake, program.ussd
+        ),
         RecoveryService(dispatcher, settings),
     )
 

@@ -21,6 +21,7 @@ from campaigns.repository import CampaignRepository
 from dispatcher.engine.engine import Dispatcher
 from dispatcher.kernel.clock import Clock
 from dispatcher.program import surveys
+from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -67,19 +68,26 @@ class ReceiptService:
 
 class HousekeepingService:
     """Campaigns by the clock (scheduled ones start, those past their end expire, finished
-    ones complete) and unanswered surveys time out (R13). Its statements can touch a whole
-    campaign: give it a pool without the hot path's short statement timeout."""
+    ones complete), unanswered surveys time out (R13) and USSD menu sessions the gateway
+    abandoned are forgotten. Its statements can touch a whole campaign: give it a pool
+    without the hot path's short statement timeout."""
 
     name = "housekeeping"
 
     def __init__(
-        self, pool: asyncpg.Pool, clock: Clock, settings: Settings, wake: Callable[[], None]
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        settings: Settings,
+        wake: Callable[[], None],
+        ussd: UssdDesk,
     ) -> None:
         self.interval = settings.housekeeping_interval
         self._pool = pool
         self._campaigns = CampaignRepository(pool)
         self._clock = clock
         self._wake = wake
+        self._ussd = ussd
 
     async def run_once(self) -> int:
         """One sweep; returns the campaigns and survey sessions it changed."""
@@ -90,6 +98,8 @@ class HousekeepingService:
         expired = await self._campaigns.expire_due(now)
         completed = await self._campaigns.complete_finished(now)
         timed_out = await surveys.timeout_sweep(self._pool, now)
+        # Forgotten sessions are not work that calls for another pass at once.
+        await self._ussd.expire_sessions(now)
         return len(started) + len(expired) + len(completed) + timed_out
 
 

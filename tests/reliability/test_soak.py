@@ -97,8 +97,8 @@ async def _housekeeping(
     rig: Rig, ledger: BonusLedger, ussd: UssdDesk, now: datetime, hourly: bool
 ) -> None:
     """What serve's loops and the scheduler run, driven by the manual clock."""
-    await rig.engine.housekeeping.run_once()  # campaigns by the clock, survey timeouts
-    await ussd.expire_sessions(now)
+    # campaigns by the clock, survey timeouts, abandoned USSD menu sessions
+    await rig.engine.housekeeping.run_once()
     if hourly:
         await catch_up(ledger)  # the month's grant if not yet run, then the R4 sweep
         await ledger.run_charging_once(now)
