@@ -164,8 +164,8 @@ async def _apply_until_done(
 ) -> None:
     while True:
         now = clock.now()
-        row = await engine.repo.apply_receipts(5000, now, now, now.replace(year=2000))
-        if row["seen"]:
+        applied = await engine.repo.apply_receipts(5000, now, now, now.replace(year=2000))
+        if applied.seen:
             continue
         if sent.is_set():
             pending = await pool.fetchval(

@@ -297,9 +297,7 @@ async def _pass(demo: Demo) -> int:
 
 async def _apply_receipts(demo: Demo) -> None:
     now = demo.clock.now()
-    while (await demo.dispatcher.repo.apply_receipts(5000, now, now, now - timedelta(days=3)))[
-        "seen"
-    ]:
+    while (await demo.dispatcher.repo.apply_receipts(5000, now, now, now - timedelta(days=3))).seen:
         pass
 
 

@@ -22,7 +22,7 @@ from dispatcher.clock import Clock
 from dispatcher.db import create_pool
 from dispatcher.engine.engine import Dispatcher, EngineConfig
 from dispatcher.engine.inbound import InboundSink
-from dispatcher.engine.repository import Outcome
+from dispatcher.engine.repository import MessageOutcome
 from dispatcher.program.mo import MoDesk
 from dispatcher.settings import Settings
 from dispatcher.web.keys import CLOCK, DATABASE, MEMBERSHIP, READINESS, SETTINGS, USSD
@@ -63,7 +63,7 @@ def session_config(settings: Settings) -> SessionConfig:
 
 
 async def open_survey_sessions(
-    conn: asyncpg.Connection, outcomes: Sequence[Outcome], now: datetime
+    conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
 ) -> None:
     """R13: a survey's first question accepted by the SMSC opens the number's session."""
     await surveys.open_sessions(
@@ -176,10 +176,10 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
 def _receipts_once(dispatcher: Dispatcher, clock: Clock) -> Callable[[], Awaitable[int]]:
     async def once() -> int:
         now = clock.now()
-        row = await dispatcher.repo.apply_receipts(
+        applied = await dispatcher.repo.apply_receipts(
             1000, now, now + RECEIPT_RECHECK, now - RECEIPT_GIVE_UP
         )
-        return int(row["matched"])
+        return applied.matched
 
     return once
 
