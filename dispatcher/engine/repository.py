@@ -39,6 +39,7 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     record_outcomes: PerTable
     insert_submits: str
     insert_receipts: str
+    plan_each_batch: str
     apply_receipts: str
     finish_messages: PerTable
     claimers: str
@@ -305,6 +306,7 @@ class DispatchRepository:
         settle, in one transaction; unmatched receipts are looked at again after
         ``recheck``, and dropped once received before ``give_up``."""
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(DispatchSQL.plan_each_batch)
             rows = await conn.fetch(DispatchSQL.apply_receipts, limit, now, recheck, give_up)
             touched = [r for r in rows if r["tbl"] is not None]
             messages = 0
