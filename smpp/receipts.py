@@ -12,6 +12,7 @@ import contextlib
 import enum
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 
 from smpp.constants import MessageState, Tag
 from smpp.pdu import ShortMessage, tlv_int, tlv_str
@@ -161,6 +162,25 @@ def receipt_fields(text: str, tlvs: dict[int, bytes]) -> ReceiptFields:
         network_error_code=tlvs.get(Tag.NETWORK_ERROR_CODE),
         extra={k: v for k, v in parsed.items() if k not in _KNOWN},
     )
+
+
+_RECEIPT_DATE = re.compile(r"\d{10}(?:\d{2})?")
+
+
+def parse_receipt_date(value: str, zone: tzinfo) -> datetime | None:
+    """An appendix-B receipt date (``submit date``, ``done date``): ``YYMMDDhhmm``, or
+    ``YYMMDDhhmmss`` as many SMSCs write it, in the SMSC's local time ``zone`` (the form
+    carries no offset). None when empty or not a valid date: a receipt is applied anyway.
+    """
+    text = value.strip()
+    if not _RECEIPT_DATE.fullmatch(text):
+        return None
+    year, month, day, hour, minute = (int(text[i : i + 2]) for i in range(0, 10, 2))
+    second = int(text[10:12]) if len(text) == 12 else 0
+    try:
+        return datetime(2000 + year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError:
+        return None
 
 
 def format_receipt_text(

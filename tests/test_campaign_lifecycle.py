@@ -46,9 +46,11 @@ async def test_complete_finished_waits_for_in_flight(settings, clock, database) 
         cid = await _running(api, clock)
         repo = CampaignRepository(database.pool)
         await database.pool.execute(
-            "UPDATE deliveries SET state='delivered' WHERE campaign_id=$1 AND msisdn <> $2",
+            "UPDATE deliveries SET state='delivered', finished_at=$3 "
+            "WHERE campaign_id=$1 AND msisdn <> $2",
             cid,
             "77011234567",
+            clock.now(),
         )
         await database.pool.execute(
             "UPDATE deliveries SET state='in_flight' WHERE campaign_id=$1 AND msisdn = $2",
@@ -57,7 +59,10 @@ async def test_complete_finished_waits_for_in_flight(settings, clock, database) 
         )
         assert await repo.complete_finished(clock.now()) == []
         await database.pool.execute(
-            "UPDATE deliveries SET state='unknown' WHERE campaign_id=$1 AND state='in_flight'", cid
+            "UPDATE deliveries SET state='unknown', finished_at=$2 "
+            "WHERE campaign_id=$1 AND state='in_flight'",
+            cid,
+            clock.now(),
         )
         assert await repo.complete_finished(clock.now()) == [cid]
         assert (await report(api, cid))["state"] == "completed"
@@ -68,7 +73,7 @@ async def test_report_progress_throughput_and_eta(settings, clock, database) -> 
     async with running_api(settings, clock, database) as api:
         cid = await _running(api, clock)
         await database.pool.execute(
-            "UPDATE deliveries SET state='delivered', submitted_at=$2 "
+            "UPDATE deliveries SET state='delivered', submitted_at=$2, finished_at=$2 "
             "WHERE id IN (SELECT id FROM deliveries WHERE campaign_id=$1 ORDER BY id LIMIT 3)",
             cid,
             clock.now() - timedelta(seconds=30),

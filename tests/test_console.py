@@ -195,17 +195,18 @@ async def test_campaign_list_shows_state_and_progress(settings, clock, database)
     async with running_api(settings, clock, database) as api:
         campaign_id = await api_campaign(api, MEMBERS, name="Tea fortnight")
         await database.pool.execute(
-            "UPDATE deliveries SET state = 'delivered', submitted_at = $2 "
+            "UPDATE deliveries SET state = 'delivered', submitted_at = $2, finished_at = $2 "
             "WHERE campaign_id = $1 AND msisdn = $3",
             campaign_id,
             clock.now(),
             MEMBERS[0],
         )
         await database.pool.execute(
-            "UPDATE deliveries SET state = 'suppressed', suppressed = 'dnc' "
+            "UPDATE deliveries SET state = 'suppressed', suppressed = 'dnc', finished_at = $3 "
             "WHERE campaign_id = $1 AND msisdn = $2",
             campaign_id,
             MEMBERS[1],
+            clock.now(),
         )
         await sign_in(api, Role.VIEWER)
         page = await api.client.get("/console/campaigns")
@@ -245,17 +246,18 @@ async def _deliver_and_answer(database, campaign_id: int, now) -> None:
     pool = database.pool
     for offset, msisdn in enumerate(MEMBERS[:2]):
         await pool.execute(
-            "UPDATE deliveries SET state = 'delivered', submitted_at = $3 "
+            "UPDATE deliveries SET state = 'delivered', submitted_at = $3, finished_at = $3 "
             "WHERE campaign_id = $1 AND msisdn = $2",
             campaign_id,
             msisdn,
             now - timedelta(minutes=offset),
         )
     await pool.execute(
-        "UPDATE deliveries SET state = 'suppressed', suppressed = 'cap_info' "
+        "UPDATE deliveries SET state = 'suppressed', suppressed = 'cap_info', finished_at = $3 "
         "WHERE campaign_id = $1 AND msisdn = $2",
         campaign_id,
         MEMBERS[2],
+        now,
     )
     survey_id = await pool.fetchval("SELECT id FROM surveys WHERE campaign_id = $1", campaign_id)
     for msisdn in MEMBERS[:2]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from dispatcher.db import Database
 from dispatcher.engine.engine import EngineConfig
-from dispatcher.engine.repository import Claimed
+from dispatcher.engine.repository import Claim, Claimed
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Channel
 from dispatcher.program.membership import Membership
@@ -108,7 +110,7 @@ async def test_leave_after_claim_stops_the_message(
     await add_members(database, NUMBERS[:3])
     campaign = await add_campaign(database, NUMBERS[:3])
     async with dispatch_rig(database, settings, clock) as rig:
-        claimed, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        claimed = (await rig.dispatcher.claim_once()).claimed
         assert len(claimed) == 3
         membership = Membership(settings, NoBonus())
         async with database.pool.acquire() as conn, conn.transaction():
@@ -268,6 +270,38 @@ async def test_multipart_delivered_only_when_all_parts_are(
         assert await database.pool.fetchval("SELECT parts_done FROM deliveries") == 4
 
 
+@pytest.mark.parametrize("table", ["deliveries", "service_messages"])
+async def test_one_part_receipt_does_not_finish_the_message(
+    database: Database, settings: Settings, clock: ManualClock, table: str
+) -> None:
+    """Invariant 7, in both tables alike: one part's receipt leaves a 2-part message submitted
+    with no finish time; the last part's makes it delivered and finished."""
+    number = NUMBERS[0]
+    text = "Предложение партнёра " * 4  # 84 UCS-2 characters: two parts
+    await add_members(database, [number])
+    if table == "deliveries":
+        await add_campaign(database, [number], text=text)
+    else:
+        await database.pool.execute(
+            "INSERT INTO service_messages (msisdn, kind, body, in_window) "
+            "VALUES ($1, 'bonus_notice', $2, true)",
+            number,
+            text,
+        )
+    query = f"SELECT state::text, parts_done, finished_at FROM {table}"
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.drain()
+        assert len(rig.sim.submits()) == 2
+        async with asyncio.timeout(10):
+            await rig.sink.receipts.wait_committed(2)
+        now = clock.now()
+        applied = await rig.dispatcher.repo.apply_receipts(1, now, now, now.replace(year=2000))
+        assert (applied.seen, applied.matched, applied.messages) == (1, 1, 1)
+        assert tuple(await database.pool.fetchrow(query)) == ("submitted", 1, None)
+        await rig.apply_receipts()
+        assert tuple(await database.pool.fetchrow(query)) == ("delivered", 2, now)
+
+
 async def test_permanent_failure_releases_cap_slot(
     database: Database, settings: Settings, clock: ManualClock
 ) -> None:
@@ -294,8 +328,8 @@ async def test_claimed_rows_follow_campaign_pause_and_cancel(
     paused = await add_campaign(database, NUMBERS[:2])
     cancelled = await add_campaign(database, NUMBERS[2:4])
     async with dispatch_rig(database, settings, clock) as rig:
-        first, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
-        second, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        first = (await rig.dispatcher.claim_once()).claimed
+        second = (await rig.dispatcher.claim_once()).claimed
         await database.pool.execute("UPDATE campaigns SET state = 'paused' WHERE id = $1", paused)
         await database.pool.execute(
             "UPDATE campaigns SET state = 'cancelled' WHERE id = $1", cancelled
@@ -315,7 +349,7 @@ async def test_leave_after_claim_releases_cap_slot(
     await add_members(database, NUMBERS[:1])
     await add_campaign(database, NUMBERS[:1])
     async with dispatch_rig(database, settings, clock) as rig:
-        claimed, _ = await rig.dispatcher._claim(clock.now(), window_open=True)
+        claimed = (await rig.dispatcher.claim_once()).claimed
         assert await database.pool.fetchval("SELECT info_count FROM contact_counters") == 1
         membership = Membership(settings, NoBonus())
         async with database.pool.acquire() as conn, conn.transaction():
@@ -404,15 +438,15 @@ async def test_run_loop_survives_an_unexpected_error(
     campaign = await add_campaign(database, NUMBERS[:3])
     async with dispatch_rig(database, settings, clock) as rig:
         dispatcher = rig.dispatcher
-        real_claim = dispatcher._claim_now
+        real_claim = dispatcher.claim_once
         failures = [RuntimeError("a bug in one pass")]
 
-        async def flaky_claim() -> tuple[list[Claimed], int]:
+        async def flaky_claim() -> Claim[Claimed]:
             if failures:
                 raise failures.pop()
             return await real_claim()
 
-        dispatcher._claim_now = flaky_claim  # type: ignore[method-assign]
+        dispatcher.claim_once = flaky_claim  # type: ignore[method-assign]
         first_node = dispatcher.node
         stop = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(stop))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from dispatcher.db import Database
+from dispatcher.engine.sink import receipt_in
 from dispatcher.kernel.clock import ManualClock
-from dispatcher.settings import Settings
+from dispatcher.settings import ASTANA, Settings
 from smpp.constants import Tag
+from smpp.inbound import to_receipt
+from smpp.pdu import ShortMessage
+from smpp.receipts import IdFormat, format_receipt_text
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
 MSISDN = "77013334455"
@@ -82,3 +88,20 @@ async def test_ussd_over_smpp_is_answered_with_response_op(
         assert reply.tlvs[Tag.ITS_SESSION_INFO] == b"\x00\x07"
         assert reply.destination_addr == MSISDN
     assert await database.pool.fetchval("SELECT count(*) FROM memberships") == 1
+
+
+@pytest.mark.parametrize(
+    ("done_date", "done_at"),
+    [
+        ("2611231201", datetime(2026, 11, 23, 7, 1, tzinfo=UTC)),  # 12:01 Astana
+        ("", None),
+        ("2611231299", None),
+    ],
+)
+def test_receipt_done_date_is_stored(done_date: str, done_at: datetime | None) -> None:
+    """A receipt's done date is kept, read in the SMSC's time zone; a missing or malformed
+    one is None and the receipt is kept all the same."""
+    text = format_receipt_text("abc", "DELIVRD", done_date=done_date)
+    event = to_receipt(ShortMessage(esm_class=0x04, short_message=text.encode()), IdFormat.AS_IS)
+    receipt = receipt_in(event, ASTANA)
+    assert (receipt.message_id, receipt.state, receipt.done_at) == ("abc", "delivered", done_at)

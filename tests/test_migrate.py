@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from dispatcher.db import with_database
-from dispatcher.migrate import MigrationError, discover, migrate
+from dispatcher.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
 
 
 @pytest.fixture
@@ -93,5 +93,45 @@ async def test_failed_migration_rolls_back(empty_database_url: str, tmp_path: Pa
             await migrate(conn, tmp_path)
         assert await conn.fetchval("SELECT to_regclass('b')") is None
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 0
+    finally:
+        await conn.close()
+
+
+async def test_outbound_migration_repairs_finish_times(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """0007 repairs rows written before its CHECK: a final row gets a finish time (its last
+    receipt's), a service message finished by one part's receipt while still submitted loses
+    its own; then the CHECK holds."""
+    for path in sorted(MIGRATIONS_DIR.glob("000[1-6]_*.sql")):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(conn, tmp_path)
+        campaign = await conn.fetchval(
+            "INSERT INTO campaigns (name, kind, scope, texts) "
+            "VALUES ('c', 'info', 'smart', '{}') RETURNING id"
+        )
+        delivered = await conn.fetchval(
+            "INSERT INTO deliveries (campaign_id, msisdn, state, submitted_at) "
+            "VALUES ($1, '77010000001', 'delivered', '2026-11-23 10:00+00') RETURNING id",
+            campaign,
+        )
+        await conn.execute(
+            "INSERT INTO submits (smsc, message_id, delivery_id, msisdn, submitted_at, receipt, "
+            "receipt_at) VALUES ('s', 'm1', $1, '77010000001', '2026-11-23 10:00+00', "
+            "'delivered', '2026-11-23 10:05+00')",
+            delivered,
+        )
+        await conn.execute(
+            "INSERT INTO service_messages (msisdn, kind, body, in_window, state, finished_at) "
+            "VALUES ('77010000002', 'help', 'x', false, 'submitted', '2026-11-23 10:00+00')"
+        )
+        assert "0007_outbound.sql" in await migrate(conn)
+        finished = await conn.fetchval("SELECT finished_at FROM deliveries")
+        assert finished.isoformat() == "2026-11-23T10:05:00+00:00"
+        assert await conn.fetchval("SELECT finished_at FROM service_messages") is None
+        with pytest.raises(asyncpg.CheckViolationError, match="deliveries_finished_when_final"):
+            await conn.execute("UPDATE deliveries SET finished_at = NULL")
     finally:
         await conn.close()

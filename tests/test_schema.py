@@ -157,3 +157,31 @@ async def test_msisdn_format_checked(database: Database) -> None:
     """Subscribers hold normalised E.164 digits only."""
     with pytest.raises(asyncpg.CheckViolationError):
         await database.pool.execute("INSERT INTO subscribers (msisdn) VALUES ('+7 701')")
+
+
+@pytest.mark.parametrize("table", ["deliveries", "service_messages"])
+async def test_finish_time_only_in_final_states(database: Database, table: str) -> None:
+    """An outbound message has finished_at exactly when its state is final: a final row
+    without one and an open row with one are both refused."""
+    async with database.pool.acquire() as conn:
+        campaign = await conn.fetchval(
+            "INSERT INTO campaigns (name, kind, scope, texts) "
+            "VALUES ('c', 'info', 'smart', '{\"ru\": \"x\"}') RETURNING id"
+        )
+        insert = {
+            "deliveries": "INSERT INTO deliveries (campaign_id, msisdn) VALUES ($1, $2)",
+            "service_messages": "INSERT INTO service_messages (campaign_id, msisdn, kind, body, "
+            "in_window) VALUES ($1, $2, 'help', 'x', false)",
+        }[table]
+        await conn.execute(insert, campaign, MSISDN)
+        constraint = f"{table}_finished_when_final"
+        for state in ("delivered", "undelivered", "expired", "failed", "unknown"):
+            with pytest.raises(asyncpg.CheckViolationError, match=constraint):
+                await conn.execute(f"UPDATE {table} SET state = $1", state)
+        with pytest.raises(asyncpg.CheckViolationError, match=constraint):
+            await conn.execute(f"UPDATE {table} SET state = 'suppressed', suppressed = 'dnc'")
+        for state in ("queued", "claimed", "in_flight", "submitted"):
+            with pytest.raises(asyncpg.CheckViolationError, match=constraint):
+                await conn.execute(f"UPDATE {table} SET state = $1, finished_at = $2", state, NOW)
+        await conn.execute(f"UPDATE {table} SET state = 'delivered', finished_at = $1", NOW)
+        assert await conn.fetchval(f"SELECT state::text FROM {table}") == "delivered"

@@ -18,7 +18,7 @@ from typing import Self
 import asyncpg
 
 from dispatcher.engine.engine import Dispatcher, EngineConfig
-from dispatcher.engine.repository import Outcome
+from dispatcher.engine.repository import MessageOutcome
 from dispatcher.engine.services import (
     HousekeepingService,
     ReceiptService,
@@ -214,7 +214,7 @@ def build_engine(
 
 
 async def open_survey_sessions(
-    conn: asyncpg.Connection, outcomes: Sequence[Outcome], now: datetime
+    conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
 ) -> None:
     """R13: a survey's first question accepted by the SMSC opens the number's session."""
     await surveys.open_sessions(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,9 +32,11 @@ from campaigns.templates import pick_text, render
 from dispatcher.engine.nodes import NodeLock, new_node_id, recover_dead
 from dispatcher.engine.repository import (
     CampaignRef,
+    Claim,
     Claimed,
     DispatchRepository,
-    Outcome,
+    MessageOutcome,
+    Recipient,
 )
 from dispatcher.kernel.clock import Clock
 from dispatcher.kernel.states import ContactKind, DeliveryState
@@ -43,8 +44,7 @@ from dispatcher.policy.submit import judge
 from dispatcher.settings import Settings
 from smpp.config import Address
 from smpp.constants import Status
-from smpp.outcome import Outcome as SubmitOutcome
-from smpp.outcome import TemporaryFailure
+from smpp.outcome import Outcome, TemporaryFailure
 from smpp.text import Part, ReferenceCounter, encode_message
 
 log = structlog.get_logger(__name__)
@@ -61,7 +61,7 @@ class Sender(Protocol):
         destination: Address,
         validity_period: str = "",
         bind_timeout: float | None = None,
-    ) -> SubmitOutcome: ...
+    ) -> Outcome: ...
 
 
 def always_ready() -> bool:
@@ -75,7 +75,10 @@ BIND_WAIT = 2.0
 
 #: Called inside the recording transaction with the survey deliveries just submitted:
 #: opens their survey sessions (R13) in the same commit.
-SubmittedHook = Callable[[asyncpg.Connection, Sequence[Outcome], datetime], Awaitable[None]]
+SubmittedHook = Callable[[asyncpg.Connection, Sequence[MessageOutcome], datetime], Awaitable[None]]
+
+#: A claim that took nothing.
+NOTHING: Claim[Claimed] = Claim((), 0)
 
 
 @dataclass(frozen=True)
@@ -157,16 +160,16 @@ class Dispatcher:
         """Loop until ``stop``: the same claim and send as :meth:`run_once`, with the next
         batch claimed while the current one is sent; idle passes wait for :meth:`wake` or a
         poll."""
-        ahead: asyncio.Task[tuple[list[Claimed], int]] | None = None
+        ahead: asyncio.Task[Claim[Claimed]] | None = None
         while not stop.is_set():
             try:
                 await self.ensure_node()
-                claimed, decided = await (ahead or asyncio.ensure_future(self._claim_now()))
+                claim = await (ahead or asyncio.ensure_future(self.claim_once()))
                 ahead = None
-                if claimed:
-                    ahead = asyncio.ensure_future(self._claim_now())
-                    await self.send(claimed)
-                done = len(claimed) + decided
+                if claim.claimed:
+                    ahead = asyncio.ensure_future(self.claim_once())
+                    await self.send(claim.claimed)
+                done = claim.rows
             except Exception as exc:  # the loop must outlive any one pass
                 # Rows this pass held may be stuck claimed or in flight under this node id:
                 # retire it, so the next pass takes a new one and recovers the old like a
@@ -192,52 +195,49 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim one batch (service messages first, then campaigns by priority) and send it.
         Returns the number of rows claimed (sent or suppressed)."""
-        claimed, decided = await self._claim_now()
-        if claimed:
-            await self.send(claimed)
-        return len(claimed) + decided
+        claim = await self.claim_once()
+        if claim.claimed:
+            await self.send(claim.claimed)
+        return claim.rows
 
-    async def _claim_now(self) -> tuple[list[Claimed], int]:
+    async def claim_once(self) -> Claim[Claimed]:
+        """Claim one batch now (service messages first, then campaigns by priority) without
+        sending it: the claimed messages are this node's until :meth:`send` (or recovery)."""
         if not self._ready():
-            return [], 0  # no bind: claim nothing rather than hold rows we cannot write
+            return NOTHING  # no bind: claim nothing rather than hold rows we cannot write
         now = self._clock.now()
         window_open = self._settings.calendar.is_open(now)
         return await self._claim(now, window_open)
 
-    async def _claim(self, now: datetime, window_open: bool) -> tuple[list[Claimed], int]:
+    async def _claim(self, now: datetime, window_open: bool) -> Claim[Claimed]:
         limit = self.config.batch_size
-        rows = await self.repo.claim_service(limit, now, window_open)
-        service = [_service_message(r) for r in rows if r["state"] == "claimed"]
-        if rows or not window_open:
-            return service, len(rows) - len(service)
+        service = await self.repo.claim_service(limit, now, window_open)
+        if service.rows or not window_open:
+            return service
         month = self._settings.calendar.month_of(now)
         caps = (self._settings.info_cap, self._settings.survey_cap)
         for campaign in await self.repo.running_campaigns():
-            rows = await self.repo.claim_campaign(campaign.id, limit, now, month, caps)
-            if rows:
-                messages = [self._delivery(campaign, r) for r in rows if r["state"] == "claimed"]
-                return messages, len(rows) - len(messages)
-        return [], 0
+            claim = await self.repo.claim_campaign(campaign.id, limit, now, month, caps)
+            if claim.rows:
+                messages = tuple(self._delivery(campaign, r) for r in claim.claimed)
+                return Claim(messages, claim.suppressed)
+        return NOTHING
 
-    def _delivery(self, campaign: CampaignRef, row: asyncpg.Record) -> Claimed:
+    def _delivery(self, campaign: CampaignRef, recipient: Recipient) -> Claimed:
         language, template = pick_text(
-            campaign.texts, row["language"], self._settings.default_language
+            campaign.texts, recipient.language, self._settings.default_language
         )
-        variables = row["variables"]
-        if isinstance(variables, str):
-            variables = json.loads(variables)
         try:
-            text = render(template, variables)
+            text = render(template, recipient.variables)
         except (KeyError, ValueError):
             text = ""  # judged failed below: a template that passed validation at creation
         return Claimed(
-            id=row["id"],
-            msisdn=row["msisdn"],
+            id=recipient.id,
+            msisdn=recipient.msisdn,
             text=text,
             language=language,
             campaign_id=campaign.id,
             kind=campaign.kind,
-            cap_month=row["cap_month"],
             in_window=True,
         )
 
@@ -300,7 +300,7 @@ class Dispatcher:
             jobs = [
                 self._submit(m, parts, validity if m.in_window else None)
                 for m, parts in zip(chunk, encoded, strict=True)
-                if (m.is_service, m.id) in marked
+                if m.key in marked
             ]
             outcomes = await asyncio.gather(*jobs)
             await self._record(outcomes)
@@ -308,9 +308,11 @@ class Dispatcher:
             for _ in range(slots):
                 self._slots.release()
 
-    async def _submit(self, message: Claimed, parts: list[Part], validity: str | None) -> Outcome:
+    async def _submit(
+        self, message: Claimed, parts: list[Part], validity: str | None
+    ) -> MessageOutcome:
         destination = Address.international(message.msisdn)
-        results: list[SubmitOutcome] = []
+        results: list[Outcome] = []
         if parts:
             results = list(
                 await asyncio.gather(
@@ -318,7 +320,7 @@ class Dispatcher:
                 )
             )
         if not parts:
-            return Outcome(
+            return MessageOutcome(
                 message=message,
                 state=DeliveryState.FAILED,
                 status=None,
@@ -329,7 +331,7 @@ class Dispatcher:
                 language=message.language,
             )
         verdict = judge(results, message.attempts, self._clock.now())
-        return Outcome(
+        return MessageOutcome(
             message=message,
             state=verdict.state,
             status=verdict.status,
@@ -340,7 +342,7 @@ class Dispatcher:
             language=message.language,
         )
 
-    async def _submit_part(self, part: Part, destination: Address, validity: str) -> SubmitOutcome:
+    async def _submit_part(self, part: Part, destination: Address, validity: str) -> Outcome:
         try:
             return await self._sender.submit(
                 part,
@@ -354,18 +356,17 @@ class Dispatcher:
             # "Not bound": retried soon, without using an attempt (see policy.RETRY_SOON).
             return TemporaryFailure(status=Status.ESME_RINVBNDSTS, sequence=0)
 
-    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+    async def _record(self, outcomes: Sequence[MessageOutcome]) -> None:
         if not outcomes:
             return
         now = self._clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
-            changed = await self.repo.record(conn, outcomes, now)
+            recorded = await self.repo.record(conn, outcomes, now)
             if self._on_submitted is not None:
-                recorded = {r["id"] for r in changed if r["state"] == DeliveryState.SUBMITTED}
                 surveys = [
                     o
-                    for o in outcomes
-                    if o.message.kind is ContactKind.SURVEY and o.message.id in recorded
+                    for o in recorded
+                    if o.state is DeliveryState.SUBMITTED and o.message.kind is ContactKind.SURVEY
                 ]
                 if surveys:
                     await self._on_submitted(conn, surveys, now)
@@ -378,32 +379,19 @@ class Dispatcher:
     async def recover(self) -> dict[str, int]:
         """Requeue what dead nodes claimed; mark what they had in flight unknown."""
         claimers = await self.repo.claimers()
-        totals = await recover_dead(self._pool, claimers, self.node, self._clock.now())
+        totals = await recover_dead(self._pool, self.repo, claimers, self.node, self._clock.now())
         if any(totals.values()):
             self.log.warning("recovered rows of dead nodes", **totals)
         return totals
 
 
-async def _drop(task: asyncio.Task[tuple[list[Claimed], int]] | None) -> None:
+async def _drop(task: asyncio.Task[Claim[Claimed]] | None) -> None:
     """Cancel a claim made ahead; rows it did claim stay claimed by this node until recovery
     (at start-up, or by a peer once this node is gone) puts them back in the queue."""
     if task is not None:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
-
-
-def _service_message(row: asyncpg.Record) -> Claimed:
-    return Claimed(
-        id=row["id"],
-        msisdn=row["msisdn"],
-        text=row["body"],
-        language=None,
-        campaign_id=row["campaign_id"],
-        kind=None,
-        cap_month=None,
-        in_window=row["in_window"],
-    )
 
 
 async def _first(*aws: Awaitable[Any]) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
-from dispatcher.engine.repository import DispatchSQL
+from dispatcher.engine.repository import DispatchRepository, DispatchSQL
 
 
 def new_node_id() -> str:
@@ -53,7 +53,7 @@ class NodeLock:
 
 
 async def recover_dead(
-    pool: asyncpg.Pool, claimers: list[str], me: str, now: datetime
+    pool: asyncpg.Pool, repo: DispatchRepository, claimers: list[str], me: str, now: datetime
 ) -> dict[str, int]:
     """For each node in ``claimers`` whose lock is free (it is dead): its claimed rows go back
     to the queue, its in-flight rows become unknown (they may have reached the SMSC: never
@@ -67,10 +67,9 @@ async def recover_dead(
                 continue  # alive
             try:
                 async with conn.transaction():
-                    for query in (DispatchSQL.recover_deliveries, DispatchSQL.recover_service):
-                        row = await conn.fetchrow(query, node, now)
-                        totals["requeued"] += row["requeued"]
-                        totals["unknown"] += row["unknown"]
+                    recovered = await repo.recover_node(conn, node, now)
+                totals["requeued"] += recovered.requeued
+                totals["unknown"] += recovered.unknown
             finally:
                 await conn.execute(DispatchSQL.node_unlock, node)
     return totals

@@ -1,17 +1,31 @@
-"""The only caller of dispatch.sql: batches in, frozen rows out."""
+"""The only caller of dispatch.sql: batches in, frozen rows out.
+
+Campaign deliveries and program service messages live in two tables of one shape and go
+through the same transitions, each written once in dispatch.sql as a ``-- for:`` template.
+A method takes a batch of either kind, groups it by table, and runs each table's statement:
+one round trip per table present, never one per message.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 
-from dispatcher.kernel.sql import SqlFile
+from dispatcher.kernel.sql import PerTable, SqlFile
 from dispatcher.kernel.states import ContactKind, DeliveryState
+
+
+class MessageTable(enum.StrEnum):
+    """Where an outbound message lives; both tables have the columns transitions touch."""
+
+    DELIVERIES = "deliveries"  # campaign recipients: eligibility and caps decided at claim
+    SERVICE_MESSAGES = "service_messages"  # confirmations, bonus notices, survey follow-ups
 
 
 class DispatchSQL(SqlFile, domain="dispatch"):
@@ -19,21 +33,36 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     claim_campaign_batch: str
     claim_service_batch: str
     lock_subscribers_shared: str
-    mark_deliveries_in_flight: str
-    mark_service_in_flight: str
-    unclaim_deliveries: str
-    unclaim_service: str
-    record_delivery_outcomes: str
-    record_service_outcomes: str
+    hold_stopped_campaigns: str
+    mark_in_flight: PerTable
+    unclaim: PerTable
+    record_outcomes: PerTable
     insert_submits: str
     insert_receipts: str
+    plan_each_batch: str
     apply_receipts: str
+    finish_messages: PerTable
     claimers: str
     node_lock: str
     node_try_lock: str
     node_unlock: str
-    recover_deliveries: str
-    recover_service: str
+    recover: PerTable
+
+
+def _check_templates() -> None:
+    """Every transition template covers exactly the outbound tables (checked at import)."""
+    tables = set(MessageTable)
+    for name, kind in DispatchSQL.__annotations__.items():
+        if kind == "PerTable" and set(getattr(DispatchSQL, name)) != tables:
+            raise RuntimeError(f"dispatch.sql: {name} must be '-- for:' {', '.join(tables)}")
+
+
+_check_templates()
+
+
+def decoded_json(value: Any) -> Any:
+    """A json/jsonb column's value: text unless the pool has a JSON codec, decoded if so."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +74,10 @@ class CampaignRef:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CampaignRef:
-        texts = row["texts"]
         return cls(
             id=row["id"],
             kind=ContactKind(row["kind"]),
-            texts=json.loads(texts) if isinstance(texts, str) else texts,
+            texts=decoded_json(row["texts"]),
             apply_caps=row["apply_caps"],
         )
 
@@ -64,18 +92,70 @@ class Claimed:
     language: str | None
     campaign_id: int | None
     kind: ContactKind | None  # the cap kind of a campaign delivery; None for service
-    cap_month: date | None
     in_window: bool
     attempts: int = 0
 
     @property
-    def is_service(self) -> bool:
-        return self.kind is None
+    def table(self) -> MessageTable:
+        return MessageTable.SERVICE_MESSAGES if self.kind is None else MessageTable.DELIVERIES
+
+    @property
+    def key(self) -> tuple[MessageTable, int]:
+        """The message's identity across both tables."""
+        return self.table, self.id
+
+    @classmethod
+    def service_message(cls, row: Mapping[str, Any]) -> Claimed:
+        return cls(
+            id=row["id"],
+            msisdn=row["msisdn"],
+            text=row["body"],
+            language=row["language"],
+            campaign_id=row["campaign_id"],
+            kind=None,
+            in_window=row["in_window"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What to record for one message (see dispatcher.engine.policy.judge)."""
+class Recipient:
+    """A campaign delivery as claimed, before the engine renders its text."""
+
+    id: int
+    msisdn: str
+    language: str | None  # the subscriber's language, when known
+    variables: Mapping[str, str]  # the audience file's columns for this recipient
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Recipient:
+        return cls(
+            id=row["id"],
+            msisdn=row["msisdn"],
+            language=row["language"],
+            variables=decoded_json(row["variables"]) or {},
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim(Generic[T]):
+    """What one claim statement did: rows claimed for sending, and rows it settled as
+    suppressed (ineligible, over the cap) instead."""
+
+    claimed: tuple[T, ...]
+    suppressed: int
+
+    @property
+    def rows(self) -> int:
+        """Rows the claim took from the queue."""
+        return len(self.claimed) + self.suppressed
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """What to record for one message after its submits (see dispatcher.policy.submit.judge)."""
 
     message: Claimed
     state: DeliveryState
@@ -86,6 +166,10 @@ class Outcome:
     retry_at: datetime | None
     language: str | None
 
+    @property
+    def table(self) -> MessageTable:
+        return self.message.table
+
 
 @dataclass(frozen=True, slots=True)
 class ReceiptIn:
@@ -93,6 +177,23 @@ class ReceiptIn:
     state: str
     error_code: str | None
     done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptsApplied:
+    """One pass of the receipt applier."""
+
+    seen: int  # receipts looked at
+    matched: int  # of which matched a submit
+    messages: int  # messages updated (parts counted, or finished)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What recovery did with a dead node's rows."""
+
+    requeued: int  # claimed: back to the queue
+    unknown: int  # in flight: may have reached the SMSC, never resent
 
 
 class DispatchRepository:
@@ -107,104 +208,81 @@ class DispatchRepository:
 
     async def claim_campaign(
         self, campaign_id: int, limit: int, now: datetime, month: date, caps: tuple[int, int]
-    ) -> list[asyncpg.Record]:
-        return list(
-            await self._pool.fetch(
-                DispatchSQL.claim_campaign_batch, campaign_id, limit, now, self.node, month, *caps
-            )
+    ) -> Claim[Recipient]:
+        rows = await self._pool.fetch(
+            DispatchSQL.claim_campaign_batch, campaign_id, limit, now, self.node, month, *caps
         )
+        return _claim(rows, Recipient.from_row)
 
-    async def claim_service(
-        self, limit: int, now: datetime, window_open: bool
-    ) -> list[asyncpg.Record]:
-        return list(
-            await self._pool.fetch(
-                DispatchSQL.claim_service_batch, now, limit, self.node, window_open
-            )
+    async def claim_service(self, limit: int, now: datetime, window_open: bool) -> Claim[Claimed]:
+        rows = await self._pool.fetch(
+            DispatchSQL.claim_service_batch, now, limit, self.node, window_open
         )
+        return _claim(rows, Claimed.service_message)
 
     async def mark_in_flight(
         self, messages: Sequence[Claimed], now: datetime
-    ) -> set[tuple[bool, int]]:
-        """Mark ``messages`` in flight; returns the (is_service, id) pairs that were.
+    ) -> set[tuple[MessageTable, int]]:
+        """Mark ``messages`` in flight; returns the keys of those that were.
 
         Shares the subscribers' row locks first, so a leave or 1204 that is committing
         finishes before (and its suppression wins), and one that starts waits for this.
+        Campaign deliveries whose campaign stopped running since the claim are held back
+        first (the one step only deliveries have); the guarded mark then skips them.
         """
-        deliveries = [m.id for m in messages if not m.is_service]
-        service = [m.id for m in messages if m.is_service]
+        by_table = _by_table(messages)
         msisdns = sorted({m.msisdn for m in messages})
+        marked: set[tuple[MessageTable, int]] = set()
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(DispatchSQL.lock_subscribers_shared, msisdns)
-            marked = (
-                {
-                    (False, r["id"])
-                    for r in await conn.fetch(
-                        DispatchSQL.mark_deliveries_in_flight, deliveries, self.node, now
-                    )
-                }
-                if deliveries
-                else set()
-            )
-            if service:
-                marked |= {
-                    (True, r["id"])
-                    for r in await conn.fetch(
-                        DispatchSQL.mark_service_in_flight, service, self.node
-                    )
-                }
+            if deliveries := by_table.get(MessageTable.DELIVERIES):
+                await conn.execute(
+                    DispatchSQL.hold_stopped_campaigns, _ids(deliveries), self.node, now
+                )
+            for table, batch in by_table.items():
+                rows = await conn.fetch(DispatchSQL.mark_in_flight[table], _ids(batch), self.node)
+                marked |= {(table, r["id"]) for r in rows}
         return marked
 
     async def unclaim(self, messages: Sequence[Claimed]) -> None:
-        deliveries = [m.id for m in messages if not m.is_service]
-        service = [m.id for m in messages if m.is_service]
+        """Claimed messages this node will not send now go back to the queue."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if deliveries:
-                await conn.execute(DispatchSQL.unclaim_deliveries, deliveries, self.node)
-            if service:
-                await conn.execute(DispatchSQL.unclaim_service, service, self.node)
+            for table, batch in _by_table(messages).items():
+                await conn.execute(DispatchSQL.unclaim[table], _ids(batch), self.node)
 
     async def record(
-        self, conn: asyncpg.Connection, outcomes: Sequence[Outcome], now: datetime
-    ) -> list[asyncpg.Record]:
-        """Record a batch of outcomes, their accepted parts, and released cap slots, inside
-        ``conn``'s transaction. Returns the campaign rows whose state changed."""
-        campaign = [o for o in outcomes if not o.message.is_service]
-        service = [o for o in outcomes if o.message.is_service]
-        changed: list[asyncpg.Record] = []
-        if campaign:
-            changed = list(
-                await conn.fetch(
-                    DispatchSQL.record_delivery_outcomes,
-                    *_columns(campaign),
-                    now,
-                    [o.language for o in campaign],
-                )
-            )
-        if service:
-            await conn.execute(DispatchSQL.record_service_outcomes, *_columns(service), now)
+        self, conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
+    ) -> list[MessageOutcome]:
+        """Record a batch of outcomes and their accepted parts inside ``conn``'s transaction
+        (a failed message's cap slot goes back by trigger). Returns the outcomes recorded:
+        a message no longer in flight (a repeat) is left as it is and left out."""
+        by_table = _by_table(outcomes)
+        recorded: set[tuple[MessageTable, int]] = set()
+        for table, batch in by_table.items():
+            rows = await conn.fetch(DispatchSQL.record_outcomes[table], *_columns(batch), now)
+            recorded |= {(table, r["id"]) for r in rows}
         await self._insert_submits(conn, outcomes, now)
-        return changed
+        return [o for o in outcomes if o.message.key in recorded]
 
     async def _insert_submits(
-        self, conn: asyncpg.Connection, outcomes: Sequence[Outcome], now: datetime
+        self, conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
     ) -> None:
-        rows = [
-            (message_id, o.message, part, o.parts)
-            for o in outcomes
-            for part, message_id in o.accepted
-        ]
-        if not rows:
+        parts = [(message_id, o, part) for o in outcomes for part, message_id in o.accepted]
+        if not parts:
             return
+        # submits names its message by one column per table: the other one stays NULL
+        ids = {
+            t: [o.message.id if o.table is t else None for _, o, _ in parts] for t in MessageTable
+        }
         await conn.execute(
             DispatchSQL.insert_submits,
             self.smsc,
-            [r[0] for r in rows],
-            [None if r[1].is_service else r[1].id for r in rows],
-            [r[1].id if r[1].is_service else None for r in rows],
-            [r[1].msisdn for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
+            [message_id for message_id, _, _ in parts],
+            ids[MessageTable.DELIVERIES],
+            ids[MessageTable.SERVICE_MESSAGES],
+            [o.message.msisdn for _, o, _ in parts],
+            [part for _, _, part in parts],
+            [o.parts for _, o, _ in parts],
             now,
         )
 
@@ -221,14 +299,73 @@ class DispatchRepository:
 
     async def apply_receipts(
         self, limit: int, now: datetime, recheck: datetime, give_up: datetime
-    ) -> asyncpg.Record:
-        return await self._pool.fetchrow(DispatchSQL.apply_receipts, limit, now, recheck, give_up)
+    ) -> ReceiptsApplied:
+        """Apply up to ``limit`` receipts to their parts, then finish the messages they
+        settle, in one transaction; unmatched receipts are looked at again after
+        ``recheck``, and dropped once received before ``give_up``."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(DispatchSQL.plan_each_batch)
+            rows = await conn.fetch(DispatchSQL.apply_receipts, limit, now, recheck, give_up)
+            touched = [r for r in rows if r["tbl"] is not None]
+            messages = 0
+            for table in MessageTable:
+                batch = [r for r in touched if r["tbl"] == table]
+                if batch:
+                    finished = await conn.fetch(
+                        DispatchSQL.finish_messages[table],
+                        *([r[column] for r in batch] for column in _PER_MESSAGE),
+                        now,
+                    )
+                    messages += len(finished)
+        head = rows[0]
+        return ReceiptsApplied(seen=head["seen"], matched=head["matched"], messages=messages)
 
     async def claimers(self) -> list[str]:
+        """Nodes holding claimed or in-flight rows."""
         return [r["claimed_by"] for r in await self._pool.fetch(DispatchSQL.claimers)]
 
+    async def recover_node(self, conn: asyncpg.Connection, node: str, now: datetime) -> Recovered:
+        """A dead ``node``'s rows, inside ``conn``'s transaction: claimed ones back to the
+        queue, in-flight ones unknown (invariant 2)."""
+        requeued = unknown = 0
+        for table in MessageTable:
+            row = await conn.fetchrow(DispatchSQL.recover[table], node, now)
+            requeued += row["requeued"]
+            unknown += row["unknown"]
+        return Recovered(requeued, unknown)
 
-def _columns(outcomes: Sequence[Outcome]) -> tuple[list[Any], ...]:
+
+#: apply_receipts' per-message columns, in finish_messages' parameter order.
+_PER_MESSAGE = ("id", "delivered", "parts", "expired", "failed")
+
+
+class _OnTable(Protocol):
+    @property
+    def table(self) -> MessageTable: ...
+
+
+Item = TypeVar("Item", bound=_OnTable)
+
+
+def _claim(rows: Sequence[Mapping[str, Any]], make: Callable[[Mapping[str, Any]], T]) -> Claim[T]:
+    claimed = tuple(make(r) for r in rows if r["state"] == DeliveryState.CLAIMED)
+    return Claim(claimed, len(rows) - len(claimed))
+
+
+def _by_table(items: Iterable[Item]) -> dict[MessageTable, list[Item]]:
+    """``items`` grouped by their message's table, in order of first appearance."""
+    groups: dict[MessageTable, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.table, []).append(item)
+    return groups
+
+
+def _ids(messages: Sequence[Claimed]) -> list[int]:
+    return [m.id for m in messages]
+
+
+def _columns(outcomes: Sequence[MessageOutcome]) -> tuple[list[Any], ...]:
+    """record_outcomes' $1-$7 arrays."""
     return (
         [o.message.id for o in outcomes],
         [o.state.value for o in outcomes],
@@ -236,4 +373,5 @@ def _columns(outcomes: Sequence[Outcome]) -> tuple[list[Any], ...]:
         [len(o.accepted) for o in outcomes],
         [o.error for o in outcomes],
         [o.retry_at for o in outcomes],
+        [o.language for o in outcomes],
     )

@@ -63,7 +63,7 @@ class ReceiptService:
         row = await self._repo.apply_receipts(
             RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP
         )
-        return int(row["seen"])
+        return row.seen
 
 
 class HousekeepingService:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 import asyncpg
 import structlog
@@ -24,8 +24,10 @@ from dispatcher.kernel.clock import Clock
 from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.program.mo import MoDesk, MoRepository
 from dispatcher.program.ussd import UssdDesk
+from dispatcher.settings import ASTANA
 from smpp.constants import MessageState, Tag
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, UssdIndication
+from smpp.receipts import parse_receipt_date
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +103,9 @@ class InboundSink:
         ussd: UssdDesk | None = None,
         ussd_reply: UssdReplySender | None = None,
         region: str = "KZ",
+        receipt_zone: tzinfo = ASTANA,
     ) -> None:
+        """``receipt_zone``: the SMSC's local time, in which receipts write their dates."""
         self._pool = pool
         self._repo = repo
         self._clock = clock
@@ -109,11 +113,12 @@ class InboundSink:
         self._ussd = ussd
         self._region = region
         self._ussd_reply = ussd_reply
+        self._receipt_zone = receipt_zone
         self.receipts = ReceiptWriter(repo, clock)
 
     async def __call__(self, event: InboundEvent) -> None:
         if isinstance(event, DeliveryReceipt):
-            await self.receipts.write(_receipt(event))
+            await self.receipts.write(receipt_in(event, self._receipt_zone))
         elif isinstance(event, MoMessage):
             await self.mo(event)
         else:
@@ -158,13 +163,14 @@ class InboundSink:
             return None
 
 
-def _receipt(event: DeliveryReceipt) -> ReceiptIn:
+def receipt_in(event: DeliveryReceipt, zone: tzinfo) -> ReceiptIn:
+    """What is stored of a receipt; its done date read in the SMSC's ``zone``."""
     state = RECEIPT_STATES.get(event.state, "unknown") if event.state else "unknown"
     return ReceiptIn(
         message_id=event.message_id,
         state=state,
         error_code=event.fields.error or None,
-        done_at=None,
+        done_at=parse_receipt_date(event.fields.done_date, zone),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from smpp.receipts import (
     IdSide,
     format_receipt_text,
     normalise_message_id,
+    parse_receipt_date,
     parse_receipt_text,
     receipt_fields,
 )
@@ -112,3 +115,33 @@ def test_formatted_receipt_parses_back(message_id: str, stat: str) -> None:
     """What the simulator writes, the parser reads back."""
     fields = receipt_fields(format_receipt_text(message_id, stat, text="a:b c"), {})
     assert fields.raw_message_id == message_id and fields.stat == stat
+
+
+UTC5 = timezone(timedelta(hours=5))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2611231201", datetime(2026, 11, 23, 12, 1, tzinfo=UTC5)),
+        ("261123120130", datetime(2026, 11, 23, 12, 1, 30, tzinfo=UTC5)),
+        (" 2611231201 ", datetime(2026, 11, 23, 12, 1, tzinfo=UTC5)),
+        ("", None),
+        ("26112312", None),
+        ("26112312011", None),
+        ("2613231201", None),
+        ("2611231260", None),
+        ("26-11-23 12", None),
+    ],
+)
+def test_receipt_date(value: str, expected: datetime | None) -> None:
+    """A receipt date is YYMMDDhhmm or YYMMDDhhmmss in the SMSC's zone; anything else is
+    None, never an error."""
+    assert parse_receipt_date(value, UTC5) == expected
+
+
+@given(st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 59, 59)))
+def test_receipt_date_round_trip(moment: datetime) -> None:
+    """Any second of 2000-2099 written as YYMMDDhhmmss reads back as that instant."""
+    exact = moment.replace(microsecond=0, tzinfo=UTC)
+    assert parse_receipt_date(exact.strftime("%y%m%d%H%M%S"), UTC) == exact
