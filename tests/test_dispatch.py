@@ -374,9 +374,16 @@ async def test_lost_node_connection_renews_node_and_recovers(
             old,
             NUMBERS[0],
         )
-        node_conn = rig.dispatcher._lock.conn
-        assert node_conn is not None
-        node_conn.terminate()
+        # The database drops the node's lock connection, as a restart would.
+        await database.pool.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND classid = 1935762244 AND objid = hashtext($1)::oid AND granted",
+            old,
+        )
+        async with asyncio.timeout(5):
+            # noqa: sleep(0) yields to the loop until the client has seen the socket close
+            while rig.dispatcher.holds_node:  # noqa: ASYNC110
+                await asyncio.sleep(0)
         await rig.dispatcher.ensure_node()
         assert rig.dispatcher.node != old
         assert await rig.states(campaign) == {"queued": 1, "unknown": 1}

@@ -134,6 +134,11 @@ class Dispatcher:
     async def close(self) -> None:
         await self._lock.release()
 
+    @property
+    def holds_node(self) -> bool:
+        """Whether this node's liveness lock is still held (its connection is open)."""
+        return self._lock.alive()
+
     async def ensure_node(self) -> None:
         """Re-announce this node if its lock connection was lost (the database restarted).
 
@@ -142,7 +147,7 @@ class Dispatcher:
         unknown — the same as after a crash, and for the same reason: what was in flight may
         have reached the SMSC. The engine carries on under a new node id.
         """
-        if self._lock.alive():
+        if self.holds_node:
             return
         await self.close()
         old = self.node
