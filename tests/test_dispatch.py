@@ -381,7 +381,7 @@ async def test_lost_node_connection_renews_node_and_recovers(
             old,
         )
         async with asyncio.timeout(5):
-            # noqa: sleep(0) yields to the loop until the client has seen the socket close
+            # sleep(0) yields to the loop until the client has seen the socket close
             while rig.dispatcher.holds_node:  # noqa: ASYNC110
                 await asyncio.sleep(0)
         await rig.dispatcher.ensure_node()
