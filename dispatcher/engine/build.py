@@ -196,9 +196,10 @@ def build_engine(
         dispatcher.repo,
         clock,
         mo,
-        program.ussd,
-        ussd_replier(session, settings),
-        settings.default_region,
+        ussd=program.ussd,
+        ussd_reply=ussd_replier(session, settings),
+        region=settings.default_region,
+        receipt_zone=settings.calendar.zone,
     )
     session.set_handler(sink)
     return Engine(

@@ -24,7 +24,6 @@ from dispatcher.kernel.clock import Clock
 from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.program.mo import MoDesk, MoRepository
 from dispatcher.program.ussd import UssdDesk
-from dispatcher.settings import ASTANA
 from smpp.constants import MessageState, Tag
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, UssdIndication
 from smpp.receipts import parse_receipt_date
@@ -100,12 +99,15 @@ class InboundSink:
         repo: DispatchRepository,
         clock: Clock,
         mo: MoDesk,
-        ussd: UssdDesk | None = None,
-        ussd_reply: UssdReplySender | None = None,
-        region: str = "KZ",
-        receipt_zone: tzinfo = ASTANA,
+        *,
+        ussd: UssdDesk,
+        ussd_reply: UssdReplySender,
+        region: str,
+        receipt_zone: tzinfo,
     ) -> None:
-        """``receipt_zone``: the SMSC's local time, in which receipts write their dates."""
+        """Built once, by :func:`dispatcher.engine.build.build_engine`. ``region``: how
+        national numbers are read; ``receipt_zone``: the SMSC's local time, in which
+        receipts write their dates."""
         self._pool = pool
         self._repo = repo
         self._clock = clock
@@ -148,12 +150,11 @@ class InboundSink:
     async def ussd(self, indication: UssdIndication) -> None:
         """A USSD request carried over SMPP: answered like the HTTP gateway's."""
         msisdn = self._msisdn(indication.source_addr)
-        if msisdn is None or self._ussd is None:
+        if msisdn is None:
             return
         session = (indication.session_info or b"").hex() or msisdn
         reply = await self._ussd.handle(msisdn, session, indication.text, self._clock.now())
-        if self._ussd_reply is not None:
-            await self._ussd_reply(indication, reply.text, reply.end)
+        await self._ussd_reply(indication, reply.text, reply.end)
 
     def _msisdn(self, raw: str) -> str | None:
         try:
