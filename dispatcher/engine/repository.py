@@ -9,7 +9,6 @@ one round trip per table present, never one per message.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -60,11 +59,6 @@ def _check_templates() -> None:
 _check_templates()
 
 
-def decoded_json(value: Any) -> Any:
-    """A json/jsonb column's value: text unless the pool has a JSON codec, decoded if so."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
 @dataclass(frozen=True, slots=True)
 class CampaignRef:
     id: int
@@ -77,7 +71,7 @@ class CampaignRef:
         return cls(
             id=row["id"],
             kind=ContactKind(row["kind"]),
-            texts=decoded_json(row["texts"]),
+            texts=row["texts"],  # jsonb: decoded by the pool's codec (dispatcher.db)
             apply_caps=row["apply_caps"],
         )
 
@@ -132,7 +126,7 @@ class Recipient:
             id=row["id"],
             msisdn=row["msisdn"],
             language=row["language"],
-            variables=decoded_json(row["variables"]) or {},
+            variables=row["variables"] or {},
         )
 
 
