@@ -31,6 +31,19 @@ async def test_health_is_public(api: Api) -> None:
     assert (await resp.json())["checks"] == {"database": True}
 
 
+async def test_engine_readiness_is_separate_from_http_readiness(api: Api) -> None:
+    """/readyz/engine reports the engine apart from /readyz: a process that runs no engine
+    (here, the app alone) is ready for HTTP and not ready to send."""
+    assert (await api.client.get("/readyz")).status == 200
+    resp = await api.client.get("/readyz/engine")
+    assert resp.status == 503
+    body = await resp.json()
+    assert (body["status"], body["checks"]) == ("not_ready", {"database": True, "engine": False})
+    assert body["error"]["code"] == "not_ready" and body["error"]["details"] == {
+        "failing": ["engine"]
+    }
+
+
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic abc", "bearer  "])
 async def test_missing_or_bad_token_is_401(api: Api, header: str | None) -> None:
     """No token or a wrong one gets 401 with the error shape."""

@@ -73,7 +73,8 @@ def test_token_create_rejects_unknown_role(database_url: str) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.Signals) -> None:
-    """`smartd serve` with no SMSC is alive but not ready, and exits 0 on SIGTERM or SIGINT."""
+    """`smartd serve` with no SMSC is alive and ready for HTTP, its engine not ready (503), and
+    it exits 0 on SIGTERM or SIGINT."""
     port = free_port()
     env = _env(
         SMARTD_DATABASE_URL=database_url,
@@ -89,9 +90,11 @@ def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.S
     )
     try:
         assert '"ok"' in wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        # No SMSC to bind to: ready for HTTP (USSD is still answered), the engine is not.
+        assert '"ready"' in wait_http(f"http://127.0.0.1:{port}/readyz", proc)
         with pytest.raises(urllib.error.HTTPError) as not_ready:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
-        assert not_ready.value.code == 503  # no SMSC to bind to: alive, not ready
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz/engine", timeout=5)
+        assert not_ready.value.code == 503
         body = json.loads(not_ready.value.read())
         assert body["checks"] == {"database": True, "smpp": False}
         proc.send_signal(sig)

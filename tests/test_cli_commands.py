@@ -225,7 +225,8 @@ def test_status_watch_returns_once_the_campaign_is_finished(database_url: str) -
 
 
 def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str) -> None:
-    """`smartd serve` bound to `smartd smsc-sim`: /readyz 200 and the session state metric."""
+    """`smartd serve` bound to `smartd smsc-sim`: /readyz and /readyz/engine 200 and the
+    session state metric."""
     sim_port, http_port = free_port(), free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "smsc-sim", "--port", str(sim_port)],
@@ -249,6 +250,7 @@ def test_serve_against_smsc_sim_is_ready_and_reports_the_bind(database_url: str)
         )
         base = f"http://127.0.0.1:{http_port}"
         assert '"ready"' in wait_http(f"{base}/readyz", serve)
+        assert '"smpp": true' in wait_http(f"{base}/readyz/engine", serve)
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
             text = response.read().decode()
         assert 'smartd_smpp_session_state{state="bound"} 1.0' in text

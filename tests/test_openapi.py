@@ -117,10 +117,13 @@ def _run_schemathesis(
             suppress_health_check=list(HealthCheck),
         )
         def check(case: schemathesis.Case, aim: bool) -> None:
+            # A readiness probe's 503 is its documented "not ready" answer (the test app runs
+            # no engine, so /readyz/engine always gives it); status and schema still checked.
+            checks = CHECKS[1:] if case.operation.path.startswith("/readyz") else CHECKS
             if aim:
                 case = _aim(case, campaign_id)
             case.call_and_validate(
-                base_url=base_url, session=session, headers=headers, checks=CHECKS, timeout=10
+                base_url=base_url, session=session, headers=headers, checks=checks, timeout=10
             )
 
         try:

@@ -39,6 +39,7 @@ MAX_REQUEST_BYTES = 1 << 20  # JSON bodies; uploads stream and set their own lim
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/readyz/engine", health.engine_readyz)
     app.router.add_get("/api/v1/whoami", health.whoami)
     app.router.add_get("/api/v1/tokens", health.list_tokens)
     gateway.setup_routes(app)

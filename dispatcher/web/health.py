@@ -17,15 +17,37 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and every registered component is ready."""
+    """Ready to serve HTTP — the USSD gateway, operator events, the API and the console —
+    when the database answers. The SMPP bind is not part of it: with the SMSC down on every
+    replica, subscribers' USSD must still be answered (``/readyz/engine`` reports the bind)."""
+    return _readiness({"database": await request.app[DATABASE].ping()})
+
+
+@public
+async def engine_readyz(request: web.Request) -> web.Response:
+    """Ready to send: the database answers and every engine component (the SMPP bind) is
+    ready; a process that runs no engine is not."""
     checks = {"database": await request.app[DATABASE].ping()}
-    for name, check in request.app[READINESS].items():
+    components = request.app[READINESS]
+    for name, check in components.items():
         checks[name] = bool(check())
-    ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    if not components:
+        checks["engine"] = False
+    return _readiness(checks)
+
+
+def _readiness(checks: dict[str, bool]) -> web.Response:
+    """200 with the checks when all pass; else 503 with them and the error shape every
+    other refusal has, naming what failed."""
+    if all(checks.values()):
+        return web.json_response({"status": "ready", "checks": checks})
+    failing = sorted(name for name, ok in checks.items() if not ok)
+    error = {
+        "code": "not_ready",
+        "message": f"not ready: {', '.join(failing)}",
+        "details": {"failing": failing},
+    }
+    return web.json_response({"status": "not_ready", "checks": checks, "error": error}, status=503)
 
 
 @requires(Role.VIEWER)

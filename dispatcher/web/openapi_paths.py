@@ -72,6 +72,10 @@ SCHEMAS: dict[str, Schema] = {
         {
             "status": {"type": "string", "enum": ["ready", "not_ready"]},
             "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            "error": _obj(
+                {"code": STRING, "message": STRING, "details": {"nullable": True}},
+                ("code", "message", "details"),
+            ),
         },
         ("status", "checks"),
     ),
@@ -346,11 +350,21 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": json_ok(ref("Health")),
     },
     ("GET", "/readyz"): {
-        "summary": "Readiness: the database answers and the SMPP bind is up",
+        "summary": "HTTP readiness (USSD gateway, events, API, console): the database answers",
+        "description": "The SMPP bind is not part of it, so USSD is answered while the SMSC "
+        "is down; /readyz/engine reports the bind.",
         "tags": ["operations"],
         "responses": {
             **json_ok(ref("Readiness"), "ready"),
             **json_ok(ref("Readiness"), "not ready", "503"),
+        },
+    },
+    ("GET", "/readyz/engine"): {
+        "summary": "Engine readiness: the database answers and the SMPP bind is up",
+        "tags": ["operations"],
+        "responses": {
+            **json_ok(ref("Readiness"), "ready"),
+            **json_ok(ref("Readiness"), "not ready (SMSC unbound, or no engine here)", "503"),
         },
     },
     ("GET", "/metrics"): {

@@ -94,8 +94,9 @@ async def test_smsc_fault_mid_campaign(
 
 
 async def test_smsc_down_at_start_up(database: Database, database_url: str, tmp_path: Path) -> None:
-    """serve starts with the SMSC down: /healthz 200, /readyz 503; once the SMSC listens,
-    it binds, /readyz turns 200 and the campaign runs."""
+    """serve starts with the SMSC down: /healthz and /readyz 200 (USSD and the API are still
+    served), /readyz/engine 503; once the SMSC listens, it binds, /readyz/engine turns 200
+    and the campaign runs."""
     await members(database, RECIPIENTS[:200])
     await campaign(database, RECIPIENTS[:200], texts={"ru": "Offer late SMSC"})
     port = free_port()
@@ -107,11 +108,12 @@ async def test_smsc_down_at_start_up(database: Database, database_url: str, tmp_
             return await http_status(proc.http + "/healthz") == 200
 
         await poll(up, within=30, what="HTTP", procs=(proc,))
-        assert await http_status(proc.http + "/readyz") == 503
+        assert await http_status(proc.http + "/readyz") == 200
+        assert await http_status(proc.http + "/readyz/engine") == 503
         await sim.start(port=port)
 
         async def ready() -> bool:
-            return await http_status(proc.http + "/readyz") == 200
+            return await http_status(proc.http + "/readyz/engine") == 200
 
         await poll(ready, within=30, what="readiness after the SMSC came up", procs=(proc,))
         await wait_campaigns_done(database.pool, proc, within=30)
@@ -194,10 +196,12 @@ async def test_crash_while_the_smsc_is_down_leaves_nothing_unknown(
     proc = serve(database_url, port, tmp_path, window=WINDOW)
 
     async def not_ready() -> bool:  # serving, and knows it has no bind
-        return await http_status(proc.http + "/readyz") == 503
+        return await http_status(proc.http + "/readyz/engine") == 503
 
     try:
-        await poll(not_ready, within=30, what="/readyz 503 with the SMSC down", procs=(proc,))
+        await poll(
+            not_ready, within=30, what="/readyz/engine 503 with the SMSC down", procs=(proc,)
+        )
         held = await database.pool.fetchval(
             "SELECT count(*) FROM deliveries WHERE state IN ('claimed', 'in_flight')"
         )
