@@ -41,6 +41,7 @@ from dispatcher.engine.repository import (
 from dispatcher.kernel.clock import Clock
 from dispatcher.kernel.states import ContactKind, DeliveryState
 from dispatcher.policy.submit import judge
+from dispatcher.policy.waiting import waits_for_window
 from dispatcher.settings import Settings
 from smpp.config import Address
 from smpp.constants import Status
@@ -243,7 +244,7 @@ class Dispatcher:
             language=language,
             campaign_id=campaign.id,
             kind=campaign.kind,
-            in_window=True,
+            in_window=waits_for_window(campaign.kind),  # R8: always, for partner kinds
         )
 
     # -- sending --------------------------------------------------------------------------
