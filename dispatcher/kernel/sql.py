@@ -78,11 +78,6 @@ def parse_blocks(text: str, source: str = "<sql>") -> dict[str, Block]:
     return blocks
 
 
-def parse_queries(text: str, source: str = "<sql>") -> dict[str, str]:
-    """Split ``text`` into ``{name: sql}`` blocks (templates keep their ``{table}``)."""
-    return {name: block.sql for name, block in parse_blocks(text, source).items()}
-
-
 class SqlFile:
     """Base of per-domain query holders; see the module docstring."""
 
