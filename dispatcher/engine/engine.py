@@ -65,10 +65,6 @@ class Sender(Protocol):
     ) -> Outcome: ...
 
 
-def always_ready() -> bool:
-    return True
-
-
 #: How long a submit marked in flight may wait for a lost bind to come back before it is
 #: given up unwritten (and the message goes back to the queue, no attempt used).
 BIND_WAIT = 2.0
@@ -103,12 +99,14 @@ class Dispatcher:
         smsc: str = "default",
         node: str | None = None,
         config: EngineConfig | None = None,
-        on_submitted: SubmittedHook | None = None,
-        ready: Callable[[], bool] = always_ready,
+        on_submitted: SubmittedHook,
+        ready: Callable[[], bool],
     ) -> None:
-        """``ready`` says whether the sender can write now (the SMPP session is bound):
-        while it cannot, nothing is claimed or marked in flight, so a crash during an SMSC
-        outage leaves no message unknown that was never written."""
+        """Built by :func:`dispatcher.engine.build.build_engine`. ``on_submitted`` opens the
+        survey sessions of surveys just accepted, in the recording transaction; ``ready``
+        says whether the sender can write now (the SMPP session is bound): while it cannot,
+        nothing is claimed or marked in flight, so a crash during an SMSC outage leaves no
+        message unknown that was never written."""
         self.config = config or EngineConfig(window=settings.smpp_window)
         self._ready = ready
         self.node = node or new_node_id()
@@ -368,14 +366,13 @@ class Dispatcher:
         now = self._clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
             recorded = await self.repo.record(conn, outcomes, now)
-            if self._on_submitted is not None:
-                surveys = [
-                    o
-                    for o in recorded
-                    if o.state is DeliveryState.SUBMITTED and o.message.kind is ContactKind.SURVEY
-                ]
-                if surveys:
-                    await self._on_submitted(conn, surveys, now)
+            surveys = [
+                o
+                for o in recorded
+                if o.state is DeliveryState.SUBMITTED and o.message.kind is ContactKind.SURVEY
+            ]
+            if surveys:
+                await self._on_submitted(conn, surveys, now)
         unknown = sum(o.state is DeliveryState.UNKNOWN for o in outcomes)
         if unknown:
             self.log.warning("messages with unknown fate", count=unknown)
