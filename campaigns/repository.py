@@ -126,7 +126,6 @@ class CampaignRepository:
                 spec.texts,
                 spec.variables,
                 spec.priority,
-                spec.apply_caps,
                 spec.start_at,
                 spec.end_at,
                 created_by,

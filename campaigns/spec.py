@@ -4,6 +4,11 @@ Every problem is collected, not just the first, into :class:`SpecError.details`:
 name → message, and for ``texts`` (and each survey question) language → message, so a
 console can show them beside the inputs.
 
+Two rules hold for every campaign, whatever its scope (both are partner or operator
+advertising): caps cannot be switched off (R7: ``apply_caps`` is accepted only as ``true``, and
+the database refuses anything else), and the texts carry every required language (R15: the Law
+"On Advertising", art. 6, requires Kazakh; the list is the ``required_languages`` setting).
+
 A survey's first question is the campaign message: ``texts`` (optional for a survey) is an
 introduction put before it, and the stored campaign text per language is
 ``intro + question 1 + numbered options``. Placeholders are allowed in ``texts`` only;
@@ -12,7 +17,7 @@ follow-up questions, options and the thank-you go out as written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,14 +56,20 @@ class CampaignSpec:
     texts: dict[str, str]
     variables: list[str]
     priority: int = 0
-    apply_caps: bool = True
     start_at: datetime | None = None
     end_at: datetime | None = None
     survey: SurveySpec | None = None
 
 
-def parse_campaign(payload: Any, now: datetime, max_segments: int) -> CampaignSpec:
-    """Validate a create payload (see the HTTP contract); raises :class:`SpecError`."""
+def parse_campaign(
+    payload: Any,
+    now: datetime,
+    max_segments: int,
+    required_languages: Collection[str] = ("kk",),
+) -> CampaignSpec:
+    """Validate a create payload (see the HTTP contract); raises :class:`SpecError`.
+
+    ``required_languages`` (the setting of that name; R15) must each have a text."""
     if not isinstance(payload, Mapping):
         raise SpecError({"body": "expected a JSON object"})
     errors: dict[str, Any] = {}
@@ -68,9 +79,7 @@ def parse_campaign(payload: Any, now: datetime, max_segments: int) -> CampaignSp
     scope = _enum(payload, "scope", CampaignScope, errors, CampaignScope.SMART)
     variables = _variables(payload.get("variables", []), errors)
     priority = _integer(payload, "priority", errors, -32768, 32767)
-    apply_caps = payload.get("apply_caps", True)
-    if not isinstance(apply_caps, bool):
-        errors["apply_caps"] = "expected true or false"
+    _caps_stay_on(payload, errors)
     start_at, end_at = _window(payload, now, errors)
     texts = _texts(payload.get("texts"), kind, errors)
     survey = None
@@ -82,12 +91,45 @@ def parse_campaign(payload: Any, now: datetime, max_segments: int) -> CampaignSp
     elif payload.get("survey") is not None:
         errors["survey"] = "only a campaign of kind 'survey' has a survey"
     _check_texts(texts, frozenset(variables), max_segments, errors)
+    _check_required(texts, required_languages, kind, errors)
     if errors:
         raise SpecError(errors)
     assert kind is not None and scope is not None
     return CampaignSpec(
-        name, partner, kind, scope, texts, variables, priority, apply_caps, start_at, end_at, survey
+        name, partner, kind, scope, texts, variables, priority, start_at, end_at, survey
     )
+
+
+def _caps_stay_on(payload: Mapping[str, Any], errors: dict[str, Any]) -> None:
+    """R7: every partner message takes a cap slot. ``apply_caps`` is still accepted, as
+    ``true`` only, so clients that send it keep working; ``false`` is refused, never ignored."""
+    if payload.get("apply_caps", True) is not True:
+        errors["apply_caps"] = (
+            "caps cannot be switched off: every campaign message takes a monthly cap slot (R7)"
+        )
+
+
+def _check_required(
+    texts: dict[str, str],
+    required: Collection[str],
+    kind: ContactKind | None,
+    errors: dict[str, Any],
+) -> None:
+    """R15: a text in each required language (the advertising law: Kazakh). For ``texts``
+    the problem is given per missing language, like the other text problems; for a survey,
+    whose languages are its questions', under ``survey``."""
+    missing = [lang for lang in required if lang not in texts]
+    if not missing or "texts" in errors or "survey" in errors:
+        return
+    why = 'advertising must include it (R15, Law "On Advertising" art. 6)'
+    if kind is ContactKind.SURVEY:
+        names = ", ".join(missing)
+        errors["survey"] = (
+            f"missing required language(s) {names}: {why}; give the questions, options and "
+            f"thank-you in {names}"
+        )
+    else:
+        errors["texts"] = {lang: f"required language {lang} is missing: {why}" for lang in missing}
 
 
 def _string(

@@ -120,7 +120,9 @@ async def _create(
         return fail(f"campaign spec: {exc}")
     now = cli_clock(settings).now()
     try:
-        spec = parse_campaign(payload, now, settings.campaign_max_segments)
+        spec = parse_campaign(
+            payload, now, settings.campaign_max_segments, settings.required_languages
+        )
     except SpecError as exc:
         for field, problem in _flatten(exc.details):
             print(f"smartd: {field}: {problem}", file=sys.stderr)

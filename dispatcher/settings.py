@@ -103,6 +103,14 @@ def _instant(raw: str) -> datetime | None:
     return value
 
 
+def _languages(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of program languages (kk, ru, en), possibly empty."""
+    values = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    if not set(values) <= {"kk", "ru", "en"}:
+        raise ValueError(raw)
+    return values
+
+
 def _zone(raw: str) -> ZoneInfo:
     return load_zone(raw.strip())
 
@@ -217,7 +225,14 @@ class Settings:
         1.0,
         _positive_float,
         "seconds",
-        "how often campaigns are started, expired and completed and surveys timed out",
+        "how often campaigns are started, expired and completed, surveys timed out and "
+        "abandoned USSD sessions forgotten",
+    )
+    ussd_session_timeout: float = _setting(
+        180.0,
+        _positive_float,
+        "seconds",
+        "a USSD menu session idle this long is forgotten by housekeeping",
     )
     recovery_interval: float = _setting(
         30.0, _positive_float, "seconds", "how often messages held by dead nodes are taken back"
@@ -234,6 +249,12 @@ class Settings:
     )
     campaign_max_segments: int = _setting(
         10, _int_between(1, 255), "an integer 1-255", "most SMS parts a campaign text may need"
+    )
+    required_languages: tuple[str, ...] = _setting(
+        ("kk",),
+        _languages,
+        "comma-separated kk, ru, en (may be empty)",
+        "languages every campaign must have a text in (R15: advertising in Kazakh)",
     )
     log_format: str = _setting("json", _choice("json", "console"), "json or console", "log output")
     log_level: str = _setting(
@@ -268,6 +289,8 @@ def describe() -> list[tuple[str, str, str, str]]:
     rows = []
     for f in dataclasses.fields(Settings):
         default = "(per-user data dir)" if f.name == "data_dir" else f.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
         rows.append(
             (env_name(f.name), str(default or ""), f.metadata["expects"], f.metadata["doc"])
         )

@@ -17,7 +17,11 @@ def info_payload(**overrides: Any) -> dict[str, Any]:
         "kind": "info",
         "scope": "smart",
         "variables": ["name"],
-        "texts": {"ru": "{name}, скидка 20% в Coffee Boom", "en": "{name}, 20% off at Coffee Boom"},
+        "texts": {
+            "kk": "{name}, Coffee Boom-да 20% жеңілдік",
+            "ru": "{name}, скидка 20% в Coffee Boom",
+            "en": "{name}, 20% off at Coffee Boom",
+        },
     }
     payload.update(overrides)
     return payload
@@ -31,19 +35,30 @@ def survey_payload(**overrides: Any) -> dict[str, Any]:
         "survey": {
             "questions": [
                 {
-                    "texts": {"ru": "Довольны связью?", "en": "Happy with the network?"},
-                    "options": [{"ru": "Да", "en": "Yes"}, {"ru": "Нет", "en": "No"}],
+                    "texts": {
+                        "kk": "Байланыс сізге ұнай ма?",
+                        "ru": "Довольны связью?",
+                        "en": "Happy with the network?",
+                    },
+                    "options": [
+                        {"kk": "Иә", "ru": "Да", "en": "Yes"},
+                        {"kk": "Жоқ", "ru": "Нет", "en": "No"},
+                    ],
                 },
                 {
-                    "texts": {"ru": "Порекомендуете нас?", "en": "Would you recommend us?"},
+                    "texts": {
+                        "kk": "Бізді ұсынасыз ба?",
+                        "ru": "Порекомендуете нас?",
+                        "en": "Would you recommend us?",
+                    },
                     "options": [
-                        {"ru": "Да", "en": "Yes"},
-                        {"ru": "Может быть", "en": "Maybe"},
-                        {"ru": "Нет", "en": "No"},
+                        {"kk": "Иә", "ru": "Да", "en": "Yes"},
+                        {"kk": "Мүмкін", "ru": "Может быть", "en": "Maybe"},
+                        {"kk": "Жоқ", "ru": "Нет", "en": "No"},
                     ],
                 },
             ],
-            "thanks": {"ru": "Спасибо!", "en": "Thank you!"},
+            "thanks": {"kk": "Рақмет!", "ru": "Спасибо!", "en": "Thank you!"},
         },
     }
     payload.update(overrides)

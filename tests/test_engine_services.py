@@ -4,14 +4,16 @@ ManualClock, and the runner's loop."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
+
+import pytest
 
 from dispatcher.db import Database
 from dispatcher.engine.build import Program
 from dispatcher.engine.services import run_service
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.program.bonus import BonusLedger
-from dispatcher.program.ussd import SESSION_TTL
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
@@ -80,18 +82,24 @@ async def test_housekeeping_starts_a_due_campaign(
         assert await rig.states(campaign) == {"submitted": len(NUMBERS)}
 
 
+@pytest.mark.parametrize("idle_seconds", [180.0, 900.0])
 async def test_housekeeping_forgets_abandoned_ussd_sessions(
-    database: Database, settings: Settings, clock: ManualClock, ledger: BonusLedger
+    database: Database,
+    settings: Settings,
+    clock: ManualClock,
+    ledger: BonusLedger,
+    idle_seconds: float,
 ) -> None:
-    """A USSD menu session the gateway never finished is forgotten by housekeeping once its
-    time to live has passed, not a second before; the number starts afresh."""
+    """A USSD menu session the gateway never finished is forgotten by housekeeping once the
+    ussd_session_timeout setting has passed since it was last touched, not a second before."""
+    settings = dataclasses.replace(settings, ussd_session_timeout=idle_seconds)
     await add_members(database, NUMBERS[:1])
     program = Program.over(database.pool, settings, ledger)
     async with dispatch_rig(database, settings, clock, program=program) as rig:
         ussd = program.ussd
         await ussd.handle(NUMBERS[0], "abandoned", "*555#", clock.now())
         sessions = "SELECT count(*) FROM ussd_sessions"
-        clock.advance(SESSION_TTL - timedelta(seconds=1))
+        clock.advance(timedelta(seconds=idle_seconds - 1))
         await rig.engine.housekeeping.run_once()
         assert await database.pool.fetchval(sessions) == 1
         clock.advance(timedelta(seconds=2))

@@ -19,7 +19,7 @@ from dispatcher.program.events import EventDesk
 from dispatcher.program.lookup import subscriber_view
 from dispatcher.program.membership import Membership
 from dispatcher.program.mo import MoRepository, ReceivedMo
-from dispatcher.program.ussd import SESSION_TTL, UssdSessions
+from dispatcher.program.ussd import UssdSessions
 from dispatcher.settings import Settings
 from tests.test_campaign_support import info_payload, survey_payload
 
@@ -134,6 +134,6 @@ async def test_ussd_sessions_put_get_end_expire(database: Database, clock: Manua
     await sessions.end("g1")
     assert await sessions.get("g1") is None
     await sessions.put("g2", MSISDN, "main", now)
-    await sessions.put("g3", OTHER, "main", now + SESSION_TTL)
+    await sessions.put("g3", OTHER, "main", now + timedelta(minutes=3))
     assert await sessions.expire(now + timedelta(seconds=1)) == 1
     assert await sessions.get("g2") is None and await sessions.get("g3") is not None

@@ -4,10 +4,11 @@
 
 -- name: insert_campaign
 -- $1 name, $2 partner, $3 kind, $4 scope, $5 texts {language: text}, $6 variables (text[]),
--- $7 priority, $8 apply_caps, $9 start_at, $10 end_at, $11 created_by, $12 now.
-INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority, apply_caps,
+-- $7 priority, $8 start_at, $9 end_at, $10 created_by, $11 now. apply_caps keeps its
+-- default, true: the campaigns_always_capped CHECK (migration 0015) allows nothing else (R7).
+INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority,
                        start_at, end_at, created_by, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $12)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11)
 RETURNING *
 
 -- name: insert_survey

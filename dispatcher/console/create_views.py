@@ -62,7 +62,9 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     payload, errors = campaign_payload(form, settings.calendar.zone)
     try:
-        spec = parse_campaign(payload, now, settings.campaign_max_segments)
+        spec = parse_campaign(
+            payload, now, settings.campaign_max_segments, settings.required_languages
+        )
     except SpecError as exc:
         errors = flatten_errors(exc.details) | errors
     if errors:

@@ -88,6 +88,7 @@ class HousekeepingService:
         self._clock = clock
         self._wake = wake
         self._ussd = ussd
+        self._ussd_idle = timedelta(seconds=settings.ussd_session_timeout)
 
     async def run_once(self) -> int:
         """One sweep; returns the campaigns and survey sessions it changed."""
@@ -99,7 +100,7 @@ class HousekeepingService:
         completed = await self._campaigns.complete_finished(now)
         timed_out = await surveys.timeout_sweep(self._pool, now)
         # Forgotten sessions are not work that calls for another pass at once.
-        await self._ussd.expire_sessions(now)
+        await self._ussd.expire_sessions(now, self._ussd_idle)
         return len(started) + len(expired) + len(completed) + timed_out
 
 

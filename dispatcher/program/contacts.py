@@ -5,12 +5,19 @@ then ``suppression_for`` (reachable — not blocked or recycled, no 1204 — and
 SMART scope), and a slot left under the month's cap — taken in the same transaction by
 ``take_cap_slots``, the upsert the dispatcher uses, so SMS and other channels share one ledger
 and one cap. Both functions live in migration ``0008_eligibility.sql``.
+
+A ``reference`` (the caller's id for the contact) makes a retry safe: the same reference for
+the same number, kind and month gets the first grant back and takes no second slot. Used
+for anything else — another number, kind or month — it is refused with
+:class:`ReferenceConflict`, never answered with the first grant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
@@ -26,6 +33,19 @@ class ContactSQL(SqlFile, domain="contacts"):
     suppression: str
     reserve_slot: str
     record: str
+
+
+class ReferenceConflict(Exception):
+    """The reference was used for another contact (number, kind or month)."""
+
+    def __init__(self, reference: str, differs: list[str]) -> None:
+        super().__init__(f"reference {reference!r} was used for another {', '.join(differs)}")
+        self.reference = reference
+        self.differs = differs
+
+
+class _ReferenceTaken(Exception):
+    """A concurrent request recorded the same reference first (rolls this one back)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +69,35 @@ async def reserve(
 ) -> Reservation:
     """Grant one contact of ``kind`` to ``msisdn`` now, or refuse with a reason
     (``outside_window``, ``not_member``, ``recycled``, ``blocked``, ``dnc``, ``cap_info``,
-    ``cap_survey``)."""
+    ``cap_survey``). Raises :class:`ReferenceConflict` for a reference used for another
+    number, kind or month."""
     month = settings.calendar.month_of(now)
+    try:
+        return await _reserve(pool, settings, msisdn, kind, scope, channel, reference, month, now)
+    except _ReferenceTaken:
+        # Rolled back, slot and all; the winner's row is committed: answer as a repeat of it.
+        assert reference is not None
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(ContactSQL.existing, reference)
+        return _repeat(row, reference, msisdn, kind, month)
+
+
+async def _reserve(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    msisdn: str,
+    kind: ContactKind,
+    scope: CampaignScope,
+    channel: Channel,
+    reference: str | None,
+    month: date,
+    now: datetime,
+) -> Reservation:
     async with pool.acquire() as conn, conn.transaction():
         if reference is not None:
             row = await conn.fetchrow(ContactSQL.existing, reference)
             if row is not None:
-                return Reservation(True, None, row["id"], row["month"].isoformat())
+                return _repeat(row, reference, msisdn, kind, month)
         if waits_for_window(kind) and not settings.calendar.is_open(now):
             return Reservation(False, "outside_window")
         await conn.execute(ContactSQL.lock_subscriber, msisdn)
@@ -70,5 +112,26 @@ async def reserve(
         reservation_id = await conn.fetchval(
             ContactSQL.record, msisdn, month, kind, channel, reference, now
         )
+        if reservation_id is None:
+            raise _ReferenceTaken
         left = counts[f"{kind.value}_cap"] - counts[f"{kind.value}_count"]
         return Reservation(True, None, reservation_id, month.isoformat(), left)
+
+
+def _repeat(
+    row: Mapping[str, Any], reference: str, msisdn: str, kind: ContactKind, month: date
+) -> Reservation:
+    """The first grant under ``reference`` when this request is the same contact, else
+    :class:`ReferenceConflict` naming what differs."""
+    differs = [
+        what
+        for what, same in (
+            ("number", row["msisdn"] == msisdn),
+            ("kind", row["kind"] == kind.value),
+            ("month", row["month"] == month),
+        )
+        if not same
+    ]
+    if differs:
+        raise ReferenceConflict(reference, differs)
+    return Reservation(True, None, row["id"], row["month"].isoformat())

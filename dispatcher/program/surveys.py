@@ -16,8 +16,11 @@ Decisions (README, "Surveys"):
 * Follow-up questions and re-prompts are survey traffic, so they wait for the send window
   (R8); the thank-you answers the subscriber's own reply and may go at any hour (the table
   in :mod:`dispatcher.policy.waiting`). None of them counts against the caps (R7).
-* The timeout (survey row, default 24 h) restarts with every question sent, so a question
-  held overnight by the window does not time out before the subscriber sees it.
+* The timeout (survey row, default 24 h) runs from when the last question was sent: the
+  first question's submit opens the session with it; a reply that queues the next question
+  (or a re-prompt) leaves the session without an expiry until that message is submitted
+  (a trigger of migration 0015 on service_messages sets it then), so a question held
+  overnight by the window does not time out before the subscriber sees it.
 * A new survey reaching a number closes that number's open session of another survey.
 """
 
@@ -187,7 +190,7 @@ async def _next_question(
     conn: asyncpg.Connection, session: _Session, msisdn: str, option_no: int, now: datetime
 ) -> ReplyOutcome:
     q_no = session.question_no
-    await conn.execute(SurveySQL.advance, session.id, q_no, now + session.timeout)
+    await conn.execute(SurveySQL.advance, session.id, q_no)
     message_id = await _send(
         conn,
         session,
@@ -224,7 +227,7 @@ async def _invalid(
     if session.reprompted:
         await conn.execute(SurveySQL.close_session, session.id, SurveySessionState.CLOSED, now)
         return ReplyOutcome("closed", session.id, session.campaign_id, q_no)
-    await conn.execute(SurveySQL.mark_reprompted, session.id, q_no, now + session.timeout)
+    await conn.execute(SurveySQL.mark_reprompted, session.id, q_no)
     count = len(session.questions[q_no - 1]["options"])
     hint = REPROMPT[pick_language(REPROMPT, session.language, "en")].format(n=count)
     message_id = await _send(

@@ -22,7 +22,6 @@ from dispatcher.program import texts
 from dispatcher.program.membership import Membership
 
 MENU = "main"
-SESSION_TTL = timedelta(minutes=3)
 
 
 class Action(enum.Enum):
@@ -140,9 +139,10 @@ class UssdDesk:
             return UssdReply(await self._bonus[action](msisdn, lang, now), end=True)
         return UssdReply(await self._text("unknown_code", msisdn), end=True)
 
-    async def expire_sessions(self, now: datetime) -> int:
-        """Forget menu sessions the gateway abandoned; returns how many."""
-        return await self._sessions.expire(now - SESSION_TTL)
+    async def expire_sessions(self, now: datetime, idle: timedelta) -> int:
+        """Forget menu sessions the gateway abandoned (untouched for ``idle``: the
+        ``ussd_session_timeout`` setting); returns how many."""
+        return await self._sessions.expire(now - idle)
 
     async def _change(self, what: str, msisdn: str, evidence: dict[str, str], now: datetime) -> str:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -2,7 +2,8 @@
 -- caps as SMS (R7), so one ledger holds every channel.
 
 -- name: existing
--- A repeated request with the same reference returns the first answer.
+-- The reservation made under this reference, if any: a repeat of the same contact (same
+-- number, kind and month) returns it; any other use of the reference is refused (409).
 -- $1: reference.
 SELECT id, msisdn, month, kind FROM contact_reservations WHERE reference = $1
 
@@ -30,7 +31,11 @@ SELECT info_count, survey_count, info_cap, survey_cap
 FROM take_cap_slots(ARRAY[$1::text], $2::date, $3::contact_kind, $4::int, $5::int)
 
 -- name: record
--- $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference or NULL, $6: now.
+-- No row when a concurrent request took the same reference first (the unique index
+-- contact_reservations_reference): the caller rolls back, giving its slot back, and answers
+-- as a repeat of that one. $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference or
+-- NULL, $6: now.
 INSERT INTO contact_reservations (msisdn, month, kind, channel, reference, reserved_at)
 VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING
 RETURNING id

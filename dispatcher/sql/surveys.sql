@@ -29,11 +29,12 @@ RETURNING id
 
 -- name: lock_open_session
 -- The number's open, unexpired session with its survey, locked against a concurrent reply.
--- Uses survey_sessions_one_open. $1 msisdn, $2 now.
+-- A session whose next question waits to be sent has no expiry yet (NULL). Uses
+-- survey_sessions_one_open. $1 msisdn, $2 now.
 SELECT ss.id, ss.survey_id, ss.question_no, ss.reprompted, ss.language::text,
        s.campaign_id, s.questions, s.thanks, s.timeout
 FROM survey_sessions ss JOIN surveys s ON s.id = ss.survey_id
-WHERE ss.msisdn = $1 AND ss.state = 'open' AND ss.expires_at > $2
+WHERE ss.msisdn = $1 AND ss.state = 'open' AND (ss.expires_at IS NULL OR ss.expires_at > $2)
 FOR UPDATE OF ss
 
 -- name: record_answer
@@ -43,17 +44,21 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING
 
 -- name: advance
--- Guarded: only from the question just answered. The timeout restarts with each question.
--- $1 session id, $2 question answered, $3 new expiry.
+-- Guarded: only from the question just answered. The timeout restarts with each question,
+-- from when it is SENT (R13): until then the session has no expiry (NULL), and the
+-- service_messages_survey_question_sent trigger (migration 0015) sets it when the question's
+-- message is submitted, so a question held overnight for the window still gets it all.
+-- $1 session id, $2 question answered.
 UPDATE survey_sessions
-SET question_no = $2 + 1, reprompted = false, expires_at = $3
+SET question_no = $2 + 1, reprompted = false, expires_at = NULL
 WHERE id = $1 AND state = 'open' AND question_no = $2
 RETURNING id
 
 -- name: mark_reprompted
--- $1 session id, $2 question number, $3 new expiry.
+-- The re-prompt is a question sent again: its timeout runs from its submit, like advance's.
+-- $1 session id, $2 question number.
 UPDATE survey_sessions
-SET reprompted = true, expires_at = $3
+SET reprompted = true, expires_at = NULL
 WHERE id = $1 AND state = 'open' AND question_no = $2 AND NOT reprompted
 RETURNING id
 

@@ -90,7 +90,12 @@ async def create_campaign(request: web.Request) -> web.Response:
     """Create a draft campaign → 201 with the campaign (and its text preview)."""
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     try:
-        spec = parse_campaign(await _json_body(request), now, settings.campaign_max_segments)
+        spec = parse_campaign(
+            await _json_body(request),
+            now,
+            settings.campaign_max_segments,
+            settings.required_languages,
+        )
     except SpecError as exc:
         raise ApiError(400, "invalid_campaign", "the campaign is invalid", exc.details) from None
     campaign = await _repository(request).create(spec, request[CALLER].name, now)

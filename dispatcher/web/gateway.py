@@ -87,7 +87,8 @@ def _occurred_at(body: dict[str, object], now: datetime) -> datetime:
 
 @requires(Role.GATEWAY)
 async def reserve_contact(request: web.Request) -> web.Response:
-    """R7: another channel asks for a cap slot → granted, or refused with a reason."""
+    """R7: another channel asks for a cap slot → granted, or refused with a reason; 409 for
+    a ``reference`` already used for another number, kind or month."""
     body = await json_object(request)
     msisdn = msisdn_field(request, body)
     kind = _choice(body, "kind", ContactKind, None)
@@ -95,16 +96,25 @@ async def reserve_contact(request: web.Request) -> web.Response:
     channel = _choice(body, "channel", Channel, Channel.IVR)
     reference = string_field(body, "reference", max_length=100, required=False)
     app = request.app
-    result = await contacts.reserve(
-        app[DATABASE].pool,
-        app[SETTINGS],
-        msisdn,
-        kind,
-        scope,
-        channel,
-        reference,
-        app[CLOCK].now(),
-    )
+    try:
+        result = await contacts.reserve(
+            app[DATABASE].pool,
+            app[SETTINGS],
+            msisdn,
+            kind,
+            scope,
+            channel,
+            reference,
+            app[CLOCK].now(),
+        )
+    except contacts.ReferenceConflict as exc:
+        raise ApiError(
+            409,
+            "reference_conflict",
+            f"reference was already used for another {', '.join(exc.differs)}: a reference "
+            "repeats only the same contact (number, kind and month)",
+            {"field": "reference", "differs": exc.differs},
+        ) from None
     return web.json_response(dataclasses.asdict(result))
 
 

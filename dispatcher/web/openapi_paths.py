@@ -121,7 +121,12 @@ SCHEMAS: dict[str, Schema] = {
             "kind": {"type": "string", "enum": ["info", "survey"]},
             "scope": {"type": "string", "enum": ["smart", "operator"]},
             "channel": {"type": "string", "enum": ["ussd", "sms", "ivr", "api", "crm", "system"]},
-            "reference": {"type": "string", "maxLength": 100},
+            "reference": {
+                "type": "string",
+                "maxLength": 100,
+                "description": "the caller's id for the contact: a repeat for the same "
+                "number, kind and month gets the first answer; for another, 409",
+            },
         },
         ("msisdn", "kind"),
     ),
@@ -227,10 +232,21 @@ SCHEMAS: dict[str, Schema] = {
             "partner": {"type": "string", "maxLength": 200},
             "kind": _enum(ContactKind),
             "scope": _enum(CampaignScope),
-            "texts": LANGUAGE_TEXTS,
+            "texts": {
+                **LANGUAGE_TEXTS,
+                "description": "a text per language; each language of the SMARTD_REQUIRED_"
+                "LANGUAGES setting (default kk: R15, advertising in Kazakh) must be present, "
+                "for a survey in its questions, options and thank-you, else a 400 naming it",
+            },
             "variables": {"type": "array", "items": {"type": "string", "pattern": "^[a-z_]\\w*$"}},
             "priority": {"type": "integer", "minimum": -32768, "maximum": 32767},
-            "apply_caps": {"type": "boolean"},
+            "apply_caps": {
+                "type": "boolean",
+                "enum": [True],
+                "deprecated": True,
+                "description": "R7: caps cannot be switched off; only true is accepted "
+                "(false is a 400), and the database refuses an uncapped campaign",
+            },
             "survey": ref("Survey"),
             "start_at": {"type": "string", "format": "date-time"},
             "end_at": {"type": "string", "format": "date-time"},
@@ -246,7 +262,7 @@ SCHEMAS: dict[str, Schema] = {
             "scope": _enum(CampaignScope),
             "state": _enum(CampaignState),
             "priority": INTEGER,
-            "apply_caps": {"type": "boolean"},
+            "apply_caps": {"type": "boolean", "enum": [True], "deprecated": True},
             "texts": {"type": "object", "additionalProperties": STRING},
             "variables": {"type": "array", "items": STRING},
             "preview": {"type": "object", "additionalProperties": {"type": "object"}},
@@ -406,7 +422,8 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     },
     ("POST", "/api/v1/contacts/reserve"): {
         "summary": "Another channel (IVR, USSD push) asks for a cap slot (R7): granted, or "
-        "refused with a reason; a repeated reference gets the first answer",
+        "refused with a reason; a repeated reference gets the first answer when it is for "
+        "the same number, kind and month, else 409 reference_conflict",
         "tags": ["gateway"],
         "requestBody": json_body(ref("ContactReserve")),
         "responses": json_ok(ref("ContactReservation")),

@@ -1,0 +1,112 @@
+"""A contact reservation's ``reference`` repeats only the same contact (R7, issue 12): the
+same number, kind and month get the first grant back; anything else is a 409, never the
+first grant (a 1204-blocked number used to get ``granted: true`` that way)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
+from dispatcher.settings import Settings
+from tests.factories import dnc, members, subscribers
+from tests.web_helpers import Api, running_api
+
+MEMBER, OTHER, BLOCKED = "77018880001", "77018880002", "77018880003"
+PATH = "/api/v1/contacts/reserve"
+DECEMBER = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)  # 12:00 Astana time, in the window
+
+
+@pytest.fixture(autouse=True)
+async def numbers(database: Database) -> None:
+    await members(database, [MEMBER, OTHER])
+    await subscribers(database, [BLOCKED])
+    await dnc(database, [BLOCKED])
+
+
+async def post(api: Api, **body: Any) -> tuple[int, dict[str, Any]]:
+    response = await api.client.post(PATH, json=body, headers=api.auth(Role.GATEWAY))
+    return response.status, await response.json()
+
+
+async def slots(database: Database) -> dict[tuple[str, str], tuple[int, int]]:
+    rows = await database.pool.fetch(
+        "SELECT msisdn, month::text, info_count, survey_count FROM contact_counters"
+    )
+    return {(r["msisdn"], r["month"]): (r["info_count"], r["survey_count"]) for r in rows}
+
+
+async def test_reference_reuse_over_number_kind_and_month(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """Every combination of changing the number, the kind and the month under a used
+    reference: unchanged repeats the grant (no second slot); any change is a 409 naming
+    what differs, in the error shape, and takes no slot."""
+    combos = list(itertools.product([False, True], repeat=3))
+    async with running_api(settings, clock, database) as api:
+        first = {}
+        for combo in combos:
+            status, body = await post(api, msisdn=MEMBER, kind="info", reference=f"r{combo}")
+            assert status == 200 and body["granted"], body
+            first[combo] = body
+        before = await slots(database)
+        for month_changes in (False, True):
+            if month_changes:
+                clock.set(DECEMBER)
+            for combo in [c for c in combos if c[2] == month_changes]:
+                number, kind, _ = combo
+                status, body = await post(
+                    api,
+                    msisdn=OTHER if number else MEMBER,
+                    kind="survey" if kind else "info",
+                    reference=f"r{combo}",
+                )
+                differs = [w for w, d in zip(("number", "kind", "month"), combo, strict=True) if d]
+                if not differs:
+                    assert status == 200, body
+                    assert body["reservation_id"] == first[combo]["reservation_id"]
+                    assert body["granted"] and body["month"] == "2026-11-01"
+                    continue
+                assert status == 409, body
+                error = body["error"]
+                assert error["code"] == "reference_conflict"
+                assert error["details"] == {"field": "reference", "differs": differs}
+        assert await slots(database) == before == {(MEMBER, "2026-11-01"): (8, 0)}
+
+
+async def test_a_blocked_number_never_gets_another_numbers_grant(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """The issue's case: a reference granted to a member, reused for a 1204-blocked number,
+    is a 409 (not `granted: true`); without the reference the number is refused for dnc."""
+    async with running_api(settings, clock, database) as api:
+        status, body = await post(api, msisdn=MEMBER, kind="info", reference="ivr-42")
+        assert status == 200 and body["granted"]
+        status, body = await post(api, msisdn=BLOCKED, kind="info", reference="ivr-42")
+        assert status == 409 and body["error"]["details"]["differs"] == ["number"]
+        status, body = await post(api, msisdn=BLOCKED, kind="info")
+        assert status == 200 and (body["granted"], body["reason"]) == (False, "dnc")
+
+
+async def test_one_new_reference_raced_for_two_numbers(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """Two requests at once with one new reference for two numbers: one is granted, the
+    other is a 409 (never a 500), and only the winner holds a slot."""
+    async with running_api(settings, clock, database) as api:
+        results = await asyncio.gather(
+            *(post(api, msisdn=n, kind="info", reference="race") for n in (MEMBER, OTHER))
+        )
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [200, 409], results
+        winner = next(b for s, b in results if s == 200)
+        assert winner["granted"]
+        counts = await slots(database)
+        assert sum(info for info, _ in counts.values()) == 1
+        assert await database.pool.fetchval("SELECT count(*) FROM contact_reservations") == 1
