@@ -71,7 +71,7 @@ def test_survey_scripts_make_a_valid_survey() -> None:
     }
     payload, errors = campaign_payload(form, ASTANA)
     assert errors == {}
-    spec = parse_campaign(payload, NOW, 6)
+    spec = parse_campaign(payload, NOW, 6, ())  # the scripts' shape; no language required
     assert spec.survey is not None and len(spec.survey.questions) == 2
     assert spec.survey.questions[0]["options"][1] == {"ru": "Плохо", "en": "Bad"}
     assert spec.survey.timeout == timedelta(hours=6)

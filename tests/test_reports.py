@@ -218,6 +218,6 @@ async def test_survey_report_reads_no_delivery(database: Database) -> None:
     assert [[o.count for o in q.options] for q in results.questions] == [[2, 1], [0, 0, 0]]
     assert results.sessions[SurveySessionState.COMPLETED] == 2
     assert results.sessions[SurveySessionState.OPEN] == 1
-    info_spec = parse_campaign({"name": "x", "kind": "info", "texts": {"ru": "Да"}}, NOW, 10)
+    info_spec = parse_campaign({"name": "x", "kind": "info", "texts": {"kk": "Иә"}}, NOW, 10)
     info = await repository.create(info_spec, "test", NOW)
     assert await survey_report(repository, info.id) is None
