@@ -65,7 +65,7 @@ class Bench:
             "name": "bench",
             "kind": "info",
             "variables": ["name"],
-            "texts": {"ru": "{name}!"},
+            "texts": {"kk": "{name}!", "ru": "{name}!"},
         }
         async with self.session.post(self.base, json=payload, headers=self.headers) as response:
             return int((await response.json())["id"])

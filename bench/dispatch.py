@@ -186,7 +186,12 @@ async def naive_baseline(url: str, messages: int, port: int) -> float:
                     "UPDATE contact_counters SET info_count = info_count WHERE msisdn = $1",
                     row["msisdn"],
                 )
-                await conn.execute("UPDATE deliveries SET state = 'claimed' WHERE id = $1", row[0])
+                await conn.execute(
+                    # the slot's month: a delivery cannot be in flight without one (R7)
+                    "UPDATE deliveries SET state = 'claimed', "
+                    "cap_month = date_trunc('month', now())::date WHERE id = $1",
+                    row[0],
+                )
             await pool.execute("UPDATE deliveries SET state = 'in_flight' WHERE id = $1", row[0])
             outcome = await session.submit(
                 encode_message("Скидка 20%")[0],

@@ -18,7 +18,7 @@ from tests.web_helpers import Api, running_api
 
 A, M, V, G = Role.ADMIN, Role.MARKETER, Role.VIEWER, Role.GATEWAY
 PUBLIC = frozenset(Role)
-CAMPAIGN = {"name": "matrix", "kind": "info", "texts": {"ru": "Привет"}}
+CAMPAIGN = {"name": "matrix", "kind": "info", "texts": {"kk": "Сәлем", "ru": "Привет"}}
 MSISDN = "77011234567"
 
 #: The access table of DESIGN.md (who may call what), written out independently of the

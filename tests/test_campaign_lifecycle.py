@@ -12,7 +12,7 @@ NUMBERS = b"77011234567\n77021234567\n77051234567\n77071234567\n"
 
 
 async def _running(api, clock, **overrides) -> int:
-    payload = info_payload(variables=[], texts={"en": "Hi"}, **overrides)
+    payload = info_payload(variables=[], texts={"kk": "Сәлем", "en": "Hi"}, **overrides)
     cid = (await create(api, payload))["id"]
     await upload(api, cid, NUMBERS)
     assert (await action(api, cid, "start"))[1]["state"] == "running"
@@ -53,7 +53,8 @@ async def test_complete_finished_waits_for_in_flight(settings, clock, database) 
             clock.now(),
         )
         await database.pool.execute(
-            "UPDATE deliveries SET state='in_flight' WHERE campaign_id=$1 AND msisdn = $2",
+            "UPDATE deliveries SET state='in_flight', cap_month='2026-11-01' "
+            "WHERE campaign_id=$1 AND msisdn = $2",
             cid,
             "77011234567",
         )

@@ -40,7 +40,7 @@ async def sign_in(api: Api, role: Role) -> str:
 
 async def api_campaign(api: Api, audience: list[str] | None = None, **fields: Any) -> int:
     """A draft campaign made through the HTTP API (and its audience, if given)."""
-    body = {"name": "Coffee week", "partner": "Kofe", "kind": "info", "texts": {"ru": "Скидка"}}
+    body = {"name": "Coffee week", "partner": "Kofe", "kind": "info", "texts": {"kk": "Жеңілдік", "ru": "Скидка"}}
     response = await api.client.post(
         "/api/v1/campaigns", json=body | fields, headers=api.auth(Role.MARKETER)
     )
@@ -222,9 +222,12 @@ async def test_campaign_page_shows_counts_throughput_and_survey(settings, clock,
     """The campaign page has counts by state and reason, the throughput chart and survey bars."""
     survey = {
         "questions": [
-            {"texts": {"ru": "Нравится?"}, "options": [{"ru": "Да"}, {"ru": "Нет"}]},
+            {
+                "texts": {"kk": "Ұнай ма?", "ru": "Нравится?"},
+                "options": [{"kk": "Иә", "ru": "Да"}, {"kk": "Жоқ", "ru": "Нет"}],
+            },
         ],
-        "thanks": {"ru": "Спасибо"},
+        "thanks": {"kk": "Рақмет", "ru": "Спасибо"},
     }
     async with running_api(settings, clock, database) as api:
         campaign_id = await api_campaign(api, MEMBERS, kind="survey", texts=None, survey=survey)
@@ -281,6 +284,7 @@ async def test_create_form_makes_a_campaign_with_its_audience(settings, clock, d
         "partner": "Shop",
         "kind": "info",
         "scope": "operator",
+        "text_kk": "Қысқы жеңілдік, {name}!",
         "text_ru": "Зимняя распродажа, {name}!",
         "text_en": "Winter sale, {name}!",
         "variables": "name",

@@ -124,9 +124,12 @@ async def _add_survey(database: Database, numbers: list[str], n: int) -> None:
         "scope": "smart",
         "survey": {
             "questions": [
-                {"texts": {"ru": f"Survey {n}: like it?"}, "options": [{"ru": "Yes"}, {"ru": "No"}]}
+                {
+                    "texts": {"ru": f"Survey {n}: like it?", "kk": f"Survey {n}: ұнай ма?"},
+                    "options": [{"ru": "Yes", "kk": "Иә"}, {"ru": "No", "kk": "Жоқ"}],
+                }
             ],
-            "thanks": {"ru": "Thanks"},
+            "thanks": {"ru": "Thanks", "kk": "Рақмет"},
         },
     }
     await campaign_from_spec(database, spec, numbers, datetime.fromisoformat(CLOCK_START))

@@ -36,8 +36,13 @@ SURVEY = {
     "kind": "survey",
     "scope": "smart",
     "survey": {
-        "questions": [{"texts": {"ru": "Нравится?"}, "options": [{"ru": "Да"}, {"ru": "Нет"}]}],
-        "thanks": {"ru": "Спасибо!"},
+        "questions": [
+            {
+                "texts": {"ru": "Нравится?", "kk": "Ұнай ма?"},
+                "options": [{"ru": "Да", "kk": "Иә"}, {"ru": "Нет", "kk": "Жоқ"}],
+            }
+        ],
+        "thanks": {"ru": "Спасибо!", "kk": "Рақмет!"},
         "timeout_hours": 24,
     },
 }
