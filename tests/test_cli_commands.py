@@ -36,7 +36,15 @@ def _created_id(result: subprocess.CompletedProcess[str]) -> int:
 def test_campaign_create_from_flags_and_from_a_file(database_url: str, tmp_path: Path) -> None:
     """Flags or a JSON spec file create a draft; flags override the file."""
     by_flags = _smartd(
-        database_url, "campaign", "create", "--name", "Coffee", "--text", "ru=Кофе -20%"
+        database_url,
+        "campaign",
+        "create",
+        "--name",
+        "Coffee",
+        "--text",
+        "ru=Кофе -20%",
+        "--text",
+        "kk=Кофе -20%",
     )
     assert "state draft" in by_flags.stdout
     _created_id(by_flags)
@@ -59,7 +67,17 @@ def test_campaign_create_reports_each_invalid_field(database_url: str) -> None:
 def test_upload_start_and_status(database_url: str, tmp_path: Path) -> None:
     """Upload reports accepted and rejected rows by line (exit 3); start and status follow."""
     campaign = _created_id(
-        _smartd(database_url, "campaign", "create", "--name", "A", "--text", "ru=Привет")
+        _smartd(
+            database_url,
+            "campaign",
+            "create",
+            "--name",
+            "A",
+            "--text",
+            "ru=Привет",
+            "--text",
+            "kk=Сәлем",
+        )
     )
     audience = tmp_path / "audience.csv"
     audience.write_text(f"msisdn\n{MEMBERS[0]}\nnot-a-number\n{MEMBERS[1]}\n{MEMBERS[0]}\n")
@@ -78,7 +96,17 @@ def test_upload_start_and_status(database_url: str, tmp_path: Path) -> None:
 def test_upload_refusals_are_clear_and_change_nothing(database_url: str, tmp_path: Path) -> None:
     """Invalid UTF-8 names its line; an unknown campaign and a missing file are errors."""
     campaign = _created_id(
-        _smartd(database_url, "campaign", "create", "--name", "B", "--text", "ru=Привет")
+        _smartd(
+            database_url,
+            "campaign",
+            "create",
+            "--name",
+            "B",
+            "--text",
+            "ru=Привет",
+            "--text",
+            "kk=Сәлем",
+        )
     )
     broken = tmp_path / "broken.csv"
     broken.write_bytes(f"{MEMBERS[0]}\n{MEMBERS[1]}\n\xff\xfe\n".encode("latin-1"))
@@ -104,7 +132,17 @@ def test_import_refuses_a_line_too_long(database_url: str, tmp_path: Path) -> No
 def test_start_refused_names_the_state(database_url: str) -> None:
     """Starting a campaign with no audience is refused with the reason; exit 1."""
     campaign = _created_id(
-        _smartd(database_url, "campaign", "create", "--name", "C", "--text", "ru=Привет")
+        _smartd(
+            database_url,
+            "campaign",
+            "create",
+            "--name",
+            "C",
+            "--text",
+            "ru=Привет",
+            "--text",
+            "kk=Сәлем",
+        )
     )
     result = _smartd(database_url, "campaign", "start", str(campaign))
     assert result.returncode == 1
@@ -214,7 +252,17 @@ def test_smsc_sim_listens_and_stops_on_sigterm() -> None:
 def test_status_watch_returns_once_the_campaign_is_finished(database_url: str) -> None:
     """`status --watch` of a cancelled campaign prints once and exits; unknown ids exit 1."""
     campaign = _created_id(
-        _smartd(database_url, "campaign", "create", "--name", "D", "--text", "ru=Привет")
+        _smartd(
+            database_url,
+            "campaign",
+            "create",
+            "--name",
+            "D",
+            "--text",
+            "ru=Привет",
+            "--text",
+            "kk=Сәлем",
+        )
     )
     cancelled = _smartd(database_url, "campaign", "cancel", str(campaign))
     assert cancelled.stdout.strip() == f"campaign {campaign} is cancelled"

@@ -369,7 +369,8 @@ async def test_lost_node_connection_renews_node_and_recovers(
         old = rig.dispatcher.node
         await database.pool.execute(
             "UPDATE deliveries SET claimed_by = $2, state = CASE WHEN msisdn = $3 "
-            "THEN 'claimed' ELSE 'in_flight' END::delivery_state WHERE campaign_id = $1",
+            "THEN 'claimed' ELSE 'in_flight' END::delivery_state, cap_month = date '2026-11-01' "
+            "WHERE campaign_id = $1",
             campaign,
             old,
             NUMBERS[0],
