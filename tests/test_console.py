@@ -40,7 +40,12 @@ async def sign_in(api: Api, role: Role) -> str:
 
 async def api_campaign(api: Api, audience: list[str] | None = None, **fields: Any) -> int:
     """A draft campaign made through the HTTP API (and its audience, if given)."""
-    body = {"name": "Coffee week", "partner": "Kofe", "kind": "info", "texts": {"kk": "Жеңілдік", "ru": "Скидка"}}
+    body = {
+        "name": "Coffee week",
+        "partner": "Kofe",
+        "kind": "info",
+        "texts": {"kk": "Жеңілдік", "ru": "Скидка"},
+    }
     response = await api.client.post(
         "/api/v1/campaigns", json=body | fields, headers=api.auth(Role.MARKETER)
     )
