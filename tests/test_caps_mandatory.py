@@ -4,7 +4,8 @@ and the database refuses an uncapped campaign and a slotless delivery in flight.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -12,14 +13,17 @@ import pytest
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
+from dispatcher.migrate import MIGRATIONS_DIR, migrate
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import dispatch_rig
 from tests.factories import campaign, members
 from tests.test_campaign_support import BASE, action, info_payload, upload
+from tests.test_migrate import empty_database_url as empty_database_url  # the fixture
 from tests.web_helpers import running_api
 
 FULL, FRESH = "77017770001", "77017770002"
 NOVEMBER = date(2026, 11, 1)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 async def _at_info_cap(database: Database, msisdn: str) -> None:
@@ -102,3 +106,45 @@ async def test_no_eleventh_partner_message_for_a_smart_info_campaign(
             assert await rig.states(campaign_id) == {"submitted": 1, "cap_info": 1}
     counts = dict(await database.pool.fetch("SELECT msisdn, info_count FROM contact_counters"))
     assert counts == {FULL: 10, FRESH: 1}
+
+
+async def test_migration_caps_campaigns_created_uncapped(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """0015 on a database with an uncapped campaign: the campaign is capped from then on, its
+    slotless claimed row goes back to the queue (its next claim takes a slot), what it sent
+    stays as it was, and a row an older process has in flight can still move on."""
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if path.name < "0015":
+            (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(conn, tmp_path)
+        campaign_id = await conn.fetchval(
+            "INSERT INTO campaigns (name, kind, scope, texts, state, apply_caps) "
+            "VALUES ('old', 'info', 'smart', '{\"ru\": \"x\"}', 'running', false) RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (campaign_id, msisdn, state, claimed_by, submitted_at, "
+            "finished_at) VALUES ($1, '77010000001', 'claimed', 'old-node', NULL, NULL), "
+            "($1, '77010000002', 'in_flight', 'old-node', NULL, NULL), "
+            "($1, '77010000003', 'delivered', 'old-node', $2, $2)",
+            campaign_id,
+            NOW,
+        )
+        assert "0015_limits.sql" in await migrate(conn)
+        assert await conn.fetchval("SELECT apply_caps FROM campaigns") is True
+        rows = await conn.fetch(
+            "SELECT msisdn, state::text, claimed_by FROM deliveries ORDER BY msisdn"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("77010000001", "queued", None),
+            ("77010000002", "in_flight", "old-node"),
+            ("77010000003", "delivered", "old-node"),
+        ]
+        await conn.execute(
+            "UPDATE deliveries SET state = 'unknown', finished_at = $1 WHERE state = 'in_flight'",
+            NOW,
+        )
+    finally:
+        await conn.close()
