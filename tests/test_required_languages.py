@@ -149,6 +149,8 @@ async def test_console_form_without_kazakh_says_so(
         text = await response.text()
         assert response.status == 400
         assert "texts.kk" in text and "required language kk is missing" in text
+        assert 'Text (kk) <span class="required">required</span>' in text
+        assert "Text (ru)</label>" in text
         assert await database.pool.fetchval("SELECT count(*) FROM campaigns") == 0
 
 

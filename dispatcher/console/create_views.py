@@ -47,6 +47,7 @@ def _form_page(
         "form": form,
         "errors": errors,
         "languages": LANGUAGE_ORDER,
+        "required_languages": request.app[SETTINGS].required_languages,  # R15
         "kinds": [k.value for k in ContactKind],
         "scopes": [s.value for s in CampaignScope],
         "zone": request.app[SETTINGS].calendar.zone.key,
