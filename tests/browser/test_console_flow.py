@@ -153,6 +153,7 @@ async def create_with_audience(page: Page) -> int:
     )
     await page.get_by_label("Name").fill("Kofe Day −20%")
     await page.get_by_label("Partner").fill("Kofe Coffee")
+    await page.get_by_label("Text (kk)").fill("Kofe Day-де кофеге 20% жеңілдік! Жауап қажет емес.")
     await page.get_by_label("Text (ru)").fill("Кофе со скидкой 20% в Kofe Day! Ответ не требуется.")
     await page.get_by_label("Text (en)").fill("Coffee -20% on Kofe Day! No reply needed.")
     await expect(page.locator("#preview-ru")).to_contain_text("UCS-2 · 1 SMS part")
