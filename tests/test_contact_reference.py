@@ -9,7 +9,10 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
@@ -110,3 +113,79 @@ async def test_one_new_reference_raced_for_two_numbers(
         counts = await slots(database)
         assert sum(info for info, _ in counts.values()) == 1
         assert await database.pool.fetchval("SELECT count(*) FROM contact_reservations") == 1
+
+
+NUMBERS = (MEMBER, OTHER, BLOCKED)
+REQUESTS = st.lists(
+    st.tuples(
+        st.sampled_from(("a", "b", "c", None)),  # reference (None: none given)
+        st.sampled_from(NUMBERS),
+        st.sampled_from(("info", "survey")),
+        st.booleans(),  # in December rather than November
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(requests=REQUESTS)
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+async def test_references_against_a_model(
+    api: Api, database: Database, clock: ManualClock, requests: list[Any]
+) -> None:
+    """Any sequence of reservations (references reused or not, over numbers, kinds and
+    months, a 1204-blocked number among them) answers as a model of the rule says: a used
+    reference repeats its grant for the same contact and is a 409 for any other; a new one
+    is judged as usual (dnc, the survey cap); the counters hold one slot per grant."""
+    await database.pool.execute("TRUNCATE contact_counters, contact_reservations")
+    clock.set(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    first: dict[str, tuple[str, str, bool, int]] = {}  # reference → contact and its grant
+    slots: dict[tuple[str, str, bool], int] = {}
+    for reference, msisdn, kind, december in sorted(requests, key=lambda r: r[3]):
+        if december:
+            clock.set(DECEMBER)
+        body: dict[str, Any] = {"msisdn": msisdn, "kind": kind}
+        if reference is not None:
+            body["reference"] = reference
+        status, answer = await post(api, **body)
+        if reference in first:
+            contact = (msisdn, kind, december)
+            differs = [
+                what
+                for what, was, now in zip(
+                    ("number", "kind", "month"), first[reference][:3], contact, strict=True
+                )
+                if was != now
+            ]
+            if differs:
+                assert status == 409 and answer["error"]["details"]["differs"] == differs
+            else:
+                assert status == 200 and answer["reservation_id"] == first[reference][3]
+            continue
+        assert status == 200, answer
+        key = (msisdn, kind, december)
+        cap = 10 if kind == "info" else 2
+        if msisdn == BLOCKED:
+            assert (answer["granted"], answer["reason"]) == (False, "dnc")
+        elif slots.get(key, 0) == cap:
+            assert (answer["granted"], answer["reason"]) == (False, f"cap_{kind}")
+        else:
+            assert answer["granted"], answer
+            slots[key] = slots.get(key, 0) + 1
+            if reference is not None:
+                first[reference] = (msisdn, kind, december, answer["reservation_id"])
+    rows = await database.pool.fetch(
+        "SELECT msisdn, month, info_count, survey_count FROM contact_counters"
+    )
+    held = {}
+    for r in rows:
+        december = r["month"].month == 12
+        for kind in ("info", "survey"):
+            if r[f"{kind}_count"]:
+                held[(r["msisdn"], kind, december)] = r[f"{kind}_count"]
+    assert held == slots
