@@ -97,6 +97,7 @@ async def flood_and_release(
     sim: SmscSimulator, session: Session, watcher: Watcher, limit: int, concurrency: int, flood: int
 ) -> None:
     assert watcher.gate is not None
+    sim.wait_timeout = 120.0  # a bound for a hung test, not a speed requirement
     baseline_tasks = len(asyncio.all_tasks())
     sim.send_raw(mo_frames(flood))
     await until(lambda: session.inbound_paused)
@@ -135,6 +136,7 @@ async def test_a_full_backlog_never_blocks_submit_responses_on_a_transceiver(
 async def flood_with_submits(
     sim: SmscSimulator, session: Session, watcher: Watcher, limit: int, flood: int
 ) -> None:
+    sim.wait_timeout = 120.0
     sim.send_raw(mo_frames(flood))
     await sim.wait_for(lambda: len(sim.of_kind(CommandId.DELIVER_SM_RESP)) == flood)
     await until(lambda: session.inbound_backlog == 0)

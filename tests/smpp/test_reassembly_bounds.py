@@ -58,7 +58,7 @@ def parts(draw: st.DrawFn) -> Fed:
     return Fed(sm, len(sm.short_message) + sum(len(v) for v in sm.tlvs.values()), advance)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(stream=st.lists(parts(), max_size=120))
 def test_reassembly_buffer_stays_within_its_bounds(stream: list[Fed]) -> None:
     """After every part: the bytes of the parts held (as received), their number, the
