@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -415,14 +416,25 @@ class SmscSimulator:
             conn.send(frame)
 
 
-async def run_simulator(host: str = "127.0.0.1", port: int = 2775, **options: object) -> None:
-    """Run a simulator until cancelled. ``options`` are :class:`SimulatorOptions` fields."""
+async def run_simulator(
+    host: str = "127.0.0.1", port: int = 2775, control_port: int | None = None, **options: object
+) -> None:
+    """Run a simulator until cancelled. ``options`` are :class:`SimulatorOptions` fields;
+    ``control_port``: serve the control endpoint (:mod:`smpp.sim_control`) on loopback."""
+    from smpp.sim_control import start_control
+
     simulator = SmscSimulator(SimulatorOptions(**options))  # type: ignore[arg-type]
     actual = await simulator.start(host, port)
     print(f"SMSC simulator listening on {host}:{actual}", flush=True)
+    control = None
     try:
+        if control_port is not None:
+            control, bound = await start_control(simulator, control_port)
+            print(f"control endpoint on http://127.0.0.1:{bound} (POST /mo)", flush=True)
         await asyncio.Event().wait()
     finally:
+        if control is not None:
+            await control.cleanup()
         await simulator.stop()
 
 
@@ -453,7 +465,43 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="benchmark mode: no receipts, no recording, no submit_sm parsing",
     )
+    _add_store_arguments(p)
     return p
+
+
+def _add_store_arguments(p: argparse.ArgumentParser) -> None:
+    """Store-and-forward, receipt dates and the control endpoint."""
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve POST /mo on 127.0.0.1:PORT (see `smsc-sim inject-mo --help`)",
+    )
+    p.add_argument(
+        "--redeliver-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="resend a receipt or MO refused with a temporary error after this long "
+        "(also whenever the ESME binds again); default 30",
+    )
+    p.add_argument(
+        "--no-store", action="store_true", help="no store-and-forward: send each deliver_sm once"
+    )
+    p.add_argument(
+        "--timezone",
+        default="Asia/Almaty",
+        type=_zone,
+        help="local time of the dates in receipts (default Asia/Almaty)",
+    )
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise argparse.ArgumentTypeError(f"not a time zone: {name}") from exc
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -473,14 +521,27 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
         "receipts": not (args.no_receipts or args.fast),
         "record": not (args.no_record or args.fast),
         "validate": not args.fast,
+        "store_and_forward": not args.no_store,
+        "redeliver_delay": args.redeliver_after,
+        "receipt_zone": args.timezone,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``smartd smsc-sim`` is meant to call this)."""
+    """Command-line entry point (``smartd smsc-sim``); ``smsc-sim inject-mo ...`` is the
+    control endpoint's client."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["inject-mo"]:
+        from smpp.sim_control import inject_mo_main
+
+        return inject_mo_main(argv[1:])
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(args.host, args.port, **options_from_args(args)))
+        asyncio.run(
+            run_simulator(
+                args.host, args.port, control_port=args.control_port, **options_from_args(args)
+            )
+        )
     return 0
 
 

@@ -13,7 +13,7 @@ from smpp.inbound import DeliveryReceipt, MoMessage
 from smpp.pdu import decode_short_message
 from smpp.receipts import parse_receipt_date
 from smpp.session import Session
-from smpp.simulator import SmscSimulator
+from smpp.simulator import SimulatorOptions, SmscSimulator, build_parser, options_from_args
 from smpp.stats import SessionState
 from tests.smpp.conftest import DEST, SOURCE, Inbox, SessionFactory, part, until
 
@@ -117,3 +117,30 @@ async def test_receipt_dates_come_from_the_simulator_clock(
     assert isinstance(receipt, DeliveryReceipt)
     assert (receipt.fields.submit_date, receipt.fields.done_date) == ("2611230659", "2611230702")
     assert parse_receipt_date(receipt.fields.done_date, UTC) == start + timedelta(minutes=3)
+
+
+def test_store_flags_map_to_options() -> None:
+    """--no-store, --redeliver-after and --timezone become SimulatorOptions fields; the
+    default resends a temporarily refused deliver_sm after 30 s, dates in Astana time."""
+    default = SimulatorOptions(**options_from_args(build_parser().parse_args([])))  # type: ignore[arg-type]
+    assert default.store_and_forward and default.redeliver_delay == 30.0
+    assert str(default.receipt_zone) == "Asia/Almaty"
+    args = ["--no-store", "--redeliver-after", "2.5", "--timezone", "UTC", "--control-port", "9"]
+    parsed = build_parser().parse_args(args)
+    options = SimulatorOptions(**options_from_args(parsed))  # type: ignore[arg-type]
+    assert not options.store_and_forward and options.redeliver_delay == 2.5
+    assert str(options.receipt_zone) == "UTC" and parsed.control_port == 9
+
+
+async def test_a_temporary_error_is_retried_on_the_same_bind_after_the_delay(
+    sim: SmscSimulator, bound_session: SessionFactory, inbox: Inbox
+) -> None:
+    """With redeliver_delay set, a temporarily refused MO comes again without a rebind."""
+    sim.options.redeliver_delay = 0.0
+    await bound_session()
+    inbox.fail = True
+    assert await sim.inject_mo(PHONE, "5555", "STOP") == [Status.ESME_RX_T_APPN]
+    inbox.fail = False
+    (event,) = await inbox.wait(1)
+    assert isinstance(event, MoMessage) and event.text == "STOP"
+    await sim.wait_for(lambda: len(sim.outbox) == 0)
