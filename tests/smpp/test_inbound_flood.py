@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from smpp.constants import CommandId, Status
+from smpp.inbound import MoMessage
 from smpp.outcome import Accepted
 from smpp.pdu import ShortMessage, encode_short_message
 from smpp.ratelimit import ManualMonotonic
@@ -146,3 +147,25 @@ async def flood_with_submits(
     assert all(isinstance(o, Accepted) for o in watcher.outcomes)
     assert session.stats.inbound_refused == flood - len(watcher.events)
     assert watcher.max_unanswered <= limit
+
+
+async def test_queued_events_of_a_lost_connection_are_left_to_the_smsc(
+    sim: SmscSimulator,
+) -> None:
+    """An MO still queued when its connection dies is not handled (nobody could be told);
+    the simulator, a store-and-forward SMSC, sends it again on the new bind."""
+    watcher = Watcher()
+    watcher.gate = asyncio.Event()
+    async with watched_session(sim, watcher, inbound_concurrency=1) as session:
+        first = asyncio.ensure_future(sim.inject_mo("77011234567", "5555", "one"))
+        second = asyncio.ensure_future(sim.inject_mo("77011234567", "5555", "two"))
+        await until(lambda: session.inbound_backlog == 2)
+        binds = session.stats.binds
+        sim.drop_all()
+        await until(lambda: session.stats.binds > binds)
+        watcher.gate.set()
+        await asyncio.gather(first, second, return_exceptions=True)  # both lost in flight
+        await sim.wait_for(lambda: len(sim.outbox) == 0)
+        assert session.stats.inbound_dropped == 1
+        texts = [e.text for e in watcher.events if isinstance(e, MoMessage)]
+        assert sorted(texts) == ["one", "one", "two"]  # "one" was being handled: twice
