@@ -126,8 +126,8 @@ class SmscSimulator:
             limit=lambda: self.options.store_limit,
             changed=self._wake,
         )
-        self.pushed: list[Delivery] = []
-        """Every receipt and MO offered to the store, when recording (for tests)."""
+        self.pushed: list[Delivery] | None = None
+        """Set to a list to keep every receipt and MO offered to the store (tests)."""
 
     # -- server ---------------------------------------------------------------------------
 
@@ -315,7 +315,7 @@ class SmscSimulator:
 
     def _store(self, kind: Kind, body: bytes, system_id: str | None = None) -> Delivery:
         delivery = self.outbox.offer(kind, body, system_id)
-        if self.options.record:
+        if self.pushed is not None:
             self.pushed.append(delivery)
         return delivery
 

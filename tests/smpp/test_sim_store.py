@@ -21,7 +21,9 @@ PHONE = "77011234567"
 
 
 def deliver_sm_sent(sim: SmscSimulator, text: bytes) -> int:
-    """How many times the simulator sent a deliver_sm whose text contains ``text``."""
+    """How many times the simulator sent a deliver_sm whose text contains ``text``
+    (the test set ``sim.pushed = []`` first)."""
+    assert sim.pushed is not None
     return sum(d.attempts for d in sim.pushed if text in decode_short_message(d.body).short_message)
 
 
@@ -42,6 +44,7 @@ async def test_a_receipt_unacknowledged_when_the_connection_drops_is_sent_again(
 ) -> None:
     """The connection is lost while the ESME handles a receipt: after the rebind the same
     receipt comes again and, acknowledged, leaves the store."""
+    sim.pushed = []
     session = await bound_session()
     inbox.gate = asyncio.Event()
     await session.submit(part(), source=SOURCE, destination=DEST)
@@ -61,6 +64,7 @@ async def test_a_temporary_error_is_sent_again_after_rebind_and_an_ok_never(
 ) -> None:
     """An MO answered ESME_RX_T_APPN stays stored and comes again on the next bind; once
     acknowledged it is not sent again on later binds."""
+    sim.pushed = []
     session = await bound_session()
     inbox.fail = True
     assert await sim.inject_mo(PHONE, "5555", "STOP") == [Status.ESME_RX_T_APPN]
@@ -80,6 +84,7 @@ async def test_a_permanent_error_is_not_sent_again(
     sim: SmscSimulator, bound_session: SessionFactory, inbox: Inbox
 ) -> None:
     """An MO answered with a permanent error (ESME_RX_P_APPN) is forgotten."""
+    sim.pushed = []
     session = await bound_session(handler_error_status=Status.ESME_RX_P_APPN)
     inbox.fail = True
     assert await sim.inject_mo(PHONE, "5555", "STOP") == [Status.ESME_RX_P_APPN]
