@@ -158,6 +158,11 @@ class ServiceCollector(Collector):
             return
         stats = session.stats
         yield GaugeMetricFamily("smartd_smpp_in_flight", "Outstanding submits", session.in_flight)
+        yield GaugeMetricFamily(
+            "smartd_smpp_inbound_backlog",
+            "deliver_sm queued or being handled, not yet answered",
+            session.inbound_backlog,
+        )
         for name, doc, value in (
             ("smartd_smpp_submits", "submit_sm written to the SMSC", stats.submitted),
             ("smartd_smpp_throttles", "Throttled submit responses", stats.throttled),
@@ -169,6 +174,16 @@ class ServiceCollector(Collector):
             ("smartd_smpp_mo_messages", "MO messages received", stats.mo_messages),
             ("smartd_smpp_ussd_indications", "USSD indications over SMPP", stats.ussd_indications),
             ("smartd_smpp_malformed_pdus", "Malformed PDUs received", stats.malformed_pdus),
+            (
+                "smartd_smpp_reader_pauses",
+                "Times reading from the SMSC stopped: inbound backlog full",
+                stats.reader_pauses,
+            ),
+            (
+                "smartd_smpp_inbound_refused",
+                "deliver_sm refused with a temporary error: inbound backlog full",
+                stats.inbound_refused,
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         outcomes = CounterMetricFamily(

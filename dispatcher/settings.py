@@ -165,6 +165,27 @@ class Settings:
         64, _int_between(1, 10000), "an integer 1-10000", "max outstanding requests per bind"
     )
     smpp_tps: float = _setting(100.0, _positive_float, "a positive number", "submits/s per bind")
+    smpp_inbound_concurrency: int = _setting(
+        64, _int_between(1, 10000), "an integer 1-10000", "inbound deliver_sm handled at once"
+    )
+    smpp_inbound_backlog: int = _setting(
+        1000,
+        _int_between(1, 10**6),
+        "an integer 1-1000000",
+        "deliver_sm queued or being handled before the service stops reading from the SMSC",
+    )
+    smpp_reassembly_timeout: float = _setting(
+        60.0, _positive_float, "seconds", "how long the parts of a long MO wait for the rest"
+    )
+    smpp_reassembly_max_parts: int = _setting(
+        10_000, _int_between(1, 10**6), "an integer 1-1000000", "long-MO parts buffered at most"
+    )
+    smpp_reassembly_max_bytes: int = _setting(
+        4 * 1024 * 1024,
+        _int_between(1024, 1 << 32),
+        "a byte count",
+        "bytes of long-MO parts buffered at most (the oldest message goes on incomplete)",
+    )
     short_code: str = _setting("5555", _address, "an alphanumeric address", "program short code")
     dnc_code: str = _setting("1204", _address, "an alphanumeric address", "telemarketing opt-out")
     timezone: ZoneInfo = _setting(

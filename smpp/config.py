@@ -82,6 +82,16 @@ class SessionConfig:
     ``window`` bounds requests outstanding at once, ``tps`` (None = unlimited) is the
     token-bucket rate with bucket size ``burst``. ``first_sequence`` exists for tests of
     the 0x7FFFFFFF wrap.
+
+    Inbound work is bounded: at most ``inbound_concurrency`` handlers run at once, and
+    at most ``inbound_backlog`` deliver_sm (plus the parts of one message completed by
+    the last one read) are queued or being handled; while the backlog is full a
+    receiving connection stops reading, so TCP pushes back on the SMSC. A connection
+    that is owed a response (a submit_sm_resp on a transceiver) keeps reading instead,
+    and answers the deliver_sm it reads meanwhile with ``inbound_full_status`` (a
+    temporary error: the SMSC delivers them again). Concatenated MO parts wait in a
+    buffer of at most ``reassembly_max`` messages, ``reassembly_max_parts`` parts and
+    ``reassembly_max_bytes`` bytes, for ``reassembly_timeout`` seconds at most.
     """
 
     host: str
@@ -112,13 +122,19 @@ class SessionConfig:
     handler_error_status: int = Status.ESME_RX_T_APPN
     malformed_deliver_status: int = Status.ESME_RX_P_APPN
     inbound_concurrency: int = 64
+    inbound_backlog: int = 1000
+    inbound_full_status: int = Status.ESME_RX_T_APPN
     reassembly_timeout: float = 60.0
     reassembly_max: int = 1000
+    reassembly_max_parts: int = 10_000
+    reassembly_max_bytes: int = 4 * 1024 * 1024
     first_sequence: int = 1
 
     def __post_init__(self) -> None:
         if self.window < 1:
             raise ValueError("window must be at least 1")
+        if self.inbound_concurrency < 1 or self.inbound_backlog < 1:
+            raise ValueError("inbound_concurrency and inbound_backlog must be at least 1")
         if not 1 <= self.first_sequence <= 0x7FFFFFFF:
             raise ValueError("first_sequence must be within 1..0x7FFFFFFF")
 

@@ -63,9 +63,17 @@ def next_sequence(current: int, in_use: Container[int]) -> int:
 
 
 class Listener(Protocol):
-    """What a connection hands to its owner."""
+    """What a connection hands to its owner, and the owner's inbound backlog."""
 
     def on_deliver_sm(self, conn: Connection, header: Header, body: bytes) -> None: ...
+
+    @property
+    def inbound_full(self) -> bool:
+        """True while no more inbound work may be taken on (the reader pauses)."""
+        ...
+
+    def wait_inbound_room(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` once the backlog has room again."""
 
 
 class Connection:
@@ -95,6 +103,9 @@ class Connection:
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._resume: asyncio.Future[None] | None = None
+        self.paused = False
+        """True while the reader holds off because the inbound backlog is full."""
         self.usable = False
         """True while submits may be written (bound, not unbinding)."""
         self.closed = asyncio.Event()
@@ -186,9 +197,12 @@ class Connection:
     async def _read_loop(self) -> None:
         reason = "closed by peer"
         try:
+            receives, listener = self.role.receives, self._listener
             while True:
                 header, body = await self._read_frame()
                 self._dispatch(header, body)
+                if receives and listener.inbound_full:
+                    await self._hold()
         except FrameError as exc:
             # the stream cannot be resynchronised: say why, then drop the connection
             self._stats.malformed_pdus += 1
@@ -204,6 +218,30 @@ class Connection:
             reason = "internal error"
         finally:
             self._shutdown(reason)
+
+    async def _hold(self) -> None:
+        """Backpressure: stop reading while the inbound backlog is full, so what the SMSC
+        writes waits in the socket buffers and TCP slows it down.
+
+        Never while this connection is owed a response: a handler may be waiting for the
+        submit_sm_resp behind the deliver_sm in the stream (a transceiver answering USSD),
+        and not reading it would deadlock; the session refuses the deliver_sm read
+        meanwhile. A request written during the pause resumes the reader at once.
+        """
+        if self._pending:
+            return
+        self._stats.reader_pauses += 1
+        self.paused = True
+        try:
+            while self._listener.inbound_full and not self._pending:
+                waiter: asyncio.Future[None] = self._loop.create_future()
+                self._resume = waiter
+                self._listener.wait_inbound_room(waiter)
+                await waiter
+        finally:
+            self.paused = False
+            self._resume = None
+            self.last_received = self._clock.now()  # the SMSC was there; we were not reading
 
     def _dispatch(self, header: Header, body: bytes) -> None:
         command_id = header.command_id
@@ -310,6 +348,8 @@ class Connection:
         future: asyncio.Future[Result] = self._loop.create_future()
         self._pending[sequence] = (future, self._clock.now() + timeout, command_id)
         self._send(HEADER.pack(HEADER_SIZE + len(body), command_id, 0, sequence) + body)
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)  # the response must be read: see _hold
         return sequence, future
 
     @property
@@ -340,7 +380,8 @@ class Connection:
     async def _keepalive_loop(self) -> None:
         interval = self.config.enquire_link_interval
         while True:
-            idle = self._clock.now() - self.last_received
+            # a paused reader is our doing, not the SMSC's silence: no enquire_link then
+            idle = 0.0 if self.paused else self._clock.now() - self.last_received
             if idle < interval:
                 await self._clock.sleep(interval - idle)
                 continue

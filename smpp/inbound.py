@@ -140,6 +140,12 @@ def concat_info(sm: ShortMessage) -> tuple[smstext.ConcatInfo | None, bytes]:
     return None, payload
 
 
+def part_bytes(sm: ShortMessage) -> int:
+    """What a buffered part costs, as received: its short_message and TLV values (the
+    user data, whether in short_message or message_payload, and anything a vendor adds)."""
+    return len(sm.short_message) + sum(len(value) for value in sm.tlvs.values())
+
+
 @dataclass(slots=True)
 class _Group(Generic[T]):
     first: ShortMessage
@@ -147,6 +153,8 @@ class _Group(Generic[T]):
     started: float
     texts: dict[int, str] = field(default_factory=dict)
     tokens: list[T] = field(default_factory=list)
+    size: int = 0
+    """Bytes of every part fed to this group (:func:`part_bytes`), repeats included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +166,34 @@ class Ready(Generic[T]):
 
 
 class Reassembler(Generic[T]):
-    """Buffers parts of concatenated MO messages, bounded in count and in time.
+    """Buffers parts of concatenated MO messages, bounded in groups, parts, bytes and age.
 
     ``T`` is whatever the caller needs to acknowledge a part later (its sequence
     number). No part is acknowledged before the whole message has been handled, so a
     crash mid-way makes the SMSC deliver the parts again rather than lose them.
+
+    Bounds, held after every :meth:`feed`: at most ``max_groups`` messages, ``max_parts``
+    parts (every deliver_sm held counts, a repeated part too: each waits for its
+    deliver_sm_resp) and ``max_bytes`` of them as received (:func:`part_bytes`); a group
+    whose first part is ``timeout`` old is handed over at the next feed or
+    :meth:`expire`. Over a bound, the oldest groups are handed over incomplete. What a
+    group claims (up to 255 parts) costs nothing until the parts arrive.
     """
 
-    def __init__(self, *, timeout: float = 60.0, max_groups: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 60.0,
+        max_groups: int = 1000,
+        max_parts: int = 10_000,
+        max_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self.timeout = timeout
         self.max_groups = max_groups
+        self.max_parts = max_parts
+        self.max_bytes = max_bytes
+        self.buffered_parts = 0
+        self.buffered_bytes = 0
         self._groups: OrderedDict[tuple[str, str, int, int], _Group[T]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -175,36 +201,67 @@ class Reassembler(Generic[T]):
 
     def feed(self, sm: ShortMessage, token: T, now: float) -> list[Ready[T]]:
         """Add one MO deliver_sm; return what became ready (possibly nothing)."""
+        ready = self.expire(now)
         info, body = concat_info(sm)
         text = decode_text(sm.data_coding, body)
         if info is None or info.total <= 1 or not 1 <= info.seqnum <= info.total:
             event = MoMessage(sm.source_addr, sm.destination_addr, text, sm.data_coding, pdu=sm)
-            return [Ready(event, (token,))]
+            ready.append(Ready(event, (token,)))
+            return ready
         key = (sm.source_addr, sm.destination_addr, info.reference, info.total)
-        ready: list[Ready[T]] = []
         group = self._groups.get(key)
         if group is None:
-            if len(self._groups) >= self.max_groups:
-                _, oldest = self._groups.popitem(last=False)
-                log.warning("reassembly buffer full; oldest message handed over incomplete")
-                ready.append(self._finish(oldest))
             group = self._groups[key] = _Group(first=sm, total=info.total, started=now)
+        size = part_bytes(sm)
         group.texts[info.seqnum] = text  # a repeated part replaces the earlier copy
         group.tokens.append(token)
+        group.size += size
+        self.buffered_parts += 1
+        self.buffered_bytes += size
         if len(group.texts) == group.total:
-            del self._groups[key]
-            ready.append(self._finish(group))
+            ready.append(self._finish(self._pop(key)))
+        else:
+            ready.extend(self._evict())
         return ready
 
+    def _evict(self) -> list[Ready[T]]:
+        """Hand over the oldest groups, incomplete, until every bound holds again."""
+        evicted: list[Ready[T]] = []
+        while self._groups and (
+            len(self._groups) > self.max_groups
+            or self.buffered_parts > self.max_parts
+            or self.buffered_bytes > self.max_bytes
+        ):
+            oldest = self._pop(next(iter(self._groups)))
+            log.warning(
+                "reassembly buffer full; oldest message handed over incomplete",
+                parts=len(oldest.tokens),
+                bytes=oldest.size,
+            )
+            evicted.append(self._finish(oldest))
+        return evicted
+
+    def _pop(self, key: tuple[str, str, int, int]) -> _Group[T]:
+        group = self._groups.pop(key)
+        self.buffered_parts -= len(group.tokens)
+        self.buffered_bytes -= group.size
+        return group
+
     def expire(self, now: float) -> list[Ready[T]]:
-        """Hand over, incomplete, every message whose first part is older than the
-        timeout."""
-        stale = [k for k, g in self._groups.items() if now - g.started >= self.timeout]
-        return [self._finish(self._groups.pop(k)) for k in stale]
+        """Hand over, incomplete, every message whose first part is ``timeout`` old
+        (groups are kept in the order they started, on a monotonic clock)."""
+        stale: list[Ready[T]] = []
+        while self._groups:
+            key, oldest = next(iter(self._groups.items()))
+            if now - oldest.started < self.timeout:
+                break
+            stale.append(self._finish(self._pop(key)))
+        return stale
 
     def drain(self) -> list[Ready[T]]:
         """Hand over everything buffered (at shutdown)."""
         groups, self._groups = list(self._groups.values()), OrderedDict()
+        self.buffered_parts = self.buffered_bytes = 0
         return [self._finish(g) for g in groups]
 
     @staticmethod

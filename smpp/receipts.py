@@ -183,6 +183,12 @@ def parse_receipt_date(value: str, zone: tzinfo) -> datetime | None:
         return None
 
 
+def format_receipt_date(moment: datetime, zone: tzinfo) -> str:
+    """``moment`` as an appendix-B receipt date, ``YYMMDDhhmm`` in the SMSC's local
+    ``zone`` (what :func:`parse_receipt_date` reads back, to the minute)."""
+    return moment.astimezone(zone).strftime("%y%m%d%H%M")
+
+
 def format_receipt_text(
     message_id: str,
     stat: str,
@@ -208,12 +214,17 @@ _STAT_STATES = {
 }
 
 
-def receipt_for(sm: ShortMessage, receipt_id: str, stat: str) -> ShortMessage:
+def receipt_for(
+    sm: ShortMessage, receipt_id: str, stat: str, *, submit_date: str = "", done_date: str = ""
+) -> ShortMessage:
     """The deliver_sm an SMSC (the simulator) sends for submitted ``sm``: esm_class
-    0x04, the text form, and the receipted_message_id and message_state TLVs."""
+    0x04, the text form (with the dates given, see :func:`format_receipt_date`), and the
+    receipted_message_id and message_state TLVs."""
     err = "000" if stat == "DELIVRD" else "001"
     original = sm.short_message[:20].decode("latin-1")
-    text = format_receipt_text(receipt_id, stat, err=err, text=original)
+    text = format_receipt_text(
+        receipt_id, stat, err=err, submit_date=submit_date, done_date=done_date, text=original
+    )
     state = _STAT_STATES.get(stat, MessageState.UNKNOWN)
     return ShortMessage(
         source_addr=sm.destination_addr,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Self
 
@@ -72,9 +73,16 @@ class Session:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._inbound: set[asyncio.Task[None]] = set()
-        self._inbound_slots = asyncio.Semaphore(config.inbound_concurrency)
+        """Handler workers (at most ``inbound_concurrency``), each draining the queue."""
+        self._workers = 0
+        self._queue: deque[Ready[Token]] = deque()
+        self._backlog = 0
+        self._room_waiters: list[asyncio.Future[None]] = []
         self._reassembler: Reassembler[Token] = Reassembler(
-            timeout=config.reassembly_timeout, max_groups=config.reassembly_max
+            timeout=config.reassembly_timeout,
+            max_groups=config.reassembly_max,
+            max_parts=config.reassembly_max_parts,
+            max_bytes=config.reassembly_max_bytes,
         )
         self._in_flight = 0
         self._drained = asyncio.Event()
@@ -346,8 +354,40 @@ class Session:
 
     # -- inbound --------------------------------------------------------------------------
 
+    @property
+    def inbound_backlog(self) -> int:
+        """deliver_sm queued for a handler or being handled, not yet answered (the parts
+        waiting in the reassembly buffer are bounded there)."""
+        return self._backlog
+
+    @property
+    def inbound_full(self) -> bool:
+        """True while the backlog is at ``inbound_backlog``: receiving connections stop
+        reading (see :meth:`Connection._hold <smpp.connection.Connection._hold>`)."""
+        return self._backlog >= self.config.inbound_backlog
+
+    @property
+    def inbound_paused(self) -> bool:
+        """True while some connection holds off reading because the backlog is full."""
+        return any(c is not None and c.paused for c in self._conns.values())
+
+    def wait_inbound_room(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` once the backlog drops below its limit."""
+        if self.inbound_full:
+            self._room_waiters.append(waiter)
+        elif not waiter.done():
+            waiter.set_result(None)
+
     def on_deliver_sm(self, conn: Connection, header: Header, body: bytes) -> None:
         """Called by the connection's reader; never raises, never blocks."""
+        if self.inbound_full:
+            # read only because the connection is owed a response: refuse, for the SMSC
+            # to deliver it again, rather than hold more than the backlog allows
+            self.stats.inbound_refused += 1
+            conn.respond(
+                CommandId.DELIVER_SM_RESP, header.sequence, self.config.inbound_full_status
+            )
+            return
         try:
             sm = decode_short_message(body)
             ready = classify(
@@ -372,12 +412,44 @@ class Session:
             )
             return
         for item in ready:
-            self._spawn(item)
+            self._enqueue(item)
 
-    def _spawn(self, ready: Ready[Token]) -> None:
-        task = asyncio.create_task(self._handle(ready))
-        self._inbound.add(task)
-        task.add_done_callback(self._inbound.discard)
+    def _enqueue(self, ready: Ready[Token]) -> None:
+        """Queue an event for a handler; start a worker if fewer than the concurrency run.
+
+        No task per PDU: the queue is bounded by the readers' pause, the tasks by the
+        concurrency.
+        """
+        self._backlog += len(ready.tokens)
+        self._queue.append(ready)
+        if self._workers < self.config.inbound_concurrency:
+            self._workers += 1
+            task = asyncio.create_task(self._work(), name="smpp-inbound")
+            self._inbound.add(task)
+            task.add_done_callback(self._inbound.discard)
+
+    async def _work(self) -> None:
+        try:
+            while self._queue:
+                ready = self._queue.popleft()
+                try:
+                    if all(conn.closed.is_set() for conn, _ in ready.tokens):
+                        # nobody to answer: the SMSC delivers it again on a new bind
+                        self.stats.inbound_dropped += 1
+                    else:
+                        await self._handle(ready)
+                finally:
+                    self._release(len(ready.tokens))
+        finally:
+            self._workers -= 1  # at once, not in a done callback: _enqueue counts on it
+
+    def _release(self, pdus: int) -> None:
+        self._backlog -= pdus
+        if self._room_waiters and not self.inbound_full:
+            waiters, self._room_waiters = self._room_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _handle(self, ready: Ready[Token]) -> None:
         event = ready.event
@@ -388,14 +460,13 @@ class Session:
         else:
             self.stats.ussd_indications += 1
         status: int = Status.ESME_ROK
-        async with self._inbound_slots:
-            if self._handler is not None:
-                try:
-                    await self._handler(event)
-                except Exception:
-                    self.stats.handler_errors += 1
-                    status = self.config.handler_error_status
-                    self.log.exception("inbound handler failed; SMSC will deliver again")
+        if self._handler is not None:
+            try:
+                await self._handler(event)
+            except Exception:
+                self.stats.handler_errors += 1
+                status = self.config.handler_error_status
+                self.log.exception("inbound handler failed; SMSC will deliver again")
         for conn, sequence in ready.tokens:
             conn.respond(CommandId.DELIVER_SM_RESP, sequence, status)
 
@@ -405,7 +476,7 @@ class Session:
             await self._clock.sleep(interval)
             for item in self._reassembler.expire(self._clock.now()):
                 self.log.warning("MO reassembly timed out; handing over the parts received")
-                self._spawn(item)
+                self._enqueue(item)
 
 
 def _counts(stats: SessionStats) -> dict[str, int]:

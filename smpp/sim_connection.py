@@ -195,6 +195,8 @@ class SimConnection(asyncio.Protocol):
             self.system_id = bind.system_id
         name = self.server.options.system_id
         self.send(legacy.encode_bind_resp(resp_id, sequence, status, name))
+        if status == Status.ESME_ROK:
+            self.server.on_bound(self)  # after the bind_resp: stored deliver_sm follow it
 
     def answer_submit(self, sequence: int, status: int, message_id: str) -> None:
         """Send a submit_sm_resp (used directly or from a latency timer)."""

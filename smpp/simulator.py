@@ -18,8 +18,11 @@ import argparse
 import asyncio
 import contextlib
 import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -32,8 +35,9 @@ from smpp.pdu import (
     encode_short_message_body,
 )
 from smpp.ratelimit import TokenBucket
-from smpp.receipts import receipt_for
+from smpp.receipts import format_receipt_date, receipt_for
 from smpp.sim_connection import Received, SimConnection
+from smpp.sim_store import Delivery, Kind, Outbox
 from smpp.submit import build_submit
 from smpp.text import ConcatMode, Part, encode_message
 
@@ -81,6 +85,17 @@ class SimulatorOptions:
     """Parse every submit_sm (a malformed one gets an error status); off, only when
     receipts are off too, for benchmarks."""
     seed: int | None = None
+    store_and_forward: bool = True
+    """Keep every receipt and MO until the ESME acknowledges it; send it again after a
+    temporary error or a lost connection (see :mod:`smpp.sim_store`)."""
+    redeliver_delay: float | None = None
+    """Seconds before a deliver_sm answered with a temporary error is sent again on the
+    same bind; None: only when a receiver binds again."""
+    store_limit: int = 100_000
+    """Unacknowledged deliver_sm kept at most (the oldest are discarded)."""
+    receipt_zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Almaty"))
+    """The SMSC's local time, in which receipts write their dates (an SMSC in Kazakhstan:
+    the service's default SMARTD_TIMEZONE reads them back)."""
 
 
 class SmscSimulator:
@@ -102,6 +117,17 @@ class SmscSimulator:
         self._watchers = 0
         self.wait_timeout = 5.0
         """Bound on every wait of the simulator's own API (answers from the ESME)."""
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The simulator's wall clock: the dates in its receipts."""
+        self.outbox = Outbox(
+            lambda d: self._receiver(d.system_id),
+            forward=lambda: self.options.store_and_forward,
+            redeliver_delay=lambda: self.options.redeliver_delay,
+            limit=lambda: self.options.store_limit,
+            changed=self._wake,
+        )
+        self.pushed: list[Delivery] | None = None
+        """Set to a list to keep every receipt and MO offered to the store (tests)."""
 
     # -- server ---------------------------------------------------------------------------
 
@@ -258,23 +284,52 @@ class SmscSimulator:
         options = self.options
         stats = list(options.receipt_mix)
         stat = self._rng.choices(stats, weights=[options.receipt_mix[s] for s in stats])[0]
-        body = self._receipt_body(sm, number, stat)
+        submitted = self.clock()
         copies = 2 if options.duplicate_receipts else 1
 
         def send() -> None:
-            target = conn if conn.can_receive else self._receiver(conn.system_id)
-            if target is not None:
-                for _ in range(copies):
-                    target.request(CommandId.DELIVER_SM, body)
+            body = self._receipt_body(sm, number, stat, submitted)
+            for _ in range(copies):
+                self._store(Kind.RECEIPT, body, conn.system_id)
 
         if options.receipt_before_response:
             send()
         else:
             asyncio.get_running_loop().call_later(options.receipt_delay, send)
 
-    def _receipt_body(self, sm: ShortMessage, number: int, stat: str) -> bytes:
+    def _receipt_body(self, sm: ShortMessage, number: int, stat: str, submitted: datetime) -> bytes:
         receipt_id = format_id(number, self.options.receipt_id_style)
-        return encode_short_message_body(receipt_for(sm, receipt_id, stat))
+        dates = self._receipt_dates(submitted)
+        return encode_short_message_body(receipt_for(sm, receipt_id, stat, **dates))
+
+    # -- store-and-forward ----------------------------------------------------------------
+
+    def _receipt_dates(self, submitted: datetime) -> dict[str, str]:
+        """submit date (when the submit_sm was taken) and done date (now), in the
+        simulator's zone."""
+        zone = self.options.receipt_zone
+        return {
+            "submit_date": format_receipt_date(submitted, zone),
+            "done_date": format_receipt_date(self.clock(), zone),
+        }
+
+    def _store(self, kind: Kind, body: bytes, system_id: str | None = None) -> Delivery:
+        delivery = self.outbox.offer(kind, body, system_id)
+        if self.pushed is not None:
+            self.pushed.append(delivery)
+        return delivery
+
+    def on_bound(self, conn: SimConnection) -> None:
+        """A bind succeeded: a receiver gets what is stored for it."""
+        if conn.can_receive and (sent := self.outbox.on_bind(conn)):
+            log.info("simulator: stored deliver_sm sent again", count=sent, connection=conn.number)
+
+    def queue_mo(self, source: str, destination: str, text: str) -> list[Delivery]:
+        """Store an MO message (in parts when long) and send it when a receiver is
+        bound: now, or when one binds. Does not wait for the answers."""
+        parts = encode_message(text, mode=ConcatMode.UDH, reference=self._rng.randrange(256))
+        pdus = [self._mo_pdu(source, destination, p) for p in parts]
+        return [self._store(Kind.MO, encode_short_message_body(sm)) for sm in pdus]
 
     # -- pushing to the ESME --------------------------------------------------------------
 
@@ -302,7 +357,12 @@ class SmscSimulator:
         parts = encode_message(text, mode=mode, reference=reference)
         indexes = list(order) if order is not None else list(range(len(parts)))
         pdus = [self._mo_pdu(source, destination, parts[i]) for i in indexes]
-        return list(await asyncio.gather(*(self.deliver(sm) for sm in pdus)))
+        if self._receiver() is None:
+            raise RuntimeError("no receiver bound")
+        stored = [self._store(Kind.MO, encode_short_message_body(sm)) for sm in pdus]
+        answers = [d.first_answer for d in stored if d.first_answer is not None]
+        async with asyncio.timeout(self.wait_timeout):
+            return list(await asyncio.gather(*answers))
 
     @staticmethod
     def _mo_pdu(source: str, destination: str, part: Part) -> ShortMessage:
@@ -356,14 +416,25 @@ class SmscSimulator:
             conn.send(frame)
 
 
-async def run_simulator(host: str = "127.0.0.1", port: int = 2775, **options: object) -> None:
-    """Run a simulator until cancelled. ``options`` are :class:`SimulatorOptions` fields."""
+async def run_simulator(
+    host: str = "127.0.0.1", port: int = 2775, control_port: int | None = None, **options: object
+) -> None:
+    """Run a simulator until cancelled. ``options`` are :class:`SimulatorOptions` fields;
+    ``control_port``: serve the control endpoint (:mod:`smpp.sim_control`) on loopback."""
+    from smpp.sim_control import start_control
+
     simulator = SmscSimulator(SimulatorOptions(**options))  # type: ignore[arg-type]
     actual = await simulator.start(host, port)
     print(f"SMSC simulator listening on {host}:{actual}", flush=True)
+    control = None
     try:
+        if control_port is not None:
+            control, bound = await start_control(simulator, control_port)
+            print(f"control endpoint on http://127.0.0.1:{bound} (POST /mo)", flush=True)
         await asyncio.Event().wait()
     finally:
+        if control is not None:
+            await control.cleanup()
         await simulator.stop()
 
 
@@ -394,7 +465,43 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="benchmark mode: no receipts, no recording, no submit_sm parsing",
     )
+    _add_store_arguments(p)
     return p
+
+
+def _add_store_arguments(p: argparse.ArgumentParser) -> None:
+    """Store-and-forward, receipt dates and the control endpoint."""
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve POST /mo on 127.0.0.1:PORT (see `smsc-sim inject-mo --help`)",
+    )
+    p.add_argument(
+        "--redeliver-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="resend a receipt or MO refused with a temporary error after this long "
+        "(also whenever the ESME binds again); default 30",
+    )
+    p.add_argument(
+        "--no-store", action="store_true", help="no store-and-forward: send each deliver_sm once"
+    )
+    p.add_argument(
+        "--timezone",
+        default="Asia/Almaty",
+        type=_zone,
+        help="local time of the dates in receipts (default Asia/Almaty)",
+    )
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise argparse.ArgumentTypeError(f"not a time zone: {name}") from exc
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -414,14 +521,27 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
         "receipts": not (args.no_receipts or args.fast),
         "record": not (args.no_record or args.fast),
         "validate": not args.fast,
+        "store_and_forward": not args.no_store,
+        "redeliver_delay": args.redeliver_after,
+        "receipt_zone": args.timezone,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``smartd smsc-sim`` is meant to call this)."""
+    """Command-line entry point (``smartd smsc-sim``); ``smsc-sim inject-mo ...`` is the
+    control endpoint's client."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["inject-mo"]:
+        from smpp.sim_control import inject_mo_main
+
+        return inject_mo_main(argv[1:])
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(args.host, args.port, **options_from_args(args)))
+        asyncio.run(
+            run_simulator(
+                args.host, args.port, control_port=args.control_port, **options_from_args(args)
+            )
+        )
     return 0
 
 

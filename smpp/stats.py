@@ -45,4 +45,12 @@ class SessionStats:
     mo_messages: int = 0
     ussd_indications: int = 0
     handler_errors: int = 0
+    inbound_refused: int = 0
+    """deliver_sm answered with the temporary ``inbound_full_status``: read while the
+    inbound backlog was full, by a connection that had to keep reading for a response."""
+    inbound_dropped: int = 0
+    """Inbound events not handled because every connection they came on had closed
+    before a handler was free (unacknowledged: the SMSC delivers them again)."""
+    reader_pauses: int = 0
+    """Times a receiving connection stopped reading because the inbound backlog was full."""
     unbinds_received: int = 0

@@ -76,6 +76,11 @@ def smpp_session_config(settings: Settings) -> SessionConfig:
         window=settings.smpp_window,
         tps=settings.smpp_tps,
         burst=1,  # paced evenly: the SMSC counts over a window, never exceed it within one
+        inbound_concurrency=settings.smpp_inbound_concurrency,
+        inbound_backlog=settings.smpp_inbound_backlog,
+        reassembly_timeout=settings.smpp_reassembly_timeout,
+        reassembly_max_parts=settings.smpp_reassembly_max_parts,
+        reassembly_max_bytes=settings.smpp_reassembly_max_bytes,
     )
 
 

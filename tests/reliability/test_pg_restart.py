@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 async def _mo_while_running(sim: RecordingSimulator, stop: asyncio.Event) -> int:
     """MO from distinct numbers throughout (refused ones are not acknowledged, so owed
-    nothing; the simulator, unlike a real SMSC, does not resend them)."""
+    nothing here; the simulator stores them and sends them again only after a rebind)."""
     n = 0
     while not stop.is_set():
         n += 1
