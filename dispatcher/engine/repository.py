@@ -288,12 +288,14 @@ class DispatchRepository:
         by_table = _by_table(outcomes)
         recorded: set[tuple[MessageTable, int]] = set()
         for table, batch in by_table.items():
+            await conn.execute(DispatchSQL.lock_messages[table], _ids([o.message for o in batch]))
             rows = await conn.fetch(DispatchSQL.record_outcomes[table], *_columns(batch), now)
             recorded |= {(table, r["id"]) for r in rows}
         await self._insert_submits(conn, outcomes, now)
         done = [o for o in outcomes if o.message.key in recorded]
         # A message whose last part was just accepted may have had its other parts'
-        # receipts already (they came while this part waited): settle it now.
+        # receipts already (they came while this part waited): settle it now, from a
+        # snapshot taken after lock_messages (see dispatch.sql).
         for table, batch in _by_table(done).items():
             ids = [o.message.id for o in batch if o.state is DeliveryState.SUBMITTED]
             if ids:

@@ -268,10 +268,16 @@ ORDER BY p.tbl, p.id
 
 -- name: lock_messages
 -- for: deliveries, service_messages
--- The finish step's first statement: locks the messages (in id order) so that the next
--- statement, with a snapshot taken after the lock, reads every part committed by a
--- concurrent applier or recorder of the same message (READ COMMITTED). $1: ids.
-SELECT id FROM {table} WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+-- The first statement of the receipt applier's finish step and of recording: locks the
+-- messages being recorded or waiting for receipts, in id order (both take them in this
+-- order, so they never deadlock), so that finish_messages, with a snapshot taken after the
+-- lock (READ COMMITTED), reads every part's receipt committed by the other. A receipt of an
+-- early part that comes while its message is being recorded is then counted by one of the
+-- two whichever commits first. $1: ids.
+SELECT id FROM {table}
+WHERE id = ANY($1::bigint[]) AND state IN ('in_flight', 'submitted')
+ORDER BY id
+FOR UPDATE
 
 -- name: finish_messages
 -- for: deliveries, service_messages
