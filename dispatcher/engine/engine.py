@@ -441,7 +441,8 @@ class Dispatcher:
             retry_at=verdict.retry_at,
             language=message.language,
             attempt_used=verdict.attempt_used,
-            reference=encoded.reference,
+            # kept only with parts out: a retry without any sends a fresh message
+            reference=encoded.reference if accepted_ever else None,
             valid_until=retry_until if accepted_ever else None,
         )
 
