@@ -314,7 +314,7 @@ SET parts_done = p.delivered,
     finished_at = CASE WHEN p.failed OR p.expired OR p.delivered >= p.parts
                        THEN $2::timestamptz END
 FROM p
-WHERE m.id = p.id AND m.state = 'submitted'
+WHERE m.id = ANY($1::bigint[]) AND m.id = p.id AND m.state = 'submitted'
 RETURNING m.id
 
 -- name: claimers
