@@ -5,7 +5,14 @@ session's contract.
 """
 
 from smpp.config import Address, BindMode, SessionConfig
-from smpp.errors import AuthenticationFailed, BindRefused, NotBound, SessionClosed, SmppError
+from smpp.errors import (
+    AuthenticationFailed,
+    BindRefused,
+    DeadlinePassed,
+    NotBound,
+    SessionClosed,
+    SmppError,
+)
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, UssdIndication
 from smpp.outcome import (
     Accepted,
@@ -25,6 +32,7 @@ __all__ = [
     "AuthenticationFailed",
     "BindMode",
     "BindRefused",
+    "DeadlinePassed",
     "DeliveryReceipt",
     "IdFormat",
     "IdSide",

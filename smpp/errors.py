@@ -31,3 +31,9 @@ class SessionClosed(SmppError):
 
 class NotBound(SmppError):
     """No bound transmitter within the time the caller allowed; nothing was sent."""
+
+
+class DeadlinePassed(SmppError):
+    """The caller's condition for writing (a send window still open) no longer held when the
+    submit_sm's turn came, after waiting for the window, the bind and the pace; nothing was
+    sent."""

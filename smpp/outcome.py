@@ -22,6 +22,10 @@ DEFAULT_TEMPORARY = frozenset(
 DEFAULT_THROTTLING = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
 """Statuses that mean "too fast": they slow the whole bind down for a while."""
 
+DEFAULT_VALIDITY_REFUSED = frozenset({Status.ESME_RINVEXPIRY, Status.ESME_RINVSCHED})
+"""Statuses that refuse the submit_sm's validity period or schedule, not the message: that
+submit_sm is never accepted (a permanent failure), the message may be in another window."""
+
 
 @dataclass(frozen=True, slots=True)
 class Accepted:

@@ -5,7 +5,8 @@ application before acknowledging them.
 Contract of :meth:`Session.submit`: it returns an :data:`~smpp.outcome.Outcome` for every
 submit_sm it wrote — Accepted, TemporaryFailure, PermanentFailure, or Unknown when no
 response came — and raises (:class:`~smpp.errors.SessionClosed`,
-:class:`~smpp.errors.NotBound`, ``ValueError``) only when nothing was written. The
+:class:`~smpp.errors.NotBound`, :class:`~smpp.errors.DeadlinePassed`, ``ValueError``) only
+when nothing was written. The
 session never resends anything. A caller that cancels a submit after it was written
 loses its outcome (it is counted in ``stats.unknown``): prefer letting it finish.
 """
@@ -24,7 +25,13 @@ import structlog
 from smpp.config import Address, Role, SessionConfig
 from smpp.connection import Connection, Interrupted, Result
 from smpp.constants import CommandId, Status
-from smpp.errors import AuthenticationFailed, BindRefused, NotBound, SessionClosed
+from smpp.errors import (
+    AuthenticationFailed,
+    BindRefused,
+    DeadlinePassed,
+    NotBound,
+    SessionClosed,
+)
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, Ready, Reassembler, classify
 from smpp.outcome import Accepted, Outcome, TemporaryFailure, Unknown
 from smpp.pdu import Header, PduError, decode_message_id, decode_short_message
@@ -37,6 +44,8 @@ from smpp.text import Part
 
 log = structlog.get_logger("smpp.session")
 InboundHandler = Callable[[InboundEvent], Awaitable[None]]
+#: Whether a submit may still be written (see :meth:`Session.submit`).
+WriteIf = Callable[[], bool]
 Token = tuple[Connection, int]
 
 
@@ -254,9 +263,15 @@ class Session:
         priority_flag: int = 0,
         extra_tlvs: dict[int, bytes] | None = None,
         bind_timeout: float | None = None,
+        write_if: WriteIf | None = None,
     ) -> Outcome:
         """Submit one part; wait for a window slot, a token and a bound transmitter
-        (at most ``bind_timeout`` for the latter, else NotBound), then for the outcome."""
+        (at most ``bind_timeout`` for the latter, else NotBound), then for the outcome.
+
+        ``write_if`` is asked while waiting and once more right before the PDU is written
+        (after every wait): when it says False, nothing is written and DeadlinePassed is
+        raised. The caller's deadline is on its own clock (the service's: a send window
+        closes at 21:00 by it), not on the session's monotonic pacing clock."""
         sm = build_submit(
             part,
             source,
@@ -269,17 +284,22 @@ class Session:
             priority_flag=priority_flag,
             extra_tlvs=extra_tlvs,
         )
-        return await self.submit_body(encode_body(sm), bind_timeout=bind_timeout)
+        return await self.submit_body(encode_body(sm), bind_timeout=bind_timeout, write_if=write_if)
 
-    async def submit_body(self, body: bytes, *, bind_timeout: float | None = None) -> Outcome:
-        """Submit a pre-encoded submit_sm body (see :func:`build_submit`)."""
+    async def submit_body(
+        self, body: bytes, *, bind_timeout: float | None = None, write_if: WriteIf | None = None
+    ) -> Outcome:
+        """Submit a pre-encoded submit_sm body (see :func:`build_submit`); ``write_if`` as
+        for :meth:`submit`."""
         await self._window.acquire()
         try:
             while True:
+                _check(write_if)
                 conn = await self._transmitter(bind_timeout)
-                await self._pace()
+                await self._pace(write_if)
                 if conn.usable and not self._closing:
                     break
+            _check(write_if)  # the last moment before the write: no await until it is done
             sequence, future = conn.request(CommandId.SUBMIT_SM, body, self.config.response_timeout)
             self.stats.submitted += 1
             self._in_flight += 1
@@ -312,13 +332,15 @@ class Session:
             except TimeoutError:
                 raise NotBound(f"no bound transmitter within {limit} s") from None
 
-    async def _pace(self) -> None:
+    async def _pace(self, write_if: WriteIf | None = None) -> None:
         bucket, clock = self._bucket, self._clock
         if not self._pace_lock.locked() and bucket.take(clock.now()) == 0.0:
             return
         async with self._pace_lock:  # one waiter at a time, in arrival order
+            _check(write_if)  # those queued behind the lock give up without a token
             while (wait := bucket.take(clock.now())) > 0.0:
                 await clock.sleep(wait)
+                _check(write_if)
 
     def _outcome(self, result: Result, sequence: int) -> Outcome:
         stats = self.stats
@@ -477,6 +499,11 @@ class Session:
             for item in self._reassembler.expire(self._clock.now()):
                 self.log.warning("MO reassembly timed out; handing over the parts received")
                 self._enqueue(item)
+
+
+def _check(write_if: WriteIf | None) -> None:
+    if write_if is not None and not write_if():
+        raise DeadlinePassed("the caller's deadline passed before the submit_sm was written")
 
 
 def _counts(stats: SessionStats) -> dict[str, int]:

@@ -7,9 +7,15 @@ A message's life on this node:
 2. **in flight** (one transaction per chunk, under the subscribers' share locks): the row is
    marked *before* its PDUs are written. At most ``window`` parts are in flight at once, so
    after a crash at most one SMPP window of messages can be ``unknown`` (invariant 2);
-3. **submit** through the SMPP session, all parts concurrently;
+3. **submit** through the SMPP session, all parts concurrently, each only while the send
+   window is open by the service's clock (R8: the session checks right before it writes);
 4. **record** the chunk's outcomes, accepted parts and released cap slots in one
    transaction, then free the window slots.
+
+Near the close a pass claims no more than the granted TPS can write before it, and a
+message is not started unless all its parts fit; a part that could not be written in time
+waits for the next window without using an attempt. A long message keeps the parts the SMSC
+accepted and its concatenation reference: a retry sends only the missing parts (R14).
 
 ``run_once()`` does one pass and returns how much it did, so tests drive it with a
 ``ManualClock`` and never sleep; ``run()`` loops it, waking on :meth:`wake` or a poll.
@@ -19,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -40,12 +47,19 @@ from dispatcher.engine.repository import (
 )
 from dispatcher.kernel.clock import Clock
 from dispatcher.kernel.states import ContactKind, DeliveryState
-from dispatcher.policy.submit import judge
+from dispatcher.policy.submit import (
+    PART_RETRY_LIMIT,
+    NotWritten,
+    PartOutcome,
+    fitting,
+    judge,
+    writable_parts,
+)
 from dispatcher.policy.waiting import waits_for_window
 from dispatcher.settings import Settings
 from smpp.config import Address
-from smpp.constants import Status
-from smpp.outcome import Outcome, TemporaryFailure
+from smpp.errors import DeadlinePassed
+from smpp.outcome import Outcome
 from smpp.text import Part, ReferenceCounter, encode_message
 
 log = structlog.get_logger(__name__)
@@ -62,7 +76,19 @@ class Sender(Protocol):
         destination: Address,
         validity_period: str = "",
         bind_timeout: float | None = None,
+        write_if: Callable[[], bool] | None = None,
     ) -> Outcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A message's text as parts: its total, the concatenation reference (None for one
+    part), and the parts still to send (numbered from 1), or why it cannot be sent."""
+
+    total: int
+    reference: int | None
+    parts: tuple[tuple[int, Part], ...]
+    error: str | None = None
 
 
 #: How long a submit marked in flight may wait for a lost bind to come back before it is
@@ -119,6 +145,7 @@ class Dispatcher:
         self._source = Address.short_code(settings.short_code)
         self._refs = ReferenceCounter(start=random.randrange(256))
         self._slots = asyncio.Semaphore(self.config.window)
+        self._pending = 0  # parts handed to the sender and not yet resolved
         self._wake = asyncio.Event()
         self._lock = NodeLock(pool, self.node)
         self.log = log.bind(node=self.node)
@@ -170,10 +197,10 @@ class Dispatcher:
                 await self.ensure_node()
                 claim = await (ahead or asyncio.ensure_future(self.claim_once()))
                 ahead = None
+                done = claim.rows
                 if claim.claimed:
                     ahead = asyncio.ensure_future(self.claim_once())
-                    await self.send(claim.claimed)
-                done = claim.rows
+                    done -= await self.send(claim.claimed)
             except Exception as exc:  # the loop must outlive any one pass
                 # Rows this pass held may be stuck claimed or in flight under this node id:
                 # retire it, so the next pass takes a new one and recovers the old like a
@@ -198,11 +225,12 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch (service messages first, then campaigns by priority) and send it.
-        Returns the number of rows claimed (sent or suppressed)."""
+        Returns the number of rows handled (sent or suppressed; not those put back unsent
+        because they could not be written before the window closes)."""
         claim = await self.claim_once()
-        if claim.claimed:
-            await self.send(claim.claimed)
-        return claim.rows
+        if not claim.claimed:
+            return claim.rows
+        return claim.rows - await self.send(claim.claimed)
 
     async def claim_once(self) -> Claim[Claimed]:
         """Claim one batch now (service messages first, then campaigns by priority) without
@@ -215,6 +243,11 @@ class Dispatcher:
 
     async def _claim(self, now: datetime, window_open: bool) -> Claim[Claimed]:
         limit = self.config.batch_size
+        budget = self._budget(now)
+        if budget is not None and budget <= 0:
+            window_open = False  # nothing more can be written before the close
+        elif budget is not None:
+            limit = min(limit, budget)  # each message is at least one part
         service = await self.repo.claim_service(limit, now, window_open)
         if service.rows or not window_open:
             return service
@@ -227,10 +260,17 @@ class Dispatcher:
                 return Claim(messages, claim.suppressed)
         return NOTHING
 
+    def _budget(self, now: datetime) -> int | None:
+        """Parts that can still be written before the window closes at the granted TPS, less
+        those already waiting in the sender (None: the window is shut, no close to meet)."""
+        calendar = self._settings.calendar
+        writable = writable_parts(now, calendar.closes_at(now), self._settings.smpp_tps)
+        return None if writable is None else writable - self._pending
+
     def _delivery(self, campaign: CampaignRef, recipient: Recipient) -> Claimed:
-        language, template = pick_text(
-            campaign.texts, recipient.language, self._settings.default_language
-        )
+        # A retry of missing parts is written in the language its other parts went in.
+        preferred = recipient.sent_language if recipient.sent.parts else recipient.language
+        language, template = pick_text(campaign.texts, preferred, self._settings.default_language)
         try:
             text = render(template, recipient.variables)
         except (KeyError, ValueError):
@@ -243,66 +283,97 @@ class Dispatcher:
             campaign_id=campaign.id,
             kind=campaign.kind,
             in_window=waits_for_window(campaign.kind),  # R8: always, for partner kinds
+            attempts=recipient.attempts,
+            sent=recipient.sent,
         )
 
     # -- sending --------------------------------------------------------------------------
 
-    async def send(self, messages: Sequence[Claimed]) -> None:
+    async def send(self, messages: Sequence[Claimed]) -> int:
         """Send claimed messages in chunks whose parts fit the window: never more parts in
-        flight than the window, so a crash leaves at most one window of unknowns."""
+        flight than the window, so a crash leaves at most one window of unknowns. Messages
+        bound to the send window whose parts cannot all be written before it closes go back
+        to the queue unstarted. Returns how many went back so."""
+        encoded = [self._encode(m) for m in messages]
+        sending, encoded = await self._fit(messages, encoded)
         tasks = []
-        for chunk, encoded, need in self._chunks(messages):
+        for chunk, parts, need in self._chunks(sending, encoded):
             for _ in range(need):
                 await self._slots.acquire()
-            tasks.append(asyncio.create_task(self._send_chunk(chunk, encoded, need)))
+            tasks.append(asyncio.create_task(self._send_chunk(chunk, parts, need)))
         await asyncio.gather(*tasks)
+        return len(messages) - len(sending)
+
+    async def _fit(
+        self, messages: Sequence[Claimed], encoded: Sequence[Encoded]
+    ) -> tuple[list[Claimed], list[Encoded]]:
+        """The messages to send now; the window-bound ones beyond the TPS budget before the
+        close (whole messages, in order) are unclaimed."""
+        budget = self._budget(self._clock.now())
+        bound = [i for i, m in enumerate(messages) if m.in_window]
+        fit = fitting([len(encoded[i].parts) for i in bound], budget)
+        held = {i for i in bound[fit:]}
+        if held:
+            await self.repo.unclaim([messages[i] for i in sorted(held)])
+        keep = [i for i in range(len(messages)) if i not in held]
+        return [messages[i] for i in keep], [encoded[i] for i in keep]
 
     def _chunks(
-        self, messages: Sequence[Claimed]
-    ) -> Iterator[tuple[list[Claimed], list[list[Part]], int]]:
+        self, messages: Sequence[Claimed], encoded: Sequence[Encoded]
+    ) -> Iterator[tuple[list[Claimed], list[Encoded], int]]:
         """Greedy chunks of at most ``chunk`` messages and ``window`` parts (a message longer
         than the window goes alone and holds the whole window)."""
         window, size = self.config.window, self.config.chunk
         chunk: list[Claimed] = []
-        encoded: list[list[Part]] = []
+        parts_of: list[Encoded] = []
         parts = 0
-        for message in messages:
-            message_parts = self._encode(message)
-            cost = max(1, min(len(message_parts), window))
+        for message, message_parts in zip(messages, encoded, strict=True):
+            cost = max(1, min(len(message_parts.parts), window))
             if chunk and (parts + cost > window or len(chunk) >= size):
-                yield chunk, encoded, parts
-                chunk, encoded, parts = [], [], 0
+                yield chunk, parts_of, parts
+                chunk, parts_of, parts = [], [], 0
             chunk.append(message)
-            encoded.append(message_parts)
+            parts_of.append(message_parts)
             parts += cost
         if chunk:
-            yield chunk, encoded, parts
+            yield chunk, parts_of, parts
 
-    def _encode(self, message: Claimed) -> list[Part]:
-        if not message.text:
-            return []
+    def _encode(self, message: Claimed) -> Encoded:
+        """The message's parts still to send: all of them, or for a retry those the SMSC has
+        not accepted, with the reference the others went out with."""
+        sent = message.sent
+        reference = sent.reference if sent.reference is not None else self._refs.next()
         try:
-            return encode_message(message.text, reference=self._refs.next())
+            parts = encode_message(message.text, reference=reference) if message.text else []
         except ValueError:
-            return []
+            parts = []
+        if not parts:
+            return Encoded(0, None, (), "text cannot be rendered or encoded")
+        total = len(parts)
+        if sent.total is not None and sent.total != total:
+            return Encoded(sent.total, sent.reference, (), "text changed between parts")
+        missing = tuple((n, p) for n, p in enumerate(parts, 1) if n not in sent.parts)
+        return Encoded(total, reference if total > 1 else None, missing)
 
     async def _send_chunk(
-        self, chunk: Sequence[Claimed], encoded: Sequence[list[Part]], slots: int
+        self, chunk: Sequence[Claimed], encoded: Sequence[Encoded], slots: int
     ) -> None:
         try:
             now = self._clock.now()
-            validity = self._settings.calendar.validity_until(now)
+            calendar = self._settings.calendar
+            closes = calendar.closes_at(now)
+            validity = calendar.validity_until(now)
             ready = self._ready()
             sendable: list[Claimed] = []
             held: list[Claimed] = []
             for m in chunk:
-                can = ready and (validity is not None or not m.in_window)
+                can = ready and (closes is not None or not m.in_window)
                 (sendable if can else held).append(m)
             if held:  # the window closed or the bind dropped since the claim: back to the queue
                 await self.repo.unclaim(held)
             marked = await self.repo.mark_in_flight(sendable, now) if sendable else set()
             jobs = [
-                self._submit(m, parts, validity if m.in_window else None)
+                self._submit(m, parts, validity if m.in_window else None, closes, now)
                 for m, parts in zip(chunk, encoded, strict=True)
                 if m.key in marked
             ]
@@ -313,40 +384,95 @@ class Dispatcher:
                 self._slots.release()
 
     async def _submit(
-        self, message: Claimed, parts: list[Part], validity: str | None
+        self,
+        message: Claimed,
+        encoded: Encoded,
+        validity: str | None,
+        closes: datetime | None,
+        now: datetime,
     ) -> MessageOutcome:
+        """Submit the message's parts still to send; a window-bound one only while the window
+        is open by the service clock (the session asks right before each write)."""
+        deadlines: list[datetime | None] = [None] * len(encoded.parts)
+        next_window: datetime | None = None
+        if message.in_window and closes is not None:
+            retry_until = message.sent.until or closes
+            next_window = self._settings.calendar.next_open(closes)
+            # A part is written only while the parts after it can still follow before the
+            # close at the granted TPS: a message is not started that cannot end in time.
+            pace = timedelta(seconds=1 / self._settings.smpp_tps)
+            last = len(encoded.parts) - 1
+            deadlines = [closes - pace * (last - i) for i in range(len(encoded.parts))]
+        else:
+            retry_until = message.sent.until or now + PART_RETRY_LIMIT
+        if encoded.error is not None:
+            return self._unsent(message, encoded, encoded.error)
+        if message.sent.until is not None and now >= retry_until:
+            return self._unsent(message, encoded, "parts missing at the end of their validity")
         destination = Address.international(message.msisdn)
-        results: list[Outcome] = []
-        if parts:
-            results = list(
-                await asyncio.gather(
-                    *(self._submit_part(part, destination, validity or "") for part in parts)
+        self._pending += len(encoded.parts)
+        try:
+            results = await asyncio.gather(
+                *(
+                    self._submit_part(part, destination, validity or "", deadline)
+                    for (_, part), deadline in zip(encoded.parts, deadlines, strict=True)
                 )
             )
-        if not parts:
-            return MessageOutcome(
-                message=message,
-                state=DeliveryState.FAILED,
-                status=None,
-                parts=0,
-                accepted=(),
-                error="text cannot be rendered or encoded",
-                retry_at=None,
-                language=message.language,
-            )
-        verdict = judge(results, message.attempts, self._clock.now())
+        finally:
+            self._pending -= len(encoded.parts)
+        tried = {n: r for (n, _), r in zip(encoded.parts, results, strict=True)}
+        verdict = judge(
+            tried,
+            message.attempts,
+            self._clock.now(),
+            parts=encoded.total,
+            sent_before=message.sent.parts,
+            next_window=next_window,
+            retry_until=retry_until,
+        )
+        accepted_ever = bool(message.sent.parts) or bool(verdict.accepted)
         return MessageOutcome(
             message=message,
             state=verdict.state,
             status=verdict.status,
-            parts=len(parts),
+            parts=encoded.total,
             accepted=verdict.accepted,
             error=verdict.error,
             retry_at=verdict.retry_at,
             language=message.language,
+            attempt_used=verdict.attempt_used,
+            # kept only with parts out: a retry without any sends a fresh message
+            reference=encoded.reference if accepted_ever else None,
+            valid_until=retry_until if accepted_ever else None,
         )
 
-    async def _submit_part(self, part: Part, destination: Address, validity: str) -> Outcome:
+    def _before(self, deadline: datetime) -> bool:
+        """Whether the service clock is still before ``deadline`` (by a window's close)."""
+        return self._clock.now() < deadline
+
+    def _unsent(self, message: Claimed, encoded: Encoded, error: str) -> MessageOutcome:
+        """A message given up without writing anything: failed, or undelivered when some of
+        its parts went out before (it can never be whole)."""
+        state = DeliveryState.UNDELIVERED if message.sent.parts else DeliveryState.FAILED
+        return MessageOutcome(
+            message=message,
+            state=state,
+            status=None,
+            parts=encoded.total,
+            accepted=(),
+            error=error,
+            retry_at=None,
+            language=message.language,
+        )
+
+    async def _submit_part(
+        self,
+        part: Part,
+        destination: Address,
+        validity: str,
+        deadline: datetime | None,
+    ) -> PartOutcome:
+        write_if = None if deadline is None else functools.partial(self._before, deadline)
         try:
             return await self._sender.submit(
                 part,
@@ -354,11 +480,13 @@ class Dispatcher:
                 destination=destination,
                 validity_period=validity,
                 bind_timeout=BIND_WAIT,
+                write_if=write_if,
             )
+        except DeadlinePassed:  # the window closed before its turn: nothing was written
+            return NotWritten(window_closed=True)
         except Exception as exc:  # the session raises only when nothing was written
             self.log.warning("submit not written", error=repr(exc))
-            # "Not bound": retried soon, without using an attempt (see policy.RETRY_SOON).
-            return TemporaryFailure(status=Status.ESME_RINVBNDSTS, sequence=0)
+            return NotWritten(window_closed=False)  # retried soon, no attempt used
 
     async def _record(self, outcomes: Sequence[MessageOutcome]) -> None:
         if not outcomes:

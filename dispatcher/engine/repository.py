@@ -40,6 +40,7 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     insert_receipts: str
     plan_each_batch: str
     apply_receipts: str
+    lock_messages: PerTable
     finish_messages: PerTable
     claimers: str
     node_lock: str
@@ -77,6 +78,28 @@ class CampaignRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Sent:
+    """What earlier tries of a message left (R14): the part numbers the SMSC accepted, the
+    message's total and concatenation reference, and until when its missing parts may
+    still follow. Empty for a message never tried or tried without a part accepted."""
+
+    parts: frozenset[int] = frozenset()
+    total: int | None = None
+    reference: int | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Sent:
+        accepted = frozenset(row["sent_parts"] or ())
+        if not accepted:
+            return NOT_SENT
+        return cls(accepted, row["parts"], row["concat_ref"], row["valid_until"])
+
+
+NOT_SENT = Sent()
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """One message claimed by this node: a campaign delivery or a service message."""
 
@@ -87,7 +110,8 @@ class Claimed:
     campaign_id: int | None
     kind: ContactKind | None  # the cap kind of a campaign delivery; None for service
     in_window: bool
-    attempts: int = 0
+    attempts: int = 0  # attempts used by earlier tries
+    sent: Sent = NOT_SENT
 
     @property
     def table(self) -> MessageTable:
@@ -108,6 +132,8 @@ class Claimed:
             campaign_id=row["campaign_id"],
             kind=None,
             in_window=row["in_window"],
+            attempts=row["attempts"],
+            sent=Sent.from_row(row),
         )
 
 
@@ -119,6 +145,9 @@ class Recipient:
     msisdn: str
     language: str | None  # the subscriber's language, when known
     variables: Mapping[str, str]  # the audience file's columns for this recipient
+    attempts: int = 0
+    sent: Sent = NOT_SENT
+    sent_language: str | None = None  # the language of the parts already sent
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Recipient:
@@ -127,6 +156,9 @@ class Recipient:
             msisdn=row["msisdn"],
             language=row["language"],
             variables=row["variables"] or {},
+            attempts=row["attempts"],
+            sent=Sent.from_row(row),
+            sent_language=row["sent_language"],
         )
 
 
@@ -154,11 +186,14 @@ class MessageOutcome:
     message: Claimed
     state: DeliveryState
     status: int | None
-    parts: int
-    accepted: tuple[tuple[int, str], ...]
+    parts: int  # the message's total
+    accepted: tuple[tuple[int, str], ...]  # (part number, message id) accepted this time
     error: str | None
     retry_at: datetime | None
     language: str | None
+    attempt_used: bool = True
+    reference: int | None = None  # the concatenation reference of a multipart message
+    valid_until: datetime | None = None  # until when its missing parts may follow
 
     @property
     def table(self) -> MessageTable:
@@ -253,10 +288,19 @@ class DispatchRepository:
         by_table = _by_table(outcomes)
         recorded: set[tuple[MessageTable, int]] = set()
         for table, batch in by_table.items():
+            await conn.execute(DispatchSQL.lock_messages[table], _ids([o.message for o in batch]))
             rows = await conn.fetch(DispatchSQL.record_outcomes[table], *_columns(batch), now)
             recorded |= {(table, r["id"]) for r in rows}
         await self._insert_submits(conn, outcomes, now)
-        return [o for o in outcomes if o.message.key in recorded]
+        done = [o for o in outcomes if o.message.key in recorded]
+        # A message whose last part was just accepted may have had its other parts'
+        # receipts already (they came while this part waited): settle it now, from a
+        # snapshot taken after lock_messages (see dispatch.sql).
+        for table, batch in _by_table(done).items():
+            ids = [o.message.id for o in batch if o.state is DeliveryState.SUBMITTED]
+            if ids:
+                await conn.execute(DispatchSQL.finish_messages[table], ids, now)
+        return done
 
     async def _insert_submits(
         self, conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
@@ -303,13 +347,10 @@ class DispatchRepository:
             touched = [r for r in rows if r["tbl"] is not None]
             messages = 0
             for table in MessageTable:
-                batch = [r for r in touched if r["tbl"] == table]
-                if batch:
-                    finished = await conn.fetch(
-                        DispatchSQL.finish_messages[table],
-                        *([r[column] for r in batch] for column in _PER_MESSAGE),
-                        now,
-                    )
+                ids = [r["id"] for r in touched if r["tbl"] == table]
+                if ids:
+                    await conn.execute(DispatchSQL.lock_messages[table], ids)
+                    finished = await conn.fetch(DispatchSQL.finish_messages[table], ids, now)
                     messages += len(finished)
         head = rows[0]
         return ReceiptsApplied(seen=head["seen"], matched=head["matched"], messages=messages)
@@ -327,10 +368,6 @@ class DispatchRepository:
             requeued += row["requeued"]
             unknown += row["unknown"]
         return Recovered(requeued, unknown)
-
-
-#: apply_receipts' per-message columns, in finish_messages' parameter order.
-_PER_MESSAGE = ("id", "delivered", "parts", "expired", "failed")
 
 
 class _OnTable(Protocol):
@@ -359,13 +396,16 @@ def _ids(messages: Sequence[Claimed]) -> list[int]:
 
 
 def _columns(outcomes: Sequence[MessageOutcome]) -> tuple[list[Any], ...]:
-    """record_outcomes' $1-$7 arrays."""
+    """record_outcomes' $1-$10 arrays."""
     return (
         [o.message.id for o in outcomes],
         [o.state.value for o in outcomes],
         [o.status for o in outcomes],
-        [len(o.accepted) for o in outcomes],
+        [o.parts for o in outcomes],
         [o.error for o in outcomes],
         [o.retry_at for o in outcomes],
         [o.language for o in outcomes],
+        [int(o.attempt_used) for o in outcomes],
+        [o.reference for o in outcomes],
+        [o.valid_until for o in outcomes],
     )

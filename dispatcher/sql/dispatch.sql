@@ -13,6 +13,9 @@ ORDER BY priority DESC, id
 -- (take_cap_slots: R7, invariant 1), all in one statement. Both functions live in migration
 -- 0008_eligibility.sql, the one home of each rule; suppression_for is inlined by the planner.
 -- A row that already holds a slot (cap_month set: a retry) does not take a second one.
+-- A retry returns what its earlier tries left: attempts used, the parts already accepted
+-- (their numbers), the total, the concatenation reference, the language sent in and how
+-- long the missing parts may follow (R14).
 -- $1: campaign id, $2: batch size, $3: now, $4: this node's id, $5: the Astana month,
 -- $6: info cap, $7: survey cap.
 WITH c AS (
@@ -68,12 +71,15 @@ SET state = CASE WHEN x.reason IS NULL THEN 'claimed' ELSE 'suppressed' END::del
     finished_at = CASE WHEN x.reason IS NULL THEN NULL ELSE $3 END
 FROM decided x
 WHERE d.id = x.id
-RETURNING d.id, d.msisdn, d.state, d.variables, x.language
+RETURNING d.id, d.msisdn, d.state, d.variables, x.language, d.attempts, d.parts,
+          d.concat_ref, d.valid_until, d.language AS sent_language,
+          ARRAY(SELECT s.part_no FROM submits s WHERE s.delivery_id = d.id) AS sent_parts
 
 -- name: claim_service_batch
 -- Claims up to $2 queued program service messages; those bound to the send window only
 -- when it is open ($4). Nothing goes to a fully blocked or recycled number (R12), whatever
--- 1204 or membership say (suppression_for, kind 'service').
+-- 1204 or membership say (suppression_for, kind 'service'). A retry returns what its
+-- earlier tries left, as claim_campaign_batch does.
 -- $1: now, $2: batch size, $3: this node's id, $4: whether the send window is open.
 WITH batch AS (
     SELECT sm.id, sm.msisdn
@@ -99,7 +105,9 @@ SET state = CASE WHEN x.reason IS NULL THEN 'claimed' ELSE 'suppressed' END::del
     finished_at = CASE WHEN x.reason IS NULL THEN NULL ELSE $1 END
 FROM decided x
 WHERE sm.id = x.id
-RETURNING sm.id, sm.msisdn, sm.state, sm.body, sm.in_window, sm.campaign_id, sm.language
+RETURNING sm.id, sm.msisdn, sm.state, sm.body, sm.in_window, sm.campaign_id, sm.language,
+          sm.attempts, sm.parts, sm.concat_ref, sm.valid_until,
+          ARRAY(SELECT s.part_no FROM submits s WHERE s.service_message_id = sm.id) AS sent_parts
 
 -- name: lock_subscribers_shared
 -- Waits for any leave / 1204 in progress on these numbers (they hold FOR UPDATE) and keeps
@@ -149,23 +157,31 @@ WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
 -- name: record_outcomes
 -- for: deliveries, service_messages
 -- Applies a batch of submit outcomes; guarded on in_flight so a repeat changes nothing.
+-- parts is the message's total; the parts accepted are its submits rows (inserted next in
+-- the same transaction), a queued message with some of them waits for its missing parts,
+-- keeping its concatenation reference and until when they may follow. An attempt is
+-- counted only where the outcome says so (not for throttling, no bind, the window's close).
 -- A language left NULL (a service message queued without one) keeps the row's.
--- $1: ids, $2: new states, $3: last command_status, $4: parts accepted, $5: error text,
--- $6: not_before (retries), $7: language sent in, $8: now.
+-- $1: ids, $2: new states, $3: last command_status, $4: the message's parts, $5: error
+-- text, $6: not_before (retries), $7: language sent in, $8: attempts used (0 or 1),
+-- $9: concatenation reference, $10: until when missing parts may follow, $11: now.
 UPDATE {table} m
 SET state = u.state::delivery_state,
     last_status = u.status,
     parts = u.parts,
     error = u.error,
     not_before = u.not_before,
-    attempts = m.attempts + 1,
+    attempts = m.attempts + u.attempts,
+    concat_ref = coalesce(u.concat_ref, m.concat_ref),
+    valid_until = coalesce(u.valid_until, m.valid_until),
     claimed_by = CASE WHEN u.state = 'queued' THEN NULL ELSE m.claimed_by END,
-    submitted_at = CASE WHEN u.state = 'submitted' THEN $8 ELSE m.submitted_at END,
-    finished_at = CASE WHEN delivery_state_final(u.state::delivery_state) THEN $8 END,
+    submitted_at = CASE WHEN u.state = 'submitted' THEN $11 ELSE m.submitted_at END,
+    finished_at = CASE WHEN delivery_state_final(u.state::delivery_state) THEN $11 END,
     language = coalesce(u.language::language, m.language)
 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::text[],
-            $6::timestamptz[], $7::text[])
-     AS u(id, state, status, parts, error, not_before, language)
+            $6::timestamptz[], $7::text[], $8::smallint[], $9::int[], $10::timestamptz[])
+     AS u(id, state, status, parts, error, not_before, language, attempts, concat_ref,
+          valid_until)
 WHERE m.id = u.id AND m.state = 'in_flight'
 RETURNING m.id
 
@@ -237,45 +253,68 @@ WITH r AS (
     FROM checked c
     WHERE x.id = c.id
 ), per_message AS (
-    SELECT CASE WHEN delivery_id IS NOT NULL THEN 'deliveries' ELSE 'service_messages' END
+    -- The messages whose parts these receipts changed; finish_messages reads their parts.
+    SELECT DISTINCT
+           CASE WHEN delivery_id IS NOT NULL THEN 'deliveries' ELSE 'service_messages' END
                AS tbl,
-           coalesce(delivery_id, service_message_id) AS id,
-           (count(*) FILTER (WHERE state = 'delivered'))::int AS delivered,
-           max(parts)::int AS parts,
-           bool_or(state = 'expired') AS expired,
-           bool_or(state NOT IN ('delivered', 'expired')) AS failed
+           coalesce(delivery_id, service_message_id) AS id
     FROM parts
-    GROUP BY 1, 2
 ), counts AS (
     SELECT count(*) AS seen, count(*) FILTER (WHERE known) AS matched FROM checked
 )
-SELECT c.seen, c.matched, p.tbl, p.id, p.delivered, p.parts, p.expired, p.failed
+SELECT c.seen, c.matched, p.tbl, p.id
 FROM counts c LEFT JOIN per_message p ON true
 ORDER BY p.tbl, p.id
 
+-- name: lock_messages
+-- for: deliveries, service_messages
+-- The first statement of the receipt applier's finish step and of recording: locks the
+-- messages being recorded or waiting for receipts, in id order (both take them in this
+-- order, so they never deadlock), so that finish_messages, with a snapshot taken after the
+-- lock (READ COMMITTED), reads every part's receipt committed by the other. A receipt of an
+-- early part that comes while its message is being recorded is then counted by one of the
+-- two whichever commits first. $1: ids.
+SELECT id FROM {table}
+WHERE id = ANY($1::bigint[]) AND state IN ('in_flight', 'submitted')
+ORDER BY id
+FOR UPDATE
+
 -- name: finish_messages
 -- for: deliveries, service_messages
--- The receipt applier's per-message step (invariant 7): a message is delivered once every
--- part is, undelivered or expired as soon as one part is; finished_at is set exactly when
--- the state becomes final (the finished_when_final CHECK). The expressions read the row
--- itself (m.parts_done, not a copy), so a concurrent applier's parts are added, not lost.
--- Guarded on submitted: a late receipt of a finished message changes nothing.
--- $1: ids, $2: parts delivered by these receipts, $3: the message's part total (submits),
--- $4: a part expired, $5: a part failed, $6: now.
+-- The per-message step of the receipt applier and of recording (invariant 7, R14), run
+-- after lock_messages: computed from the message's submits rows, not incremented, so
+-- receipts that came while a part waited for its retry count when it is accepted. A
+-- message is delivered once every one of its parts (its total, not those accepted) has a
+-- delivered receipt, undelivered or expired as soon as one part is; finished_at is set
+-- exactly when the state becomes final (the finished_when_final CHECK). Guarded on
+-- submitted: a late receipt of a finished message, or one of a message still waiting for
+-- a part, changes nothing. $1: ids, $2: now.
+WITH p AS (
+    SELECT m.id,
+           (count(DISTINCT s.part_no) FILTER (WHERE s.receipt = 'delivered'))::int AS delivered,
+           coalesce(m.parts, max(s.parts))::int AS parts,
+           coalesce(bool_or(s.receipt = 'expired'), false) AS expired,
+           coalesce(bool_or(s.receipt NOT IN ('delivered', 'expired', 'accepted', 'enroute')),
+                    false) AS failed
+    FROM {table} m
+    JOIN submits s
+      ON CASE WHEN '{table}' = 'deliveries' THEN s.delivery_id ELSE s.service_message_id END
+         = m.id
+    WHERE m.id = ANY($1::bigint[]) AND m.state = 'submitted'
+    GROUP BY m.id, m.parts
+)
 UPDATE {table} m
-SET parts_done = m.parts_done + p.delivered,
+SET parts_done = p.delivered,
     state = CASE
         WHEN p.failed THEN 'undelivered'
         WHEN p.expired THEN 'expired'
-        WHEN m.parts_done + p.delivered >= coalesce(m.parts, p.parts) THEN 'delivered'
+        WHEN p.delivered >= p.parts THEN 'delivered'
         ELSE m.state
     END::delivery_state,
-    finished_at = CASE
-        WHEN p.failed OR p.expired OR m.parts_done + p.delivered >= coalesce(m.parts, p.parts)
-        THEN $6::timestamptz END
-FROM unnest($1::bigint[], $2::int[], $3::int[], $4::boolean[], $5::boolean[])
-     AS p(id, delivered, parts, expired, failed)
-WHERE m.id = p.id AND m.state = 'submitted'
+    finished_at = CASE WHEN p.failed OR p.expired OR p.delivered >= p.parts
+                       THEN $2::timestamptz END
+FROM p
+WHERE m.id = ANY($1::bigint[]) AND m.id = p.id AND m.state = 'submitted'
 RETURNING m.id
 
 -- name: claimers

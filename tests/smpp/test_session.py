@@ -9,6 +9,7 @@ import pytest
 
 from smpp.config import BindMode
 from smpp.constants import CommandId, MessageState, Status
+from smpp.errors import DeadlinePassed
 from smpp.inbound import DeliveryReceipt, MoMessage, UssdIndication
 from smpp.outcome import Accepted, PermanentFailure, TemporaryFailure
 from smpp.ratelimit import ManualMonotonic
@@ -150,6 +151,42 @@ async def test_tps_is_enforced_on_injected_clock(
         assert stats.submitted >= round(10 * elapsed) - 1
     assert round(clock.now() - start, 6) == 2.4
     assert all(isinstance(o, Accepted) for o in await asyncio.gather(*tasks))
+
+
+async def test_nothing_written_once_the_callers_deadline_passed(
+    sim: SmscSimulator, bound_session: SessionFactory
+) -> None:
+    """A submit waiting on the TPS bucket when the caller's clock passes its deadline (a send
+    window closing by the service clock) raises DeadlinePassed and writes nothing; those
+    written went before the deadline."""
+    clock = ManualMonotonic()
+    service = [0]  # the caller's clock in tenths of a second; its deadline is at 2 s
+    session = await bound_session(tps=10.0, clock=clock)
+    tasks = [
+        asyncio.create_task(
+            session.submit(
+                part(), source=SOURCE, destination=DEST, write_if=lambda: service[0] < 20
+            )
+        )
+        for _ in range(40)
+    ]
+    stats = session.stats
+
+    def settled() -> bool:
+        return all(t.done() for t in tasks) or clock.sleepers >= 4
+
+    await until(lambda: stats.submitted >= 1 and settled())
+    written_at = [service[0]] * stats.submitted  # the service time of each write
+    while not all(t.done() for t in tasks):
+        clock.advance(0.1)
+        service[0] += 1  # the service clock moves with the time spent on the bucket
+        await until(settled)
+        written_at += [service[0]] * (stats.submitted - len(written_at))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, DeadlinePassed)]
+    assert max(written_at) < 20
+    assert len(refused) == 40 - stats.submitted > 0
+    await until(lambda: len(sim.of_kind(CommandId.SUBMIT_SM)) == stats.submitted)
 
 
 async def test_enquire_link_answered_with_full_window(
