@@ -157,6 +157,13 @@ class Settings:
         64, _int_between(1, 10000), "an integer 1-10000", "max outstanding requests per bind"
     )
     smpp_tps: float = _setting(100.0, _positive_float, "a positive number", "submits/s per bind")
+    smpp_id_format: str = _setting(
+        "auto",
+        _choice("auto", "as-is", "hex-response-decimal-receipt", "decimal-response-hex-receipt"),
+        "auto, as-is, hex-response-decimal-receipt or decimal-response-hex-receipt",
+        "how the SMSC writes one message's id in submit_sm_resp and in its receipts; auto "
+        "detects it from which reading of receipt ids names a known submit",
+    )
     short_code: str = _setting("5555", _address, "an alphanumeric address", "program short code")
     dnc_code: str = _setting("1204", _address, "an alphanumeric address", "telemarketing opt-out")
     timezone: ZoneInfo = _setting(

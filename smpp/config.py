@@ -107,7 +107,7 @@ class SessionConfig:
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     status_policy: StatusPolicy = field(default_factory=StatusPolicy)
     fatal_bind_statuses: frozenset[int] = DEFAULT_FATAL_BIND
-    id_format: IdFormat = IdFormat.AS_IS
+    id_format: IdFormat = IdFormat.AUTO
     reconnect_on_unbind: bool = True
     handler_error_status: int = Status.ESME_RX_T_APPN
     malformed_deliver_status: int = Status.ESME_RX_P_APPN

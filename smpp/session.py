@@ -23,7 +23,13 @@ import structlog
 from smpp.config import Address, Role, SessionConfig
 from smpp.connection import Connection, Interrupted, Result
 from smpp.constants import CommandId, Status
-from smpp.errors import AuthenticationFailed, BindRefused, NotBound, SessionClosed
+from smpp.errors import (
+    AuthenticationFailed,
+    BindRefused,
+    InboundRejected,
+    NotBound,
+    SessionClosed,
+)
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, Ready, Reassembler, classify
 from smpp.outcome import Accepted, Outcome, TemporaryFailure, Unknown
 from smpp.pdu import Header, PduError, decode_message_id, decode_short_message
@@ -44,7 +50,8 @@ class Session:
 
     ``handler`` is awaited with each :data:`~smpp.inbound.InboundEvent` before its
     deliver_sm_resp is sent; if it raises, the SMSC gets ``handler_error_status`` (a
-    temporary error, so it delivers again). ``clock`` drives the token bucket, response
+    temporary error, so it delivers again), or a permanent error when it raises
+    :class:`~smpp.errors.InboundRejected`. ``clock`` drives the token bucket, response
     timeouts and enquire_link; ``rng`` the reconnect jitter.
     """
 
@@ -392,6 +399,10 @@ class Session:
             if self._handler is not None:
                 try:
                     await self._handler(event)
+                except InboundRejected as exc:  # can never be applied: not to be resent
+                    self.stats.inbound_rejected += 1
+                    status = exc.status or self.config.malformed_deliver_status
+                    self.log.warning("inbound PDU rejected for good", reason=exc.reason)
                 except Exception:
                     self.stats.handler_errors += 1
                     status = self.config.handler_error_status

@@ -45,4 +45,6 @@ class SessionStats:
     mo_messages: int = 0
     ussd_indications: int = 0
     handler_errors: int = 0
+    inbound_rejected: int = 0
+    """Inbound PDUs the application refused for good (answered with a permanent error)."""
     unbinds_received: int = 0

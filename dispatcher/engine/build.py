@@ -37,6 +37,7 @@ from dispatcher.settings import Settings
 from smpp.config import Address, BindMode, SessionConfig
 from smpp.constants import Tag
 from smpp.inbound import UssdIndication
+from smpp.receipts import IdFormat
 from smpp.session import Session
 from smpp.stats import SessionState
 from smpp.text import encode_message
@@ -76,6 +77,7 @@ def smpp_session_config(settings: Settings) -> SessionConfig:
         window=settings.smpp_window,
         tps=settings.smpp_tps,
         burst=1,  # paced evenly: the SMSC counts over a window, never exceed it within one
+        id_format=IdFormat(settings.smpp_id_format),
     )
 
 
@@ -116,6 +118,7 @@ class Engine:
         self.session.start()
         try:
             await self.dispatcher.start()
+            await self.receipts.start()
         except BaseException:
             await self.session.close()
             raise
@@ -206,7 +209,7 @@ def build_engine(
         session,
         dispatcher,
         sink,
-        ReceiptService(dispatcher, clock, settings),
+        ReceiptService(dispatcher, clock, settings, config.id_format),
         HousekeepingService(
             housekeeping_pool or pool, clock, settings, dispatcher.wake, program.ussd
         ),
