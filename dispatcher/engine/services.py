@@ -67,6 +67,7 @@ class ReceiptService:
         self._clock = clock
         self._recheck = timedelta(seconds=settings.receipts_recheck)
         self.id_format = id_format
+        self._detecting = id_format is IdFormat.AUTO  # until an SMSC's format is known
 
     async def start(self) -> None:
         """Record this engine's id format setting for its SMSC (the applier reads it)."""
@@ -74,12 +75,13 @@ class ReceiptService:
 
     async def run_once(self) -> int:
         """Apply one batch; returns the receipts looked at (matched, or put off for later).
-        A batch that left receipts unmatched is the moment to look at the id formats."""
+        The id formats are looked at after a batch while one is still unknown, or when a
+        batch left receipts unmatched (an SMSC may have changed its habit)."""
         now = self._clock.now()
         row = await self._repo.apply_receipts(
             RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP
         )
-        if row.seen > row.matched:
+        if row.seen > row.matched or (row.seen and self._detecting):
             await self.detect_id_formats()
         return row.seen
 
@@ -87,11 +89,13 @@ class ReceiptService:
         """Learn the id format of each SMSC set to auto whose latest receipts show one
         clearly (smpp.receipts.detect_id_format); returns how many changed."""
         changed = 0
+        undetected = False
         for found in await self._repo.id_format_evidence(ID_FORMAT_SAMPLE):
             detected = detect_id_format(found.evidence)
+            undetected |= (detected or found.detected) is None
             if detected is None or detected is found.detected:
                 continue
-            log.warning(
+            log.info(
                 "receipt id format detected",
                 smsc=found.smsc,
                 id_format=detected.value,
@@ -100,6 +104,7 @@ class ReceiptService:
             )
             await self._repo.learn_id_format(found.smsc, detected, self._clock.now())
             changed += 1
+        self._detecting = undetected
         return changed
 
 

@@ -267,8 +267,9 @@ SET LOCAL plan_cache_mode = force_custom_plan
 -- before submit_sm_resp, or a reading the SMSC's id format has not been found for) are
 -- looked at again after $3, and given up after $4.
 -- Which reading of the receipt's id is its key: the SMSC's setting, or under auto what was
--- detected; before that, the one reading that names a known submit (none, or two readings
--- naming different submits: wait — small ids are often valid in both bases).
+-- detected; before that, the one reading that names a known submit to the receipt's
+-- subscriber (none, or two readings naming different submits: wait — small ids are often
+-- valid in both bases, and a receipt that beat its own submit must not take another's).
 -- A key names a part: the newest not yet holding a final receipt, the subscriber's own
 -- first (an SMSC that restarted reuses ids); never one with a final receipt, so a finished
 -- message is never touched. When every part with the key holds a final receipt, the
@@ -300,7 +301,11 @@ WITH r AS (
                WHEN 'auto' THEN (
                    SELECT CASE WHEN count(DISTINCT k) = 1 THEN min(k) END
                    FROM unnest(ARRAY[r.message_id, r.id_hex, r.id_dec]) AS k
-                   WHERE EXISTS (SELECT FROM submits s WHERE s.smsc = r.smsc AND s.message_id = k)
+                   WHERE EXISTS (
+                       SELECT FROM submits s
+                       WHERE s.smsc = r.smsc AND s.message_id = k
+                         AND (r.msisdn IS NULL OR s.msisdn = r.msisdn)
+                   )
                )
                ELSE r.message_id
            END AS key
