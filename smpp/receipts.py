@@ -18,12 +18,13 @@ from smpp.constants import MessageState, Tag
 from smpp.pdu import ShortMessage, tlv_int, tlv_str
 
 
-class IdFormat(enum.Enum):
+class IdFormat(enum.StrEnum):
     """How one SMSC writes the same message id in submit_sm_resp and in its receipts.
 
     ``AUTO`` is not a form of its own: the receipt applier detects which of the others the
     SMSC uses from which reading of its receipt ids names a known submit (see
-    :func:`detect_id_format`); until it has, a receipt is read as-is.
+    :func:`detect_id_format`); until it has, a receipt is read as-is. Mirrored by the
+    schema's ``message_id_format`` type.
     """
 
     AUTO = "auto"
