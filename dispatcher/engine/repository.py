@@ -329,9 +329,10 @@ class DispatchRepository:
         """Record this engine's id format setting for its SMSC (at start)."""
         await self._pool.execute(DispatchSQL.register_id_format, self.smsc, setting.value)
 
-    async def id_format_evidence(self, receipts: int) -> list[IdFormatEvidence]:
-        """For each SMSC set to auto, what its latest ``receipts`` receipts say."""
-        rows = await self._pool.fetch(DispatchSQL.id_format_evidence, receipts)
+    async def id_format_evidence(self, receipts: int, scanned: int) -> list[IdFormatEvidence]:
+        """For each SMSC set to auto, what its latest ``receipts`` receipts say, among the
+        latest ``scanned`` receipts of all SMSCs."""
+        rows = await self._pool.fetch(DispatchSQL.id_format_evidence, receipts, scanned)
         return [IdFormatEvidence.from_row(r) for r in rows]
 
     async def learn_id_format(self, smsc: str, detected: IdFormat, now: datetime) -> None:

@@ -28,8 +28,10 @@ from smpp.receipts import IdFormat, detect_id_format
 log = structlog.get_logger(__name__)
 
 RECEIPT_BATCH = 1000  # receipts applied per statement
-#: The latest receipts per SMSC that id format detection looks at.
+#: The latest receipts per SMSC that id format detection looks at, found among the latest
+#: ID_FORMAT_SCAN receipts of all SMSCs (a bound on each pass's reading).
 ID_FORMAT_SAMPLE = 200
+ID_FORMAT_SCAN = 20 * ID_FORMAT_SAMPLE
 #: A receipt whose message is still unknown after this long is given up (its submit was
 #: never recorded: the message's fate was unknown after a crash).
 RECEIPT_GIVE_UP = timedelta(days=3)
@@ -90,7 +92,7 @@ class ReceiptService:
         clearly (smpp.receipts.detect_id_format); returns how many changed."""
         changed = 0
         undetected = False
-        for found in await self._repo.id_format_evidence(ID_FORMAT_SAMPLE):
+        for found in await self._repo.id_format_evidence(ID_FORMAT_SAMPLE, ID_FORMAT_SCAN):
             detected = detect_id_format(found.evidence)
             undetected |= (detected or found.detected) is None
             if detected is None or detected is found.detected:

@@ -214,8 +214,10 @@ ON CONFLICT (smsc) DO UPDATE SET setting = EXCLUDED.setting
 -- name: id_format_evidence
 -- For each SMSC set to auto: of its latest $1 receipts whose readings differ, how many name
 -- a known submit under each reading (smpp.receipts.detect_id_format decides). A backward
--- primary-key scan per SMSC and three probes of submits_message_id per receipt.
--- $1: receipts looked at per SMSC.
+-- primary-key scan per SMSC over the latest $2 receipts of all SMSCs at most (an SMSC with
+-- few or none must not make it read the whole table), and three probes of
+-- submits_message_id per receipt.
+-- $1: receipts looked at per SMSC, $2: latest receipts scanned.
 SELECT f.smsc, f.detected::text AS detected,
        count(x.id)::int AS receipts,
        count(x.id) FILTER (WHERE EXISTS (
@@ -231,7 +233,8 @@ FROM smsc_id_formats f
 LEFT JOIN LATERAL (
     SELECT r.id, r.message_id, r.id_hex, r.id_dec
     FROM receipts r
-    WHERE r.smsc = f.smsc
+    WHERE r.id > (SELECT coalesce(max(id), 0) FROM receipts) - $2
+      AND r.smsc = f.smsc
       AND (r.id_hex IS DISTINCT FROM r.message_id OR r.id_dec IS DISTINCT FROM r.message_id)
     ORDER BY r.id DESC
     LIMIT $1
