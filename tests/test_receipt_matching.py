@@ -235,3 +235,28 @@ async def test_repeated_receipts_settle_at_once(
     )
     assert tuple(row) == (10, 0, True)
     assert await database.pool.fetchval("SELECT sum(parts_done) FROM deliveries") == 5
+
+
+async def test_late_receipt_after_restart_reaches_its_own_subscriber(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A receipt an SMSC kept across its restart names an id the new numbering gave to
+    another subscriber's message: it reaches the message of the subscriber it names."""
+    old_numbers, new_numbers = NUMBERS[:3], NUMBERS[3:6]
+    await add_members(database, NUMBERS[:6])
+    old = await add_campaign(database, old_numbers)
+    async with dispatch_rig(database, settings, clock, sim_options={"receipts": False}) as rig:
+        await rig.drain()
+        await restart_smsc(rig)
+        new = await add_campaign(database, new_numbers)
+        await rig.drain()
+        owner = await database.pool.fetchval(
+            "SELECT msisdn FROM submits WHERE message_id = '1' ORDER BY id LIMIT 1"
+        )
+        assert owner in old_numbers
+        assert await rig.sim.deliver(text_receipt(owner, "1")) == Status.ESME_ROK
+        await rig.receipts_settled(1)
+        assert await rig.states(old) == {"delivered": 1, "submitted": 2}
+        assert await rig.states(new) == {"submitted": 3}
+    delivered = "SELECT msisdn FROM deliveries WHERE state = 'delivered'"
+    assert await database.pool.fetchval(delivered) == owner
