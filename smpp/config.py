@@ -81,7 +81,10 @@ class SessionConfig:
 
     ``window`` bounds requests outstanding at once, ``tps`` (None = unlimited) is the
     token-bucket rate with bucket size ``burst``. ``first_sequence`` exists for tests of
-    the 0x7FFFFFFF wrap.
+    the 0x7FFFFFFF wrap. ``id_format``: how the SMSC writes one message's id in the response
+    and in the receipt; a receipt's id is converted to the response's form when it is set,
+    and left as-is under ``AUTO`` (the default), where the dispatcher detects the format
+    from its store of submits.
     """
 
     host: str
