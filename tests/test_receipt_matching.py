@@ -20,7 +20,7 @@ from smpp.constants import Status
 from smpp.errors import InboundRejected
 from smpp.pdu import ShortMessage
 from smpp.receipts import IdFormat, format_receipt_text, receipt_for
-from smpp.simulator import ID_FORMAT_STYLES
+from smpp.simulator import ID_FORMAT_STYLES, build_parser, options_from_args
 from tests.dispatch_helpers import Rig, add_campaign, add_members, dispatch_rig
 from tests.test_metrics import metrics_client, scrape, value
 
@@ -78,6 +78,13 @@ def test_id_format_setting_reaches_the_session(value: str) -> None:
     configured = smpp_session_config(load_settings({"SMARTD_SMPP_ID_FORMAT": value}))
     assert configured.id_format is IdFormat(value)
     assert smpp_session_config(load_settings({})).id_format is IdFormat.AUTO
+
+
+@pytest.mark.parametrize("fmt", sorted(ID_FORMAT_STYLES))
+def test_simulator_command_line_writes_each_id_format(fmt: str) -> None:
+    """`smartd smsc-sim --id-format F` makes the simulator write ids as an SMSC of F does."""
+    options = options_from_args(build_parser().parse_args(["--id-format", fmt]))
+    assert (options["response_id_style"], options["receipt_id_style"]) == ID_FORMAT_STYLES[fmt]
 
 
 async def test_unmatched_receipts_and_id_format_are_metrics(
