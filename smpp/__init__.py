@@ -5,7 +5,14 @@ session's contract.
 """
 
 from smpp.config import Address, BindMode, SessionConfig
-from smpp.errors import AuthenticationFailed, BindRefused, NotBound, SessionClosed, SmppError
+from smpp.errors import (
+    AuthenticationFailed,
+    BindRefused,
+    InboundRejected,
+    NotBound,
+    SessionClosed,
+    SmppError,
+)
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, UssdIndication
 from smpp.outcome import (
     Accepted,
@@ -30,6 +37,7 @@ __all__ = [
     "IdSide",
     "InboundEvent",
     "InboundHandler",
+    "InboundRejected",
     "MoMessage",
     "NotBound",
     "Outcome",
