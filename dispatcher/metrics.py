@@ -6,8 +6,9 @@ Three sources:
 - the SMPP session's own counters (:class:`smpp.stats.SessionStats`), read at scrape time
   by a custom collector, so ``smpp/`` knows nothing of Prometheus;
 - the database, read at scrape time with cheap queries: queue depth (partial indexes on
-  queued rows), receipts by state (an index range over the ids added since the last scrape)
-  and suppressed deliveries of live campaigns by reason. Database figures are kept for
+  queued rows), receipts by state (an index range over the ids added since the last scrape),
+  suppressed deliveries of live campaigns by reason, receipts waiting unmatched and each
+  SMSC's id format. Database figures are kept for
   ``DB_REFRESH`` so a scraper storm does not become a query storm.
 
 Rates (TPS) are Prometheus' job: counters here, ``rate()`` there; the configured TPS is a
@@ -46,6 +47,8 @@ class MetricsSQL(SqlFile, domain="metrics"):
     queue_depth: str
     receipts_since: str
     suppressed_live: str
+    receipts_unmatched: str
+    id_formats: str
 
 
 @dataclass
@@ -56,6 +59,10 @@ class DbSnapshot:
     queued_service: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
     taken_at: float = float("-inf")
+    unmatched: dict[str, int] = field(default_factory=dict)
+    """smsc -> receipts that name no known submit yet."""
+    id_formats: list[tuple[str, str, str]] = field(default_factory=list)
+    """(smsc, setting, detected or '') of every SMSC."""
 
 
 class Metrics:
@@ -96,11 +103,15 @@ class Metrics:
             depth = await conn.fetchrow(MetricsSQL.queue_depth)
             rows = await conn.fetch(MetricsSQL.receipts_since, self.receipts_after)
             suppressed = await conn.fetch(MetricsSQL.suppressed_live)
+            unmatched = await conn.fetch(MetricsSQL.receipts_unmatched)
+            formats = await conn.fetch(MetricsSQL.id_formats)
         self.db = DbSnapshot(
             depth["deliveries"],
             depth["service_messages"],
             {r["reason"]: r["n"] for r in suppressed},
             now,
+            {r["smsc"]: r["n"] for r in unmatched},
+            [(r["smsc"], r["setting"], r["detected"]) for r in formats],
         )
         self._count_receipts(rows)
 
@@ -233,6 +244,29 @@ class ServiceCollector(Collector):
         for reason, n in sorted(db.suppressed.items()):
             suppressed.add_metric([reason], n)
         yield suppressed
+        yield from _receipt_matching_metrics(db)
+
+
+def _receipt_matching_metrics(db: DbSnapshot) -> Iterator[Metric]:
+    """Receipts that match no submit, and how each SMSC's ids are read (issue 11)."""
+    unmatched = GaugeMetricFamily(
+        "smartd_receipts_unmatched",
+        "Receipts naming no known submit yet, waiting to be matched (given up after 3 days); "
+        "a steady rise means the SMSC writes ids in a form SMARTD_SMPP_ID_FORMAT does not read",
+        labels=["smsc"],
+    )
+    for smsc, n in sorted(db.unmatched.items()):
+        unmatched.add_metric([smsc], n)
+    yield unmatched
+    formats = GaugeMetricFamily(
+        "smartd_smsc_id_format",
+        "1 for the id format receipts of each SMSC are read with: its setting and, under auto, "
+        "what was detected (empty until detection has seen enough receipts)",
+        labels=["smsc", "setting", "detected"],
+    )
+    for smsc, setting, detected in db.id_formats:
+        formats.add_metric([smsc, setting, detected], 1.0)
+    yield formats
 
 
 def install_metrics(app: web.Application, session: Callable[[], Session | None]) -> Metrics:

@@ -186,6 +186,13 @@ class Settings:
         "a byte count",
         "bytes of long-MO parts buffered at most (the oldest message goes on incomplete)",
     )
+    smpp_id_format: str = _setting(
+        "auto",
+        _choice("auto", "as-is", "hex-response-decimal-receipt", "decimal-response-hex-receipt"),
+        "auto, as-is, hex-response-decimal-receipt or decimal-response-hex-receipt",
+        "how the SMSC writes one message's id in submit_sm_resp and in its receipts; auto "
+        "detects it from which reading of receipt ids names a known submit",
+    )
     short_code: str = _setting("5555", _address, "an alphanumeric address", "program short code")
     dnc_code: str = _setting("1204", _address, "an alphanumeric address", "telemarketing opt-out")
     timezone: ZoneInfo = _setting(

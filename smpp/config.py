@@ -81,7 +81,10 @@ class SessionConfig:
 
     ``window`` bounds requests outstanding at once, ``tps`` (None = unlimited) is the
     token-bucket rate with bucket size ``burst``. ``first_sequence`` exists for tests of
-    the 0x7FFFFFFF wrap.
+    the 0x7FFFFFFF wrap. ``id_format``: how the SMSC writes one message's id in the response
+    and in the receipt; a receipt's id is converted to the response's form when it is set,
+    and left as-is under ``AUTO`` (the default), where the dispatcher detects the format
+    from its store of submits.
 
     Inbound work is bounded: at most ``inbound_concurrency`` handlers run at once, and
     at most ``inbound_backlog`` deliver_sm (plus the parts of one message completed by
@@ -117,7 +120,7 @@ class SessionConfig:
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     status_policy: StatusPolicy = field(default_factory=StatusPolicy)
     fatal_bind_statuses: frozenset[int] = DEFAULT_FATAL_BIND
-    id_format: IdFormat = IdFormat.AS_IS
+    id_format: IdFormat = IdFormat.AUTO
     reconnect_on_unbind: bool = True
     handler_error_status: int = Status.ESME_RX_T_APPN
     malformed_deliver_status: int = Status.ESME_RX_P_APPN

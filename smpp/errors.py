@@ -37,3 +37,15 @@ class DeadlinePassed(SmppError):
     """The caller's condition for writing (a send window still open) no longer held when the
     submit_sm's turn came, after waiting for the window, the bind and the pace; nothing was
     sent."""
+
+
+class InboundRejected(SmppError):
+    """Raised by an inbound handler for a PDU that can never be applied (a receipt whose
+    message id holds a NUL, say): the session answers it with a permanent error status
+    (``status``, else the session's ``malformed_deliver_status``) so the SMSC does not
+    deliver it again, and logs ``reason`` once. The reason must not hold an MSISDN."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status

@@ -18,9 +18,16 @@ from smpp.constants import MessageState, Tag
 from smpp.pdu import ShortMessage, tlv_int, tlv_str
 
 
-class IdFormat(enum.Enum):
-    """How one SMSC writes the same message id in submit_sm_resp and in its receipts."""
+class IdFormat(enum.StrEnum):
+    """How one SMSC writes the same message id in submit_sm_resp and in its receipts.
 
+    ``AUTO`` is not a form of its own: the receipt applier detects which of the others the
+    SMSC uses from which reading of its receipt ids names a known submit (see
+    :func:`detect_id_format`); until it has, a receipt is read as-is. Mirrored by the
+    schema's ``message_id_format`` type.
+    """
+
+    AUTO = "auto"
     AS_IS = "as-is"
     HEX_RESPONSE_DECIMAL_RECEIPT = "hex-response-decimal-receipt"
     DECIMAL_RESPONSE_HEX_RECEIPT = "decimal-response-hex-receipt"
@@ -33,30 +40,110 @@ class IdSide(enum.Enum):
     RECEIPT = "receipt"
 
 
+#: The longest message id kept (submit_sm_resp's message_id is a C-string of 65 octets);
+#: a longer one is not converted between bases.
+MAX_ID_LENGTH = 64
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
 def _plain(raw: str) -> str:
     text = raw.strip().lower()
     return text.lstrip("0") or ("0" if text else "")
+
+
+@dataclass(frozen=True, slots=True)
+class IdReadings:
+    """A receipt's id read under each id format, each written as the response would write
+    it (lower case, no leading zeros), so it compares equal to the response's plain form.
+
+    ``hex_response`` is None when the id is not decimal, ``decimal_response`` when it is
+    not hexadecimal (an alphanumeric id has the as-is reading alone).
+    """
+
+    as_is: str
+    hex_response: str | None
+    decimal_response: str | None
+
+    def under(self, fmt: IdFormat) -> str:
+        """The reading ``fmt`` says; as-is for AUTO and for an id the base does not fit."""
+        if fmt is IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT and self.hex_response is not None:
+            return self.hex_response
+        if fmt is IdFormat.DECIMAL_RESPONSE_HEX_RECEIPT and self.decimal_response is not None:
+            return self.decimal_response
+        return self.as_is
+
+
+def receipt_id_readings(raw: str) -> IdReadings:
+    """Every reading of a receipt's id (see :class:`IdReadings`). Only plain ASCII digits
+    count (``int`` alone would also take ``0x``, ``_`` and other scripts' digits)."""
+    plain = _plain(raw)
+    as_hex = as_decimal = None
+    if plain and len(plain) <= MAX_ID_LENGTH:
+        if _DECIMAL.fullmatch(plain):
+            as_hex = f"{int(plain, 10):x}"
+        if _HEX.fullmatch(plain):
+            as_decimal = str(int(plain, 16))
+    return IdReadings(plain, as_hex, as_decimal)
 
 
 def normalise_message_id(raw: str, fmt: IdFormat, side: IdSide) -> str:
     """Canonical form of a message id, equal for the response and the receipt of one
     message.
 
-    With a conversion configured, the canonical form is the decimal number (no leading
-    zeros); otherwise it is the id lower-cased without leading zeros. An id that does not
-    parse in the configured base (a vendor that changed its mind) falls back to the
-    plain form rather than raising.
+    The response's id is kept in its own form (lower-cased, without leading zeros); a
+    receipt's id is converted to that form when ``fmt`` says the SMSC writes it in the
+    other base. An id that does not parse in the configured base (a vendor that changed
+    its mind) falls back to the plain form rather than raising. With ``AUTO`` both sides
+    are plain: detection needs the store of submits (the dispatcher's receipt applier).
     """
-    text = raw.strip()
-    hex_side = (fmt is IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT and side is IdSide.RESPONSE) or (
-        fmt is IdFormat.DECIMAL_RESPONSE_HEX_RECEIPT and side is IdSide.RECEIPT
-    )
-    if fmt is IdFormat.AS_IS or not text:
-        return _plain(text)
-    try:
-        return str(int(text, 16 if hex_side else 10))
-    except ValueError:
-        return _plain(text)
+    if side is IdSide.RESPONSE:
+        return _plain(raw)
+    return receipt_id_readings(raw).under(fmt)
+
+
+@dataclass(frozen=True, slots=True)
+class IdEvidence:
+    """What recent receipts of one SMSC say about its id format: of ``receipts`` whose
+    readings differ, how many name a known submit under each reading."""
+
+    receipts: int
+    as_is: int
+    hex_response: int
+    decimal_response: int
+
+    def hits(self) -> dict[IdFormat, int]:
+        return {
+            IdFormat.AS_IS: self.as_is,
+            IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT: self.hex_response,
+            IdFormat.DECIMAL_RESPONSE_HEX_RECEIPT: self.decimal_response,
+        }
+
+
+#: Receipts (with readings that differ) needed before a format is decided.
+MIN_EVIDENCE = 10
+#: The SMSC's true reading names a known submit for (nearly) every receipt: only a receipt
+#: that beat its submit_sm_resp, or whose submit was lost in a crash, misses.
+WINNER_SHARE = 0.9
+#: A wrong reading names a submit only by coincidence: often with small sequential ids
+#: (a decimal id is also valid hex), so the margin is wide, never one receipt's worth.
+LOSER_SHARE = 0.75
+
+
+def detect_id_format(evidence: IdEvidence) -> IdFormat | None:
+    """The id format the evidence shows, or None while it does not show one clearly:
+    one reading names a submit for at least 90 % of the receipts and every other for
+    less than 75 %, over at least :data:`MIN_EVIDENCE` receipts."""
+    total = evidence.receipts
+    if total < MIN_EVIDENCE:
+        return None
+    hits = evidence.hits()
+    winners = [f for f, n in hits.items() if n >= WINNER_SHARE * total]
+    if len(winners) != 1:
+        return None
+    if any(n >= LOSER_SHARE * total for f, n in hits.items() if f is not winners[0]):
+        return None
+    return winners[0]
 
 
 _STAT_WORDS: dict[str, MessageState] = {

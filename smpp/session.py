@@ -29,6 +29,7 @@ from smpp.errors import (
     AuthenticationFailed,
     BindRefused,
     DeadlinePassed,
+    InboundRejected,
     NotBound,
     SessionClosed,
 )
@@ -54,7 +55,8 @@ class Session:
 
     ``handler`` is awaited with each :data:`~smpp.inbound.InboundEvent` before its
     deliver_sm_resp is sent; if it raises, the SMSC gets ``handler_error_status`` (a
-    temporary error, so it delivers again). ``clock`` drives the token bucket, response
+    temporary error, so it delivers again), or a permanent error when it raises
+    :class:`~smpp.errors.InboundRejected`. ``clock`` drives the token bucket, response
     timeouts and enquire_link; ``rng`` the reconnect jitter.
     """
 
@@ -485,6 +487,10 @@ class Session:
         if self._handler is not None:
             try:
                 await self._handler(event)
+            except InboundRejected as exc:  # can never be applied: not to be resent
+                self.stats.inbound_rejected += 1
+                status = exc.status or self.config.malformed_deliver_status
+                self.log.warning("inbound PDU rejected for good", reason=exc.reason)
             except Exception:
                 self.stats.handler_errors += 1
                 status = self.config.handler_error_status

@@ -4,7 +4,8 @@ It accepts binds (optionally checking credentials: a wrong password gets
 ESME_RINVPASWD), answers submit_sm with a TPS limit (ESME_RTHROTTLED beyond it), a window,
 a response latency, and sends delivery receipts (DELIVRD / UNDELIV / EXPIRED in a
 configurable mix, after a delay, with both the TLVs and the text form, ids in a
-configurable style). Faults on demand: disconnect after N PDUs, stall (answer nothing),
+configurable style, the response's and the receipt's apart). Faults on demand: a restart
+that numbers ids from 1 again, disconnect after N PDUs, stall (answer nothing),
 duplicate receipts, receipt before the submit_sm_resp, held responses, unbind, raw
 frames. It injects MO messages (concatenated too) and USSD indications, and records
 every PDU it received in :attr:`SmscSimulator.received` for tests to read.
@@ -56,6 +57,14 @@ def format_id(number: int, style: str) -> str:
     return str(number)
 
 
+#: (response style, receipt style) of each id format an SMSC may have (smpp.IdFormat values).
+ID_FORMAT_STYLES = {
+    "as-is": ("dec", "dec"),
+    "hex-response-decimal-receipt": ("hex", "dec"),
+    "decimal-response-hex-receipt": ("dec", "hex"),
+}
+
+
 @dataclass(slots=True)
 class SimulatorOptions:
     """Behaviour of the simulator; tests may change fields while it runs."""
@@ -74,6 +83,10 @@ class SimulatorOptions:
     receipt_mix: dict[str, float] = field(default_factory=lambda: {"DELIVRD": 1.0})
     response_id_style: str = "dec"
     receipt_id_style: str = "dec"
+    """Styles of :func:`format_id`: different ones make the id mismatch of some SMSCs (see
+    ID_FORMAT_STYLES)."""
+    renumber_on_restart: bool = True
+    """:meth:`SmscSimulator.restart` numbers message ids from 1 again, as many SMSCs do."""
     disconnect_after: int | None = None
     stall: bool = False
     hold_responses: bool = False
@@ -163,6 +176,13 @@ class SmscSimulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def restart(self) -> None:
+        """An SMSC restart: every connection dropped (no unbind) and, with
+        ``renumber_on_restart``, message ids numbered from 1 again."""
+        self.drop_all()
+        if self.options.renumber_on_restart:
+            self._next_id = 0
 
     def drop_all(self) -> None:
         """Abort every connection at once (no unbind): a network failure."""
@@ -458,6 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receipt-mix", default="DELIVRD=1", help="e.g. DELIVRD=8,UNDELIV=1,EXPIRED=1")
     p.add_argument("--response-ids", default="dec", choices=["dec", "hex", "HEX", "hex0"])
     p.add_argument("--receipt-ids", default="dec", choices=["dec", "hex", "HEX", "hex0"])
+    p.add_argument(
+        "--id-format",
+        choices=sorted(ID_FORMAT_STYLES),
+        default=None,
+        help="how ids differ between submit_sm_resp and receipts (sets both styles above)",
+    )
     p.add_argument("--no-receipts", action="store_true")
     p.add_argument("--no-record", action="store_true", help="do not keep received PDUs")
     p.add_argument(
@@ -508,6 +534,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
     """SimulatorOptions fields from parsed command-line arguments."""
     creds = dict(c.split(":", 1) for c in args.credential) or None
     mix = {k: float(v) for k, v in (item.split("=") for item in args.receipt_mix.split(","))}
+    styles = ID_FORMAT_STYLES.get(args.id_format or "", (args.response_ids, args.receipt_ids))
     return {
         "system_id": args.system_id,
         "credentials": creds,
@@ -516,8 +543,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
         "response_latency": args.latency,
         "receipt_delay": args.receipt_delay,
         "receipt_mix": mix,
-        "response_id_style": args.response_ids,
-        "receipt_id_style": args.receipt_ids,
+        "response_id_style": styles[0],
+        "receipt_id_style": styles[1],
         "receipts": not (args.no_receipts or args.fast),
         "record": not (args.no_record or args.fast),
         "validate": not args.fast,

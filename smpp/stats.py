@@ -53,4 +53,6 @@ class SessionStats:
     before a handler was free (unacknowledged: the SMSC delivers them again)."""
     reader_pauses: int = 0
     """Times a receiving connection stopped reading because the inbound backlog was full."""
+    inbound_rejected: int = 0
+    """Inbound PDUs the application refused for good (answered with a permanent error)."""
     unbinds_received: int = 0

@@ -37,6 +37,7 @@ from dispatcher.settings import Settings
 from smpp.config import Address, BindMode, SessionConfig
 from smpp.constants import Tag
 from smpp.inbound import UssdIndication
+from smpp.receipts import IdFormat
 from smpp.session import Session
 from smpp.stats import SessionState
 from smpp.text import encode_message
@@ -81,6 +82,7 @@ def smpp_session_config(settings: Settings) -> SessionConfig:
         reassembly_timeout=settings.smpp_reassembly_timeout,
         reassembly_max_parts=settings.smpp_reassembly_max_parts,
         reassembly_max_bytes=settings.smpp_reassembly_max_bytes,
+        id_format=IdFormat(settings.smpp_id_format),
     )
 
 
@@ -121,6 +123,7 @@ class Engine:
         self.session.start()
         try:
             await self.dispatcher.start()
+            await self.receipts.start()
         except BaseException:
             await self.session.close()
             raise
@@ -211,7 +214,7 @@ def build_engine(
         session,
         dispatcher,
         sink,
-        ReceiptService(dispatcher, clock, settings),
+        ReceiptService(dispatcher, clock, settings, config.id_format),
         HousekeepingService(
             housekeeping_pool or pool, clock, settings, dispatcher.wake, program.ussd
         ),

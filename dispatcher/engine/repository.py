@@ -18,6 +18,7 @@ import asyncpg
 
 from dispatcher.kernel.sql import PerTable, SqlFile
 from dispatcher.kernel.states import ContactKind, DeliveryState
+from smpp.receipts import IdEvidence, IdFormat
 
 
 class MessageTable(enum.StrEnum):
@@ -38,6 +39,9 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     record_outcomes: PerTable
     insert_submits: str
     insert_receipts: str
+    register_id_format: str
+    id_format_evidence: str
+    learn_id_format: str
     plan_each_batch: str
     apply_receipts: str
     lock_messages: PerTable
@@ -202,10 +206,37 @@ class MessageOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptIn:
+    """What is stored of one receipt: its id's readings (smpp.receipts.IdReadings), state,
+    error, done time and subscriber (None when the source address is not a number)."""
+
     message_id: str
     state: str
     error_code: str | None
     done_at: datetime | None
+    id_hex: str | None = None
+    id_dec: str | None = None
+    msisdn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdFormatEvidence:
+    """One SMSC set to auto: what detection has found so far, and what its latest
+    receipts say (see :func:`smpp.receipts.detect_id_format`)."""
+
+    smsc: str
+    detected: IdFormat | None
+    evidence: IdEvidence
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> IdFormatEvidence:
+        detected = row["detected"]
+        return cls(
+            smsc=row["smsc"],
+            detected=IdFormat(detected) if detected is not None else None,
+            evidence=IdEvidence(
+                row["receipts"], row["as_is"], row["hex_response"], row["decimal_response"]
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +364,24 @@ class DispatchRepository:
             [r.error_code for r in receipts],
             [r.done_at for r in receipts],
             now,
+            [r.id_hex for r in receipts],
+            [r.id_dec for r in receipts],
+            [r.msisdn for r in receipts],
         )
+
+    async def register_id_format(self, setting: IdFormat) -> None:
+        """Record this engine's id format setting for its SMSC (at start)."""
+        await self._pool.execute(DispatchSQL.register_id_format, self.smsc, setting.value)
+
+    async def id_format_evidence(self, receipts: int, scanned: int) -> list[IdFormatEvidence]:
+        """For each SMSC set to auto, what its latest ``receipts`` receipts say, among the
+        latest ``scanned`` receipts of all SMSCs."""
+        rows = await self._pool.fetch(DispatchSQL.id_format_evidence, receipts, scanned)
+        return [IdFormatEvidence.from_row(r) for r in rows]
+
+    async def learn_id_format(self, smsc: str, detected: IdFormat, now: datetime) -> None:
+        """Keep what detection found for ``smsc``; its waiting receipts are looked at again."""
+        await self._pool.execute(DispatchSQL.learn_id_format, smsc, detected.value, now)
 
     async def apply_receipts(
         self, limit: int, now: datetime, recheck: datetime, give_up: datetime

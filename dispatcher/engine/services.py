@@ -23,10 +23,15 @@ from dispatcher.kernel.clock import Clock
 from dispatcher.program import surveys
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
+from smpp.receipts import IdFormat, detect_id_format
 
 log = structlog.get_logger(__name__)
 
 RECEIPT_BATCH = 1000  # receipts applied per statement
+#: The latest receipts per SMSC that id format detection looks at, found among the latest
+#: ID_FORMAT_SCAN receipts of all SMSCs (a bound on each pass's reading).
+ID_FORMAT_SAMPLE = 200
+ID_FORMAT_SCAN = 20 * ID_FORMAT_SAMPLE
 #: A receipt whose message is still unknown after this long is given up (its submit was
 #: never recorded: the message's fate was unknown after a crash).
 RECEIPT_GIVE_UP = timedelta(days=3)
@@ -47,23 +52,62 @@ class Service(Protocol):
 
 
 class ReceiptService:
-    """Applies committed delivery receipts to their messages and parts (invariant 7)."""
+    """Applies committed delivery receipts to their messages and parts (invariant 7), and
+    detects how an SMSC set to ``auto`` writes its ids (issue 11)."""
 
     name = "receipts"
 
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        settings: Settings,
+        id_format: IdFormat = IdFormat.AS_IS,
+    ) -> None:
         self.interval = settings.receipts_interval
         self._repo = dispatcher.repo
         self._clock = clock
         self._recheck = timedelta(seconds=settings.receipts_recheck)
+        self.id_format = id_format
+        self._detecting = id_format is IdFormat.AUTO  # until an SMSC's format is known
+
+    async def start(self) -> None:
+        """Record this engine's id format setting for its SMSC (the applier reads it)."""
+        await self._repo.register_id_format(self.id_format)
 
     async def run_once(self) -> int:
-        """Apply one batch; returns the receipts looked at (matched, or put off for later)."""
+        """Apply one batch; returns the receipts looked at (matched, or put off for later).
+        The id formats are looked at after a batch while one is still unknown, or when a
+        batch left receipts unmatched (an SMSC may have changed its habit)."""
         now = self._clock.now()
         row = await self._repo.apply_receipts(
             RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP
         )
+        if row.seen > row.matched or (row.seen and self._detecting):
+            await self.detect_id_formats()
         return row.seen
+
+    async def detect_id_formats(self) -> int:
+        """Learn the id format of each SMSC set to auto whose latest receipts show one
+        clearly (smpp.receipts.detect_id_format); returns how many changed."""
+        changed = 0
+        undetected = False
+        for found in await self._repo.id_format_evidence(ID_FORMAT_SAMPLE, ID_FORMAT_SCAN):
+            detected = detect_id_format(found.evidence)
+            undetected |= (detected or found.detected) is None
+            if detected is None or detected is found.detected:
+                continue
+            log.info(
+                "receipt id format detected",
+                smsc=found.smsc,
+                id_format=detected.value,
+                previous=found.detected.value if found.detected else None,
+                evidence=found.evidence,
+            )
+            await self._repo.learn_id_format(found.smsc, detected, self._clock.now())
+            changed += 1
+        self._detecting = undetected
+        return changed
 
 
 class HousekeepingService:

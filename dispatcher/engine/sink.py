@@ -25,8 +25,9 @@ from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.program.mo import MoDesk, MoRepository
 from dispatcher.program.ussd import UssdDesk
 from smpp.constants import MessageState, Tag
+from smpp.errors import InboundRejected
 from smpp.inbound import DeliveryReceipt, InboundEvent, MoMessage, UssdIndication
-from smpp.receipts import parse_receipt_date
+from smpp.receipts import MAX_ID_LENGTH, parse_receipt_date, receipt_id_readings
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,8 @@ RECEIPT_STATES = {
     MessageState.UNKNOWN: "unknown",
     MessageState.REJECTED: "rejected",
 }
+#: The longest error code kept from a receipt's text (the spec's is three digits).
+MAX_ERROR_LENGTH = 32
 #: How long an MO resend is recognised by content when the PDU carries no id of its own.
 MO_DEDUPE_BUCKET = timedelta(minutes=10)
 
@@ -47,14 +50,23 @@ MO_DEDUPE_BUCKET = timedelta(minutes=10)
 UssdReplySender = Callable[[UssdIndication, str, bool], Awaitable[None]]
 
 
+_Pending = tuple[ReceiptIn, "asyncio.Future[None]"]  # a receipt and its writer's answer
+
+
 class ReceiptWriter:
-    """Micro-batches receipt inserts: callers await the commit of the batch holding theirs."""
+    """Micro-batches receipt inserts: callers await the commit of the batch holding theirs.
+
+    A batch the database refuses for its data (a byte PostgreSQL does not take in a text)
+    is written again one receipt at a time, so one bad receipt fails alone, for good
+    (:class:`~smpp.errors.InboundRejected`), and the others are kept. Any other failure
+    fails the batch, and the SMSC delivers its receipts again.
+    """
 
     def __init__(self, repo: DispatchRepository, clock: Clock, max_batch: int = 1000) -> None:
         self._repo = repo
         self._clock = clock
         self._max_batch = max_batch
-        self._pending: list[tuple[ReceiptIn, asyncio.Future[None]]] = []
+        self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self.committed = 0  # receipts written since start (for tests and metrics)
         self._progress = asyncio.Event()
@@ -75,19 +87,36 @@ class ReceiptWriter:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: len(batch)]
-            try:
-                await self._repo.insert_receipts([r for r, _ in batch], self._clock.now())
-            except Exception as exc:  # the SMSC gets an error status and sends them again
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
-            self.committed += len(batch)
-            self._progress.set()
-            self._progress = asyncio.Event()
+            await self._insert(batch)
+
+    async def _insert(self, batch: list[_Pending]) -> None:
+        try:
+            await self._repo.insert_receipts([r for r, _ in batch], self._clock.now())
+        except asyncpg.DataError as exc:
+            if len(batch) > 1:
+                for item in batch:
+                    await self._insert([item])
+                return
+            reason = f"receipt refused by the database: {type(exc).__name__}"
+            _settle(batch, InboundRejected(reason))
+            return
+        except Exception as exc:  # the SMSC gets an error status and sends them again
+            _settle(batch, exc)
+            return
+        _settle(batch, None)
+        self.committed += len(batch)
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+
+def _settle(batch: list[_Pending], error: BaseException | None) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 class InboundSink:
@@ -120,7 +149,7 @@ class InboundSink:
 
     async def __call__(self, event: InboundEvent) -> None:
         if isinstance(event, DeliveryReceipt):
-            await self.receipts.write(receipt_in(event, self._receipt_zone))
+            await self.receipts.write(receipt_in(event, self._receipt_zone, self._region))
         elif isinstance(event, MoMessage):
             await self.mo(event)
         else:
@@ -164,15 +193,38 @@ class InboundSink:
             return None
 
 
-def receipt_in(event: DeliveryReceipt, zone: tzinfo) -> ReceiptIn:
-    """What is stored of a receipt; its done date read in the SMSC's ``zone``."""
+def receipt_in(event: DeliveryReceipt, zone: tzinfo, region: str | None = None) -> ReceiptIn:
+    """What is stored of a receipt: its id's readings, its done date read in the SMSC's
+    ``zone``, and its subscriber's number read in ``region`` (None when it is not one).
+
+    Raises InboundRejected for a receipt that can never be matched (no id, a control
+    character such as NUL in it, longer than any submit_sm_resp id): answered with a
+    permanent error, not delivered again. A bad error code or date is dropped instead.
+    """
+    raw = event.fields.raw_message_id.strip()
+    if not raw or len(raw) > MAX_ID_LENGTH or any(ord(c) < 0x20 for c in raw):
+        raise InboundRejected(f"receipt without a usable message id: {raw[:MAX_ID_LENGTH]!r}")
+    readings = receipt_id_readings(raw)
     state = RECEIPT_STATES.get(event.state, "unknown") if event.state else "unknown"
+    error = "".join(c for c in event.fields.error if c.isprintable())[:MAX_ERROR_LENGTH]
     return ReceiptIn(
-        message_id=event.message_id,
+        message_id=readings.as_is,
         state=state,
-        error_code=event.fields.error or None,
+        error_code=error or None,
         done_at=parse_receipt_date(event.fields.done_date, zone),
+        id_hex=readings.hex_response,
+        id_dec=readings.decimal_response,
+        msisdn=_number(event.source_addr, region),
     )
+
+
+def _number(raw: str, region: str | None) -> str | None:
+    if region is None:
+        return None
+    try:
+        return normalise(raw, region)
+    except InvalidMsisdn:
+        return None
 
 
 def mo_dedupe_key(message: MoMessage, now: datetime) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from smpp.receipts import IdFormat
+
 
 class SubscriberStatus(enum.StrEnum):
     """Number life cycle (R12)."""
@@ -170,4 +172,5 @@ SCHEMA_ENUMS: dict[str, type[enum.StrEnum]] = {
     "survey_session_state": SurveySessionState,
     "grant_state": GrantState,
     "credit_state": CreditState,
+    "message_id_format": IdFormat,  # the SMSC's habit (issue 11); defined with the protocol
 }

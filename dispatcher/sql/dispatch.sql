@@ -186,7 +186,10 @@ WHERE m.id = u.id AND m.state = 'in_flight'
 RETURNING m.id
 
 -- name: insert_submits
--- One row per accepted part: what receipts are matched against.
+-- One row per accepted part: what receipts are matched against. A response is never
+-- dropped: an id an SMSC reused after a restart gets a row of its own (the applier matches
+-- a receipt to the newest part with its id). Only a repeat of the same part's own row (the
+-- same message, part and id) is left out.
 -- $1: smsc, $2: message ids, $3: delivery ids (NULL for service), $4: service ids (NULL for
 -- deliveries), $5: msisdns, $6: part numbers, $7: part totals, $8: now.
 INSERT INTO submits (smsc, message_id, delivery_id, service_message_id, msisdn, part_no, parts,
@@ -194,17 +197,79 @@ INSERT INTO submits (smsc, message_id, delivery_id, service_message_id, msisdn, 
 SELECT $1, u.message_id, u.delivery_id, u.service_id, u.msisdn, u.part_no, u.parts, $8
 FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::smallint[], $7::smallint[])
      AS u(message_id, delivery_id, service_id, msisdn, part_no, parts)
-ON CONFLICT (smsc, message_id) DO NOTHING
+WHERE NOT EXISTS (
+    -- submits_message_id: one index probe per part
+    SELECT FROM submits s
+    WHERE s.smsc = $1 AND s.message_id = u.message_id AND s.part_no = u.part_no
+      AND s.delivery_id IS NOT DISTINCT FROM u.delivery_id
+      AND s.service_message_id IS NOT DISTINCT FROM u.service_id
+)
 
 -- name: insert_receipts
--- Receipts as received, committed before deliver_sm_resp (invariant 4); a repeat of the same
--- (smsc, message id, state) is recognised by the unique key and ignored.
--- $1: smsc, $2: message ids, $3: states, $4: error codes, $5: done times, $6: now.
-INSERT INTO receipts (smsc, message_id, state, error_code, done_at, received_at)
-SELECT $1, u.message_id, u.state::receipt_state, u.error_code, u.done_at, $6
-FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
-     AS u(message_id, state, error_code, done_at)
-ON CONFLICT ON CONSTRAINT receipts_once DO NOTHING
+-- Receipts as received, committed before deliver_sm_resp (invariant 4). Every copy is kept:
+-- the applier recognises a repeat (its part already holds a final receipt), so a new
+-- message's receipt under a reused id is never taken for an old one's.
+-- $1: smsc, $2: message ids (as-is reading), $3: states, $4: error codes, $5: done times,
+-- $6: now, $7: the ids read as decimal, in hex ($2 when not decimal: NULL), $8: the ids read
+-- as hex, in decimal, $9: the receipts' subscriber numbers (NULL when not a number).
+INSERT INTO receipts (smsc, message_id, state, error_code, done_at, received_at, id_hex, id_dec,
+                      msisdn)
+SELECT $1, u.message_id, u.state::receipt_state, u.error_code, u.done_at, $6, u.id_hex,
+       u.id_dec, u.msisdn
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $7::text[], $8::text[],
+            $9::text[])
+     AS u(message_id, state, error_code, done_at, id_hex, id_dec, msisdn)
+
+-- name: register_id_format
+-- The engine's id format setting for its SMSC, at start; what was detected stays (it is a
+-- fact about the SMSC, which a later setting of auto goes back to).
+-- $1: smsc, $2: the setting.
+INSERT INTO smsc_id_formats (smsc, setting) VALUES ($1, $2::message_id_format)
+ON CONFLICT (smsc) DO UPDATE SET setting = EXCLUDED.setting
+
+-- name: id_format_evidence
+-- For each SMSC set to auto: of its latest $1 receipts whose readings differ, how many name
+-- a known submit under each reading (smpp.receipts.detect_id_format decides). A backward
+-- primary-key scan per SMSC over the latest $2 receipts of all SMSCs at most (an SMSC with
+-- few or none must not make it read the whole table), and three probes of
+-- submits_message_id per receipt.
+-- $1: receipts looked at per SMSC, $2: latest receipts scanned.
+SELECT f.smsc, f.detected::text AS detected,
+       count(x.id)::int AS receipts,
+       count(x.id) FILTER (WHERE EXISTS (
+           SELECT FROM submits s WHERE s.smsc = f.smsc AND s.message_id = x.message_id))::int
+           AS as_is,
+       count(x.id) FILTER (WHERE EXISTS (
+           SELECT FROM submits s WHERE s.smsc = f.smsc AND s.message_id = x.id_hex))::int
+           AS hex_response,
+       count(x.id) FILTER (WHERE EXISTS (
+           SELECT FROM submits s WHERE s.smsc = f.smsc AND s.message_id = x.id_dec))::int
+           AS decimal_response
+FROM smsc_id_formats f
+LEFT JOIN LATERAL (
+    SELECT r.id, r.message_id, r.id_hex, r.id_dec
+    FROM receipts r
+    WHERE r.id > (SELECT coalesce(max(id), 0) FROM receipts) - $2
+      AND r.smsc = f.smsc
+      AND (r.id_hex IS DISTINCT FROM r.message_id OR r.id_dec IS DISTINCT FROM r.message_id)
+    ORDER BY r.id DESC
+    LIMIT $1
+) x ON true
+WHERE f.setting = 'auto'
+GROUP BY f.smsc, f.detected
+
+-- name: learn_id_format
+-- What detection found for an SMSC set to auto, and its receipts still waiting are looked
+-- at again at once (receipts_unapplied: the backlog only). Guarded: a change of mind only.
+-- $1: smsc, $2: the detected format, $3: now.
+WITH learned AS (
+    UPDATE smsc_id_formats SET detected = $2::message_id_format, detected_at = $3
+    WHERE smsc = $1 AND detected IS DISTINCT FROM $2::message_id_format
+    RETURNING smsc
+)
+UPDATE receipts x SET check_after = NULL
+FROM learned l
+WHERE x.applied_at IS NULL AND x.smsc = l.smsc AND x.check_after IS NOT NULL
 
 -- name: plan_each_batch
 -- The receipt applier's statements join a batch of thousands to receipts and submits, tables
@@ -218,33 +283,74 @@ SET LOCAL plan_cache_mode = force_custom_plan
 -- The receipt applier's first step: applies up to $1 unapplied receipts whose submit is
 -- known to their parts, and returns, per message whose parts changed, what those parts
 -- say (finish_messages applies it in the same transaction). Unmatched receipts (receipt
--- before submit_sm_resp) are looked at again after $3, and given up after $4.
--- A part counts once: the submit's receipt is set only from NULL or an intermediate state.
--- Whether a receipt's submit is known is a column of the batch (EXISTS on the unique
--- index), not a join between two CTEs: the planner cannot size CTEs, and a nested loop over
--- two batches of 5,000 took 20 s.
+-- before submit_sm_resp, or a reading the SMSC's id format has not been found for) are
+-- looked at again after $3, and given up after $4.
+-- Which reading of the receipt's id is its key: the SMSC's setting, or under auto what was
+-- detected; before that, the one reading that names a known submit to the receipt's
+-- subscriber (none, or two readings naming different submits: wait — small ids are often
+-- valid in both bases, and a receipt that beat its own submit must not take another's).
+-- A key names a part: the newest not yet holding a final receipt, the subscriber's own
+-- first (an SMSC that restarted reuses ids); never one with a final receipt, so a finished
+-- message is never touched. When every part with the key holds a final receipt, the
+-- receipt is a repeat (same subscriber, or the receipt names none) and settles as matched,
+-- or a new message's that beat its submit_sm_resp (another subscriber) and waits.
+-- A part counts once: the submit's receipt is set only from NULL or an intermediate state
+-- (in the UPDATE's own WHERE, so a concurrent applier's change is rechecked).
+-- The part is found per receipt by a LATERAL probe of submits_message_id, not by a join
+-- between two CTEs: the planner cannot size CTEs, and a nested loop over two batches of
+-- 5,000 took 20 s.
 -- One row per message (tbl, id, ...), or a single row with tbl NULL when none changed; the
 -- counts are on every row.
 -- $1: batch size, $2: now, $3: next check time for unmatched, $4: give-up cutoff.
 WITH r AS (
-    SELECT id, smsc, message_id, state, received_at
-    FROM receipts
-    WHERE applied_at IS NULL AND (check_after IS NULL OR check_after <= $2::timestamptz)
-    ORDER BY check_after NULLS FIRST, id
+    SELECT x.id, x.smsc, x.message_id, x.id_hex, x.id_dec, x.msisdn, x.state, x.received_at,
+           CASE WHEN f.setting = 'auto' THEN coalesce(f.detected, 'auto')
+                ELSE coalesce(f.setting, 'as-is') END AS format
+    FROM receipts x
+    LEFT JOIN smsc_id_formats f ON f.smsc = x.smsc
+    WHERE x.applied_at IS NULL AND (x.check_after IS NULL OR x.check_after <= $2::timestamptz)
+    ORDER BY x.check_after NULLS FIRST, x.id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF x SKIP LOCKED
+), keyed AS (
+    SELECT r.id, r.smsc, r.msisdn, r.state, r.received_at,
+           CASE r.format
+               WHEN 'hex-response-decimal-receipt' THEN coalesce(r.id_hex, r.message_id)
+               WHEN 'decimal-response-hex-receipt' THEN coalesce(r.id_dec, r.message_id)
+               WHEN 'auto' THEN (
+                   SELECT CASE WHEN count(DISTINCT k) = 1 THEN min(k) END
+                   FROM unnest(ARRAY[r.message_id, r.id_hex, r.id_dec]) AS k
+                   WHERE EXISTS (
+                       SELECT FROM submits s
+                       WHERE s.smsc = r.smsc AND s.message_id = k
+                         AND (r.msisdn IS NULL OR s.msisdn = r.msisdn)
+                   )
+               )
+               ELSE r.message_id
+           END AS key
+    FROM r
 ), checked AS (
-    SELECT r.id,
-           EXISTS (SELECT FROM submits s WHERE s.smsc = r.smsc AND s.message_id = r.message_id)
-               AS known
-    FROM r
+    SELECT k.id, k.state, k.received_at, p.submit_id,
+           p.submit_id IS NOT NULL AND (NOT p.final OR k.msisdn IS NULL OR p.same_msisdn)
+               AS known,
+           p.submit_id IS NOT NULL AND NOT p.final AS fresh
+    FROM keyed k
+    LEFT JOIN LATERAL (
+        SELECT s.id AS submit_id,
+               coalesce(s.receipt NOT IN ('accepted', 'enroute'), false) AS final,
+               coalesce(s.msisdn = k.msisdn, false) AS same_msisdn
+        FROM submits s
+        WHERE s.smsc = k.smsc AND s.message_id = k.key
+        ORDER BY final, same_msisdn DESC, s.id DESC
+        LIMIT 1
+    ) p ON true
 ), parts AS (
-    UPDATE submits s SET receipt = r.state, receipt_at = r.received_at
-    FROM r
-    WHERE s.smsc = r.smsc AND s.message_id = r.message_id
+    UPDATE submits s SET receipt = c.state, receipt_at = c.received_at
+    FROM checked c
+    WHERE s.id = c.submit_id AND c.fresh
       AND (s.receipt IS NULL OR s.receipt IN ('accepted', 'enroute'))
-      AND r.state NOT IN ('accepted', 'enroute')
-    RETURNING s.delivery_id, s.service_message_id, s.parts, r.state
+      AND c.state NOT IN ('accepted', 'enroute')
+    RETURNING s.delivery_id, s.service_message_id, s.parts, c.state
 ), marked AS (
     UPDATE receipts x
     SET applied_at = CASE WHEN c.known OR x.received_at < $4 THEN $2::timestamptz END,

@@ -25,3 +25,17 @@ FROM campaigns c
 JOIN deliveries d ON d.campaign_id = c.id AND d.state = 'suppressed'
 WHERE c.state IN ('running', 'paused')
 GROUP BY d.suppressed
+
+-- name: receipts_unmatched
+-- Receipts that name no known submit yet, by SMSC: the applier looked and put them off
+-- (receipts_unapplied: the backlog only, not history). A steady rise means the SMSC names
+-- ids in a form the id format setting does not read (or receipts beat their submits).
+SELECT smsc, count(*) AS n
+FROM receipts
+WHERE applied_at IS NULL AND matched = false
+GROUP BY smsc
+
+-- name: id_formats
+-- Each SMSC's id format setting and what was detected under auto (a handful of rows).
+SELECT smsc, setting::text AS setting, coalesce(detected::text, '') AS detected
+FROM smsc_id_formats

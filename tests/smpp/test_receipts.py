@@ -10,14 +10,19 @@ from hypothesis import strategies as st
 
 from smpp.constants import MessageState, Tag
 from smpp.receipts import (
+    MIN_EVIDENCE,
+    IdEvidence,
     IdFormat,
     IdSide,
+    detect_id_format,
     format_receipt_text,
     normalise_message_id,
     parse_receipt_date,
     parse_receipt_text,
     receipt_fields,
+    receipt_id_readings,
 )
+from smpp.simulator import ID_FORMAT_STYLES, format_id
 
 STANDARD = (
     "id:1234567890 sub:001 dlvrd:001 submit date:2601011200 done date:2601011201 "
@@ -145,3 +150,115 @@ def test_receipt_date_round_trip(moment: datetime) -> None:
     """Any second of 2000-2099 written as YYMMDDhhmmss reads back as that instant."""
     exact = moment.replace(microsecond=0, tzinfo=UTC)
     assert parse_receipt_date(exact.strftime("%y%m%d%H%M%S"), UTC) == exact
+
+
+MISMATCHES = [f for f in IdFormat if f is not IdFormat.AUTO]
+
+
+def _written(number: int, base: int, zeros: int, upper: bool) -> str:
+    text = f"{number:x}" if base == 16 else str(number)
+    return "0" * zeros + (text.upper() if upper else text)
+
+
+@given(
+    st.integers(0, 2**128),
+    st.sampled_from(MISMATCHES),
+    st.integers(0, 6),
+    st.integers(0, 6),
+    st.booleans(),
+)
+def test_both_sides_of_one_id_match_under_its_format(
+    number: int, fmt: IdFormat, zeros_response: int, zeros_receipt: int, upper: bool
+) -> None:
+    """Any id, written by an SMSC of any format with any leading zeros and hex case, reads
+    the same in the response and in the receipt; the receipt's readings name it too."""
+    response_base = 16 if fmt is IdFormat.HEX_RESPONSE_DECIMAL_RECEIPT else 10
+    receipt_base = 16 if fmt is IdFormat.DECIMAL_RESPONSE_HEX_RECEIPT else 10
+    response = _written(number, response_base, zeros_response, upper)
+    receipt = _written(number, receipt_base, zeros_receipt, upper)
+    canonical = normalise_message_id(response, fmt, IdSide.RESPONSE)
+    assert normalise_message_id(receipt, fmt, IdSide.RECEIPT) == canonical
+    assert receipt_id_readings(receipt).under(fmt) == canonical
+    auto = normalise_message_id(response, IdFormat.AUTO, IdSide.RESPONSE)
+    assert auto == normalise_message_id(response, IdFormat.AS_IS, IdSide.RESPONSE) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "as_is", "as_hex", "as_decimal"),
+    [
+        ("0031", "31", "1f", "49"),
+        ("00AbC", "abc", None, "2748"),
+        ("0x1f", "x1f", None, None),  # int() would take the prefix: not an id's digit
+        ("1_0", "1_0", None, None),  # nor an underscore
+        ("١٢", "١٢", None, None),  # nor another script's digits
+        ("000", "0", "0", "0"),
+        ("", "", None, None),
+        ("9" * 65, "9" * 65, None, None),  # longer than any id: not converted
+    ],
+)
+def test_receipt_id_readings(
+    raw: str, as_is: str, as_hex: str | None, as_decimal: str | None
+) -> None:
+    """A receipt id is read in another base only when it is plain ASCII digits of it."""
+    readings = receipt_id_readings(raw)
+    assert (readings.as_is, readings.hex_response, readings.decimal_response) == (
+        as_is,
+        as_hex,
+        as_decimal,
+    )
+
+
+def _evidence(numbers: range, fmt: IdFormat, hex_style: str) -> IdEvidence:
+    """What dispatch.sql id_format_evidence reports when every receipt's submit is known."""
+    response_style, receipt_style = (
+        hex_style if style == "hex" else style for style in ID_FORMAT_STYLES[fmt.value]
+    )
+    submits = {
+        normalise_message_id(format_id(n, response_style), fmt, IdSide.RESPONSE) for n in numbers
+    }
+    total = as_is = as_hex = as_decimal = 0
+    for n in numbers:
+        readings = receipt_id_readings(format_id(n, receipt_style))
+        if readings.hex_response == readings.decimal_response == readings.as_is:
+            continue  # every reading the same: says nothing
+        total += 1
+        as_is += readings.as_is in submits
+        as_hex += readings.hex_response in submits
+        as_decimal += readings.decimal_response in submits
+    return IdEvidence(total, as_is, as_hex, as_decimal)
+
+
+@given(
+    st.one_of(st.just(1), st.integers(1, 10**4), st.integers(1, 10**15)),
+    st.integers(1, 400),
+    st.sampled_from(MISMATCHES),
+    st.sampled_from(["hex", "HEX", "hex0"]),
+)
+def test_detection_finds_the_format_and_never_a_wrong_one(
+    first: int, count: int, fmt: IdFormat, hex_style: str
+) -> None:
+    """Receipts of any run of ids (small sequential ones too, where a decimal id is also
+    valid hex) never detect a wrong format, and detect the right one once there are
+    enough of them."""
+    evidence = _evidence(range(first, first + count), fmt, hex_style)
+    detected = detect_id_format(evidence)
+    assert detected in (fmt, None)
+    if evidence.receipts >= MIN_EVIDENCE:
+        assert detected is fmt
+
+
+@given(st.integers(0, 200), st.integers(0, 200), st.integers(0, 200), st.integers(0, 200))
+def test_detection_needs_one_clear_winner(
+    receipts: int, as_is: int, as_hex: int, as_decimal: int
+) -> None:
+    """A format is detected only over enough receipts, when its reading names a submit for
+    nearly all of them and no other reading comes close."""
+    hits = (min(as_is, receipts), min(as_hex, receipts), min(as_decimal, receipts))
+    evidence = IdEvidence(receipts, *hits)
+    detected = detect_id_format(evidence)
+    if detected is None:
+        return
+    assert receipts >= MIN_EVIDENCE
+    share = evidence.hits()
+    assert share[detected] >= 0.9 * receipts
+    assert all(n < 0.75 * receipts for f, n in share.items() if f is not detected)
