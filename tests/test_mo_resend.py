@@ -1,0 +1,202 @@
+"""Subscribers' SMS against the SMSC's resends (invariant 4, R2): a distinct message is never
+dropped, and a resend is recognised only where the earlier copy was never acknowledged
+(dispatcher/engine/sink.py, RELIABILITY.md "MO and the SMSC's resends")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dispatcher.db import Database
+from dispatcher.engine.sink import InboundSink
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.settings import Settings
+from smpp.constants import Status, Tag
+from smpp.pdu import ShortMessage
+from smpp.simulator import SmscSimulator
+from tests.dispatch_helpers import add_members, dispatch_rig
+
+MSISDN = "77013334455"
+
+
+def mo_pdu(
+    destination: str,
+    text: str = "",
+    *,
+    reference: int | None = None,
+    data_coding: int = 0,
+    payload: bytes | None = None,
+) -> ShortMessage:
+    """An MO deliver_sm from MSISDN, as a handset's SMSC sends it."""
+    tlvs = {} if reference is None else {Tag.USER_MESSAGE_REFERENCE: reference.to_bytes(2, "big")}
+    return ShortMessage(
+        source_addr=MSISDN,
+        source_addr_ton=1,
+        source_addr_npi=1,
+        destination_addr=destination,
+        data_coding=data_coding,
+        short_message=text.encode("latin-1") if payload is None else payload,
+        tlvs=tlvs,
+    )
+
+
+def after_first_commit(sink: InboundSink, then: Callable[[], Awaitable[None]]) -> asyncio.Event:
+    """Run ``then`` after the first MO was committed, before the session may answer it;
+    returns an event set at that point."""
+    committed = asyncio.Event()
+    original = sink.mo
+
+    async def mo(*args: Any, **kwargs: Any) -> str:
+        outcome = await original(*args, **kwargs)
+        if not committed.is_set():
+            committed.set()
+            await then()
+        return outcome
+
+    sink.mo = mo  # type: ignore[method-assign]
+    return committed
+
+
+async def help_messages(database: Database) -> int:
+    return int(await database.pool.fetchval("SELECT count(*) FROM service_messages"))
+
+
+async def mo_rows(database: Database) -> int:
+    return int(await database.pool.fetchval("SELECT count(*) FROM mo_messages"))
+
+
+async def rebound(sim: SmscSimulator, old: int) -> None:
+    """Wait until the ESME bound again on a connection newer than ``old``: it has seen the
+    old one close (the session reconnects only after that)."""
+    await sim.wait_for(lambda: any(c.number > old for c in sim.bound))
+
+
+async def test_the_same_text_twice_is_two_messages(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """HELP sent twice, each acknowledged, is answered twice: the second is the subscriber's
+    own message, not a resend."""
+    async with dispatch_rig(database, settings, clock) as rig:
+        assert await rig.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+        assert await rig.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+    assert await help_messages(database) == 2
+    assert await mo_rows(database) == 2
+
+
+async def test_identical_mos_back_to_back_on_one_bind_are_both_applied(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Two identical deliver_sm on one bind without waiting (an SMSC flushing its queue) are
+    two messages: both applied, both acknowledged."""
+    async with dispatch_rig(database, settings, clock) as rig:
+        pdu = mo_pdu(settings.short_code, "help")
+        statuses = await asyncio.gather(rig.sim.deliver(pdu), rig.sim.deliver(pdu))
+        assert statuses == [0, 0]
+    assert await help_messages(database) == 2
+
+
+async def test_stop_with_a_wrapped_user_message_reference_is_applied(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R2: a STOP whose user_message_reference (a handset counter that wraps) equals an
+    earlier MO's is a new message: the subscriber leaves."""
+    await add_members(database, [MSISDN])
+    async with dispatch_rig(database, settings, clock) as rig:
+        assert await rig.sim.deliver(mo_pdu(settings.short_code, "hello", reference=5)) == 0
+        assert await rig.sim.deliver(mo_pdu(settings.short_code, "STOP", reference=5)) == 0
+    open_memberships = await database.pool.fetchval(
+        "SELECT count(*) FROM memberships WHERE left_at IS NULL"
+    )
+    assert open_memberships == 0
+    outcomes = await database.pool.fetch("SELECT outcome FROM mo_messages ORDER BY id")
+    assert [r["outcome"] for r in outcomes] == ["ignored", "left"]
+
+
+async def test_resend_after_the_connection_dropped_before_the_response_is_recognised(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Committed, then the connection dropped before deliver_sm_resp: the SMSC's resend on the
+    next bind is recognised and not applied twice."""
+    async with dispatch_rig(database, settings, clock) as rig:
+        old = max(c.number for c in rig.sim.bound)
+
+        async def drop() -> None:
+            rig.sim.drop_all()
+            await rebound(rig.sim, old)
+
+        after_first_commit(rig.sink, drop)
+        with contextlib.suppress(asyncio.CancelledError):
+            await rig.sim.inject_mo(MSISDN, settings.short_code, "help")  # never answered
+        await rebound(rig.sim, old)
+        assert await rig.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+        # and the same text again, acknowledged this time: a new message
+        assert await rig.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+    assert await help_messages(database) == 2
+    assert await mo_rows(database) == 2
+
+
+async def _vanish() -> None:
+    """What a process killed right after the commit does: nothing more for this event."""
+    raise asyncio.CancelledError
+
+
+async def test_resend_after_the_node_died_is_recognised_once_it_is_dead(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Node A committed an MO and died before answering. While A's node lock is held, another
+    node cannot tell a resend from a new message and asks the SMSC to deliver again later;
+    once A is dead, the resend is recognised and not applied twice."""
+    async with dispatch_rig(database, settings, clock) as a:
+        committed = after_first_commit(a.sink, _vanish)
+        injected = asyncio.create_task(a.sim.inject_mo(MSISDN, settings.short_code, "help"))
+        await asyncio.wait_for(committed.wait(), 5)
+        injected.cancel()
+        await a.session.close()  # its binds go; its node lock stays: A is alive but silent
+        async with dispatch_rig(database, settings, clock, sim=a.sim) as b:
+            later = await b.sim.inject_mo(MSISDN, settings.short_code, "help")
+            assert later == [Status.ESME_RX_T_APPN]
+            await a.dispatcher.close()  # A's lock is free: A is dead
+            assert await b.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+            assert await b.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+    assert await help_messages(database) == 2
+    assert await mo_rows(database) == 2
+
+
+async def test_acknowledged_copy_whose_record_lags_is_not_taken_for_a_resend(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """The response was written but its record is not yet committed when the connection
+    drops; the subscriber's identical next message, on the new bind, is applied."""
+    async with dispatch_rig(database, settings, clock) as rig, database.pool.acquire() as blocker:
+        hold = blocker.transaction()
+
+        async def block_the_record() -> None:
+            await hold.start()  # the row stays locked: its answer cannot be recorded yet
+            await blocker.execute("SELECT id FROM mo_messages FOR UPDATE")
+
+        after_first_commit(rig.sink, block_the_record)
+        assert await rig.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+        old = max(c.number for c in rig.sim.bound)
+        rig.sim.drop_all()
+        await rebound(rig.sim, old)
+        assert await rig.sim.inject_mo(MSISDN, settings.short_code, "help") == [0]
+        await hold.rollback()
+    assert await help_messages(database) == 2
+
+
+async def test_nul_in_an_mo_is_applied_once_not_refused_forever(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A NUL (which PostgreSQL refuses in text) neither fails the MO nor makes the SMSC resend
+    it for ever: the text is stored sanitised and applied."""
+    await add_members(database, [MSISDN])
+    async with dispatch_rig(database, settings, clock) as rig:
+        stop = "STOP\x00".encode("utf-16-be")
+        assert await rig.sim.deliver(mo_pdu(settings.short_code, payload=stop, data_coding=8)) == 0
+        odd = mo_pdu(settings.short_code, payload=b"a\x00b", data_coding=3)
+        assert await rig.sim.deliver(odd) == 0
+    bodies = await database.pool.fetch("SELECT body, outcome FROM mo_messages ORDER BY id")
+    stored = [(r["body"], r["outcome"]) for r in bodies]
+    assert stored == [("STOP", "left"), ("a\ufffdb", "ignored")]
