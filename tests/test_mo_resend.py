@@ -5,16 +5,31 @@ dropped, and a resend is recognised only where the earlier copy was never acknow
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
+import os
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from dispatcher.db import Database
+from dispatcher.engine.build import Program
+from dispatcher.engine.nodes import NodeLock
+from dispatcher.engine.repository import DispatchRepository
 from dispatcher.engine.sink import InboundSink
 from dispatcher.kernel.clock import ManualClock
+from dispatcher.program.bonus import BonusLedger
+from dispatcher.program.mo import MoDesk
 from dispatcher.settings import Settings
 from smpp.constants import Status, Tag
+from smpp.inbound import MoMessage
 from smpp.pdu import ShortMessage
+from smpp.session import Acknowledgement
 from smpp.simulator import SmscSimulator
 from tests.dispatch_helpers import add_members, dispatch_rig
 
@@ -200,3 +215,162 @@ async def test_nul_in_an_mo_is_applied_once_not_refused_forever(
     bodies = await database.pool.fetch("SELECT body, outcome FROM mo_messages ORDER BY id")
     stored = [(r["body"], r["outcome"]) for r in bodies]
     assert stored == [("STOP", "left"), ("a\ufffdb", "ignored")]
+
+
+# -- a model of the SMSC against the resend rule ------------------------------------------
+
+OTHER = "0000"  # neither the short code nor 1204: every MO is recorded and "ignored"
+
+
+@dataclass
+class Link:
+    """One bind between the SMSC and a node."""
+
+    open: bool = True
+
+
+@dataclass
+class Node:
+    """One engine's inbound side: its sink (and memory) and its liveness lock."""
+
+    sink: InboundSink
+    lock: NodeLock
+
+
+@dataclass
+class SmscModel:
+    """What the SMSC knows: messages it must still deliver (never acknowledged), and those
+    being handled (delivered, no response yet) with their acknowledgement and bind."""
+
+    queue: list[int] = field(default_factory=list)
+    handling: dict[int, tuple[Acknowledgement, Link]] = field(default_factory=dict)
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.sampled_from(["1", "2"])),
+        st.tuples(
+            st.just("deliver"),
+            st.integers(0, 7),
+            st.sampled_from(["answered", "lost", "held", "crash"]),
+        ),
+        st.tuples(st.just("drop")),
+        st.tuples(st.just("release")),
+    ),
+    max_size=24,
+)
+_numbers = itertools.count(1)
+
+
+class MoRig:
+    """Nodes over one database, each an InboundSink as build_engine makes it, driven
+    directly with acknowledgements whose fate the test decides."""
+
+    def __init__(
+        self, database: Database, settings: Settings, clock: ManualClock, program: Program
+    ):
+        self.database, self.settings, self.clock, self.program = database, settings, clock, program
+
+    async def node(self) -> Node:
+        name = f"model-{uuid.uuid4().hex[:8]}"
+        lock = NodeLock(self.database.pool, name)
+        await lock.hold()
+        sink = InboundSink(
+            self.database.pool,
+            DispatchRepository(self.database.pool, name, "smsc"),
+            self.clock,
+            MoDesk(self.program.membership, self.settings.short_code, self.settings.dnc_code),
+            ussd=self.program.ussd,
+            ussd_reply=_no_ussd,
+            region=self.settings.default_region,
+            receipt_zone=self.settings.calendar.zone,
+            node=lambda: name,
+        )
+        return Node(sink, lock)
+
+
+async def _no_ussd(*args: object) -> None:
+    raise AssertionError("no USSD in this model")
+
+
+@settings(
+    max_examples=int(os.environ.get("SMARTD_MO_MODEL_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=operations)
+async def test_every_distinct_message_is_applied_exactly_once(
+    database: Database,
+    settings: Settings,
+    clock: ManualClock,
+    ledger: BonusLedger,
+    ops: list[tuple[Any, ...]],
+) -> None:
+    """Invariant 4 against a model SMSC: messages with repeated texts, delivered and answered,
+    answered on a bind already dropped (lost), held while more arrive on the same bind, or
+    with the node killed after the commit; the SMSC delivers again everything it has no
+    ESME_ROK for. In the end each text is applied exactly as often as it was sent."""
+    rig = MoRig(database, settings, clock, Program.over(database.pool, settings, ledger))
+    msisdn = f"7701{next(_numbers):07d}"
+    texts: dict[int, str] = {}  # message -> text, in the order the subscriber sent them
+    smsc, link = SmscModel(), Link()
+    node = await rig.node()
+    dead: list[Node] = []
+
+    async def deliver(message: int, fate: str) -> None:
+        nonlocal node, link
+        ack = Acknowledgement(lambda bind=link: bind.open)
+        event = MoMessage(msisdn, OTHER, texts[message], 0)
+        smsc.queue.remove(message)
+        outcome = await node.sink.mo(event, ack)
+        assert outcome in ("ignored", "duplicate")
+        if fate == "answered":
+            ack.answer(True)
+        elif fate == "lost":  # the bind dropped between the commit and the response
+            link.open = False
+            ack.answer(False)
+            smsc.queue.append(message)
+            link = Link()
+        elif fate == "held":
+            smsc.handling[message] = (ack, link)
+        else:  # killed after the commit: no response, ever; the lock goes with the process
+            await node.sink.answers.wait_written(node.sink.answers.written)  # see docstring
+            link.open = False
+            smsc.queue.extend([message, *smsc.handling])
+            smsc.handling.clear()
+            await node.lock.release()
+            dead.append(node)
+            node, link = await rig.node(), Link()
+
+    async def drop() -> None:
+        nonlocal link
+        link.open = False
+        smsc.queue.extend(m for m, (_, bind) in smsc.handling.items() if bind is link)
+        link = Link()
+
+    def release() -> None:
+        for message, (ack, bind) in list(smsc.handling.items()):
+            ack.answer(bind.open)
+            del smsc.handling[message]  # acknowledged, or already back in the queue
+
+    try:
+        for op in ops:
+            if op[0] == "new":
+                texts[len(texts)] = op[1]
+                smsc.queue.append(len(texts) - 1)
+            elif op[0] == "deliver" and smsc.queue:
+                await deliver(smsc.queue[op[1] % len(smsc.queue)], op[2])
+            elif op[0] == "drop":
+                await drop()
+            elif op[0] == "release":
+                release()
+        release()
+        while smsc.queue:  # the SMSC delivers again all it has no ESME_ROK for
+            await deliver(smsc.queue[0], "answered")
+        rows = await database.pool.fetch(
+            "SELECT body, count(*) FROM mo_messages WHERE msisdn = $1 GROUP BY body", msisdn
+        )
+        sent = collections.Counter(texts.values())
+        assert {r["body"]: r["count"] for r in rows} == dict(sent)
+    finally:
+        await node.lock.release()
