@@ -151,6 +151,7 @@ class Engine:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
         await self.session.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sink.answers.flush()  # what became of the last MO responses
         await self.dispatcher.close()
 
     async def __aenter__(self) -> Self:

@@ -52,6 +52,7 @@ the message for ever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hashlib
 import re
@@ -190,6 +191,13 @@ class AnswerBook:
         if entry.ack.answered is not None:
             return not entry.ack.answered
         return not entry.ack.carried_open()
+
+    async def flush(self) -> None:
+        """Wait for the answers being recorded (at shutdown, once the session has answered
+        everything): a clean stop leaves no acknowledged MO looking unanswered."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
 
     async def wait_written(self, count: int) -> None:
         """Wait until at least ``count`` answers were recorded (wrap in a timeout)."""
