@@ -2,6 +2,12 @@
 paces submits through a window and a token bucket, and hands inbound deliver_sm to the
 application before acknowledging them.
 
+Inbound: the handler is awaited before deliver_sm_resp is written. While it runs it may read
+:func:`acknowledgement` — which connections carried the event, whether they are still open —
+and ask to be told once the response was written or could not be (the connection was gone):
+what an application needs to tell an SMSC's resend of an unacknowledged message from a new
+one. A handler that cannot decide yet raises :class:`DeliverLater`.
+
 Contract of :meth:`Session.submit`: it returns an :data:`~smpp.outcome.Outcome` for every
 submit_sm it wrote — Accepted, TemporaryFailure, PermanentFailure, or Unknown when no
 response came — and raises (:class:`~smpp.errors.SessionClosed`,
@@ -18,6 +24,7 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Self
 
 import structlog
@@ -48,6 +55,69 @@ InboundHandler = Callable[[InboundEvent], Awaitable[None]]
 #: Whether a submit may still be written (see :meth:`Session.submit`).
 WriteIf = Callable[[], bool]
 Token = tuple[Connection, int]
+
+
+class DeliverLater(Exception):
+    """Raised by an inbound handler that cannot decide about an event yet: the SMSC gets
+    ``handler_error_status`` (temporary) and delivers it again later. Logged without a
+    traceback and not counted as a handler error."""
+
+
+class Acknowledgement:
+    """The deliver_sm_resp of one inbound event, as the session sends it.
+
+    ``carried_open()``: whether every connection that carried the event's PDUs is still open
+    (its response can still reach the SMSC). ``answered``: None until the session answered;
+    then True when every response was ESME_ROK handed to an open connection, False when one
+    could not be (its connection was gone: the SMSC never heard it) or the status was an
+    error. Callbacks given to :meth:`on_answered` run once, with that value.
+
+    What "handed to an open connection" cannot say is whether the SMSC read it: a response
+    written just as the peer's close is on its way is counted as answered (TCP's ambiguity).
+    """
+
+    def __init__(self, carried_open: Callable[[], bool]) -> None:
+        self._carried_open = carried_open
+        self.answered: bool | None = None
+        self._callbacks: list[Callable[[bool], None]] = []
+
+    def carried_open(self) -> bool:
+        return self._carried_open()
+
+    def on_answered(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(answered)`` once the session answered (at once if it has)."""
+        if self.answered is None:
+            self._callbacks.append(callback)
+        else:
+            callback(self.answered)
+
+    def answer(self, written: bool) -> None:
+        """Record the answer and run the callbacks (the session's side)."""
+        if self.answered is not None:
+            return
+        self.answered = written
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback(written)
+            except Exception:
+                log.exception("acknowledgement callback failed")
+
+
+_ACKNOWLEDGEMENT: ContextVar[Acknowledgement | None] = ContextVar(
+    "smpp_acknowledgement", default=None
+)
+
+
+def acknowledgement() -> Acknowledgement | None:
+    """The acknowledgement of the inbound event being handled in this task; None outside an
+    inbound handler."""
+    return _ACKNOWLEDGEMENT.get()
+
+
+def _carriers_open(tokens: tuple[Token, ...]) -> Callable[[], bool]:
+    connections = {conn for conn, _ in tokens}
+    return lambda: all(not conn.closed.is_set() for conn in connections)
 
 
 class Session:
@@ -484,6 +554,8 @@ class Session:
         else:
             self.stats.ussd_indications += 1
         status: int = Status.ESME_ROK
+        ack = Acknowledgement(_carriers_open(ready.tokens))
+        _ACKNOWLEDGEMENT.set(ack)  # this task's context: seen by the handler it awaits
         if self._handler is not None:
             try:
                 await self._handler(event)
@@ -491,12 +563,17 @@ class Session:
                 self.stats.inbound_rejected += 1
                 status = exc.status or self.config.malformed_deliver_status
                 self.log.warning("inbound PDU rejected for good", reason=exc.reason)
+            except DeliverLater as exc:
+                status = self.config.handler_error_status
+                self.log.info("inbound event to be delivered again later", reason=str(exc))
             except Exception:
                 self.stats.handler_errors += 1
                 status = self.config.handler_error_status
                 self.log.exception("inbound handler failed; SMSC will deliver again")
+        written = ack.carried_open()
         for conn, sequence in ready.tokens:
             conn.respond(CommandId.DELIVER_SM_RESP, sequence, status)
+        ack.answer(written and status == Status.ESME_ROK)
 
     async def _expire_loop(self) -> None:
         interval = max(0.05, min(5.0, self.config.reassembly_timeout / 4))

@@ -84,12 +84,18 @@ async def dispatch_rig(
     session_options: dict[str, Any] | None = None,
     engine: EngineConfig | None = None,
     program: Program | None = None,
+    sim: SmscSimulator | None = None,
 ) -> AsyncIterator[Rig]:
     """A simulator and a bound engine over it. ``program`` defaults to the program's desks
-    as serve builds them (the bonus ledger on its own ledger)."""
-    options = {"credentials": {"smartd": "pw"}, "seed": 1, **(sim_options or {})}
-    sim = SmscSimulator(SimulatorOptions(**options))
-    port = await sim.start()
+    as serve builds them (the bonus ledger on its own ledger). ``sim``: a running simulator
+    to bind to (a second engine beside another rig's), left running afterwards."""
+    own = sim is None
+    if sim is None:
+        options = {"credentials": {"smartd": "pw"}, "seed": 1, **(sim_options or {})}
+        sim = SmscSimulator(SimulatorOptions(**options))
+        port = await sim.start()
+    else:
+        port = sim.port
     ledger = BonusLedger(database.pool, settings, clock, charging_from_settings(settings))
     config = SessionConfig(
         host="127.0.0.1",
@@ -115,4 +121,5 @@ async def dispatch_rig(
             yield Rig(database, settings, clock, sim, built)
     finally:
         await ledger.close()
-        await sim.stop()
+        if own:
+            await sim.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from dispatcher.db import Database
@@ -93,3 +94,52 @@ async def test_two_question_survey_with_bad_answer_and_timeout(
         "SELECT survey_count FROM contact_counters WHERE msisdn = $1", ANSWERS
     )
     assert counter == 1, "R13: one survey counts once however many questions"
+
+
+async def _answers(database: Database) -> list[tuple[int, int]]:
+    rows = await database.pool.fetch(
+        "SELECT question_no, option_no FROM survey_answers ORDER BY question_no"
+    )
+    return [(r["question_no"], r["option_no"]) for r in rows]
+
+
+async def test_the_same_answer_twice_answers_both_questions(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R13, invariant 4: `1` to question 1 and `1` again to question 2, minutes apart, are
+    two answers (not an SMSC resend): the survey completes."""
+    await members(database, [ANSWERS])
+    await campaign_from_spec(database, SURVEY, [ANSWERS], clock.now())
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.drain()
+        assert await rig.sim.inject_mo(ANSWERS, settings.short_code, "1") == [0]
+        clock.advance(timedelta(minutes=2))
+        assert await rig.sim.inject_mo(ANSWERS, settings.short_code, "1") == [0]
+    assert await _answers(database) == [(1, 1), (2, 1)]
+    state = await database.pool.fetchval("SELECT state::text FROM survey_sessions")
+    assert state == "completed"
+    assert await _last_text_to(rig, ANSWERS) == "Спасибо!"
+
+
+async def test_a_reply_before_the_session_opened_is_applied(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R13: a reply that arrives while the first question is in flight (its submit_sm_resp not
+    yet recorded, so no session is open) waits, and the transaction that opens the session
+    applies it: the subscriber gets question 2."""
+    await members(database, [ANSWERS])
+    await campaign_from_spec(database, SURVEY, [ANSWERS], clock.now())
+    async with dispatch_rig(database, settings, clock, sim_options={"hold_responses": True}) as rig:
+        sending = asyncio.create_task(rig.dispatcher.run_once())
+        await rig.sim.wait_for(lambda: len(rig.sim.submits()) == 1)
+        assert await rig.sim.inject_mo(ANSWERS, settings.short_code, "1") == [0]
+        waiting = await database.pool.fetchval("SELECT outcome FROM mo_messages")
+        assert waiting == "waiting"
+        rig.sim.options.hold_responses = False
+        assert rig.sim.release_held() == 1
+        assert await sending == 1
+    assert await _answers(database) == [(1, 1)]
+    session = await database.pool.fetchrow("SELECT state::text, question_no FROM survey_sessions")
+    assert (session["state"], session["question_no"]) == ("open", 2)
+    assert "чашек" in await _last_text_to(rig, ANSWERS)
+    assert await database.pool.fetchval("SELECT outcome FROM mo_messages") == "survey_answer"

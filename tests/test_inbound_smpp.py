@@ -36,17 +36,18 @@ async def test_stop_by_sms_leaves_and_suppresses(
         assert mo["outcome"] == "left" and mo["handled_at"] == clock.now()
 
 
-async def test_text_to_1204_blocks_and_repeat_is_recognised(
+async def test_text_to_1204_blocks_and_a_second_one_changes_nothing(
     database: Database, settings: Settings, clock: ManualClock
 ) -> None:
-    """R9: anything texted to 1204 blocks telemarketing; the SMSC's resend of the same MO is
-    recognised and not applied twice (invariant 4)."""
+    """R9: anything texted to 1204 blocks telemarketing; the subscriber's second identical
+    text (acknowledged, so not a resend: tests/test_mo_resend.py) is recorded and blocks
+    nothing more."""
     await add_members(database, [MSISDN])
     async with dispatch_rig(database, settings, clock) as rig:
         await rig.sim.inject_mo(MSISDN, settings.dnc_code, "не звоните")
         await rig.sim.inject_mo(MSISDN, settings.dnc_code, "не звоните")
     assert await database.pool.fetchval("SELECT count(*) FROM dnc_blocks") == 1
-    assert await database.pool.fetchval("SELECT count(*) FROM mo_messages") == 1
+    assert await database.pool.fetchval("SELECT count(*) FROM mo_messages") == 2
     events = await database.pool.fetch("SELECT event::text FROM consent_ledger ORDER BY id")
     assert [r["event"] for r in events] == ["dnc_blocked", "left"]
 

@@ -18,7 +18,7 @@ from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.events import EventDesk
 from dispatcher.program.lookup import subscriber_view
 from dispatcher.program.membership import Membership
-from dispatcher.program.mo import MoRepository, ReceivedMo
+from dispatcher.program.mo import Answer, MoRepository, ReceivedMo
 from dispatcher.program.ussd import UssdSessions
 from dispatcher.settings import Settings
 from tests.test_campaign_support import info_payload, survey_payload
@@ -94,13 +94,14 @@ async def test_json_values_read_back_as_python_values(
     }
 
 
-async def test_mo_recorded_once_per_dedupe_key(database: Database, clock: ManualClock) -> None:
-    """An MO message is recorded as a frozen record; a resend with its key records nothing;
-    the outcome is noted on the record."""
+async def test_mo_recorded_and_its_answer_noted(database: Database, clock: ManualClock) -> None:
+    """An MO message is recorded as a frozen record, identical ones as rows of their own; an
+    unacknowledged copy is found by its key until its answer is recorded; a resend takes it
+    over (one generation more), and an earlier generation's answer changes nothing."""
     now = clock.now()
     async with database.pool.acquire() as conn, conn.transaction():
         repo = MoRepository(conn)
-        mo = await repo.record("smsc", MSISDN, "5555", "СТОП", "key-1", now)
+        mo = await repo.record("smsc", MSISDN, "5555", "СТОП", "key-1", now, node="n1")
         assert isinstance(mo, ReceivedMo)
         assert (mo.msisdn, mo.destination, mo.body, mo.received_at) == (
             MSISDN,
@@ -110,9 +111,24 @@ async def test_mo_recorded_once_per_dedupe_key(database: Database, clock: Manual
         )
         with pytest.raises(dataclasses.FrozenInstanceError):
             mo.body = "x"  # type: ignore[misc]
-        assert await repo.record("smsc", MSISDN, "5555", "СТОП", "key-1", now) is None
+        again = await repo.record("smsc", MSISDN, "5555", "СТОП", "key-1", now, acked_at=now)
+        assert again.id != mo.id
         await repo.handled(mo.id, "left", now)
-    row = await database.pool.fetchrow("SELECT outcome, handled_at FROM mo_messages")
+        [copy] = await repo.unacknowledged_copies("key-1", now)
+        assert (copy.id, copy.node, copy.generation, copy.lost) == (mo.id, "n1", 0, False)
+        await repo.answered([Answer(mo.id, 0, False)], now)
+        [lost] = await repo.unacknowledged_copies("key-1", now)
+        assert lost.lost
+        assert await repo.redelivered(lost, "n2", None) == 1
+        assert await repo.redelivered(lost, "n2", None) is None  # taken over already
+        await repo.answered([Answer(mo.id, 0, True)], now)  # the first delivery's: too late
+        [taken] = await repo.unacknowledged_copies("key-1", now)
+        assert (taken.node, taken.generation, taken.lost) == ("n2", 1, False)
+        await repo.answered([Answer(mo.id, 1, True)], now)
+        assert await repo.unacknowledged_copies("key-1", now) == []
+    row = await database.pool.fetchrow(
+        "SELECT outcome, handled_at FROM mo_messages WHERE id = $1", mo.id
+    )
     assert (row["outcome"], row["handled_at"]) == ("left", now)
 
 

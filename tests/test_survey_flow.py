@@ -3,10 +3,21 @@ results as counts only (R11, R13)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from dispatcher.kernel.states import Role
-from dispatcher.program.surveys import handle_reply, match_option, open_session, timeout_sweep
+from dispatcher.program.mo import MoRepository
+from dispatcher.program.surveys import (
+    FirstQuestion,
+    handle_reply,
+    match_option,
+    open_session,
+    open_sessions,
+    reply,
+    timeout_sweep,
+    unwait_stale,
+)
 from tests.test_campaign_support import BASE, action, create, report, survey_payload, upload
 from tests.web_helpers import running_api
 
@@ -142,8 +153,6 @@ async def test_a_new_survey_supersedes_the_open_one(settings, clock, database) -
 
 async def test_open_sessions_in_one_batch(settings, clock, database) -> None:
     """A batch opens every session at once; repeating the batch opens nothing more."""
-    from dispatcher.program.surveys import FirstQuestion, open_sessions
-
     async with running_api(settings, clock, database) as api:
         cid, deliveries = await _started_survey(api, database)
         batch = [FirstQuestion(cid, deliveries[m], m, "kk") for m in (A, B)]
@@ -152,3 +161,97 @@ async def test_open_sessions_in_one_batch(settings, clock, database) -> None:
             assert await open_sessions(conn, batch, clock.now()) == []
             assert await open_sessions(conn, [], clock.now()) == []
         assert (await report(api, cid))["survey"]["sessions"]["open"] == 2
+
+
+async def _question_in_flight(database, delivery_id: int) -> None:
+    await database.pool.execute(
+        "UPDATE deliveries SET state = 'in_flight', claimed_by = 'node-1',"
+        " cap_month = date_trunc('month', now())::date WHERE id = $1",
+        delivery_id,
+    )
+
+
+async def _reply_in_mo_transaction(conn, msisdn: str, text: str, now) -> str:
+    """What the MO path does with a reply: the sender's lock first, record, apply, note."""
+    repo = MoRepository(conn)
+    await repo.lock_sender(msisdn)
+    mo = await repo.record("smsc", msisdn, "5555", text, "key", now, acked_at=now)
+    outcome = await reply(conn, msisdn, text, now)
+    await repo.handled(mo.id, outcome, now)
+    return outcome
+
+
+async def test_reply_before_the_opening_commits_is_applied_by_it(settings, clock, database) -> None:
+    """R13 race, reply first: the reply holds the number's lock and finds the question in
+    flight (the recording transaction has marked it submitted, not yet committed): it waits,
+    and the opening — which needs the same lock — applies it."""
+    async with running_api(settings, clock, database) as api:
+        cid, deliveries = await _started_survey(api, database)
+        await _question_in_flight(database, deliveries[A])
+        now = clock.now()
+        async with database.pool.acquire() as record, database.pool.acquire() as mo:
+            recording = record.transaction()
+            await recording.start()
+            await record.execute(
+                "UPDATE deliveries SET state = 'submitted' WHERE id = $1", deliveries[A]
+            )
+            async with mo.transaction():
+                assert await _reply_in_mo_transaction(mo, A, "1", now) == "waiting"
+                # the opening starts while the reply holds the lock: it waits for this commit
+                opening = asyncio.create_task(
+                    open_sessions(record, [FirstQuestion(cid, deliveries[A], A, "en")], now)
+                )
+            assert len(await opening) == 1
+            await recording.commit()
+        outcome = await database.pool.fetchval("SELECT outcome FROM mo_messages")
+        assert outcome == "survey_answer"
+        row = await database.pool.fetchrow("SELECT question_no FROM survey_sessions")
+        assert row["question_no"] == 2
+
+
+async def test_reply_after_the_opening_took_the_lock_finds_the_session(
+    settings, clock, database
+) -> None:
+    """R13 race, opening first: a reply arriving while the opening transaction holds the
+    number's lock waits for its commit and then answers the open session (it is never left
+    waiting behind a session that has already read the waiting replies)."""
+    async with running_api(settings, clock, database) as api:
+        cid, deliveries = await _started_survey(api, database)
+        await _question_in_flight(database, deliveries[A])
+        now = clock.now()
+        async with database.pool.acquire() as record, database.pool.acquire() as mo:
+            async with record.transaction():
+                await record.execute(
+                    "UPDATE deliveries SET state = 'submitted' WHERE id = $1", deliveries[A]
+                )
+                await open_sessions(record, [FirstQuestion(cid, deliveries[A], A, "en")], now)
+
+                async def replying() -> str:
+                    async with mo.transaction():
+                        return await _reply_in_mo_transaction(mo, A, "1", now)
+
+                answering = asyncio.create_task(replying())  # waits for the lock
+            assert await answering == "survey_answer"
+        row = await database.pool.fetchrow("SELECT question_no FROM survey_sessions")
+        assert row["question_no"] == 2
+
+
+async def test_waiting_reply_of_a_question_that_opened_nothing_is_ignored(
+    settings, clock, database
+) -> None:
+    """A reply left waiting by a question that then failed (no session opened) is marked
+    ignored by the housekeeping sweep, and only once the question is no longer in flight."""
+    async with running_api(settings, clock, database) as api:
+        _, deliveries = await _started_survey(api, database)
+        await _question_in_flight(database, deliveries[A])
+        now = clock.now()
+        async with database.pool.acquire() as conn, conn.transaction():
+            assert await _reply_in_mo_transaction(conn, A, "1", now) == "waiting"
+        assert await unwait_stale(database.pool, now) == 0
+        await database.pool.execute(
+            "UPDATE deliveries SET state = 'failed', finished_at = $2 WHERE id = $1",
+            deliveries[A],
+            now,
+        )
+        assert await unwait_stale(database.pool, now) == 1
+        assert await database.pool.fetchval("SELECT outcome FROM mo_messages") == "ignored"

@@ -159,6 +159,7 @@ class Engine:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
         await self.session.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sink.answers.flush()  # what became of the last MO responses
         await self.dispatcher.close()
 
     async def __aenter__(self) -> Self:
@@ -198,12 +199,14 @@ def build_engine(
         on_submitted=open_survey_sessions,
         ready=lambda: session.state is SessionState.BOUND,
     )
-    mo = MoDesk(program.membership, settings.short_code, settings.dnc_code, survey_reply)
+    # R13: an SMS to the short code answers the number's open survey (or waits for it)
+    mo = MoDesk(program.membership, settings.short_code, settings.dnc_code, surveys.reply)
     sink = InboundSink(
         pool,
         dispatcher.repo,
         clock,
         mo,
+        node=lambda: dispatcher.node,  # renewed when its lock's connection is lost
         ussd=program.ussd,
         ussd_reply=ussd_replier(session, settings),
         region=settings.default_region,
@@ -236,11 +239,6 @@ async def open_survey_sessions(
         ],
         now,
     )
-
-
-async def survey_reply(conn: asyncpg.Connection, msisdn: str, text: str, now: datetime) -> bool:
-    """R13: an SMS to the short code answers the number's open survey, if it has one."""
-    return await surveys.handle_reply(conn, msisdn, text, now) is not None
 
 
 def ussd_replier(

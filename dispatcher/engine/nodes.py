@@ -52,6 +52,11 @@ class NodeLock:
             return False
 
 
+async def node_dead(conn: asyncpg.Connection, node: str) -> bool:
+    """Whether ``node`` is dead (its lock is free), asked inside ``conn``'s transaction."""
+    return bool(await conn.fetchval(DispatchSQL.node_dead, node))
+
+
 async def recover_dead(
     pool: asyncpg.Pool, repo: DispatchRepository, claimers: list[str], me: str, now: datetime
 ) -> dict[str, int]:

@@ -50,6 +50,7 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     node_lock: str
     node_try_lock: str
     node_unlock: str
+    node_dead: str
     recover: PerTable
 
 

@@ -112,7 +112,8 @@ class ReceiptService:
 
 class HousekeepingService:
     """Campaigns by the clock (scheduled ones start, those past their end expire, finished
-    ones complete), unanswered surveys time out (R13) and USSD menu sessions the gateway
+    ones complete), unanswered surveys time out (R13), replies left waiting by a survey
+    question that never opened its session are ignored, and USSD menu sessions the gateway
     abandoned are forgotten. Its statements can touch a whole campaign: give it a pool
     without the hot path's short statement timeout."""
 
@@ -143,6 +144,8 @@ class HousekeepingService:
         expired = await self._campaigns.expire_due(now)
         completed = await self._campaigns.complete_finished(now)
         timed_out = await surveys.timeout_sweep(self._pool, now)
+        # Not counted as work: a stale waiting reply is rare, and ignoring it asks no more.
+        await surveys.unwait_stale(self._pool, now)
         # Forgotten sessions are not work that calls for another pass at once.
         await self._ussd.expire_sessions(now, self._ussd_idle)
         return len(started) + len(expired) + len(completed) + timed_out

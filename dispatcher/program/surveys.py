@@ -1,10 +1,10 @@
 """SMS surveys at run time (R13): sessions, replies, follow-ups, timeouts.
 
-The engine calls :func:`open_session` when the first question (the campaign message) was
-accepted by the SMSC; the MO handler calls :func:`handle_reply` for a subscriber's SMS to
-the short code; a periodic job calls :func:`timeout_sweep`. Each works inside the caller's
-connection (a savepoint when a transaction is already open), so the outbox message and the
-session change commit together with the MO record, or not at all.
+The engine calls :func:`open_sessions` when the first question (the campaign message) was
+accepted by the SMSC; the MO handler calls :func:`reply` for a subscriber's SMS to the short
+code; a periodic job calls :func:`timeout_sweep` and :func:`unwait_stale`. Each works inside
+the caller's connection (a savepoint when a transaction is already open), so the outbox
+message and the session change commit together with the MO record, or not at all.
 
 Decisions (README, "Surveys"):
 
@@ -22,6 +22,16 @@ Decisions (README, "Surveys"):
   (a trigger of migration 0015 on service_messages sets it then), so a question held
   overnight by the window does not time out before the subscriber sees it.
 * A new survey reaching a number closes that number's open session of another survey.
+* A reply can beat its session: the SMSC may deliver it a second after the question's
+  submit_sm_resp, before the engine's recording transaction (which opens the session) has
+  committed. So a reply that finds no open session while a survey question is in flight to
+  the number is kept as ``waiting``, and the transaction that opens the session applies the
+  waiting replies, oldest first. Both sides take the number's subscriber row lock before they
+  look (the MO first thing, :meth:`MoRepository.lock_sender`; the opening before it changes
+  any session), so one of them always sees the other's commit: the reply finds the session
+  open, or the opening finds the reply waiting. No timing is assumed. A question that ends
+  otherwise (refused, back to the queue, unknown) opens nothing, and the housekeeping sweep
+  (:func:`unwait_stale`) marks its waiting replies ignored.
 """
 
 from __future__ import annotations
@@ -37,10 +47,13 @@ from campaigns.languages import pick_language
 from campaigns.templates import numbered, render
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import ServiceKind, SurveySessionState
+from dispatcher.program.mo import IGNORED, SURVEY_ANSWER, WAITING, MoRepository
 from dispatcher.program.outbox import ServiceMessage, enqueue
 
 
 class SurveySQL(SqlFile, domain="surveys"):
+    lock_numbers: str
+    question_in_flight: str
     supersede_open: str
     open_sessions: str
     lock_open_session: str
@@ -125,6 +138,7 @@ async def open_sessions(
     campaign_ids = [a.campaign_id for a in accepted]
     msisdns = [a.msisdn for a in accepted]
     async with conn.transaction():
+        await conn.execute(SurveySQL.lock_numbers, msisdns)
         await conn.execute(SurveySQL.supersede_open, campaign_ids, msisdns, now)
         rows = await conn.fetch(
             SurveySQL.open_sessions,
@@ -134,7 +148,35 @@ async def open_sessions(
             [a.language for a in accepted],
             now,
         )
+        await _apply_waiting(conn, msisdns, now)
     return [row["id"] for row in rows]
+
+
+async def _apply_waiting(conn: asyncpg.Connection, msisdns: Sequence[str], now: datetime) -> None:
+    """Apply the replies that arrived while these numbers' first question was in flight, in
+    the order they arrived (the caller holds the numbers' locks)."""
+    replies = MoRepository(conn)
+    for waiting in await replies.waiting_replies(msisdns):
+        outcome = await handle_reply(conn, waiting.msisdn, waiting.body, now)
+        await replies.handled(waiting.id, IGNORED if outcome is None else SURVEY_ANSWER, now)
+
+
+async def reply(conn: asyncpg.Connection, msisdn: str, text: str, now: datetime) -> str:
+    """An SMS from ``msisdn`` to the short code that is no other command: SURVEY_ANSWER when
+    the number's open survey took it, WAITING when no session is open yet but a survey
+    question is in flight to the number (:func:`open_sessions` applies it), else IGNORED.
+    The caller holds the sender's lock (:meth:`MoRepository.lock_sender`)."""
+    if await handle_reply(conn, msisdn, text, now) is not None:
+        return SURVEY_ANSWER
+    if await conn.fetchval(SurveySQL.question_in_flight, msisdn):
+        return WAITING
+    return IGNORED
+
+
+async def unwait_stale(executor: asyncpg.Pool | asyncpg.Connection, now: datetime) -> int:
+    """Waiting replies whose question opened no session (it was refused, re-queued or became
+    unknown) → ignored; returns how many."""
+    return await MoRepository(executor).unwait_stale(now)
 
 
 async def open_session(

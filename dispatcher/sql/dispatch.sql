@@ -444,6 +444,13 @@ SELECT pg_try_advisory_lock(1935762244, hashtext($1))
 -- $1: node id.
 SELECT pg_advisory_unlock(1935762244, hashtext($1))
 
+-- name: node_dead
+-- Inside a transaction: true when the node's lock is free (it is dead). The probe is taken
+-- shared until the transaction ends, so probes never block each other; recovery's exclusive
+-- try meanwhile finds the lock busy and simply retries at its next pass.
+-- $1: node id.
+SELECT pg_try_advisory_xact_lock_shared(1935762244, hashtext($1))
+
 -- name: recover
 -- for: deliveries, service_messages
 -- After a node died: what it claimed goes back to the queue; what it had marked in flight

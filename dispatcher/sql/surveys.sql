@@ -1,6 +1,28 @@
 -- Survey runtime (R13); the only caller is dispatcher/program/surveys.py. Answers never
 -- carry the msisdn (R11): survey_answers is keyed by session.
 
+-- name: lock_numbers
+-- The numbers' subscriber rows, locked in one order (byte order) for the rest of the
+-- transaction opening their sessions: the same lock an MO takes first (mo.sql lock_sender),
+-- so a reply is either applied after this commit (it finds the session open) or committed
+-- as waiting before this reads the waiting replies. Survey recipients are subscribers (the
+-- eligibility rule refuses a survey to an unknown number), so every row exists.
+-- $1: msisdns.
+SELECT msisdn FROM subscribers
+WHERE msisdn = ANY($1::text[])
+ORDER BY msisdn
+FOR UPDATE
+
+-- name: question_in_flight
+-- Whether a survey's first question is being written to this number now (marked in flight,
+-- its submit_sm_resp not yet recorded): a reply may be its answer, arriving before the
+-- recording transaction opened the session. Read under the number's lock (lock_sender).
+-- Uses deliveries_in_flight. $1: msisdn.
+SELECT EXISTS (
+    SELECT 1 FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+    WHERE d.msisdn = $1 AND d.state = 'in_flight' AND c.kind = 'survey'
+)
+
 -- name: supersede_open
 -- A new survey reaching a number closes the number's open session of another survey, so
 -- a reply always goes to the survey the subscriber saw last (one open per msisdn).

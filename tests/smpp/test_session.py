@@ -14,7 +14,7 @@ from smpp.inbound import DeliveryReceipt, MoMessage, UssdIndication
 from smpp.outcome import Accepted, PermanentFailure, TemporaryFailure
 from smpp.ratelimit import ManualMonotonic
 from smpp.receipts import IdFormat
-from smpp.session import Session
+from smpp.session import Acknowledgement, DeliverLater, Session, acknowledgement
 from smpp.simulator import SmscSimulator
 from smpp.stats import SessionState
 from smpp.text import ConcatMode
@@ -329,3 +329,65 @@ async def test_stats_count_everything(sim: SmscSimulator, inbox: Inbox) -> None:
         assert session.stats.submitted == session.stats.accepted == 1
         assert session.stats.receipts == 1 and session.stats.binds == 1
     assert session.state is SessionState.CLOSED
+
+
+class AckRecorder:
+    """A handler that keeps each event's acknowledgement and what it was answered."""
+
+    def __init__(self, gate: asyncio.Event | None = None, later: bool = False) -> None:
+        self.gate, self.later = gate, later
+        self.entered = asyncio.Event()
+        self.answers: list[bool] = []
+        self.seen: list[Acknowledgement] = []
+
+    async def __call__(self, event: object) -> None:
+        ack = acknowledgement()
+        assert ack is not None and ack.carried_open() and ack.answered is None
+        self.seen.append(ack)
+        ack.on_answered(self.answers.append)
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.later:
+            raise DeliverLater("not now")
+
+
+async def test_acknowledgement_says_the_response_was_written(sim: SmscSimulator) -> None:
+    """The handler sees its event's acknowledgement; once deliver_sm_resp is written on the
+    open connection it is told so (answered True)."""
+    handler = AckRecorder()
+    async with Session(config(sim.port), handler) as session:
+        await asyncio.wait_for(session.wait_bound(), 5)
+        assert await sim.inject_mo("77011234567", "1204", "STOP") == [Status.ESME_ROK]
+    assert handler.answers == [True]
+    assert acknowledgement() is None  # outside a handler
+
+
+async def test_acknowledgement_says_the_connection_was_gone(sim: SmscSimulator) -> None:
+    """A connection lost while the handler runs: the response cannot be written, and the
+    handler's acknowledgement says so (answered False) — the SMSC will deliver again."""
+    gate = asyncio.Event()
+    handler = AckRecorder(gate)
+    async with Session(config(sim.port), handler) as session:
+        await asyncio.wait_for(session.wait_bound(), 5)
+        injected = asyncio.create_task(sim.inject_mo("77011234567", "1204", "STOP"))
+        await asyncio.wait_for(handler.entered.wait(), 5)
+        old = max(c.number for c in sim.bound)
+        sim.drop_all()
+        await sim.wait_for(lambda: any(c.number > old for c in sim.bound))  # reconnected
+        assert not handler.seen[0].carried_open()
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await injected
+        await until(lambda: handler.answers == [False])
+
+
+async def test_deliver_later_is_a_temporary_error_not_a_failure(sim: SmscSimulator) -> None:
+    """A handler raising DeliverLater gets the temporary status, is not counted as a handler
+    error, and its acknowledgement is answered False."""
+    handler = AckRecorder(later=True)
+    async with Session(config(sim.port), handler) as session:
+        await asyncio.wait_for(session.wait_bound(), 5)
+        assert await sim.inject_mo("77011234567", "1204", "STOP") == [Status.ESME_RX_T_APPN]
+        assert session.stats.handler_errors == 0
+    assert handler.answers == [False]
