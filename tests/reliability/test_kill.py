@@ -53,20 +53,29 @@ async def _inject_mo(sim: RecordingSimulator, stop: asyncio.Event, sent: list[st
 async def _smsc_resends(
     sim: RecordingSimulator, database: Database, count: int, acknowledged: list[str]
 ) -> None:
-    """What a real SMSC does after the crashes: it sends again every MO it has no ESME_ROK
-    for (it never sends one again that it got ESME_ROK for: a second identical text is the
-    subscriber's own). Some of those were committed by a process killed before it answered:
-    recognised as resends (their node is dead), not applied twice; the others are new. Each
-    MO ends stored exactly once (invariant 4)."""
-    answered = set(acknowledged)
+    """What a real SMSC does after the crashes: the simulator stores every MO it delivered
+    and has no ESME_ROK for, and sends it again on the next bind (store-and-forward); it
+    never sends again one it got ESME_ROK for (a second identical text is the subscriber's
+    own). Some were committed by a process killed before it answered: recognised as resends
+    (their node is dead), not applied twice. An inject that never reached a bind was never
+    delivered: it is sent now, once. Each MO ends stored exactly once (invariant 4)."""
+    await poll(
+        lambda: _outbox_empty(sim), within=60, what="the simulator's stored MO acknowledged"
+    )
+    rows = await database.pool.fetch("SELECT body FROM mo_messages WHERE body LIKE 'hello %'")
+    stored_bodies = {r["body"] for r in rows} | set(acknowledged)
     for n in range(1, count + 1):
-        if f"hello {n}" not in answered:
+        if f"hello {n}" not in stored_bodies:
             assert await sim.inject_mo(f"7701{n:07d}", "5555", f"hello {n}") == [0]
     stored = await database.pool.fetch(
         "SELECT body, count(*) AS n FROM mo_messages WHERE body LIKE 'hello %' GROUP BY body"
     )
     assert len(stored) == count, "an MO the SMSC sent is missing"
     assert all(r["n"] == 1 for r in stored), "an MO resend was applied twice"
+
+
+async def _outbox_empty(sim: RecordingSimulator) -> bool:
+    return not sim.outbox.pending
 
 
 @pytest.mark.parametrize("seed", [11, 23])
