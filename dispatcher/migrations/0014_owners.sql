@@ -1,0 +1,123 @@
+-- A number is not an owner (issue 12: R3, R7, R9, R12).
+--
+-- Grants and month counters were keyed by (msisdn, month), so the new owner of a recycled
+-- number inherited the old owner's month: no joining present (the month "had" a grant) and
+-- the old owner's partner messages counted against the new owner's cap. Every recycling now
+-- starts a new owner: subscribers.owner_epoch counts them (0: the first owner we know of),
+-- and the unique keys of grants, activations and month counters carry it, so the database
+-- itself keeps one owner's month apart from the next one's.
+
+ALTER TABLE subscribers ADD COLUMN owner_epoch integer NOT NULL DEFAULT 0
+    CHECK (owner_epoch >= 0);
+
+-- Numbers recycled before this migration (owner_since set) are on their second owner as far
+-- as we know: epoch 1, with the grants made since owner_since and the counters of the months
+-- after it. The counters of the month of the recycling stay the old owner's (they cannot be
+-- told apart), so the new owner starts that month's count afresh.
+UPDATE subscribers SET owner_epoch = 1 WHERE owner_since IS NOT NULL;
+
+-- R3/R4: one grant and one activation per OWNER and month. Existing rows belong to epoch 0,
+-- which every existing subscriber has. The constraint and index keep their names.
+ALTER TABLE bonus_grants ADD COLUMN owner_epoch integer NOT NULL DEFAULT 0;
+UPDATE bonus_grants g SET owner_epoch = s.owner_epoch
+FROM subscribers s
+WHERE s.msisdn = g.msisdn AND s.owner_epoch > 0 AND g.granted_at >= s.owner_since;
+ALTER TABLE bonus_grants DROP CONSTRAINT one_grant_per_month;
+ALTER TABLE bonus_grants ADD CONSTRAINT one_grant_per_month UNIQUE (msisdn, owner_epoch, month);
+DROP INDEX one_activation_per_month;
+CREATE UNIQUE INDEX one_activation_per_month ON bonus_grants (msisdn, owner_epoch, activated_month)
+    WHERE activated_month IS NOT NULL;
+
+-- R7: the month's counters belong to the owner too. take_cap_slots keeps its signature (the
+-- dispatch claim and the contact reservation call it unchanged) and finds the owner itself.
+-- The function is replaced before the key it names in ON CONFLICT changes.
+CREATE OR REPLACE FUNCTION take_cap_slots(
+    numbers text[],
+    for_month date,
+    kind contact_kind,
+    info_limit integer,
+    survey_limit integer
+) RETURNS TABLE (
+    msisdn text,
+    info_count integer,
+    survey_count integer,
+    info_cap integer,
+    survey_cap integer
+)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    -- The owner is the number's current epoch (an unknown number, which eligibility refuses
+    -- before any caller gets here, would count as the first owner). Numbers are taken in
+    -- one order (byte order), so two calls over overlapping numbers cannot deadlock.
+    INSERT INTO contact_counters AS cc (msisdn, owner_epoch, month, info_count, survey_count,
+                                        info_cap, survey_cap)
+    SELECT n.msisdn, coalesce(s.owner_epoch, 0), for_month, (kind = 'info')::int,
+           (kind = 'survey')::int, info_limit, survey_limit
+    FROM unnest(numbers) AS n (msisdn)
+    LEFT JOIN subscribers s ON s.msisdn = n.msisdn
+    WHERE CASE kind WHEN 'info' THEN info_limit ELSE survey_limit END > 0
+    ORDER BY n.msisdn COLLATE "C"
+    ON CONFLICT (msisdn, owner_epoch, month) DO UPDATE
+        SET info_count = cc.info_count + excluded.info_count,
+            survey_count = cc.survey_count + excluded.survey_count
+        WHERE cc.info_count + excluded.info_count <= cc.info_cap
+          AND cc.survey_count + excluded.survey_count <= cc.survey_cap
+    RETURNING cc.msisdn, cc.info_count::int, cc.survey_count::int, cc.info_cap::int,
+              cc.survey_cap::int;
+END;
+
+ALTER TABLE contact_counters ADD COLUMN owner_epoch integer NOT NULL DEFAULT 0;
+UPDATE contact_counters cc SET owner_epoch = s.owner_epoch
+FROM subscribers s
+WHERE s.msisdn = cc.msisdn AND s.owner_epoch > 0
+  AND cc.month > date_trunc('month', s.owner_since AT TIME ZONE 'Asia/Almaty')::date;
+ALTER TABLE contact_counters DROP CONSTRAINT contact_counters_pkey;
+ALTER TABLE contact_counters ADD PRIMARY KEY (msisdn, owner_epoch, month);
+
+-- A slot given back goes to the counter of the number's current owner. A slot the old owner
+-- still held when the number was recycled is never given back to the new owner's counter:
+-- recycling (sql/program.sql forget_old_owner_slots) clears cap_month of those deliveries.
+CREATE OR REPLACE FUNCTION deliveries_release_cap() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE contact_counters cc
+    SET info_count = cc.info_count - (c.kind = 'info')::int,
+        survey_count = cc.survey_count - (c.kind = 'survey')::int
+    FROM campaigns c, subscribers s
+    WHERE c.id = NEW.campaign_id AND s.msisdn = NEW.msisdn
+      AND cc.msisdn = NEW.msisdn AND cc.owner_epoch = s.owner_epoch
+      AND cc.month = OLD.cap_month;
+    NEW.cap_month := NULL;
+    RETURN NEW;
+END
+$$;
+
+-- R9: a 1204 block stays when its subscriber later joins SMART. Joining is explicit consent
+-- to SMART partner messages and surveys, and to nothing else: the block is lifted for a
+-- SMART campaign to a member who joined at or after the 1204, and holds for every operator
+-- campaign until an explicit operator opt-in removes it. (A 1204 while a member ends the
+-- membership, so an open membership with a 1204 row always began after it.) Everything
+-- else is migration 0008's rule unchanged; same signature, still inlined.
+CREATE OR REPLACE FUNCTION suppression_for(
+    status subscriber_status,
+    dnc_since timestamptz,
+    member_since timestamptz,
+    scope campaign_scope,
+    kind traffic_kind
+) RETURNS suppression_reason
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN kind = 'service' THEN
+        CASE status
+            WHEN 'recycled' THEN 'recycled'::suppression_reason
+            WHEN 'blocked' THEN 'blocked'::suppression_reason
+        END
+    WHEN status IS NULL THEN 'not_member'::suppression_reason
+    WHEN status = 'recycled' THEN 'recycled'::suppression_reason
+    WHEN status = 'blocked' THEN 'blocked'::suppression_reason
+    WHEN dnc_since IS NOT NULL
+         AND NOT (scope IS DISTINCT FROM 'operator' AND member_since >= dnc_since) THEN
+        'dnc'::suppression_reason
+    WHEN member_since IS NULL AND scope IS DISTINCT FROM 'operator' THEN
+        'not_member'::suppression_reason
+END;
