@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.kernel.states import Channel
+from dispatcher.kernel.states import Channel, Language
+from dispatcher.program import texts
 from dispatcher.program.bonus_models import Grant
 from dispatcher.program.membership import Change, Membership
 
@@ -20,6 +21,16 @@ class NoBonus:
     about bonuses)."""
 
     async def grant_on_join(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> None:
+        return None
+
+    async def join_text(
+        self, conn: asyncpg.Connection, msisdn: str, granted: bool, language: Language, now: datetime
+    ) -> str:
+        return texts.text("joined_see_balance", language)
+
+    async def grant_on_return(
+        self, conn: asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> None:
         return None
 
     async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:

@@ -30,7 +30,14 @@ CREATE UNIQUE INDEX one_activation_per_month ON bonus_grants (msisdn, owner_epoc
 
 -- R7: the month's counters belong to the owner too. take_cap_slots keeps its signature (the
 -- dispatch claim and the contact reservation call it unchanged) and finds the owner itself.
--- The function is replaced before the key it names in ON CONFLICT changes.
+ALTER TABLE contact_counters ADD COLUMN owner_epoch integer NOT NULL DEFAULT 0;
+UPDATE contact_counters cc SET owner_epoch = s.owner_epoch
+FROM subscribers s
+WHERE s.msisdn = cc.msisdn AND s.owner_epoch > 0
+  AND cc.month > date_trunc('month', s.owner_since AT TIME ZONE 'Asia/Almaty')::date;
+ALTER TABLE contact_counters DROP CONSTRAINT contact_counters_pkey;
+ALTER TABLE contact_counters ADD PRIMARY KEY (msisdn, owner_epoch, month);
+
 CREATE OR REPLACE FUNCTION take_cap_slots(
     numbers text[],
     for_month date,
@@ -65,14 +72,6 @@ BEGIN ATOMIC
     RETURNING cc.msisdn, cc.info_count::int, cc.survey_count::int, cc.info_cap::int,
               cc.survey_cap::int;
 END;
-
-ALTER TABLE contact_counters ADD COLUMN owner_epoch integer NOT NULL DEFAULT 0;
-UPDATE contact_counters cc SET owner_epoch = s.owner_epoch
-FROM subscribers s
-WHERE s.msisdn = cc.msisdn AND s.owner_epoch > 0
-  AND cc.month > date_trunc('month', s.owner_since AT TIME ZONE 'Asia/Almaty')::date;
-ALTER TABLE contact_counters DROP CONSTRAINT contact_counters_pkey;
-ALTER TABLE contact_counters ADD PRIMARY KEY (msisdn, owner_epoch, month);
 
 -- A slot given back goes to the counter of the number's current owner. A slot the old owner
 -- still held when the number was recycled is never given back to the new owner's counter:
@@ -116,7 +115,8 @@ RETURN CASE
     WHEN status = 'recycled' THEN 'recycled'::suppression_reason
     WHEN status = 'blocked' THEN 'blocked'::suppression_reason
     WHEN dnc_since IS NOT NULL
-         AND NOT (scope IS DISTINCT FROM 'operator' AND member_since >= dnc_since) THEN
+         AND NOT (scope IS DISTINCT FROM 'operator'
+                  AND coalesce(member_since >= dnc_since, false)) THEN
         'dnc'::suppression_reason
     WHEN member_since IS NULL AND scope IS DISTINCT FROM 'operator' THEN
         'not_member'::suppression_reason

@@ -144,7 +144,7 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.RU: "Активация месяца уже была: {units} ед. с {start} до {deadline}.",
         Language.KK: "Осы айда белсендіру болды: {units} бірлік {start} - {deadline}.",
         Language.EN: "This month's activation is used: {units} bonus units can be activated "
-        "from {start} until {deadline} (*555*00#).",
+        "from {start} until {deadline}.",
     },
     "pending_lapses": {
         Language.RU: "Активация месяца уже была: {units} ед. сгорят {deadline}.",
