@@ -93,7 +93,7 @@ $$;
 
 -- R9: a 1204 block stays when its subscriber later joins SMART. Joining is explicit consent
 -- to SMART partner messages and surveys, and to nothing else: the block is lifted for a
--- SMART campaign to a member who joined at or after the 1204, and holds for every operator
+-- SMART campaign to a member who joined after the 1204, and holds for every operator
 -- campaign until an explicit operator opt-in removes it. (A 1204 while a member ends the
 -- membership, so an open membership with a 1204 row always began after it.) Everything
 -- else is migration 0008's rule unchanged; same signature, still inlined.
@@ -116,7 +116,7 @@ RETURN CASE
     WHEN status = 'blocked' THEN 'blocked'::suppression_reason
     WHEN dnc_since IS NOT NULL
          AND NOT (scope IS DISTINCT FROM 'operator'
-                  AND coalesce(member_since >= dnc_since, false)) THEN
+                  AND coalesce(member_since > dnc_since, false)) THEN
         'dnc'::suppression_reason
     WHEN member_since IS NULL AND scope IS DISTINCT FROM 'operator' THEN
         'not_member'::suppression_reason
