@@ -24,7 +24,12 @@ class NoBonus:
         return None
 
     async def join_text(
-        self, conn: asyncpg.Connection, msisdn: str, granted: bool, language: Language, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        granted: bool,
+        language: Language,
+        now: datetime,
     ) -> str:
         return texts.text("joined_see_balance", language)
 

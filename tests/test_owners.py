@@ -112,7 +112,10 @@ async def test_rejoin_in_the_same_month_promises_no_present(
         "No bonus units: this month's bonus was already received. "
         "The next 500 units come on 01.12.2026."
     )
-    assert await dial(api, "*555*00#") == "No bonus to activate. The next 500 units come on 01.12.2026."
+    assert (
+        await dial(api, "*555*00#")
+        == "No bonus to activate. The next 500 units come on 01.12.2026."
+    )
 
 
 async def test_used_activation_is_told_by_notice_activation_and_balance(

@@ -35,7 +35,6 @@ from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CreditState, GrantState, Language, ServiceKind
 from dispatcher.policy.waiting import waits_for_window
 from dispatcher.program import texts
-from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.program.bonus_models import (
     Activation,
     ActivationResult,
@@ -59,6 +58,7 @@ from dispatcher.program.charging import (
     CreditRequest,
     backoff_delay,
 )
+from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -142,7 +142,12 @@ class BonusLedger:
         return grant_id
 
     async def join_text(
-        self, conn: asyncpg.Connection, msisdn: str, granted: bool, language: Language, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        granted: bool,
+        language: Language,
+        now: datetime,
     ) -> str:
         """R1/R3: the join reply, true for this owner now: the present and how to activate it,
         or that this month's bonus was already received and when the next one comes."""

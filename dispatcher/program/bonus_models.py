@@ -66,7 +66,11 @@ class Standing:
             if grant.deadline_at > self.next_month:
                 start = local_date(self.next_month, zone)
                 return texts.text(
-                    "pending_next_month", language, units=grant.units, start=start, deadline=deadline
+                    "pending_next_month",
+                    language,
+                    units=grant.units,
+                    start=start,
+                    deadline=deadline,
                 )
             return texts.text("pending_lapses", language, units=grant.units, deadline=deadline)
         if not self.active_number:
@@ -181,9 +185,9 @@ class ActivationResult:
         standing = self.standing
         if self.outcome is Activation.NOT_ACTIVE:
             return texts.text("activation_not_active", language)
-        if standing is not None and self.outcome is Activation.ALREADY_ACTIVATED:
-            if self.pending is not None:
-                return standing.pending_text(self.pending, language, zone)
+        already = self.outcome is Activation.ALREADY_ACTIVATED
+        if standing is not None and already and self.pending is not None:
+            return standing.pending_text(self.pending, language, zone)
         if standing is not None and self.outcome is Activation.NOTHING_TO_ACTIVATE:
             return standing.nothing_text("nothing_to_activate", language, zone)
         key = {

@@ -92,7 +92,12 @@ class BonusHooks(Protocol):
     ) -> int | None: ...
 
     async def join_text(
-        self, conn: asyncpg.Connection, msisdn: str, granted: bool, language: Language, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        granted: bool,
+        language: Language,
+        now: datetime,
     ) -> str:
         """The join reply, true for this owner now (R3: the present, or when the next comes)."""
         ...
@@ -232,7 +237,7 @@ class Membership:
         from now (the block's time moves, so the SMART lifting ends with the membership)."""
         sub = await self.lock(conn, msisdn)
         lang = self.language(sub)
-        member = await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None
+        member = await self._is_member(conn, msisdn)
         if not member and await conn.fetchval(ProgramSQL.dnc_since, msisdn) is not None:
             return Change(False, texts.text("dnc_blocked", lang))
         await conn.execute(ProgramSQL.insert_dnc, msisdn, now, channel, dict(evidence))
@@ -268,10 +273,12 @@ class Membership:
             return False
         if status is SubscriberStatus.RECYCLED:
             await self._recycle(conn, sub, evidence, now)
-        elif status in _GRANTED_STATUSES:
-            if await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None:
-                await self._bonus.grant_on_return(conn, msisdn, self.language(sub), now)
+        elif status in _GRANTED_STATUSES and await self._is_member(conn, msisdn):
+            await self._bonus.grant_on_return(conn, msisdn, self.language(sub), now)
         return True
+
+    async def _is_member(self, conn: asyncpg.Connection, msisdn: str) -> bool:
+        return await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None
 
     async def _recycle(
         self,
