@@ -9,11 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from dispatcher.db import Database
+from dispatcher.engine.repository import DispatchRepository
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
+from dispatcher.settings import Settings
 from dispatcher.web.keys import BONUS
 from tests.bonus_helpers import utc
-from tests.factories import subscribers
+from tests.factories import campaign, subscribers
 from tests.web_helpers import Api
 
 MSISDN = "77017770001"
@@ -87,6 +89,39 @@ async def test_new_owner_of_recycled_number_gets_present_and_fresh_caps(
     first = await reserve(api, kind="info")
     assert first["granted"] and first["remaining"] == 9
     assert (await dial(api, "*555*00#")).startswith("500 bonus units activated")
+
+
+async def test_new_owners_first_partner_message_is_claimed_not_capped(
+    api: Api, database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R7/R12: the old owner's month is full (9 IVR contacts and one SMS in flight); after the
+    recycling the new owner's first SMART message is claimed with a slot of their own, and the
+    old owner's message failing later gives nothing back to the new owner's counter."""
+    month, caps = utc(2026, 11, 1).date(), (settings.info_cap, settings.survey_cap)
+    repo = DispatchRepository(database.pool, "node-1", "smsc")
+    await dial(api, "*555*1#")
+    old = await campaign(database, [MSISDN])
+    await repo.claim_campaign(old, 10, clock.now(), month, caps)
+    await database.pool.execute(
+        "UPDATE deliveries SET state = 'in_flight' WHERE campaign_id = $1", old
+    )
+    for _ in range(9):
+        assert (await reserve(api, kind="info"))["granted"]
+    await event(api, type="subscriber_status", status="recycled")
+    await event(api, type="subscriber_status", status="active")
+    await dial(api, "*555*1#")
+    new = await campaign(database, [MSISDN])
+    await repo.claim_campaign(new, 10, clock.now(), month, caps)
+    state = await database.pool.fetchrow(
+        "SELECT state::text, suppressed::text FROM deliveries WHERE campaign_id = $1", new
+    )
+    assert (state["state"], state["suppressed"]) == ("claimed", None)
+    await database.pool.execute(
+        "UPDATE deliveries SET state = 'failed', finished_at = $2 WHERE campaign_id = $1",
+        old,
+        clock.now(),
+    )
+    assert (await view(api))["counters"]["info"] == 1
 
 
 # ---------------------------------------------------------------- never promise what won't come
