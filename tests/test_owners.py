@@ -293,3 +293,30 @@ async def test_join_after_1204_lifts_it_for_smart_partner_messages_only(
     await event(api, type="dnc_optout", event_id="ivr-2")
     assert (await view(api))["member"] is False
     assert (await reserve(api, kind="info", scope="smart"))["reason"] == "dnc"
+
+
+async def test_segments_follow_the_consent_given(
+    api: Api, database: Database, clock: ManualClock
+) -> None:
+    """R9: a member who joined after their 1204 is in the SMART campaigns' segments and in no
+    operator campaign's."""
+    await event(api, type="dnc_optout")
+    clock.advance(timedelta(days=1))
+    await dial(api, "*555*1#")
+    queued = {}
+    for scope in ("smart", "operator"):
+        for segment in ("smart_members", "active_subscribers"):
+            campaign_id = await campaign(database, [], scope=scope, state="draft")
+            resp = await api.client.post(
+                f"/api/v1/campaigns/{campaign_id}/audience",
+                json={"segment": segment},
+                headers=api.auth(Role.MARKETER),
+            )
+            assert resp.status == 200, await resp.text()
+            queued[scope, segment] = (await resp.json())["accepted"]
+    assert queued == {
+        ("smart", "smart_members"): 1,
+        ("smart", "active_subscribers"): 1,
+        ("operator", "smart_members"): 0,
+        ("operator", "active_subscribers"): 0,
+    }
