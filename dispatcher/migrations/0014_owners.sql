@@ -10,11 +10,15 @@
 ALTER TABLE subscribers ADD COLUMN owner_epoch integer NOT NULL DEFAULT 0
     CHECK (owner_epoch >= 0);
 
--- Numbers recycled before this migration (owner_since set) are on their second owner as far
--- as we know: epoch 1, with the grants made since owner_since and the counters of the months
--- after it. The counters of the month of the recycling stay the old owner's (they cannot be
--- told apart), so the new owner starts that month's count afresh.
-UPDATE subscribers SET owner_epoch = 1 WHERE owner_since IS NOT NULL;
+-- Numbers recycled before this migration: one epoch per recycling the consent ledger records
+-- (owner_since alone says nothing: an import sets it for every new number). The current
+-- owner gets the grants made since owner_since (the last recycling) and the counters of the
+-- months after it; the counters of the month of the recycling stay the old owner's (they
+-- cannot be told apart), so the new owner starts that month's count afresh.
+UPDATE subscribers s SET owner_epoch = r.recyclings
+FROM (SELECT msisdn, count(*)::int AS recyclings
+      FROM consent_ledger WHERE event = 'recycled' GROUP BY msisdn) AS r
+WHERE r.msisdn = s.msisdn AND s.owner_since IS NOT NULL;
 
 -- R3/R4: one grant and one activation per OWNER and month. Existing rows belong to epoch 0,
 -- which every existing subscriber has. The constraint and index keep their names.
