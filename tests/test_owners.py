@@ -249,6 +249,28 @@ async def test_member_active_again_within_the_month_gets_its_grant(
     assert len((await view(api))["grants"]) == 2
 
 
+async def test_member_unblocked_by_import_gets_the_months_grant(
+    api: Api, database: Database, clock: ManualClock
+) -> None:
+    """R3: the subscriber import is another way a number becomes active again: a member it
+    unblocks receives the month's grant missed while blocked; a non-member gets nothing."""
+    other = "77017770002"
+    await subscribers(database, [MSISDN, other], language="en")
+    await dial(api, "*555*1#")
+    csv = f"{MSISDN},blocked,\n{other},blocked,\n"
+    headers = {**api.auth(Role.ADMIN), "Content-Type": "text/csv"}
+    resp = await api.client.post("/api/v1/subscribers/import", data=csv, headers=headers)
+    assert resp.status == 200, await resp.text()
+    clock.set(utc(2026, 11, 30, 19, 5))
+    await api.client.app[BONUS].grant_month(clock.now())
+    clock.set(utc(2026, 12, 2, 5))
+    csv = f"{MSISDN},active,\n{other},active,\n"
+    resp = await api.client.post("/api/v1/subscribers/import", data=csv, headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert [g["month"] for g in (await view(api))["grants"]] == ["2026-11-01", "2026-12-01"]
+    assert (await view(api, other))["grants"] == []
+
+
 # ---------------------------------------------------------------- consent as given
 
 

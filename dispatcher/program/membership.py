@@ -273,9 +273,16 @@ class Membership:
             return False
         if status is SubscriberStatus.RECYCLED:
             await self._recycle(conn, sub, evidence, now)
-        elif status in _GRANTED_STATUSES and await self._is_member(conn, msisdn):
-            await self._bonus.grant_on_return(conn, msisdn, self.language(sub), now)
+        elif status in _GRANTED_STATUSES:
+            await self.returned(conn, msisdn, now)
         return True
+
+    async def returned(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> None:
+        """R3: the number can receive again (its status just became active or outgoing-
+        blocked): a member without this month's grant receives it now, with its notice."""
+        sub = await self.lock(conn, msisdn)
+        if await self._is_member(conn, msisdn):
+            await self._bonus.grant_on_return(conn, msisdn, self.language(sub), now)
 
     async def _is_member(self, conn: asyncpg.Connection, msisdn: str) -> bool:
         return await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None
