@@ -188,9 +188,15 @@ class BonusLedger:
         return Standing.from_row(row, self._next_month(month), self._settings.bonus_units)
 
     def notice_text(self, standing: Standing, deadline: datetime, language: Language) -> str:
-        """The notice of a grant made now: "dial *555*00#" only when that works this month
-        (R3, R4); otherwise from when, or that the units lapse first."""
+        """The notice of a grant made now: "dial *555*00#" only when that works now (R3, R4);
+        otherwise after a top-up (a number not active), from when (this month's activation
+        is used), or that the units lapse first."""
         units, zone = self._settings.bonus_units, self._calendar.zone
+        if not standing.activated_this_month and not standing.active_number:
+            deadline_text = local_text(deadline, zone)
+            return texts.text(
+                "bonus_notice_inactive", language, units=units, deadline=deadline_text
+            )
         if not standing.activated_this_month:
             return texts.text("bonus_notice", language, units=units)
         if deadline > standing.next_month:
@@ -349,6 +355,9 @@ class BonusLedger:
         # the units lapse before then (R3, R4).
         used = Standing(True, True, True, True, self._next_month(month), units)
         later = {lang: self.notice_text(used, now + DEADLINE, lang) for lang in Language}
+        # For an outgoing-blocked member: activation needs a top-up first (R4, seed 000).
+        blocked = Standing(False, True, True, False, self._next_month(month), units)
+        topup = {lang: self.notice_text(blocked, now + DEADLINE, lang) for lang in Language}
         return (
             month,
             units,
@@ -364,6 +373,9 @@ class BonusLedger:
             later[Language.RU],
             later[Language.KK],
             later[Language.EN],
+            topup[Language.RU],
+            topup[Language.KK],
+            topup[Language.EN],
         )
 
     async def month_granted(self, now: datetime) -> bool:

@@ -176,6 +176,14 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.EN: "Your {units} SMART bonus units are granted. This month's activation is "
         "used: dial *555*00# from {start} until {deadline}.",
     },
+    "bonus_notice_inactive": {
+        Language.RU: "Ваши {units} бонусов SMART начислены. Номер не активен: пополните баланс "
+        "и наберите *555*00# до {deadline}.",
+        Language.KK: "SMART {units} бонусыңыз есептелді. Нөмір белсенді емес: балансты толтырып, "
+        "*555*00# {deadline} дейін теріңіз.",
+        Language.EN: "Your {units} SMART bonus units are granted. Your number is not active: top "
+        "up, then dial *555*00# by {deadline}.",
+    },
     "bonus_notice_lapses": {
         Language.RU: "Ваши {units} бонусов SMART начислены, но активация этого месяца "
         "использована: бонусы сгорят {deadline}.",

@@ -251,7 +251,8 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 -- $5: default language, $6: notice text ru, $7: kk, $8: en, $9: number of slices,
 -- $10: this slice (0 .. $9 - 1), $11: whether the notices wait for the send window (R8; the
 -- table in dispatcher/policy/waiting.py decides), $12..$14: the notice (ru, kk, en) for an
--- owner whose activation of this month is used (R3, R4: it must not say "dial *555*00#" now).
+-- owner whose activation of this month is used (R3, R4: it must not say "dial *555*00#" now),
+-- $15..$17: the notice (ru, kk, en) for an outgoing-blocked member (R4: a top-up first).
 -- Grants belong to the owner (R12: migration 0014's owner epoch), so the anti-join and the
 -- activation test compare it too.
 WITH granted AS (
@@ -285,6 +286,10 @@ WITH granted AS (
                 ) THEN
                     CASE pick_language('{ru,kk,en}', s.language, $5)
                         WHEN 'kk' THEN $13 WHEN 'en' THEN $14 ELSE $12
+                    END
+                WHEN s.status <> 'active' THEN
+                    CASE pick_language('{ru,kk,en}', s.language, $5)
+                        WHEN 'kk' THEN $16 WHEN 'en' THEN $17 ELSE $15
                     END
                 ELSE
                     CASE pick_language('{ru,kk,en}', s.language, $5)
