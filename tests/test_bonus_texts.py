@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dispatcher.kernel.clock import load_zone
 from dispatcher.kernel.states import GrantState, Language
+from dispatcher.program import texts
 from dispatcher.program.bonus_models import (
     Activation,
     ActivationResult,
@@ -141,3 +142,30 @@ def test_refused_activation_tells_what_is_true(
         assert ("from 01.01.2027" in en) == (deadline > NEXT_MONTH)
     elif outcome is Activation.NOTHING_TO_ACTIVATE:
         assert ("01.01.2027" in en) == (standing.member and standing.month_granted)
+
+
+@given(standings, deadlines, languages)
+def test_grant_notice_tells_what_is_true(
+    standing: Standing, deadline: datetime, lang: Language
+) -> None:
+    """The notice of a grant (monthly, or on return to active) says "ready: dial *555*00#"
+    only when that activates it now; otherwise top up first, from when, or that it lapses."""
+    en = standing.notice_text(deadline, Language.EN, ZONE)
+    now_ok = standing.active_number and not standing.activated_this_month
+    assert ("are ready: dial *555*00#" in en) == now_ok
+    if standing.activated_this_month:
+        assert "activation is used" in en
+        assert ("from 01.01.2027" in en) == (deadline > NEXT_MONTH)
+        assert ("lapse" in en) == (deadline <= NEXT_MONTH)
+    elif not standing.active_number:
+        assert "not active: top up" in en
+    assert standing.notice_text(deadline, lang, ZONE)
+
+
+@given(st.sampled_from([500, 99_999]))
+def test_join_replies_fit_one_screen(units: int) -> None:
+    """R14: the join replies (present, none this month, see the balance) fit one USSD screen
+    in every language with worst-case values."""
+    for key in ("joined", "joined_no_present", "joined_see_balance", "not_active"):
+        for lang in Language:
+            assert fits_screen(texts.text(key, lang, units=units, next="01.01.2027")), (key, lang)

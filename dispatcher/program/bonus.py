@@ -48,7 +48,6 @@ from dispatcher.program.bonus_models import (
     Standing,
     SweepResult,
     local_date,
-    local_text,
 )
 from dispatcher.program.charging import (
     ChargingAdapter,
@@ -172,7 +171,7 @@ class BonusLedger:
             return None
         standing = await self.standing(conn, msisdn, now)
         deadline = now + DEADLINE
-        body = self.notice_text(standing, deadline, language)
+        body = standing.notice_text(deadline, language, self._calendar.zone)
         notice = ServiceMessage(
             msisdn, ServiceKind.BONUS_NOTICE, body, dedupe_key=f"bonus_notice:{grant_id}"
         )
@@ -186,31 +185,6 @@ class BonusLedger:
         month = self._calendar.month_of(now)
         row = await db.fetchrow(BonusSQL.standing, msisdn, month)
         return Standing.from_row(row, self._next_month(month), self._settings.bonus_units)
-
-    def notice_text(self, standing: Standing, deadline: datetime, language: Language) -> str:
-        """The notice of a grant made now: "dial *555*00#" only when that works now (R3, R4);
-        otherwise after a top-up (a number not active), from when (this month's activation
-        is used), or that the units lapse first."""
-        units, zone = self._settings.bonus_units, self._calendar.zone
-        if not standing.activated_this_month and not standing.active_number:
-            deadline_text = local_text(deadline, zone)
-            return texts.text(
-                "bonus_notice_inactive", language, units=units, deadline=deadline_text
-            )
-        if not standing.activated_this_month:
-            return texts.text("bonus_notice", language, units=units)
-        if deadline > standing.next_month:
-            start = local_date(standing.next_month, zone)
-            return texts.text(
-                "bonus_notice_next_month",
-                language,
-                units=units,
-                start=start,
-                deadline=local_text(deadline, zone),
-            )
-        return texts.text(
-            "bonus_notice_lapses", language, units=units, deadline=local_text(deadline, zone)
-        )
 
     def _next_month(self, month: date) -> datetime:
         """When the calendar month after ``month`` begins (Astana time), as an instant."""
@@ -354,10 +328,11 @@ class BonusLedger:
         # For an owner whose activation of this month is used: from when it can be, or that
         # the units lapse before then (R3, R4).
         used = Standing(True, True, True, True, self._next_month(month), units)
-        later = {lang: self.notice_text(used, now + DEADLINE, lang) for lang in Language}
+        zone = self._calendar.zone
+        later = {lang: used.notice_text(now + DEADLINE, lang, zone) for lang in Language}
         # For an outgoing-blocked member: activation needs a top-up first (R4, seed 000).
         blocked = Standing(False, True, True, False, self._next_month(month), units)
-        topup = {lang: self.notice_text(blocked, now + DEADLINE, lang) for lang in Language}
+        topup = {lang: blocked.notice_text(now + DEADLINE, lang, zone) for lang in Language}
         return (
             month,
             units,

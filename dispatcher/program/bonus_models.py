@@ -77,6 +77,24 @@ class Standing:
             return texts.text("pending_inactive", language, units=grant.units, deadline=deadline)
         return texts.text("balance_pending", language, units=grant.units, deadline=deadline)
 
+    def notice_text(
+        self, deadline: datetime, language: Language | str | None, zone: ZoneInfo
+    ) -> str:
+        """The notice of a grant made now with ``deadline``: "dial *555*00#" only when that
+        works now (R3, R4); otherwise after a top-up (a number not active), from when (this
+        month's activation is used), or that the units lapse first."""
+        units, until = self.units, local_text(deadline, zone)
+        if self.activated_this_month and deadline > self.next_month:
+            start = local_date(self.next_month, zone)
+            return texts.text(
+                "bonus_notice_next_month", language, units=units, start=start, deadline=until
+            )
+        if self.activated_this_month:
+            return texts.text("bonus_notice_lapses", language, units=units, deadline=until)
+        if not self.active_number:
+            return texts.text("bonus_notice_inactive", language, units=units, deadline=until)
+        return texts.text("bonus_notice", language, units=units)
+
     def nothing_text(self, key: str, language: Language | str | None, zone: ZoneInfo) -> str:
         """No usable bonus: ``key`` (``balance_none``, ``nothing_to_activate``) alone, or — for
         a member whose month's grant is already received — when the next one comes."""

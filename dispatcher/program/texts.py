@@ -25,8 +25,7 @@ TEXTS: dict[str, dict[Language, str]] = {
     "joined_no_present": {
         Language.RU: "Вы подключены к SMART. Бонус месяца уже получен; "
         "следующие {units} ед. {next}.",
-        Language.KK: "Сіз SMART-қа қосылдыңыз. Осы айдың бонусы алынған; "
-        "келесі {units} бірлік {next}.",
+        Language.KK: "SMART-қа қосылдыңыз. Осы айдың бонусы алынған; келесі {units} бірлік {next}.",
         Language.EN: "You joined SMART. This month's bonus was already received; "
         "the next {units} units come on {next}.",
     },
