@@ -10,7 +10,7 @@ import asyncpg
 
 from dispatcher.kernel.states import Channel, Language
 from dispatcher.program import texts
-from dispatcher.program.bonus_models import Grant
+from dispatcher.program.bonus_models import Forfeit, Grant
 from dispatcher.program.membership import Change, Membership
 
 NUMBERS = [f"7701000{n:04d}" for n in range(100)]
@@ -38,8 +38,8 @@ class NoBonus:
     ) -> None:
         return None
 
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
-        return 0
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> Forfeit:
+        return Forfeit()
 
 
 def utc(*args: int) -> datetime:

@@ -292,6 +292,15 @@ async def test_member_dialling_1204_is_told_they_left_smart_and_what_they_lost(
     assert await service_bodies(database, "dnc_confirmation", other) == [
         "Marketing messages and surveys to your number are switched off (1204)."
     ]
+    third = "77017770003"  # an activated bonus: how much of it was used, charging knows
+    await subscribers(database, [third], language="en")
+    await dial(api, "*555*1#", third)
+    await dial(api, "*555*00#", third)
+    await event(api, type="dnc_optout", msisdn=third, event_id="ivr-3")
+    assert await service_bodies(database, "dnc_confirmation", third) == [
+        "Marketing messages and surveys to your number are switched off (1204). "
+        "You left SMART and lost your unused bonus units."
+    ]
 
 
 async def test_join_after_1204_lifts_it_for_smart_partner_messages_only(

@@ -41,6 +41,7 @@ from dispatcher.program.bonus_models import (
     Balance,
     CallOutcome,
     ChargingRun,
+    Forfeit,
     Grant,
     GrantSlice,
     OwedCredit,
@@ -191,9 +192,9 @@ class BonusLedger:
         first = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
         return datetime(first.year, first.month, 1, tzinfo=self._calendar.zone)
 
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
-        """R2/R12: pending and active grants of ``msisdn`` are forfeited; returns how many
-        units were lost (0: nothing was pending or active).
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> Forfeit:
+        """R2/R12: pending and active grants of ``msisdn`` are forfeited; returns what was lost
+        (the reply to a 1204 names it).
 
         Must run inside the caller's transaction (leave, 1204, recycling). Units that reached
         or may have reached the charging system get a removal queued in the same transaction;
@@ -202,9 +203,7 @@ class BonusLedger:
         if not conn.is_in_transaction():
             raise RuntimeError("forfeit must run inside the caller's transaction")
         await conn.execute(BonusSQL.lock_msisdn, msisdn)
-        row = await conn.fetchrow(BonusSQL.forfeit, msisdn, now)
-        units: int = row["units"]
-        return units
+        return Forfeit.from_row(await conn.fetchrow(BonusSQL.forfeit, msisdn, now))
 
     # ------------------------------------------------------------ subscriber requests
 

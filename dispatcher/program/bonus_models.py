@@ -260,6 +260,27 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class Forfeit:
+    """What a forfeit took (R2, R9, R12): every unit of the pending grants, and active grants
+    whose remainder only the charging system knows."""
+
+    pending_units: int = 0
+    active_grants: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> Forfeit:
+        return cls(row["pending_units"], row["active_grants"])
+
+    def dnc_text(self, language: Language | str | None) -> str:
+        """The reply to a member's 1204: marketing off, SMART left, and what was lost."""
+        if self.active_grants:
+            return texts.text("dnc_left_unused", language)
+        if self.pending_units:
+            return texts.text("dnc_left_lost", language, units=self.pending_units)
+        return texts.text("dnc_left", language)
+
+
+@dataclass(frozen=True, slots=True)
 class GrantSlice:
     """What one msisdn slice of the monthly grant made."""
 

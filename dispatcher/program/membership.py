@@ -28,6 +28,7 @@ from dispatcher.kernel.states import (
     SuppressionReason,
 )
 from dispatcher.program import texts
+from dispatcher.program.bonus_models import Forfeit
 from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.settings import Settings
 
@@ -108,8 +109,8 @@ class BonusHooks(Protocol):
         """R3: the month's grant for a member whose number is active again, if it has none."""
         ...
 
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
-        """Pending and active grants lost; returns the units lost."""
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> Forfeit:
+        """Pending and active grants lost; returns what was lost."""
         ...
 
 
@@ -244,12 +245,7 @@ class Membership:
         await self._consent(conn, msisdn, ConsentEvent.DNC_BLOCKED, (), channel, evidence, now)
         await self._suppress(conn, msisdn, SuppressionReason.DNC, now, _ALL_SCOPES)
         lost = await self._end_membership(conn, sub, channel, evidence, now, "dnc")
-        if lost is None:
-            reply = texts.text("dnc_blocked", lang)
-        elif lost:
-            reply = texts.text("dnc_left_lost", lang, units=lost)
-        else:
-            reply = texts.text("dnc_left", lang)
+        reply = texts.text("dnc_blocked", lang) if lost is None else lost.dnc_text(lang)
         await self._confirm(
             conn, msisdn, ServiceKind.DNC_CONFIRMATION, reply, f"dnc:{msisdn}:{now.isoformat()}"
         )
@@ -311,9 +307,9 @@ class Membership:
         evidence: Mapping[str, Any],
         now: datetime,
         reason: str,
-    ) -> int | None:
-        """Close the open membership (R2); returns the bonus units lost, None if there was
-        no membership."""
+    ) -> Forfeit | None:
+        """Close the open membership (R2); returns the bonus lost, None if there was no
+        membership."""
         msisdn = sub.msisdn
         if await conn.fetchval(ProgramSQL.close_membership, msisdn, now, channel, reason) is None:
             return None

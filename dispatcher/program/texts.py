@@ -75,6 +75,14 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.EN: "Marketing messages and surveys to your number are switched off (1204). "
         "You left SMART and lost your {units} unused bonus units.",
     },
+    "dnc_left_unused": {
+        Language.RU: "Реклама и опросы на ваш номер отключены (1204). Вы вышли из SMART; "
+        "неиспользованные бонусы аннулированы.",
+        Language.KK: "Нөміріңізге жарнама мен сауалнамалар өшірілді (1204). Сіз SMART-тан "
+        "шықтыңыз; пайдаланылмаған бонустар жойылды.",
+        Language.EN: "Marketing messages and surveys to your number are switched off (1204). "
+        "You left SMART and lost your unused bonus units.",
+    },
     "unknown_code": {
         Language.RU: "Неизвестная команда. SMART: *555#.",
         Language.KK: "Белгісіз команда. SMART: *555#.",

@@ -60,13 +60,14 @@ SELECT status, owner_epoch FROM subscribers WHERE msisdn = $1 FOR SHARE
 -- forfeit outbox, delivered after commit. Run after lock_msisdn, so a concurrent activation
 -- has committed its credit row before this statement's snapshot.
 -- $1: msisdn, $2: now.
--- Returns how many grants and how many units (granted units, as the ledger knows them) were
--- lost, for the reply to the leaver (R9).
+-- Returns what was lost, for the reply to the leaver (R9): the units of the pending grants
+-- (never activated, so all of them) and how many active grants (part of whose units may have
+-- been used: only the charging system knows how many were left).
 WITH gone AS (
     UPDATE bonus_grants
     SET state = 'forfeited', closed_at = $2
     WHERE msisdn = $1 AND state IN ('pending', 'active')
-    RETURNING id, units
+    RETURNING id, units, activated_at
 ), owed AS (
     UPDATE bonus_credits c
     SET state = 'failed', last_error = 'forfeited before credit'
@@ -79,7 +80,9 @@ WITH gone AS (
     JOIN gone ON gone.id = c.grant_id
     ON CONFLICT (grant_id) DO NOTHING
 )
-SELECT count(*) AS grants, coalesce(sum(units), 0)::int AS units FROM gone
+SELECT coalesce(sum(units) FILTER (WHERE activated_at IS NULL), 0)::int AS pending_units,
+       count(*) FILTER (WHERE activated_at IS NOT NULL)::int AS active_grants
+FROM gone
 
 -- name: activation_of_month
 -- The grant the owner activated in a calendar month, with its credit
