@@ -95,8 +95,8 @@ async def test_new_owners_first_partner_message_is_claimed_not_capped(
     api: Api, database: Database, settings: Settings, clock: ManualClock
 ) -> None:
     """R7/R12: the old owner's month is full (9 IVR contacts and one SMS in flight); after the
-    recycling the new owner's first SMART message is claimed with a slot of their own, and the
-    old owner's message failing later gives nothing back to the new owner's counter."""
+    recycling the new owner's first SMART message is claimed with a slot of their own; the old
+    owner's message failing later gives nothing back to the new owner's counter, theirs does."""
     month, caps = utc(2026, 11, 1).date(), (settings.info_cap, settings.survey_cap)
     repo = DispatchRepository(database.pool, "node-1", "smsc")
     await dial(api, "*555*1#")
@@ -107,7 +107,9 @@ async def test_new_owners_first_partner_message_is_claimed_not_capped(
     )
     for _ in range(9):
         assert (await reserve(api, kind="info"))["granted"]
+    clock.advance(timedelta(hours=1))
     await event(api, type="subscriber_status", status="recycled")
+    clock.advance(timedelta(hours=1))
     await event(api, type="subscriber_status", status="active")
     await dial(api, "*555*1#")
     new = await campaign(database, [MSISDN])
@@ -122,6 +124,12 @@ async def test_new_owners_first_partner_message_is_claimed_not_capped(
         clock.now(),
     )
     assert (await view(api))["counters"]["info"] == 1
+    await database.pool.execute(  # the new owner's own slot does go back to them
+        "UPDATE deliveries SET state = 'failed', finished_at = $2 WHERE campaign_id = $1",
+        new,
+        clock.now(),
+    )
+    assert (await view(api))["counters"]["info"] == 0
 
 
 # ---------------------------------------------------------------- never promise what won't come

@@ -77,9 +77,14 @@ BEGIN ATOMIC
               cc.survey_cap::int;
 END;
 
--- A slot given back goes to the counter of the number's current owner. A slot the old owner
--- still held when the number was recycled is never given back to the new owner's counter:
--- recycling (sql/program.sql forget_old_owner_slots) clears cap_month of those deliveries.
+-- A slot given back goes to the counter of the number's current owner — if it is theirs. A
+-- slot the old owner still held when the number was recycled (a message in flight then, which
+-- fails or is suppressed later) was taken by a claim before the new owner got the number
+-- (claimed_at <= owner_since): it stays on the old owner's counter, and the new owner's is
+-- never lowered by it. (claimed_at is NULL only for a row put back in the queue by unclaim or
+-- recovery; recycling suppresses every queued row, so such a row is the current owner's.)
+-- Recycling suppresses the old owner's queued and claimed rows before it starts the new
+-- owner, so their slots go back to the old owner's counter, as before.
 CREATE OR REPLACE FUNCTION deliveries_release_cap() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -89,7 +94,8 @@ BEGIN
     FROM campaigns c, subscribers s
     WHERE c.id = NEW.campaign_id AND s.msisdn = NEW.msisdn
       AND cc.msisdn = NEW.msisdn AND cc.owner_epoch = s.owner_epoch
-      AND cc.month = OLD.cap_month;
+      AND cc.month = OLD.cap_month
+      AND (OLD.claimed_at IS NULL OR s.owner_since IS NULL OR OLD.claimed_at > s.owner_since);
     NEW.cap_month := NULL;
     RETURN NEW;
 END

@@ -74,7 +74,6 @@ class ProgramSQL(SqlFile, domain="program"):
     close_open_surveys: str
     set_status: str
     start_new_owner: str
-    forget_old_owner_slots: str
     dnc_since: str
     set_tariff: str
     record_event: str
@@ -296,7 +295,6 @@ class Membership:
         await conn.execute(ProgramSQL.delete_dnc, msisdn)
         await self._suppress(conn, msisdn, SuppressionReason.RECYCLED, now, _ALL_SCOPES)
         await self._consent(conn, msisdn, ConsentEvent.RECYCLED, (), Channel.CRM, evidence, now)
-        await conn.execute(ProgramSQL.forget_old_owner_slots, msisdn)
         await conn.execute(ProgramSQL.start_new_owner, msisdn, now)
 
     async def _end_membership(

@@ -99,13 +99,6 @@ SET owner_since = $2, owner_epoch = owner_epoch + 1, language = NULL, tariff = N
     updated_at = $2
 WHERE msisdn = $1
 
--- name: forget_old_owner_slots
--- R7/R12: cap slots still held by the old owner's messages in flight stay counted on the old
--- owner's counter; clearing cap_month keeps the release trigger (migration 0006/0014) from
--- giving them back to the new owner's counter. Run before start_new_owner.
--- $1: msisdn.
-UPDATE deliveries SET cap_month = NULL WHERE msisdn = $1 AND cap_month IS NOT NULL
-
 -- name: set_tariff
 -- $1: msisdn, $2: tariff, $3: now.
 UPDATE subscribers SET tariff = $2, updated_at = $3 WHERE msisdn = $1
