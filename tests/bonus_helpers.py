@@ -8,8 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.kernel.states import Channel
-from dispatcher.program.bonus_models import Grant
+from dispatcher.kernel.states import Channel, Language
+from dispatcher.program import texts
+from dispatcher.program.bonus_models import Forfeit, Grant
 from dispatcher.program.membership import Change, Membership
 
 NUMBERS = [f"7701000{n:04d}" for n in range(100)]
@@ -22,8 +23,23 @@ class NoBonus:
     async def grant_on_join(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> None:
         return None
 
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
-        return 0
+    async def join_text(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        granted: bool,
+        language: Language,
+        now: datetime,
+    ) -> str:
+        return texts.text("joined_see_balance", language)
+
+    async def grant_on_return(
+        self, conn: asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> None:
+        return None
+
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> Forfeit:
+        return Forfeit()
 
 
 def utc(*args: int) -> datetime:

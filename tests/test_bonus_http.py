@@ -39,7 +39,7 @@ async def test_join_activate_balance_then_expired_over_http(
     api: Api, database: Database, clock: ManualClock
 ) -> None:
     """R3/R4/R6: *555*1# grants, *555*00# activates for 7 days, *111*3# shows it; 7 days on,
-    the sweep expires it and the balance is empty."""
+    the sweep expires it and the balance is empty, saying when the next units come."""
     await subscribers(database, [MSISDN], language="en")
     assert "A present of 500 bonus units" in await dial(api, "*555*1#")
     assert await dial(api, "*111*3#") == (
@@ -51,7 +51,10 @@ async def test_join_activate_balance_then_expired_over_http(
     clock.advance(timedelta(days=7))
     await api.client.app[BONUS].sweep(clock.now())
     assert await grant_states(database) == ["expired"]
-    assert await dial(api, "*111*3#") == "You have no bonus units."
+    assert await dial(api, "*111*3#") == (
+        "No bonus units: this month's bonus was already received. "
+        "The next 500 units come on 01.12.2026."
+    )
 
 
 async def test_leave_with_active_bonus_forfeits_it_over_http(

@@ -148,6 +148,49 @@ async def test_the_rule_over_every_combination(database: Database, clock: Manual
     assert reasons == {None, "not_member", "recycled", "blocked", "dnc"}
 
 
+def expected_joined_after_dnc(status: str, scope: str, kind: str) -> str | None:
+    """R9 (migration 0014): a member who joined after their 1204 gave new consent to SMART
+    partner messages and surveys only — a SMART campaign treats them as a member without a
+    block, an operator campaign as still blocked."""
+    if scope == "smart":
+        return expected(Facts(status, dnc=False, member=True), scope, kind)
+    return expected(Facts(status, dnc=True, member=True), scope, kind)
+
+
+async def test_join_after_1204_lifts_it_for_smart_only(
+    database: Database, clock: ManualClock
+) -> None:
+    """suppression_for: membership that began after the 1204 lets SMART traffic through and
+    keeps operator telemarketing blocked; one that began before it (or at the same instant)
+    lifts nothing."""
+    dnc_at = clock.now() - timedelta(days=2)
+    rows = [
+        (status, joined, scope, kind)
+        for status in STATUSES[1:]
+        for joined in (dnc_at - timedelta(seconds=1), dnc_at, dnc_at + timedelta(seconds=1))
+        for scope in SCOPES
+        for kind in KINDS
+    ]
+    got = await database.pool.fetch(
+        "SELECT suppression_for(u.status, $2, u.member_since, u.scope, u.kind) "
+        "FROM unnest($1::subscriber_status[], $3::timestamptz[], $4::campaign_scope[], "
+        "$5::traffic_kind[]) WITH ORDINALITY AS u (status, member_since, scope, kind, n) "
+        "ORDER BY u.n",
+        [r[0] for r in rows],
+        dnc_at,
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+    want = [
+        expected_joined_after_dnc(status, scope, kind)
+        if joined > dnc_at
+        else expected(Facts(status, dnc=True, member=True), scope, kind)
+        for status, joined, scope, kind in rows
+    ]
+    assert [r[0] for r in got] == want
+
+
 async def test_the_rule_is_inlined(database: Database) -> None:
     """The planner inlines suppression_for: a set-based query pays a CASE, not a call, per row."""
     plan = await database.pool.fetch(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -133,5 +134,61 @@ async def test_outbound_migration_repairs_finish_times(
         assert await conn.fetchval("SELECT finished_at FROM service_messages") is None
         with pytest.raises(asyncpg.CheckViolationError, match="deliveries_finished_when_final"):
             await conn.execute("UPDATE deliveries SET finished_at = NULL")
+    finally:
+        await conn.close()
+
+
+async def test_owners_migration_gives_recycled_numbers_their_new_owner(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """0014 counts the recyclings the consent ledger records: the recycled number's current
+    owner gets the grants and later months' counters made since the recycling; a number that
+    an import created (owner_since set, never recycled) stays on its first owner."""
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 14:
+            (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), "utf-8")
+    recycled, imported = "77010000001", "77010000002"
+    since = datetime(2026, 10, 15, 10, tzinfo=UTC)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(conn, tmp_path)
+        await conn.execute(
+            "INSERT INTO subscribers (msisdn, owner_since) VALUES ($1, $3), ($2, $3)",
+            recycled,
+            imported,
+            since,
+        )
+        await conn.execute(
+            "INSERT INTO consent_ledger (msisdn, event, channel, occurred_at) "
+            "VALUES ($1, 'recycled', 'crm', $2)",
+            recycled,
+            since,
+        )
+        for msisdn in (recycled, imported):
+            await conn.execute(
+                "INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at) VALUES "
+                "($1, '2026-10-01', 500, '2026-10-01 00:05+05', '2026-10-31 00:05+05'), "
+                "($1, '2026-11-01', 500, '2026-11-01 00:05+05', '2026-12-01 00:05+05')",
+                msisdn,
+            )
+            await conn.execute(
+                "INSERT INTO contact_counters (msisdn, month, info_count, info_cap, survey_cap) "
+                "VALUES ($1, '2026-10-01', 3, 10, 2), ($1, '2026-11-01', 4, 10, 2)",
+                msisdn,
+            )
+        applied = await migrate(conn)
+        assert applied[0] == "0014_owners.sql"
+        epochs = await conn.fetch("SELECT msisdn, owner_epoch FROM subscribers ORDER BY 1")
+        assert [tuple(r) for r in epochs] == [(recycled, 1), (imported, 0)]
+        for table in ("bonus_grants", "contact_counters"):
+            rows = await conn.fetch(
+                f"SELECT msisdn, month::text, owner_epoch FROM {table} ORDER BY 1, 2"
+            )
+            assert [tuple(r) for r in rows] == [
+                (recycled, "2026-10-01", 0),
+                (recycled, "2026-11-01", 1),
+                (imported, "2026-10-01", 0),
+                (imported, "2026-11-01", 0),
+            ], table
     finally:
         await conn.close()

@@ -57,6 +57,8 @@ def test_every_text_fits_a_ussd_screen_in_every_language() -> None:
         "expires": "2026-11-30 21:00",
         "deadline": "2026-12-23",
         "amount": "1 234.56 KZT",
+        "next": "01.12.2026",  # the next grant's day (R3)
+        "start": "01.12.2026",  # the first day a pending grant can be activated (R4)
     }
     for key, variants in texts.TEXTS.items():
         assert set(variants) == set(Language), key

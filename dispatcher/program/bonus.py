@@ -2,9 +2,12 @@
 
 :class:`BonusLedger` is the only caller of ``bonus.sql``. Rules it keeps:
 
-- **Once a month.** ``bonus_grants`` is UNIQUE (msisdn, month) and (msisdn,
-  activated_month): a second grant or a second activation in a calendar month (Astana time)
-  cannot commit, whatever races. Grants are inserted with ON CONFLICT DO NOTHING.
+- **Once a month, per owner.** ``bonus_grants`` is UNIQUE (msisdn, owner_epoch, month) and
+  (msisdn, owner_epoch, activated_month): a second grant or a second activation in a calendar
+  month (Astana time) cannot commit, whatever races; the next owner of a recycled number
+  (a new epoch, R12) starts afresh. Grants are inserted with ON CONFLICT DO NOTHING.
+- **No promise that won't come.** Replies and notices are written from the owner's
+  :class:`~dispatcher.program.bonus_models.Standing` (R3, R4, R6).
 - **Credited once.** An activation commits the grant as active *and* its credit row, leased
   to the caller, before the charging call; the call carries the grant id as idempotency key;
   the outcome is committed after. A crash or timeout in between leaves a pending credit whose
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -37,11 +41,14 @@ from dispatcher.program.bonus_models import (
     Balance,
     CallOutcome,
     ChargingRun,
+    Forfeit,
     Grant,
     GrantSlice,
     OwedCredit,
     Removal,
+    Standing,
     SweepResult,
+    local_date,
 )
 from dispatcher.program.charging import (
     ChargingAdapter,
@@ -51,6 +58,7 @@ from dispatcher.program.charging import (
     CreditRequest,
     backoff_delay,
 )
+from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -72,6 +80,8 @@ class BonusSQL(SqlFile, domain="bonus"):
     lock_job: str
     share_job_lock: str
     grant_one: str
+    standing: str
+    share_subscriber: str
     forfeit: str
     activation_of_month: str
     lease_credit: str
@@ -131,8 +141,60 @@ class BonusLedger:
         )
         return grant_id
 
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int:
-        """R2/R12: pending and active grants of ``msisdn`` are forfeited; returns how many.
+    async def join_text(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        granted: bool,
+        language: Language,
+        now: datetime,
+    ) -> str:
+        """R1/R3: the join reply, true for this owner now: the present and how to activate it,
+        or that this month's bonus was already received and when the next one comes."""
+        standing = await self.standing(conn, msisdn, now)
+        if not granted:
+            nxt = local_date(standing.next_month, self._calendar.zone)
+            units = self._settings.bonus_units
+            return texts.text("joined_no_present", language, units=units, next=nxt)
+        if standing.activated_this_month or not standing.active_number:
+            return texts.text("joined_see_balance", language)
+        return texts.text("joined", language, units=self._settings.bonus_units)
+
+    async def grant_on_return(
+        self, conn: asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> int | None:
+        """R3: a member whose number is active again and who has no grant for this month
+        receives it now, with its notice (sent in the window); returns the grant id, or None
+        when the month's grant exists. Runs in the caller's transaction (the status change),
+        which has checked the membership."""
+        grant_id = await self.grant_on_join(conn, msisdn, now)
+        if grant_id is None:
+            return None
+        standing = await self.standing(conn, msisdn, now)
+        deadline = now + DEADLINE
+        body = standing.notice_text(deadline, language, self._calendar.zone)
+        notice = ServiceMessage(
+            msisdn, ServiceKind.BONUS_NOTICE, body, dedupe_key=f"bonus_notice:{grant_id}"
+        )
+        await enqueue(conn, notice)
+        return grant_id
+
+    async def standing(
+        self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, now: datetime
+    ) -> Standing:
+        """What is true of the bonus of the number's current owner at ``now``."""
+        month = self._calendar.month_of(now)
+        row = await db.fetchrow(BonusSQL.standing, msisdn, month)
+        return Standing.from_row(row, self._next_month(month), self._settings.bonus_units)
+
+    def _next_month(self, month: date) -> datetime:
+        """When the calendar month after ``month`` begins (Astana time), as an instant."""
+        first = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return datetime(first.year, first.month, 1, tzinfo=self._calendar.zone)
+
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> Forfeit:
+        """R2/R12: pending and active grants of ``msisdn`` are forfeited; returns what was lost
+        (the reply to a 1204 names it).
 
         Must run inside the caller's transaction (leave, 1204, recycling). Units that reached
         or may have reached the charging system get a removal queued in the same transaction;
@@ -141,8 +203,7 @@ class BonusLedger:
         if not conn.is_in_transaction():
             raise RuntimeError("forfeit must run inside the caller's transaction")
         await conn.execute(BonusSQL.lock_msisdn, msisdn)
-        count: int = await conn.fetchval(BonusSQL.forfeit, msisdn, now)
-        return count
+        return Forfeit.from_row(await conn.fetchrow(BonusSQL.forfeit, msisdn, now))
 
     # ------------------------------------------------------------ subscriber requests
 
@@ -153,14 +214,19 @@ class BonusLedger:
         Concurrent calls for one number serialise on a per-number lock; while one credit call
         is in flight, repeats answer "already activated". A charging failure answers
         ``TRY_AGAIN``: the activation stands, the credit is retried (same idempotency key) by
-        the retry job or by the subscriber's next ``*555*00#``.
+        the retry job or by the subscriber's next ``*555*00#``. Only an active number
+        activates (R4, seed 000: ``NOT_ACTIVE`` otherwise); grants are the current owner's.
         """
         month = self._calendar.month_of(now)
         async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(BonusSQL.share_subscriber, msisdn)
+            if row is not None and row["status"] != "active":
+                return ActivationResult(Activation.NOT_ACTIVE)
+            epoch = 0 if row is None else row["owner_epoch"]
             await conn.execute(BonusSQL.lock_msisdn, msisdn)
-            owed, answer = await self._claim_activation(conn, msisdn, now, month)
-        if answer is not None:
-            return answer
+            owed, answer = await self._claim_activation(conn, msisdn, now, month, epoch)
+            if answer is not None:
+                return await self._explained(conn, msisdn, answer, now)
         assert owed is not None
         [outcome] = await self._send(self._credit_call, [owed])
         states = await self._record_credits([owed], [outcome])
@@ -182,6 +248,7 @@ class BonusLedger:
         active = next((r for r in rows if r["state"] == GrantState.ACTIVE), None)
         pending = next((r for r in rows if r["state"] == GrantState.PENDING), None)
         return Balance(
+            standing=await self.standing(self._pool, msisdn, now),
             active=Grant.from_row(active) if active is not None else None,
             pending=Grant.from_row(pending) if pending is not None else None,
             charging=await self._charging_balance(msisdn),
@@ -257,6 +324,14 @@ class BonusLedger:
         (the benchmark profiles it too, as one slice)."""
         units = self._settings.bonus_units
         notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
+        # For an owner whose activation of this month is used: from when it can be, or that
+        # the units lapse before then (R3, R4).
+        used = Standing(True, True, True, True, self._next_month(month), units)
+        zone = self._calendar.zone
+        later = {lang: used.notice_text(now + DEADLINE, lang, zone) for lang in Language}
+        # For an outgoing-blocked member: activation needs a top-up first (R4, seed 000).
+        blocked = Standing(False, True, True, False, self._next_month(month), units)
+        topup = {lang: blocked.notice_text(now + DEADLINE, lang, zone) for lang in Language}
         return (
             month,
             units,
@@ -269,6 +344,12 @@ class BonusLedger:
             slices,
             part,
             waits_for_window(ServiceKind.BONUS_NOTICE),
+            later[Language.RU],
+            later[Language.KK],
+            later[Language.EN],
+            topup[Language.RU],
+            topup[Language.KK],
+            topup[Language.EN],
         )
 
     async def month_granted(self, now: datetime) -> bool:
@@ -323,12 +404,27 @@ class BonusLedger:
 
     # ------------------------------------------------------------ internals
 
+    async def _explained(
+        self, conn: asyncpg.Connection, msisdn: str, answer: ActivationResult, now: datetime
+    ) -> ActivationResult:
+        """A refusal with what is true instead: the owner's standing and oldest pending grant
+        (so "already activated" says when the pending units can be, R3/R4)."""
+        if answer.outcome not in (Activation.ALREADY_ACTIVATED, Activation.NOTHING_TO_ACTIVATE):
+            return answer
+        rows = await conn.fetch(BonusSQL.usable_grants, msisdn, now)
+        pending = next((r for r in rows if r["state"] == GrantState.PENDING), None)
+        return dataclasses.replace(
+            answer,
+            standing=await self.standing(conn, msisdn, now),
+            pending=Grant.from_row(pending) if pending is not None else None,
+        )
+
     async def _claim_activation(
-        self, conn: asyncpg.Connection, msisdn: str, now: datetime, month: date
+        self, conn: asyncpg.Connection, msisdn: str, now: datetime, month: date, epoch: int
     ) -> tuple[OwedCredit | None, ActivationResult | None]:
         """Under the number's lock: this month's activation resumed, or the oldest pending
         grant activated; either the credit to send (leased to us) or the final answer."""
-        row = await conn.fetchrow(BonusSQL.activation_of_month, msisdn, month)
+        row = await conn.fetchrow(BonusSQL.activation_of_month, msisdn, month, epoch)
         if row is not None:
             grant = Grant.from_row(row)
             resumable = (
@@ -345,7 +441,7 @@ class BonusLedger:
                     return OwedCredit.of(grant, attempts), None
             return None, ActivationResult(Activation.ALREADY_ACTIVATED, grant.id)
         row = await conn.fetchrow(
-            BonusSQL.activate_oldest, msisdn, now, month, now + VALIDITY, now + self._lease
+            BonusSQL.activate_oldest, msisdn, now, month, now + VALIDITY, now + self._lease, epoch
         )
         if row is None:
             return None, ActivationResult(Activation.NOTHING_TO_ACTIVATE)

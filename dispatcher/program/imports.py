@@ -14,7 +14,9 @@ columns, in any order); ``,`` ``;`` or tab delimit (sniffed from the first line)
 
 Bad rows are reported by line number and reason and skipped; for a number listed twice the
 last row wins. A number that turns ``recycled`` goes through :meth:`Membership.set_status`
-so the old owner's membership, consent, 1204 block and bonuses end (R12). Every status
+so the old owner's membership, consent, 1204 block and bonuses end (R12); a member whose
+number turns ``active`` or ``outgoing_blocked`` goes through :meth:`Membership.returned` (R3:
+this month's grant if it has none). Every status
 change is recorded in ``subscriber_events`` with ``"source": "import"``.
 """
 
@@ -163,6 +165,8 @@ async def import_subscribers(
         evidence = {"source": "subscriber_import"}
         for msisdn in row["recycling"]:
             await membership.set_status(conn, msisdn, SubscriberStatus.RECYCLED, evidence, now)
+        for msisdn in row["returning_members"]:
+            await membership.returned(conn, msisdn, now)
     recycled = len(row["recycling"])
     return ImportResult(
         inserted=row["inserted"],

@@ -113,8 +113,9 @@ class SubscriberHistory:
         row = await self._db.fetchrow(ProgramSQL.counters_of, msisdn, month)
         return None if row is None else MonthCounters.from_row(row)
 
-    async def grants(self, msisdn: str, since: datetime | None) -> list[Grant]:
-        rows = await self._db.fetch(ProgramSQL.grants_of, msisdn, since)
+    async def grants(self, msisdn: str) -> list[Grant]:
+        """The current owner's grants (R3, R12: keyed by the owner epoch, not by time)."""
+        rows = await self._db.fetch(ProgramSQL.grants_of, msisdn)
         return [Grant.from_row(row) for row in rows]
 
     async def consent(self, msisdn: str, since: datetime | None) -> list[ConsentEntry]:
@@ -150,7 +151,7 @@ async def subscriber_view(
     periods = await history.memberships(msisdn, since)
     dnc = await history.dnc(msisdn)
     counters = await history.counters(msisdn, month)
-    grants = await history.grants(msisdn, since)
+    grants = await history.grants(msisdn)
     consent = await history.consent(msisdn, since)
     return {
         "msisdn": sub.msisdn,

@@ -28,12 +28,23 @@ from dispatcher.kernel.states import (
     SuppressionReason,
 )
 from dispatcher.program import texts
+from dispatcher.program.bonus_models import Forfeit
 from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.settings import Settings
 
-#: What joining SMART consents to (R1): partner SMS, USSD and calls, survey calls, and the
-#: processing of personal data.
-JOIN_SCOPES = ("partner_sms", "partner_ussd", "partner_calls", "survey_calls", "personal_data")
+#: What joining SMART consents to (R1, seed 002): partner SMS, USSD and calls, surveys — by
+#: SMS, as this service runs them (R13), and by calls (an IVR reserving through the contacts
+#: API) — and the processing of personal data. A join after a 1204 lifts the block for exactly
+#: these scopes (R9), recorded with the ``dnc_lifted`` entry; operator telemarketing is not
+#: among them.
+JOIN_SCOPES = (
+    "partner_sms",
+    "partner_ussd",
+    "partner_calls",
+    "survey_sms",
+    "survey_calls",
+    "personal_data",
+)
 _NOT_CONFIRMATIONS = [
     ServiceKind.BONUS_NOTICE,
     ServiceKind.SURVEY_QUESTION,
@@ -42,6 +53,8 @@ _NOT_CONFIRMATIONS = [
     ServiceKind.HELP,
 ]
 _ALL_SCOPES = [CampaignScope.SMART.value, CampaignScope.OPERATOR.value]
+#: Statuses in which a member receives the monthly grant (R3, R12: the grant statement's rule).
+_GRANTED_STATUSES = (SubscriberStatus.ACTIVE, SubscriberStatus.OUTGOING_BLOCKED)
 #: Program texts exist in every language (texts.py), so each one is available.
 _LANGUAGES = tuple(Language)
 
@@ -61,6 +74,7 @@ class ProgramSQL(SqlFile, domain="program"):
     close_open_surveys: str
     set_status: str
     start_new_owner: str
+    dnc_since: str
     set_tariff: str
     record_event: str
     memberships_of: str
@@ -77,7 +91,26 @@ class BonusHooks(Protocol):
         self, conn: asyncpg.Connection, msisdn: str, now: datetime
     ) -> int | None: ...
 
-    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> int: ...
+    async def join_text(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        granted: bool,
+        language: Language,
+        now: datetime,
+    ) -> str:
+        """The join reply, true for this owner now (R3: the present, or when the next comes)."""
+        ...
+
+    async def grant_on_return(
+        self, conn: asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> int | None:
+        """R3: the month's grant for a member whose number is active again, if it has none."""
+        ...
+
+    async def forfeit(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> Forfeit:
+        """Pending and active grants lost; returns what was lost."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +120,7 @@ class Subscriber:
     language: Language | None
     tariff: str | None
     owner_since: datetime | None
+    owner_epoch: int = 0  # R12: which owner of the number (0: the first we know of)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Subscriber:
@@ -97,6 +131,7 @@ class Subscriber:
             language=Language(language) if language else None,
             tariff=row["tariff"],
             owner_since=row["owner_since"],
+            owner_epoch=row["owner_epoch"],
         )
 
 
@@ -143,7 +178,11 @@ class Membership:
         evidence: Mapping[str, Any],
         now: datetime,
     ) -> Change:
-        """R1 join (and R9: a join lifts the 1204 block); idempotent for a member."""
+        """R1 join; idempotent for a member. R9: a join after a 1204 lifts the block for SMART
+        partner messages and surveys only (the ``dnc_lifted`` entry names the scopes); the
+        1204 row stays, so operator telemarketing remains blocked (eligibility, migration
+        0014). The reply says what is true of the bonus (R3): the present, or when the next
+        grant comes when this month's was already received."""
         sub = await self.lock(conn, msisdn)
         lang = self.language(sub)
         if sub.status is not SubscriberStatus.ACTIVE:
@@ -152,11 +191,13 @@ class Membership:
             return Change(False, texts.text("already_member", lang))
         membership_id = await conn.fetchval(ProgramSQL.insert_membership, msisdn, now, channel)
         await self._consent(conn, msisdn, ConsentEvent.JOINED, JOIN_SCOPES, channel, evidence, now)
-        lifted = await conn.fetchval(ProgramSQL.delete_dnc, msisdn) is not None
+        lifted = await conn.fetchval(ProgramSQL.dnc_since, msisdn) is not None
         if lifted:
-            await self._consent(conn, msisdn, ConsentEvent.DNC_LIFTED, (), channel, evidence, now)
+            await self._consent(
+                conn, msisdn, ConsentEvent.DNC_LIFTED, JOIN_SCOPES, channel, evidence, now
+            )
         grant_id = await self._bonus.grant_on_join(conn, msisdn, now)
-        reply = texts.text("joined", lang, units=self._settings.bonus_units)
+        reply = await self._bonus.join_text(conn, msisdn, grant_id is not None, lang, now)
         await self._confirm(
             conn, msisdn, ServiceKind.JOIN_CONFIRMATION, reply, f"join:{membership_id}"
         )
@@ -174,7 +215,7 @@ class Membership:
         """R2 leave: consent withdrawn, bonuses forfeited, queued SMART messages suppressed."""
         sub = await self.lock(conn, msisdn)
         lang = self.language(sub)
-        if not await self._end_membership(conn, sub, channel, evidence, now, reason):
+        if await self._end_membership(conn, sub, channel, evidence, now, reason) is None:
             return Change(False, texts.text("not_member", lang))
         reply = texts.text("left", lang)
         await self._confirm(
@@ -190,15 +231,20 @@ class Membership:
         evidence: Mapping[str, Any],
         now: datetime,
     ) -> Change:
-        """R9: 1204 ends all telemarketing to the number; a member also leaves SMART (R2)."""
+        """R9: 1204 ends all telemarketing to the number; a member also leaves SMART (R2) and
+        is told so, with the bonus units lost. A repeat by a number already blocked and not a
+        member changes nothing; a member who joined after an earlier 1204 is blocked again
+        from now (the block's time moves, so the SMART lifting ends with the membership)."""
         sub = await self.lock(conn, msisdn)
         lang = self.language(sub)
-        reply = texts.text("dnc_blocked", lang)
-        if await conn.fetchval(ProgramSQL.insert_dnc, msisdn, now, channel, dict(evidence)) is None:
-            return Change(False, reply)
+        member = await self._is_member(conn, msisdn)
+        if not member and await conn.fetchval(ProgramSQL.dnc_since, msisdn) is not None:
+            return Change(False, texts.text("dnc_blocked", lang))
+        await conn.execute(ProgramSQL.insert_dnc, msisdn, now, channel, dict(evidence))
         await self._consent(conn, msisdn, ConsentEvent.DNC_BLOCKED, (), channel, evidence, now)
         await self._suppress(conn, msisdn, SuppressionReason.DNC, now, _ALL_SCOPES)
-        await self._end_membership(conn, sub, channel, evidence, now, "dnc")
+        lost = await self._end_membership(conn, sub, channel, evidence, now, "dnc")
+        reply = texts.text("dnc_blocked", lang) if lost is None else lost.dnc_text(lang)
         await self._confirm(
             conn, msisdn, ServiceKind.DNC_CONFIRMATION, reply, f"dnc:{msisdn}:{now.isoformat()}"
         )
@@ -214,13 +260,27 @@ class Membership:
     ) -> bool:
         """R12 life cycle. Recycling ends everything of the old owner; blocks only mark the
         number (eligibility at dispatch time keeps messages from a blocked number, and a
-        top-up that reactivates it lets them go again)."""
+        top-up that reactivates it lets them go again). R3: a member whose number can receive
+        again and who has no grant for this month (it was blocked when the month's grant ran)
+        receives it now."""
         sub = await self.lock(conn, msisdn)
         if await conn.fetchval(ProgramSQL.set_status, msisdn, status, now) is None:
             return False
         if status is SubscriberStatus.RECYCLED:
             await self._recycle(conn, sub, evidence, now)
+        elif status in _GRANTED_STATUSES:
+            await self.returned(conn, msisdn, now)
         return True
+
+    async def returned(self, conn: asyncpg.Connection, msisdn: str, now: datetime) -> None:
+        """R3: the number can receive again (its status just became active or outgoing-
+        blocked): a member without this month's grant receives it now, with its notice."""
+        sub = await self.lock(conn, msisdn)
+        if await self._is_member(conn, msisdn):
+            await self._bonus.grant_on_return(conn, msisdn, self.language(sub), now)
+
+    async def _is_member(self, conn: asyncpg.Connection, msisdn: str) -> bool:
+        return await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None
 
     async def _recycle(
         self,
@@ -245,16 +305,18 @@ class Membership:
         evidence: Mapping[str, Any],
         now: datetime,
         reason: str,
-    ) -> bool:
+    ) -> Forfeit | None:
+        """Close the open membership (R2); returns the bonus lost, None if there was no
+        membership."""
         msisdn = sub.msisdn
         if await conn.fetchval(ProgramSQL.close_membership, msisdn, now, channel, reason) is None:
-            return False
+            return None
         await self._consent(conn, msisdn, ConsentEvent.LEFT, (), channel, evidence, now)
-        await self._bonus.forfeit(conn, msisdn, now)
+        lost = await self._bonus.forfeit(conn, msisdn, now)
         await self._suppress(
             conn, msisdn, SuppressionReason.OPTED_OUT, now, [CampaignScope.SMART.value]
         )
-        return True
+        return lost
 
     async def _suppress(
         self,

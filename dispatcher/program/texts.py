@@ -22,6 +22,18 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.KK: "Сіз SMART-қа қосылдыңыз. {units} бонус сыйлық: *555*00# теріңіз.",
         Language.EN: "You joined SMART. A present of {units} bonus units: dial *555*00#.",
     },
+    "joined_no_present": {
+        Language.RU: "Вы подключены к SMART. Бонус месяца уже получен; "
+        "следующие {units} ед. {next}.",
+        Language.KK: "SMART-қа қосылдыңыз. Осы айдың бонусы алынған; келесі {units} бірлік {next}.",
+        Language.EN: "You joined SMART. This month's bonus was already received; "
+        "the next {units} units come on {next}.",
+    },
+    "joined_see_balance": {
+        Language.RU: "Вы подключены к SMART. Ваш бонус: *111*3#.",
+        Language.KK: "Сіз SMART-қа қосылдыңыз. Бонусыңыз: *111*3#.",
+        Language.EN: "You joined SMART. Your bonus: dial *111*3#.",
+    },
     "already_member": {
         Language.RU: "Вы уже участник SMART.",
         Language.KK: "Сіз SMART қатысушысысыз.",
@@ -47,6 +59,30 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.KK: "Нөміріңізге жарнамалық хабарламалар мен сауалнамалар өшірілді (1204).",
         Language.EN: "Marketing messages and surveys to your number are switched off (1204).",
     },
+    "dnc_left": {
+        Language.RU: "Реклама и опросы на ваш номер отключены (1204). Вы вышли из SMART; "
+        "неиспользованных бонусов не было.",
+        Language.KK: "Нөміріңізге жарнама мен сауалнамалар өшірілді (1204). Сіз SMART-тан "
+        "шықтыңыз; пайдаланылмаған бонус болмады.",
+        Language.EN: "Marketing messages and surveys to your number are switched off (1204). "
+        "You left SMART; you had no unused bonus units.",
+    },
+    "dnc_left_lost": {
+        Language.RU: "Реклама и опросы на ваш номер отключены (1204). Вы вышли из SMART; "
+        "неиспользованные {units} бонусных ед. аннулированы.",
+        Language.KK: "Нөміріңізге жарнама мен сауалнамалар өшірілді (1204). Сіз SMART-тан "
+        "шықтыңыз; пайдаланылмаған {units} бонус бірлігі жойылды.",
+        Language.EN: "Marketing messages and surveys to your number are switched off (1204). "
+        "You left SMART and lost your {units} unused bonus units.",
+    },
+    "dnc_left_unused": {
+        Language.RU: "Реклама и опросы на ваш номер отключены (1204). Вы вышли из SMART; "
+        "неиспользованные бонусы аннулированы.",
+        Language.KK: "Нөміріңізге жарнама мен сауалнамалар өшірілді (1204). Сіз SMART-тан "
+        "шықтыңыз; пайдаланылмаған бонустар жойылды.",
+        Language.EN: "Marketing messages and surveys to your number are switched off (1204). "
+        "You left SMART and lost your unused bonus units.",
+    },
     "unknown_code": {
         Language.RU: "Неизвестная команда. SMART: *555#.",
         Language.KK: "Белгісіз команда. SMART: *555#.",
@@ -69,6 +105,16 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.RU: "Нет бонусов для активации.",
         Language.KK: "Белсендіруге бонус жоқ.",
         Language.EN: "No bonus to activate.",
+    },
+    "nothing_to_activate_next": {
+        Language.RU: "Нет бонусов для активации. Следующие {units} ед. придут {next}.",
+        Language.KK: "Белсендіруге бонус жоқ. Келесі {units} бірлік {next} келеді.",
+        Language.EN: "No bonus to activate. The next {units} units come on {next}.",
+    },
+    "activation_not_active": {
+        Language.RU: "Бонус не активирован: номер не активен. Пополните баланс.",
+        Language.KK: "Бонус белсендірілмеді: нөмір белсенді емес. Балансты толтырыңыз.",
+        Language.EN: "Bonus not activated: your number is not active. Top up first.",
     },
     "already_activated": {
         Language.RU: "Бонус в этом месяце уже активирован.",
@@ -95,6 +141,30 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.KK: "Бонус жоқ.",
         Language.EN: "You have no bonus units.",
     },
+    "balance_none_next": {
+        Language.RU: "Бонусов нет: бонус месяца уже получен. Следующие {units} ед. {next}.",
+        Language.KK: "Бонус жоқ: осы айдың бонусы алынған. Келесі {units} бірлік {next}.",
+        Language.EN: "No bonus units: this month's bonus was already received. "
+        "The next {units} units come on {next}.",
+    },
+    "pending_next_month": {
+        Language.RU: "Активация месяца уже была: {units} ед. с {start} до {deadline}.",
+        Language.KK: "Осы айда белсендіру болды: {units} бірлік {start} - {deadline}.",
+        Language.EN: "This month's activation is used: {units} bonus units can be activated "
+        "from {start} until {deadline}.",
+    },
+    "pending_lapses": {
+        Language.RU: "Активация месяца уже была: {units} ед. сгорят {deadline}.",
+        Language.KK: "Осы айда белсендіру болды: {units} бірлік {deadline} жойылады.",
+        Language.EN: "This month's activation is used: your {units} bonus units lapse on "
+        "{deadline}.",
+    },
+    "pending_inactive": {
+        Language.RU: "{units} ед. ждут активации до {deadline}. Номер не активен: пополните.",
+        Language.KK: "{units} бірлік {deadline} дейін. Нөмір белсенді емес: толтырыңыз.",
+        Language.EN: "{units} bonus units await activation by {deadline}; your number is not "
+        "active: top up first.",
+    },
     "main_balance": {
         Language.RU: " Основной баланс: {amount}.",
         Language.KK: " Негізгі баланс: {amount}.",
@@ -104,6 +174,30 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.RU: "Ваши {units} бонусов SMART готовы: наберите *555*00#.",
         Language.KK: "SMART {units} бонусыңыз дайын: *555*00# теріңіз.",
         Language.EN: "Your {units} SMART bonus units are ready: dial *555*00#.",
+    },
+    "bonus_notice_next_month": {
+        Language.RU: "Ваши {units} бонусов SMART начислены. Активация этого месяца "
+        "использована: *555*00# с {start} до {deadline}.",
+        Language.KK: "SMART {units} бонусыңыз есептелді. Осы айдың белсендіруі қолданылды: "
+        "*555*00# {start} - {deadline}.",
+        Language.EN: "Your {units} SMART bonus units are granted. This month's activation is "
+        "used: dial *555*00# from {start} until {deadline}.",
+    },
+    "bonus_notice_inactive": {
+        Language.RU: "Ваши {units} бонусов SMART начислены. Номер не активен: пополните баланс "
+        "и наберите *555*00# до {deadline}.",
+        Language.KK: "SMART {units} бонусыңыз есептелді. Нөмір белсенді емес: балансты толтырып, "
+        "*555*00# {deadline} дейін теріңіз.",
+        Language.EN: "Your {units} SMART bonus units are granted. Your number is not active: top "
+        "up, then dial *555*00# by {deadline}.",
+    },
+    "bonus_notice_lapses": {
+        Language.RU: "Ваши {units} бонусов SMART начислены, но активация этого месяца "
+        "использована: бонусы сгорят {deadline}.",
+        Language.KK: "SMART {units} бонусыңыз есептелді, бірақ осы айдың белсендіруі "
+        "қолданылды: бонус {deadline} жойылады.",
+        Language.EN: "Your {units} SMART bonus units are granted, but this month's activation "
+        "is used: they lapse on {deadline}.",
     },
 }
 

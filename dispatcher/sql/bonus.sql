@@ -22,13 +22,37 @@ SELECT pg_advisory_xact_lock($1)
 SELECT pg_advisory_xact_lock_shared($1)
 
 -- name: grant_one
--- R3: the current month's grant for one number, unless the month has one already (also a
--- forfeited one: leaving and rejoining never grants twice).
+-- R3: the current month's grant for the number's current owner (R12: the owner epoch, migration
+-- 0014), unless the owner's month has one already (also a forfeited one: leaving and
+-- rejoining never grants twice; the next owner of a recycled number is someone else).
 -- $1: msisdn, $2: month (first day, Astana), $3: units, $4: granted_at, $5: deadline_at.
-INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO bonus_grants (msisdn, owner_epoch, month, units, granted_at, deadline_at)
+SELECT s.msisdn, s.owner_epoch, $2, $3, $4, $5
+FROM subscribers s WHERE s.msisdn = $1
 ON CONFLICT ON CONSTRAINT one_grant_per_month DO NOTHING
 RETURNING id
+
+-- name: standing
+-- What is true of the bonus of the number's current owner (R3, R4, R6): its status, whether
+-- it is a member, whether it has this month's grant, whether this month's activation is
+-- used. No row for a number never seen. $1: msisdn, $2: month (first day, Astana).
+SELECT s.status, s.owner_epoch,
+       EXISTS (SELECT 1 FROM memberships m
+               WHERE m.msisdn = s.msisdn AND m.left_at IS NULL) AS member,
+       EXISTS (SELECT 1 FROM bonus_grants g
+               WHERE g.msisdn = s.msisdn AND g.owner_epoch = s.owner_epoch
+                 AND g.month = $2) AS month_granted,
+       EXISTS (SELECT 1 FROM bonus_grants g
+               WHERE g.msisdn = s.msisdn AND g.owner_epoch = s.owner_epoch
+                 AND g.activated_month = $2) AS activated_this_month
+FROM subscribers s WHERE s.msisdn = $1
+
+-- name: share_subscriber
+-- An activation holds the subscriber row FOR SHARE until it commits: a status change (a
+-- block, a recycling) waits for it, and it waits for one in progress. Taken before
+-- lock_msisdn, the order membership changes take them in (row, then the number's lock).
+-- $1: msisdn.
+SELECT status, owner_epoch FROM subscribers WHERE msisdn = $1 FOR SHARE
 
 -- name: forfeit
 -- R2/R12: pending and active grants of a number are lost. Credits still owed stop being
@@ -36,11 +60,14 @@ RETURNING id
 -- forfeit outbox, delivered after commit. Run after lock_msisdn, so a concurrent activation
 -- has committed its credit row before this statement's snapshot.
 -- $1: msisdn, $2: now.
+-- Returns what was lost, for the reply to the leaver (R9): the units of the pending grants
+-- (never activated, so all of them) and how many active grants (part of whose units may have
+-- been used: only the charging system knows how many were left).
 WITH gone AS (
     UPDATE bonus_grants
     SET state = 'forfeited', closed_at = $2
     WHERE msisdn = $1 AND state IN ('pending', 'active')
-    RETURNING id
+    RETURNING id, units, activated_at
 ), owed AS (
     UPDATE bonus_credits c
     SET state = 'failed', last_error = 'forfeited before credit'
@@ -53,15 +80,18 @@ WITH gone AS (
     JOIN gone ON gone.id = c.grant_id
     ON CONFLICT (grant_id) DO NOTHING
 )
-SELECT count(*) FROM gone
+SELECT coalesce(sum(units) FILTER (WHERE activated_at IS NULL), 0)::int AS pending_units,
+       count(*) FILTER (WHERE activated_at IS NOT NULL)::int AS active_grants
+FROM gone
 
 -- name: activation_of_month
--- The grant activated in a calendar month, with its credit (one_activation_per_month index).
--- $1: msisdn, $2: month (first day, Astana).
+-- The grant the owner activated in a calendar month, with its credit
+-- (one_activation_per_month index). $1: msisdn, $2: month (first day, Astana),
+-- $3: owner epoch.
 SELECT g.*, c.state AS credit_state, c.lease_until
 FROM bonus_grants g
 LEFT JOIN bonus_credits c ON c.grant_id = g.id
-WHERE g.msisdn = $1 AND g.activated_month = $2
+WHERE g.msisdn = $1 AND g.owner_epoch = $3 AND g.activated_month = $2
 
 -- name: lease_credit
 -- Takes the right to send a credit still owed: a guarded update, so of two callers one wins.
@@ -76,11 +106,11 @@ RETURNING attempts
 -- credit row is created already leased to this caller. one_activation_per_month backs the
 -- "once a calendar month" rule; lock_msisdn ran first, so callers do not race into it.
 -- $1: msisdn, $2: now, $3: activated month (first day, Astana), $4: expires_at,
--- $5: lease end.
+-- $5: lease end, $6: owner epoch.
 WITH pick AS (
     SELECT id
     FROM bonus_grants
-    WHERE msisdn = $1 AND state = 'pending' AND deadline_at > $2
+    WHERE msisdn = $1 AND owner_epoch = $6 AND state = 'pending' AND deadline_at > $2
     ORDER BY granted_at, id
     LIMIT 1
     FOR UPDATE
@@ -182,10 +212,11 @@ FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::text[], $5::timestamptz[])
 WHERE f.grant_id = r.grant_id AND f.done_at IS NULL AND f.failed_at IS NULL
 
 -- name: usable_grants
--- R6: grants a number can still use or activate now, oldest first (msisdn index prefix).
--- $1: msisdn, $2: now.
+-- R6: grants the number's current owner can still use or activate now, oldest first
+-- (one_grant_per_month index prefix). $1: msisdn, $2: now.
 SELECT g.*, c.state AS credit_state, c.lease_until
 FROM bonus_grants g
+JOIN subscribers s ON s.msisdn = g.msisdn AND s.owner_epoch = g.owner_epoch
 LEFT JOIN bonus_credits c ON c.grant_id = g.id
 WHERE g.msisdn = $1
   AND ((g.state = 'active' AND g.expires_at > $2)
@@ -222,10 +253,14 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 -- $1: month (first day, Astana), $2: units, $3: now (granted_at), $4: deadline_at,
 -- $5: default language, $6: notice text ru, $7: kk, $8: en, $9: number of slices,
 -- $10: this slice (0 .. $9 - 1), $11: whether the notices wait for the send window (R8; the
--- table in dispatcher/policy/waiting.py decides).
+-- table in dispatcher/policy/waiting.py decides), $12..$14: the notice (ru, kk, en) for an
+-- owner whose activation of this month is used (R3, R4: it must not say "dial *555*00#" now),
+-- $15..$17: the notice (ru, kk, en) for an outgoing-blocked member (R4: a top-up first).
+-- Grants belong to the owner (R12: migration 0014's owner epoch), so the anti-join and the
+-- activation test compare it too.
 WITH granted AS (
-    INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at)
-    SELECT m.msisdn, $1, $2, $3, $4
+    INSERT INTO bonus_grants (msisdn, owner_epoch, month, units, granted_at, deadline_at)
+    SELECT m.msisdn, s.owner_epoch, $1, $2, $3, $4
     FROM memberships m
     JOIN subscribers s ON s.msisdn = m.msisdn
     WHERE m.left_at IS NULL
@@ -235,16 +270,34 @@ WITH granted AS (
       -- its hash joins) is not spoilt by the 0.5% guess it makes for an expression.
       AND ($9 = 1 OR (hashtext(m.msisdn) & 2147483647) % $9 = $10)
       AND ($9 = 1 OR (hashtext(s.msisdn) & 2147483647) % $9 = $10)
-      AND NOT EXISTS (SELECT 1 FROM bonus_grants g WHERE g.msisdn = m.msisdn AND g.month = $1)
-    RETURNING id, msisdn
+      AND NOT EXISTS (
+          SELECT 1 FROM bonus_grants g
+          WHERE g.msisdn = m.msisdn AND g.owner_epoch = s.owner_epoch AND g.month = $1
+      )
+    RETURNING id, msisdn, owner_epoch
 ), notices AS (
     INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
     SELECT g.msisdn,
            'bonus_notice',
            -- R14: the notice exists in every language ($6..$8), so pick_language (0009) gives
            -- the subscriber's language, else the default
-           CASE pick_language('{ru,kk,en}', s.language, $5)
-               WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6
+           CASE WHEN EXISTS (
+                    -- the partial one_activation_per_month index: only activated grants
+                    SELECT 1 FROM bonus_grants a
+                    WHERE a.msisdn = g.msisdn AND a.owner_epoch = g.owner_epoch
+                      AND a.activated_month = $1
+                ) THEN
+                    CASE pick_language('{ru,kk,en}', s.language, $5)
+                        WHEN 'kk' THEN $13 WHEN 'en' THEN $14 ELSE $12
+                    END
+                WHEN s.status <> 'active' THEN
+                    CASE pick_language('{ru,kk,en}', s.language, $5)
+                        WHEN 'kk' THEN $16 WHEN 'en' THEN $17 ELSE $15
+                    END
+                ELSE
+                    CASE pick_language('{ru,kk,en}', s.language, $5)
+                        WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6
+                    END
            END,
            $11,
            'bonus_notice:' || g.id

@@ -16,7 +16,9 @@ CREATE TEMP TABLE subscriber_import (
 -- block and bonuses (R12), which Membership.set_status does for each. Rows are taken in
 -- msisdn order so two imports lock subscribers in the same order. An empty language
 -- keeps the known one. Only real changes are written (the WHERE of DO UPDATE), and each
--- status change is recorded in subscriber_events.
+-- status change is recorded in subscriber_events. Members whose number turns 'active' or
+-- 'outgoing_blocked' are returned too: one without this month's grant receives it now (R3,
+-- Membership.returned).
 -- $1: now.
 WITH latest AS (
     SELECT DISTINCT ON (msisdn) msisdn, status::subscriber_status AS status,
@@ -27,6 +29,11 @@ WITH latest AS (
     SELECT l.msisdn
     FROM latest l JOIN subscribers s USING (msisdn)
     WHERE l.status = 'recycled' AND s.status <> 'recycled'
+), returning_members AS (
+    SELECT l.msisdn
+    FROM latest l JOIN subscribers s USING (msisdn)
+    WHERE l.status IN ('active', 'outgoing_blocked') AND s.status <> l.status
+      AND EXISTS (SELECT 1 FROM memberships m WHERE m.msisdn = l.msisdn AND m.left_at IS NULL)
 ), upserted AS (
     INSERT INTO subscribers AS s
         (msisdn, status, language, owner_since, status_changed_at, created_at, updated_at)
@@ -57,4 +64,6 @@ SELECT (SELECT count(*) FROM subscriber_import) AS rows,
        (SELECT count(*) FROM latest) AS numbers,
        (SELECT count(*) FROM upserted WHERE inserted) AS inserted,
        (SELECT count(*) FROM upserted WHERE NOT inserted) AS updated,
-       (SELECT coalesce(array_agg(msisdn ORDER BY msisdn), '{}') FROM recycling) AS recycling
+       (SELECT coalesce(array_agg(msisdn ORDER BY msisdn), '{}') FROM recycling) AS recycling,
+       (SELECT coalesce(array_agg(msisdn ORDER BY msisdn), '{}') FROM returning_members)
+           AS returning_members

@@ -11,13 +11,13 @@ ON CONFLICT (msisdn) DO NOTHING
 
 -- name: lock_subscriber
 -- $1: msisdn.
-SELECT msisdn, status, language, tariff, owner_since
+SELECT msisdn, status, language, tariff, owner_since, owner_epoch
 FROM subscribers WHERE msisdn = $1
 FOR UPDATE
 
 -- name: get_subscriber
 -- $1: msisdn.
-SELECT msisdn, status, language, tariff, owner_since
+SELECT msisdn, status, language, tariff, owner_since, owner_epoch
 FROM subscribers WHERE msisdn = $1
 
 -- name: open_membership
@@ -41,13 +41,21 @@ INSERT INTO consent_ledger (msisdn, event, scopes, channel, evidence, occurred_a
 VALUES ($1, $2, $3, $4, $5, $6)
 
 -- name: insert_dnc
--- $1: msisdn, $2: blocked_at, $3: channel, $4: evidence. Returns a row only when new.
+-- R9: the number's 1204 block, from $2 on. A block already there is moved to this 1204 (a
+-- member who joined after the first one dials it again: eligibility compares the two times).
+-- $1: msisdn, $2: blocked_at, $3: channel, $4: evidence.
 INSERT INTO dnc_blocks (msisdn, blocked_at, channel, evidence) VALUES ($1, $2, $3, $4)
-ON CONFLICT (msisdn) DO NOTHING
+ON CONFLICT (msisdn) DO UPDATE
+SET blocked_at = excluded.blocked_at, channel = excluded.channel, evidence = excluded.evidence
 RETURNING msisdn
 
+-- name: dnc_since
+-- $1: msisdn. The time of the number's 1204 block, or no row.
+SELECT blocked_at FROM dnc_blocks WHERE msisdn = $1
+
 -- name: delete_dnc
--- $1: msisdn.
+-- Only recycling removes a 1204 block (the next owner never dialled it); a SMART join keeps
+-- it (migration 0014: it is lifted for SMART partner messages alone). $1: msisdn.
 DELETE FROM dnc_blocks WHERE msisdn = $1 RETURNING msisdn
 
 -- name: suppress_deliveries
@@ -82,9 +90,13 @@ WHERE msisdn = $1 AND status <> $2
 RETURNING msisdn
 
 -- name: start_new_owner
--- R12: the number belongs to someone new from $2 on; their language and tariff are unknown.
+-- R12: the number belongs to someone new from $2 on; their language and tariff are unknown,
+-- and the next owner epoch keys their grants and month counters (migration 0014), so they
+-- start with nothing used and receive the joining present.
 -- $1: msisdn, $2: now.
-UPDATE subscribers SET owner_since = $2, language = NULL, tariff = NULL, updated_at = $2
+UPDATE subscribers
+SET owner_since = $2, owner_epoch = owner_epoch + 1, language = NULL, tariff = NULL,
+    updated_at = $2
 WHERE msisdn = $1
 
 -- name: set_tariff
@@ -110,16 +122,20 @@ ORDER BY joined_at
 SELECT blocked_at, channel FROM dnc_blocks WHERE msisdn = $1
 
 -- name: counters_of
--- $1: msisdn, $2: month.
-SELECT info_count, survey_count, info_cap, survey_cap
-FROM contact_counters WHERE msisdn = $1 AND month = $2
+-- The month's counters of the number's current owner. $1: msisdn, $2: month.
+SELECT cc.info_count, cc.survey_count, cc.info_cap, cc.survey_cap
+FROM contact_counters cc
+JOIN subscribers s ON s.msisdn = cc.msisdn AND s.owner_epoch = cc.owner_epoch
+WHERE cc.msisdn = $1 AND cc.month = $2
 
 -- name: grants_of
--- $1: msisdn, $2: owner_since.
-SELECT id, msisdn, month, units, state, granted_at, deadline_at, activated_at,
-       activated_month, expires_at, closed_at
-FROM bonus_grants WHERE msisdn = $1 AND granted_at >= coalesce($2::timestamptz, '-infinity')
-ORDER BY month
+-- The grants of the number's current owner. $1: msisdn.
+SELECT g.id, g.msisdn, g.month, g.units, g.state, g.granted_at, g.deadline_at, g.activated_at,
+       g.activated_month, g.expires_at, g.closed_at
+FROM bonus_grants g
+JOIN subscribers s ON s.msisdn = g.msisdn AND s.owner_epoch = g.owner_epoch
+WHERE g.msisdn = $1
+ORDER BY g.month
 
 -- name: consent_of
 -- $1: msisdn, $2: owner_since (the recycle event itself is shown).

@@ -59,9 +59,7 @@ async def _smsc_resends(
     own). Some were committed by a process killed before it answered: recognised as resends
     (their node is dead), not applied twice. An inject that never reached a bind was never
     delivered: it is sent now, once. Each MO ends stored exactly once (invariant 4)."""
-    await poll(
-        lambda: _outbox_empty(sim), within=60, what="the simulator's stored MO acknowledged"
-    )
+    await poll(lambda: _outbox_empty(sim), within=60, what="the simulator's stored MO acknowledged")
     rows = await database.pool.fetch("SELECT body FROM mo_messages WHERE body LIKE 'hello %'")
     stored_bodies = {r["body"] for r in rows} | set(acknowledged)
     for n in range(1, count + 1):
