@@ -77,6 +77,8 @@ class ReceiptPlan:
     stat: str
     body: bytes
     epoch: int
+    other_format: bool  # the receipt names the id in another form than the response
+    reused: bool  # the SMSC had issued this id before (it restarted and renumbered)
 
 
 class ModelSimulator(RecordingSimulator):
@@ -91,6 +93,7 @@ class ModelSimulator(RecordingSimulator):
         self.plans: list[ReceiptPlan] = []
         self.throttle_next = 0
         self.pending_receipts = 0
+        self._issued: set[str] = set()
         self.epoch = 0  # bumped by an engine crash: earlier submits' fates are unknown
 
     def on_submit(self, conn: SimConnection, sequence: int, body: bytes) -> None:
@@ -115,8 +118,13 @@ class ModelSimulator(RecordingSimulator):
 
     def _receipt_body(self, sm: ShortMessage, number: int, stat: str) -> bytes:
         body = super()._receipt_body(sm, number, stat)
-        response_id = format_id(number, self.options.response_id_style)
-        self.plans.append(ReceiptPlan(sm.destination_addr, response_id, stat, body, self.epoch))
+        options = self.options
+        response_id = format_id(number, options.response_id_style)
+        other = format_id(number, options.receipt_id_style) != response_id
+        reused = response_id in self._issued
+        self._issued.add(response_id)
+        plan = ReceiptPlan(sm.destination_addr, response_id, stat, body, self.epoch, other, reused)
+        self.plans.append(plan)
         return body
 
     def _receipt_left(self) -> None:

@@ -40,7 +40,7 @@ from dispatcher.db import Database
 from dispatcher.engine.build import Engine, Program
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.settings import Settings, load_settings
-from smpp.constants import Tag
+from smpp.constants import Status, Tag
 from smpp.simulator import SimulatorOptions, SmscSimulator
 from smpp.text import encode_message
 from tests.factories import campaign, campaign_from_spec, members, subscribers
@@ -49,6 +49,7 @@ from tests.model_rig import (
     SMPP_PASSWORD,
     WAIT,
     ModelSimulator,
+    ReceiptPlan,
     World,
     Written,
     new_ledger,
@@ -116,6 +117,7 @@ class EngineModel(RuleBasedStateMachine):
         self.tag_kind: dict[str, str] = {}
         self.checked = 0  # simulator writes already checked against eligibility
         self.ussd_sessions = 0
+        self.retried_by: datetime | None = None  # when retry_time_passes last ran
         self.engine: Engine | None = None
         self.sim = ModelSimulator(
             SimulatorOptions(credentials={"smartd": SMPP_PASSWORD}, seed=1), self.clock
@@ -199,11 +201,16 @@ class EngineModel(RuleBasedStateMachine):
         self.member[n] = dialled == "*555*1#"
 
     def _mo(self, n: str, destination: str, text: str, reference: int | None = None) -> None:
+        self.run(self._mo_async(n, destination, text, reference))
+
+    async def _mo_async(
+        self, n: str, destination: str, text: str, reference: int | None = None
+    ) -> None:
         part = encode_message(text)[0]
         sm = SmscSimulator._mo_pdu(n, destination, part)
         if reference is not None:
             sm.tlvs[Tag.USER_MESSAGE_REFERENCE] = reference.to_bytes(2, "big")
-        status = self.run(self.sim.deliver(sm))
+        status = await self.sim.deliver(sm)
         assert status == 0, f"MO {text!r} refused with {status:#x}"
 
     @rule(n=st.sampled_from(NUMBERS), umr=st.sampled_from([None, 1, 2]))
@@ -229,13 +236,17 @@ class EngineModel(RuleBasedStateMachine):
         """R13: every distinct reply to an open survey is applied once."""
         before = self.run(self._survey_position(n))
         self._mo(n, self.settings.short_code, answer)
-        after = self.run(self._survey_position(n))
         checked = "every_distinct_reply_applied_once" not in SKIP
         if checked and before is not None and answer in ("1", "2"):
             session, answered = before
-            assert after is not None and after == (session, answered + 1), (
+            after = self.run(
+                self.pool.fetchval(
+                    "SELECT count(*) FROM survey_answers WHERE session_id = $1", session
+                )
+            )
+            assert after == answered + 1, (
                 "every_distinct_reply_applied_once: "
-                f"reply {answer!r} to an open survey left it at {after} (was {before})"
+                f"reply {answer!r} to an open survey left {after} answers (was {answered})"
             )
 
     async def _survey_position(self, n: str) -> tuple[int, int] | None:
@@ -248,6 +259,58 @@ class EngineModel(RuleBasedStateMachine):
         )
         return None if row is None else (row["id"], row["c"])
 
+    @rule(n=st.sampled_from(NUMBERS))
+    def survey_reply_racing_the_record(self, n: str) -> None:
+        """R13: a survey's first question reaches the subscriber, who answers before the
+        engine has read the SMSC's submit_sm_resp (so before the session opened)."""
+        if self.run(self._survey_position(n)) is not None:
+            return  # the reply would answer the survey already open
+        self.run(self._drain())  # what is already due goes first: the next pass is the survey
+        tag = self._start_survey([n])
+        self.run(self._reply_before_record(n, tag))
+
+    async def _reply_before_record(self, n: str, tag: str) -> None:
+        await wait_until(self.sim, self.sim.quiet)
+        self.sim.options.hold_responses = True
+        written = len(self.sim.written)
+
+        def question_written() -> bool:
+            return any(
+                w.sm.destination_addr == n and w.text.startswith(tag)
+                for w in self.sim.written[written:]
+            )
+
+        task = self._pass_in_background()
+        try:
+            await wait_until(self.sim, lambda: task.done() or question_written())
+            sent = question_written()
+            if sent:
+                await self._mo_async(n, self.settings.short_code, "1")
+        finally:
+            self.sim.options.hold_responses = False
+            self.sim.release_held()
+        async with asyncio.timeout(WAIT):
+            await task
+        await self._drain()
+        if not sent or "reply_before_session_opened_applied" in SKIP:
+            return
+        answers = await self.pool.fetchval(
+            "SELECT count(a.*) FROM survey_sessions s JOIN surveys v ON v.id = s.survey_id "
+            "JOIN campaigns c ON c.id = v.campaign_id LEFT JOIN survey_answers a "
+            "ON a.session_id = s.id WHERE s.msisdn = $1 AND c.name = $2",
+            n,
+            tag,
+        )
+        taken = {(w.connection, w.sequence) for w in self.sim.taken()}
+        accepted = any(
+            (w.connection, w.sequence) in taken
+            for w in self.sim.written[written:]
+            if w.sm.destination_addr == n and w.text.startswith(tag)
+        )
+        assert not accepted or answers == 1, (
+            f"reply_before_session_opened_applied: {answers} answers to {tag} from {n}"
+        )
+
     # -- campaigns ------------------------------------------------------------------------
 
     @rule(
@@ -256,28 +319,39 @@ class EngineModel(RuleBasedStateMachine):
     )
     def campaign_start(self, kind: str, audience: set[str]) -> None:
         """A running campaign to some numbers (members or not)."""
-        tag = f"C{len(self.campaigns) + 1}:"
         numbers = sorted(audience)
         if kind == "survey":
-            spec = {
-                "name": tag,
-                "kind": "survey",
-                "scope": "smart",
-                "survey": {
-                    "questions": [
-                        {"texts": {"ru": f"{tag} Любите кофе?"}, "options": SURVEY_OPTIONS},
-                        {"texts": {"ru": "А чай?"}, "options": SURVEY_OPTIONS},
-                    ],
-                    "thanks": {"ru": "Спасибо!"},
-                    "timeout_hours": 24,
-                },
-            }
-            cid = self.run(campaign_from_spec(self.db, spec, numbers, self.clock.now()))
-        else:
-            text = f"{tag} Partner offer" if kind == "info" else f"{tag} {LONG}"
-            cid = self.run(campaign(self.db, numbers, texts={"ru": text}))
+            self._start_survey(numbers)
+            return
+        tag = self._next_tag()
+        text = f"{tag} Partner offer" if kind == "info" else f"{tag} {LONG}"
+        cid = self.run(campaign(self.db, numbers, texts={"ru": text}))
         self.campaigns[cid] = (tag, kind)
-        self.tag_kind[tag] = "survey" if kind == "survey" else "info"
+        self.tag_kind[tag] = "info"
+
+    def _next_tag(self) -> str:
+        return f"C{len(self.campaigns) + 1}:"
+
+    def _start_survey(self, numbers: list[str]) -> str:
+        """A running two-question survey to ``numbers``; its tag (also its name)."""
+        tag = self._next_tag()
+        spec = {
+            "name": tag,
+            "kind": "survey",
+            "scope": "smart",
+            "survey": {
+                "questions": [
+                    {"texts": {"ru": f"{tag} Любите кофе?"}, "options": SURVEY_OPTIONS},
+                    {"texts": {"ru": "А чай?"}, "options": SURVEY_OPTIONS},
+                ],
+                "thanks": {"ru": "Спасибо!"},
+                "timeout_hours": 24,
+            },
+        }
+        cid = self.run(campaign_from_spec(self.db, spec, numbers, self.clock.now()))
+        self.campaigns[cid] = (tag, "survey")
+        self.tag_kind[tag] = "survey"
+        return tag
 
     @precondition(lambda self: bool(self.campaigns))
     @rule(data=st.data(), action=st.sampled_from(["pause", "resume", "cancel"]))
@@ -319,6 +393,28 @@ class EngineModel(RuleBasedStateMachine):
         self.sim.throttle_next = k
         self.run(self._drain())
         self.sim.throttle_next = 0
+
+    @rule()
+    def retry_time_passes(self) -> None:
+        """Ten minutes pass inside the window and the engine runs: every part refused for a
+        temporary reason (throttled) is retried within the message's validity."""
+        now = self.clock.now()
+        closes = self.settings.calendar.closes_at(now)
+        if closes is None or now + timedelta(minutes=10) >= closes:
+            return
+        for _ in range(3):
+            self.clock.advance(timedelta(minutes=3))
+            self.run(self._drain())
+        self.retried_by = self.clock.now()
+
+    @rule()
+    def validity_refused(self) -> None:
+        """The SMSC refuses a pass's submits for their validity (ESME_RINVEXPIRY)."""
+        self.sim.options.submit_status = Status.ESME_RINVEXPIRY
+        try:
+            self.run(self._drain())
+        finally:
+            self.sim.options.submit_status = Status.ESME_ROK
 
     @rule()
     def window_closes_while_sending(self) -> None:
@@ -513,30 +609,98 @@ class EngineModel(RuleBasedStateMachine):
             f"no_acknowledged_mo_lost: {acked} acknowledged, {recorded} recorded, {handled} handled"
         )
 
-    @invariant()
-    @unless_skipped
-    def no_acknowledged_receipt_lost(self) -> None:
-        """Invariant 4: every receipt acknowledged is stored, and reaches the part it names:
-        the submit the SMSC answered with that id (in whatever form the receipt writes it,
-        after a restart that reused the id too)."""
+    def _receipts_not_applied(self) -> list[ReceiptPlan]:
+        """Acknowledged delivered receipts (since the last crash) that did not reach the part
+        they name: the submit the SMSC answered with that id, for that number."""
         acked = collections.Counter(self.sim.acknowledged)
-        if not acked:
-            return
-        plans = [p for p in self.sim.plans if p.epoch == self.sim.epoch and acked[p.body]]
-        delivered = collections.Counter(
-            (p.destination, p.response_id) for p in plans if p.stat == "DELIVRD"
-        )
-        if not delivered:
-            return
+        plans = [
+            p
+            for p in self.sim.plans
+            if p.epoch == self.sim.epoch and acked[p.body] and p.stat == "DELIVRD"
+        ]
+        if not plans:
+            return []
         rows = self.run(
             self.pool.fetch(
                 "SELECT msisdn, message_id, count(*) AS c FROM submits "
                 "WHERE receipt = 'delivered' GROUP BY 1, 2"
             )
         )
-        applied = {(r["msisdn"], r["message_id"]): r["c"] for r in rows}
-        missing = [k for k, n in delivered.items() if applied.get(k, 0) < n]
-        assert not missing, f"no_acknowledged_receipt_lost: not applied to its part: {missing[:3]}"
+        applied = collections.Counter({(r["msisdn"], r["message_id"]): r["c"] for r in rows})
+        missing = []
+        for p in plans:
+            key = (p.destination, p.response_id)
+            if applied[key] > 0:
+                applied[key] -= 1
+            else:
+                missing.append(p)
+        return missing
+
+    @invariant()
+    @unless_skipped
+    def no_acknowledged_receipt_lost(self) -> None:
+        """Invariant 4: every receipt acknowledged is stored and reaches its part."""
+        acked = self.sim.acked_receipt_ids()
+        stored = self.run(self.pool.fetchval("SELECT count(DISTINCT message_id) FROM receipts"))
+        assert stored >= len(acked), f"no_acknowledged_receipt_lost: {len(acked)} > {stored}"
+        missing = [p for p in self._receipts_not_applied() if not (p.other_format or p.reused)]
+        assert not missing, (
+            "no_acknowledged_receipt_lost: not applied to its part: "
+            f"{[(p.destination, p.response_id) for p in missing[:3]]}"
+        )
+
+    @invariant()
+    @unless_skipped
+    def receipt_in_another_id_format_matched(self) -> None:
+        """Issue 11: a receipt naming the id in another form (hex for decimal) is matched."""
+        missing = [p for p in self._receipts_not_applied() if p.other_format and not p.reused]
+        assert not missing, (
+            "receipt_in_another_id_format_matched: "
+            f"{[(p.destination, p.response_id) for p in missing[:3]]}"
+        )
+
+    @invariant()
+    @unless_skipped
+    def receipt_after_id_reuse_applied_to_the_new_part(self) -> None:
+        """Issue 11: after an SMSC restart that reuses ids, a new submit is recorded and its
+        receipt reaches it (not the finished message that held the id before)."""
+        missing = [p for p in self._receipts_not_applied() if p.reused]
+        assert not missing, (
+            "receipt_after_id_reuse_applied_to_the_new_part: "
+            f"{[(p.destination, p.response_id) for p in missing[:3]]}"
+        )
+
+    @invariant()
+    @unless_skipped
+    def refused_part_retried(self) -> None:
+        """Invariant 7 / R14: once retry time has passed (retry_time_passes), no message sent
+        today is left with a part the SMSC never accepted."""
+        if self.retried_by is None or self.retried_by != self.clock.now():
+            return
+        local = self._local(self.clock.now())
+        day_start = self._at_local(local, 0, 0, 0)
+        rows = self.run(
+            self.pool.fetch(
+                "SELECT d.id, max(s.parts) AS parts, count(DISTINCT s.part_no) AS accepted "
+                "FROM deliveries d JOIN submits s ON s.delivery_id = d.id "
+                "WHERE d.state IN ('submitted', 'delivered') AND d.submitted_at >= $1 "
+                "GROUP BY d.id HAVING count(DISTINCT s.part_no) < max(s.parts)",
+                day_start,
+            )
+        )
+        assert not rows, f"refused_part_retried: {[tuple(r) for r in rows[:3]]}"
+
+    @invariant()
+    @unless_skipped
+    def validity_refusal_requeued(self) -> None:
+        """R8: an SMSC refusal of the validity re-queues the message, never fails it."""
+        failed = self.run(
+            self.pool.fetchval(
+                "SELECT count(*) FROM deliveries WHERE state = 'failed' AND last_status = $1",
+                int(Status.ESME_RINVEXPIRY),
+            )
+        )
+        assert failed == 0, f"validity_refusal_requeued: {failed} failed on ESME_RINVEXPIRY"
 
     @invariant()
     @unless_skipped
@@ -545,11 +709,17 @@ class EngineModel(RuleBasedStateMachine):
         every one of its parts."""
         bad = self.run(
             self.pool.fetch(
-                "SELECT d.id, d.parts, count(DISTINCT s.part_no) FILTER "
-                "(WHERE s.receipt = 'delivered') AS done FROM deliveries d "
-                "LEFT JOIN submits s ON s.delivery_id = d.id WHERE d.state = 'delivered' "
-                "GROUP BY d.id HAVING count(DISTINCT s.part_no) FILTER "
-                "(WHERE s.receipt = 'delivered') <> d.parts"
+                "SELECT 'delivery' AS t, d.id, max(s.parts) AS parts, count(DISTINCT s.part_no) "
+                "FILTER (WHERE s.receipt = 'delivered') AS done FROM deliveries d "
+                "JOIN submits s ON s.delivery_id = d.id WHERE d.state = 'delivered' "
+                "GROUP BY d.id HAVING count(DISTINCT s.part_no) "
+                "FILTER (WHERE s.receipt = 'delivered') < max(s.parts) "
+                "UNION ALL "
+                "SELECT 'service', m.id, max(s.parts), count(DISTINCT s.part_no) "
+                "FILTER (WHERE s.receipt = 'delivered') FROM service_messages m "
+                "JOIN submits s ON s.service_message_id = m.id WHERE m.state = 'delivered' "
+                "GROUP BY m.id HAVING count(DISTINCT s.part_no) "
+                "FILTER (WHERE s.receipt = 'delivered') < max(s.parts)"
             )
         )
         assert not bad, f"delivered_only_when_every_part_is: {[tuple(r) for r in bad[:3]]}"
