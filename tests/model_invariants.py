@@ -66,19 +66,20 @@ class ModelInvariants:
         local = datetime.combine(day.date(), time(hour, minute, second), tzinfo=zone)
         return local.astimezone(UTC)
 
-    def _partner(self) -> list[tuple[Written, str]]:
-        """Every partner write the SMSC took or was written, with its campaign tag: a part
-        of a long message is known by its concatenation reference."""
+    def _partner(self, start: int = 0) -> list[tuple[Written, str]]:
+        """Every partner submit the SMSC received (from the ``start``-th submit on), with
+        its campaign's tag: a part of a long message is known by its concatenation
+        reference (the tag is in its first part)."""
         tags: dict[tuple[str, int], str] = {}
         out = []
-        for w in self.sim.written:
+        for index, w in enumerate(self.sim.written):
             tag = w.text.split(" ", 1)[0]
             udh = w.udh
             if udh is not None and udh[2] == 1 and tag in self.tag_kind:
                 tags[(w.sm.destination_addr, udh[0])] = tag
             elif udh is not None:
                 tag = tags.get((w.sm.destination_addr, udh[0]), "")
-            if tag in self.tag_kind:
+            if tag in self.tag_kind and index >= start:
                 out.append((w, tag))
         return out
 
@@ -97,8 +98,7 @@ class ModelInvariants:
     @unless_skipped
     def nothing_sent_to_a_number_that_left(self) -> None:
         """Invariant 3 / R2 / R9: partner writes only to members (as the model says)."""
-        partner = self._partner()
-        fresh = [w for w, _ in partner if self.sim.written.index(w) >= self.checked]
+        fresh = [w for w, _ in self._partner(start=self.checked)]
         self.checked = len(self.sim.written)
         wrong = [w.sm.destination_addr for w in fresh if not self.member[w.sm.destination_addr]]
         assert not wrong, f"nothing_sent_to_a_number_that_left: {wrong}"

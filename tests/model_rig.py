@@ -35,6 +35,7 @@ from tests.reliability.procs import RecordingSimulator
 
 SMPP_PASSWORD = "pw"
 WAIT = 10.0  # seconds any one awaited condition may take before the step fails
+FIRST_ID = 1000  # the simulator's first message id, again after a restart
 ENGINE_WINDOW = 8  # parts in flight at once: the bound on unknowns per crash
 
 
@@ -93,6 +94,8 @@ class ModelSimulator(RecordingSimulator):
         self.plans: list[ReceiptPlan] = []
         self.throttle_next = 0
         self.pending_receipts = 0
+        # Ids from 1000 up: hex and decimal forms of an id differ (below 10 they are alike).
+        self._next_id = FIRST_ID - 1
         self._issued: set[str] = set()
         self.epoch = 0  # bumped by an engine crash: earlier submits' fates are unknown
 
@@ -132,10 +135,10 @@ class ModelSimulator(RecordingSimulator):
         self._wake()
 
     def restart_numbering(self) -> None:
-        """ADAPTER (SMSC restart that reuses ids): the SMSC numbers its ids from 1 again.
+        """ADAPTER (SMSC restart that reuses ids): the SMSC numbers its ids from the start again.
         When the simulator gains its own option for this (issue 11, simulator part), call it
         here instead of resetting the private counter."""
-        self._next_id = 0
+        self._next_id = FIRST_ID - 1
 
     def quiet(self) -> bool:
         """No receipt on its way and no request of ours awaiting the ESME's answer."""

@@ -191,6 +191,11 @@ class EngineModel(ModelInvariants, RuleBasedStateMachine):
         self._mo(n, self.settings.short_code, "STOP", umr)
         self.member[n] = False
 
+    @rule(n=st.sampled_from(NUMBERS), umr=st.sampled_from([None, 1, 2]))
+    def mo_help(self, n: str, umr: int | None) -> None:
+        """HELP to the short code (answered with the codes; any time of day)."""
+        self._mo(n, self.settings.short_code, "HELP", umr)
+
     @rule(n=st.sampled_from(NUMBERS))
     def mo_1204(self, n: str) -> None:
         """R9: anything to 1204 blocks telemarketing and leaves SMART."""
