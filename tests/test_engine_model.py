@@ -15,17 +15,19 @@ the suite); ``SMARTD_MODEL_SEED`` replays a run.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -126,7 +128,24 @@ class EngineModel(ModelInvariants, RuleBasedStateMachine):
         port = await self.sim.start()
         self.engine = await start_engine(self.pool, self.settings, self.clock, self.program, port)
 
+    #: What the examples of one run did, printed at its end (RELIABILITY.md's figures).
+    totals: ClassVar[collections.Counter[str]] = collections.Counter()
+
+    @invariant()
+    def count_step(self) -> None:
+        """Not a check: counts the steps (invariants run once per step, and once at start)."""
+        self.totals["steps"] += 1
+
     def teardown(self) -> None:
+        sim, totals = self.sim, self.totals
+        totals["examples"] += 1
+        totals["steps"] -= 1  # the check before the first rule
+        totals["submit_sm"] += len(sim.written)
+        totals["refused"] += len(sim.refused)
+        totals["deliver_sm acknowledged"] += len(sim.acknowledged)
+        totals["crashes"] += self.crashes
+        totals["campaigns"] += len(self.campaigns)
+        totals["smsc connections"] += sim._numbers
         self.run(self._close())
 
     async def _close(self) -> None:
@@ -509,7 +528,9 @@ def test_engine_against_the_model(database_url: str, tmp_path: Path) -> None:
         machine = EngineModel
         if SEED is not None:
             machine = seed(int(SEED))(EngineModel)
+        EngineModel.totals.clear()
         try:
             run_state_machine_as_test(machine, settings=config)
         finally:
             runner.run(world.close())
+            print(f"\nmodel run: {dict(EngineModel.totals)}")
