@@ -37,11 +37,14 @@ async def ussd_load(
     rate: int,
     seconds: float,
     tag: str = "L",
+    sent: list[tuple[str, str]] | None = None,
+    timeout_s: float = 30.0,
 ) -> tuple[list[float], int, float]:
     """POST /gateway/ussd at ``rate``/s for ``seconds`` (open loop) from numbers
     ``first_msisdn`` .. + ``members``; returns the sorted latencies (s), the error count and
     the elapsed time. Latency counts from the scheduled time, so a stall shows in the
-    percentiles instead of slowing the load down."""
+    percentiles instead of slowing the load down. ``sent``, when given, receives the
+    (msisdn, input) of every request answered 200."""
     total = int(rate * seconds)
     rng = random.Random(f"{tag}{rate}")
     inputs = rng.choices([m for m, _ in MIX], [w for _, w in MIX], k=total)
@@ -52,7 +55,7 @@ async def ussd_load(
     errors = 0
     connector = aiohttp.TCPConnector(limit=512)
     # Generous: a slow answer is reported as latency; an error is a failure, not a queue.
-    timeout = aiohttp.ClientTimeout(total=30)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(
         base, headers=headers, connector=connector, timeout=timeout
     ) as session:
@@ -65,6 +68,8 @@ async def ussd_load(
                     data = await resp.json()
                     if resp.status != 200 or "text" not in data:
                         errors += 1
+                    elif sent is not None:
+                        sent.append((numbers[i], inputs[i]))
             except (aiohttp.ClientError, ValueError, TimeoutError):
                 errors += 1
             latencies.append(time.perf_counter() - due)
@@ -90,6 +95,40 @@ async def ussd_load(
                 per_second[int(offset)] = per_second.get(int(offset), 0) + 1
         print(f"requests over 100 ms, by second of the run: {dict(sorted(per_second.items()))}")
     return latencies, errors, elapsed
+
+
+async def ussd_capacity(
+    base: str, token: str, first_msisdn: int, members: int, *, workers: int, requests: int
+) -> tuple[float, int]:
+    """What the service sustains now: ``requests`` USSD requests (the gateway's mix, menu
+    and balance only, so nothing changes) from ``workers`` closed-loop clients, each sending
+    its next request when the last is answered. Returns (answered per second, errors)."""
+    rng = random.Random(f"capacity{requests}")
+    inputs = [rng.choice(["*555#", "*111*3#"]) for _ in range(requests)]
+    numbers = [str(first_msisdn + rng.randrange(members)) for _ in range(requests)]
+    headers = {"Authorization": f"Bearer {token}"}
+    queue = list(range(requests))
+    errors = 0
+    async with aiohttp.ClientSession(
+        base, headers=headers, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while queue:
+                i = queue.pop()
+                body = {"msisdn": numbers[i], "session_id": f"K{i}", "input": inputs[i]}
+                try:
+                    async with session.post("/gateway/ussd", json=body) as resp:
+                        await resp.read()
+                        errors += resp.status != 200
+                except (aiohttp.ClientError, TimeoutError):
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        elapsed = time.perf_counter() - started
+    return requests / elapsed, errors
 
 
 def percentiles_ms(latencies: list[float]) -> tuple[float, float, float]:
