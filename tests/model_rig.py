@@ -89,7 +89,8 @@ class ModelSimulator(RecordingSimulator):
 
     def __init__(self, options: SimulatorOptions, clock: ManualClock) -> None:
         super().__init__(options)
-        self.clock = clock
+        self.service_clock = clock
+        self.clock = clock.now  # the dates in its receipts: the service's time too
         self.written: list[Written] = []
         self.plans: list[ReceiptPlan] = []
         self.throttle_next = 0
@@ -102,7 +103,9 @@ class ModelSimulator(RecordingSimulator):
     def on_submit(self, conn: SimConnection, sequence: int, body: bytes) -> None:
         with contextlib.suppress(Exception):  # a malformed body is the simulator's to refuse
             sm = decode_short_message(body)
-            self.written.append(Written(conn.number, sequence, self.clock.now(), sm, self.epoch))
+            self.written.append(
+                Written(conn.number, sequence, self.service_clock.now(), sm, self.epoch)
+            )
         super().on_submit(conn, sequence, body)
 
     def _admit(self, conn: SimConnection) -> int:
@@ -135,9 +138,9 @@ class ModelSimulator(RecordingSimulator):
         self._wake()
 
     def restart_numbering(self) -> None:
-        """ADAPTER (SMSC restart that reuses ids): the SMSC numbers its ids from the start again.
-        When the simulator gains its own option for this (issue 11, simulator part), call it
-        here instead of resetting the private counter."""
+        """The SMSC numbers its ids from the start again (as after a restart; the simulator's
+        own :meth:`restart` also drops the connections, which the model does in its
+        disconnect rule). The model's ids start at FIRST_ID, not at 1."""
         self._next_id = FIRST_ID - 1
 
     def quiet(self) -> bool:

@@ -64,12 +64,12 @@ FIRST_MEMBERS = NUMBERS[:2]  # the third is a subscriber who has not joined
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # 17:00 Astana, the last day of November
 INFO_CAP, SURVEY_CAP = 3, 1  # small, so a short run reaches them
 LONG = "Предложение партнёра: скидка двадцать процентов на кофе и выпечку. " * 2  # 3 parts
-SURVEY_OPTIONS = [{"ru": "Да"}, {"ru": "Нет"}]
+SURVEY_OPTIONS = [{"ru": "Да", "kk": "Иә"}, {"ru": "Нет", "kk": "Жоқ"}]
 
 #: ADAPTER (receipt id format): the engine settings that make it match receipts whose ids
 #: come in another form than the submit_sm_resp's (issue 11, "Receipts and message ids").
 #: When that setting lands, put it here, e.g. {"SMARTD_SMPP_RECEIPT_ID_FORMAT": "auto"}.
-ID_FORMAT_SETTINGS: dict[str, str] = {}
+ID_FORMAT_SETTINGS: dict[str, str] = {"SMARTD_SMPP_ID_FORMAT": "auto"}
 
 CLOCK_MOVES = (
     "minutes",  # +7 min
@@ -337,10 +337,13 @@ class EngineModel(ModelInvariants, RuleBasedStateMachine):
             "scope": "smart",
             "survey": {
                 "questions": [
-                    {"texts": {"ru": f"{tag} Любите кофе?"}, "options": SURVEY_OPTIONS},
-                    {"texts": {"ru": "А чай?"}, "options": SURVEY_OPTIONS},
+                    {
+                        "texts": {"ru": f"{tag} Любите кофе?", "kk": f"{tag} Кофе ұнай ма?"},
+                        "options": SURVEY_OPTIONS,
+                    },
+                    {"texts": {"ru": "А чай?", "kk": "Ал шай ше?"}, "options": SURVEY_OPTIONS},
                 ],
-                "thanks": {"ru": "Спасибо!"},
+                "thanks": {"ru": "Спасибо!", "kk": "Рақмет!"},
                 "timeout_hours": 24,
             },
         }
