@@ -49,6 +49,7 @@ class ModelInvariants:
     crashes: int
     retried_by: datetime | None
     clock: Any
+    loop_errors: list[str]
 
     @property
     def pool(self) -> Any:
@@ -205,6 +206,13 @@ class ModelInvariants:
             else:
                 missing.append(p)
         return missing
+
+    @invariant()
+    @unless_skipped
+    def no_error_in_a_background_callback(self) -> None:
+        """The rig itself: no exception went unobserved on the event loop (a simulator that
+        cannot build its receipts would otherwise leave every receipt check vacuous)."""
+        assert not self.loop_errors, f"no_error_in_a_background_callback: {self.loop_errors[:3]}"
 
     @invariant()
     @unless_skipped

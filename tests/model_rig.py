@@ -122,8 +122,8 @@ class ModelSimulator(RecordingSimulator):
         # it has left, so settle() knows when nothing is on its way.
         loop.call_later(self.options.receipt_delay, self._receipt_left)
 
-    def _receipt_body(self, sm: ShortMessage, number: int, stat: str) -> bytes:
-        body = super()._receipt_body(sm, number, stat)
+    def _receipt_body(self, sm: ShortMessage, number: int, stat: str, submitted: datetime) -> bytes:
+        body = super()._receipt_body(sm, number, stat, submitted)
         options = self.options
         response_id = format_id(number, options.response_id_style)
         other = format_id(number, options.receipt_id_style) != response_id

@@ -104,7 +104,16 @@ class EngineModel(ModelInvariants, RuleBasedStateMachine):
         self.sim = ModelSimulator(
             SimulatorOptions(credentials={"smartd": SMPP_PASSWORD}, seed=1), self.clock
         )
+        self.loop_errors: list[str] = []
+        self.runner.get_loop().set_exception_handler(self._loop_error)
         self.run(self._open())
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An exception no task awaited (a simulator callback, a stray task): kept for the
+        ``no_error_in_a_background_callback`` invariant, so a broken witness (receipts that
+        never leave the simulator) fails the run instead of making the receipt checks vacuous."""
+        error = context.get("exception")
+        self.loop_errors.append(repr(error) if error is not None else str(context.get("message")))
 
     # -- plumbing -------------------------------------------------------------------------
 
