@@ -200,3 +200,59 @@ def test_settings_refuse_an_upload_cap_that_fills_the_pool(tmp_path: Path) -> No
         load_settings(
             {"SMARTD_UPLOAD_MAX_CONCURRENT": "10", "SMARTD_DB_POOL_MAX": "10"}, data_dir=tmp_path
         )
+
+
+# ---------------------------------------------------------------- the preview cache
+
+
+def test_previews_of_distinct_texts_keep_bounded_memory() -> None:
+    """Issue 13: distinct large texts previewed one after another used to stay cached
+    whole (an ``lru_cache(4096)`` keyed on the text). What stays allocated after 1,500
+    distinct 12 KiB texts (18 MiB of text) is bounded (measured by tracemalloc, no clock)."""
+    import gc
+    import tracemalloc
+
+    from campaigns.templates import preview
+
+    texts = [f"{n:06d} {{name}} " + "x" * (12 << 10) for n in range(1500)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for text in texts:
+            assert preview({"ru": text}, {"name": "A"})["ru"]["characters"] > 12 << 10
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 8 << 20, f"{kept / 2**20:.1f} MiB kept"
+
+
+def test_parsed_template_cache_is_bounded_by_bytes() -> None:
+    """The cache never holds more than CACHE_BYTES; a text over CACHE_ENTRY_BYTES is parsed
+    but not kept; the least recently used go first; results are the same either way."""
+    from campaigns import templates
+
+    cache = templates._ParsedCache(limit=10_000, entry_limit=3_000)
+    texts = [f"{n} {{a}} " + "y" * 1_000 for n in range(50)]
+    for text in texts:
+        cache.put(text, templates._parse(text))
+        assert cache.bytes <= 10_000
+    assert 0 < len(cache) < 10
+    assert cache.get(texts[0]) is None and cache.get(texts[-1]) is not None
+    recent = texts[-len(cache)]
+    assert cache.get(recent) is not None  # now the most recently used
+    cache.put("z{a}" * 10, templates._parse("z{a}" * 10))
+    assert cache.get(recent) is not None
+    big = "w" * 5_000
+    cache.put(big, templates._parse(big))
+    assert cache.get(big) is None and cache.bytes <= 10_000
+
+    module = templates._PARSED
+    assert (
+        module.limit == templates.CACHE_BYTES and module.entry_limit == templates.CACHE_ENTRY_BYTES
+    )
+    huge = "{name} " + "q" * (templates.CACHE_ENTRY_BYTES + 1)
+    assert templates.render(huge, {"name": "N"}) == "N " + "q" * (templates.CACHE_ENTRY_BYTES + 1)
+    assert templates.parse_template(huge) == templates._parse(huge)
+    assert module.get(huge) is None and module.bytes <= templates.CACHE_BYTES
