@@ -123,19 +123,19 @@ def acquire_timeout(seconds: float | None) -> Iterator[None]:
         _ACQUIRE_TIMEOUT.reset(token)
 
 
-class _Pool(asyncpg.Pool):
+class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
     """asyncpg's pool, whose acquires (``pool.acquire()`` and the pool's own ``fetch``,
     ``execute``, ...) wait at most the context's :func:`acquire_timeout`."""
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg API
         limit = _ACQUIRE_TIMEOUT.get()
         if timeout is not None or limit is None:
-            return await super()._acquire(timeout)  # type: ignore[misc]
+            return await super()._acquire(timeout)
         # Not passed down as asyncpg's own timeout: that one would also bound the reset
         # when the connection goes back. Cancelling the wait returns nothing held.
         try:
             async with asyncio.timeout(limit):
-                return await super()._acquire(None)  # type: ignore[misc]
+                return await super()._acquire(None)
         except TimeoutError:
             raise PoolBusy(limit) from None
 
