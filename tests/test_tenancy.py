@@ -256,3 +256,58 @@ def test_parsed_template_cache_is_bounded_by_bytes() -> None:
     assert templates.render(huge, {"name": "N"}) == "N " + "q" * (templates.CACHE_ENTRY_BYTES + 1)
     assert templates.parse_template(huge) == templates._parse(huge)
     assert module.get(huge) is None and module.bytes <= templates.CACHE_BYTES
+
+
+# ---------------------------------------------------------------- a line that never ends
+
+
+async def test_a_line_without_end_stops_the_spool_early(tight) -> None:
+    """Spooling reads no further than 4 × MAX_LINE bytes into a line without a break (64 MiB
+    offered); what it kept is refused by the reader with the line's number, and the spool's
+    end refuses it too (a cut body is never loaded whole)."""
+    import io
+
+    from campaigns.csvstream import MAX_LINE, CsvReader, LineTooLong
+    from dispatcher.web.uploads import _spool
+
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        yield b"77011234567\r\n77021234567\n"
+        for _ in range(1024):
+            pulled += 1
+            yield b"7" * 65536
+
+    spool = await _spool(body(), io.BytesIO(), tight, "audience", 1 << 30)
+    assert spool.cut_at_line == 3
+    assert pulled <= 4 * MAX_LINE // 65536 + 1 and spool.size <= 4 * MAX_LINE + 2 * 65536
+    reader = CsvReader("audience", max_bytes=1 << 30)
+    with pytest.raises(LineTooLong) as caught:
+        async for _ in reader.rows(spool.chunks()):
+            pass
+    assert caught.value.line == 3
+    with pytest.raises(LineTooLong):  # the spool's own end, whatever reads it
+        async for _ in spool.chunks():
+            pass
+
+
+async def test_a_16_mb_line_over_http_is_400_naming_it(tight, clock, small_pool) -> None:
+    entered = Entered()
+    async with serving(tight, clock, small_pool, entered) as api:
+        created = await api.client.post(
+            BASE, json=info_payload(variables=[], texts={"kk": "Hi"}), headers=api.auth(Role.ADMIN)
+        )
+        cid = (await created.json())["id"]
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"77011234567\n"
+            for _ in range(256):
+                yield b"7" * 65536
+
+        headers = {**api.auth(Role.MARKETER), "Content-Type": "text/csv"}
+        response = await api.client.post(f"{BASE}/{cid}/audience", data=body(), headers=headers)
+        result = await response.json()
+        assert response.status == 400, result
+        assert result["error"]["code"] == "line_too_long"
+        assert result["error"]["details"]["line"] == 2
