@@ -39,7 +39,7 @@ def tight(tmp_path: Path, database_url: str) -> Settings:
         "SMARTD_UPLOAD_IDLE_TIMEOUT": "0.5",
         "SMARTD_UPLOAD_BODY_TIMEOUT": "2",
         "SMARTD_UPLOAD_MAX_CONCURRENT": "2",
-        "SMARTD_DB_ACQUIRE_TIMEOUT": "0.3",
+        "SMARTD_DB_ACQUIRE_TIMEOUT": "2",
     }
     return load_settings(env, data_dir=tmp_path, database_url=database_url)
 
@@ -117,28 +117,7 @@ async def test_slow_uploads_do_not_starve_ussd(tight, clock, small_pool) -> None
     """Ten uploads that stall after 12 bytes, against a pool of four: USSD still answers;
     uploads past the cap get 503 with Retry-After at once, the admitted ones 408 once their
     body stalls; none of them holds the campaign's lock while it waits."""
-    entered = Entered()
-    async with serving(tight, clock, small_pool, entered) as api:
-        created = await api.client.post(
-            BASE, json=info_payload(variables=[], texts={"kk": "Hi"}), headers=api.auth(Role.ADMIN)
-        )
-        cid = (await created.json())["id"]
-        uploads = [asyncio.create_task(_slow_upload(api, cid)) for _ in range(SLOW)]
-        async with asyncio.timeout(HANG):
-            await entered.reach(SLOW)
-            for _ in range(3):
-                response = await api.client.post(
-                    "/gateway/ussd", json=USSD, headers=api.auth(Role.GATEWAY)
-                )
-                assert response.status == 200, await response.text()
-            # Nothing waiting on a client holds the campaign (FOR SHARE) nor a connection.
-            async with small_pool.pool.acquire() as conn, conn.transaction():
-                locked = await conn.fetchval(
-                    "SELECT id FROM campaigns WHERE id = $1 FOR UPDATE NOWAIT", cid
-                )
-                assert locked == cid
-            answers = await asyncio.gather(*uploads)
-    statuses = sorted(status for status, _, _ in answers)
+    statuses, answers = await _stall_and_ask(tight, clock, small_pool)
     assert statuses == [408] * 2 + [503] * (SLOW - 2)
     for status, headers, body in answers:
         assert set(body["error"]) == {"code", "message", "details"}
@@ -147,6 +126,38 @@ async def test_slow_uploads_do_not_starve_ussd(tight, clock, small_pool) -> None
             assert int(headers["retry-after"]) >= 1
         else:
             assert body["error"]["code"] == "body_timeout"
+
+
+async def _stall_and_ask(
+    tight: Settings, clock: ManualClock, small_pool: Database
+) -> tuple[list[int], list[tuple[int, dict[str, str], Any]]]:
+    """Start the slow uploads, ask USSD, check the lock; the uploads' answers."""
+    entered = Entered()
+    async with serving(tight, clock, small_pool, entered) as api:
+        created = await api.client.post(
+            BASE, json=info_payload(variables=[], texts={"kk": "Hi"}), headers=api.auth(Role.ADMIN)
+        )
+        cid = (await created.json())["id"]
+        uploads = [asyncio.create_task(_slow_upload(api, cid)) for _ in range(SLOW)]
+        try:
+            async with asyncio.timeout(HANG):
+                await entered.reach(SLOW)
+                for _ in range(3):
+                    response = await api.client.post(
+                        "/gateway/ussd", json=USSD, headers=api.auth(Role.GATEWAY)
+                    )
+                    assert response.status == 200, await response.text()
+                # Nothing waiting on a client holds the campaign (FOR SHARE) nor a connection.
+                async with small_pool.pool.acquire() as conn, conn.transaction():
+                    locked = await conn.fetchval(
+                        "SELECT id FROM campaigns WHERE id = $1 FOR UPDATE NOWAIT", cid
+                    )
+                    assert locked == cid
+                answers = await asyncio.gather(*uploads)
+        finally:  # a hang fails the test; the stalled clients go with it
+            for task in uploads:
+                task.cancel()
+    return sorted(status for status, _, _ in answers), answers
 
 
 async def test_a_request_that_cannot_get_a_connection_gets_503(tight, clock, small_pool) -> None:
