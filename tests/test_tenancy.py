@@ -322,3 +322,31 @@ async def test_a_16_mb_line_over_http_is_400_naming_it(tight, clock, small_pool)
         assert response.status == 400, result
         assert result["error"]["code"] == "line_too_long"
         assert result["error"]["details"]["line"] == 2
+
+
+async def test_the_console_upload_past_the_cap_is_503_with_retry_after(
+    settings, clock, database
+) -> None:
+    """The console's upload goes through the same gate: past the cap, a 503 page with
+    Retry-After, and nothing loaded."""
+    from dispatcher.web.uploads import UPLOADS
+    from tests.test_console import _create_form, api_campaign, sign_in
+    from tests.web_helpers import running_api
+
+    async with running_api(settings, clock, database) as api:
+        campaign_id = await api_campaign(api)
+        csrf = await sign_in(api, Role.MARKETER)
+        gate = api.client.server.app[UPLOADS]
+        gate.active = gate.limit  # every slot taken
+        form = _create_form(csrf, {}, "77010000001\n")
+        response = await api.client.post(f"/console/campaigns/{campaign_id}/audience", data=form)
+        assert response.status == 503 and "retry shortly" in await response.text()
+        assert int(response.headers["Retry-After"]) >= 1
+        gate.active = 0
+        form = _create_form(csrf, {}, "77010000001\n")
+        response = await api.client.post(f"/console/campaigns/{campaign_id}/audience", data=form)
+        assert response.status == 200
+        count = await database.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = $1", campaign_id
+        )
+        assert count == 1

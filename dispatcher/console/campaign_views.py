@@ -24,7 +24,7 @@ from dispatcher.console.progress import ProgressQueries
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
-from dispatcher.web.uploads import BodyTimeout, Busy, spooled_upload
+from dispatcher.web.uploads import UPLOADS_RETRY_AFTER, BodyTimeout, Busy, spooled_upload
 
 PAGE_SIZE = 25
 CHUNK = 1 << 16
@@ -197,7 +197,10 @@ async def audience_upload(request: web.Request) -> web.StreamResponse:
     campaign = await repository.get(campaign_id)
     assert campaign is not None
     context = await _campaign_context(request, campaign, error=error, upload=result)
-    return render(request, "campaign.html", context, status=status)
+    response = render(request, "campaign.html", context, status=status)
+    if status == 503:  # too many uploads at once (dispatcher/web/uploads.py)
+        response.headers["Retry-After"] = str(UPLOADS_RETRY_AFTER)
+    return response
 
 
 async def file_part(request: web.Request) -> BodyPartReader | None:
