@@ -3,15 +3,20 @@
 A template is plain text with ``{name}`` placeholders (``name`` a lower-case identifier, one
 of the campaign's declared audience columns); ``{{`` and ``}}`` stand for literal braces.
 Everything here is pure: the engine calls :func:`render` per message, so a template is
-parsed once (cached) and rendering is a join.
+parsed once (cached) and rendering is a join. The cache is bounded by bytes, not entries
+(issue 13: 750 previews of distinct 1 MiB texts kept 730 MiB in an ``lru_cache(4096)``):
+at most :data:`CACHE_BYTES` in all, and a text over :data:`CACHE_ENTRY_BYTES` is parsed
+each time, never kept (no campaign text comes near it).
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 from campaigns.languages import pick_language
 from smpp.text import ConcatMode, Encoding, count_segments, max_parts
@@ -30,9 +35,66 @@ class MissingVariable(KeyError):
     """:func:`render` was not given a value for a placeholder of the template."""
 
 
-@lru_cache(maxsize=4096)
+#: The most the parsed-template cache holds, in bytes (the texts and their pieces).
+CACHE_BYTES = 4 << 20
+#: A template costing more than this (text and pieces) is never cached.
+CACHE_ENTRY_BYTES = 64 << 10
+
+
+class _ParsedCache:
+    """Least recently used templates and their pieces, at most ``limit`` bytes in all
+    (``sys.getsizeof`` of the text and of each piece's literal)."""
+
+    def __init__(self, limit: int, entry_limit: int) -> None:
+        self.limit, self.entry_limit = limit, entry_limit
+        self.bytes = 0
+        self._entries: OrderedDict[str, tuple[tuple[Piece, ...], int]] = OrderedDict()
+        self._lock = threading.Lock()  # render may run in worker threads too
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, template: str) -> tuple[Piece, ...] | None:
+        with self._lock:
+            entry = self._entries.get(template)
+            if entry is None:
+                return None
+            self._entries.move_to_end(template)
+            return entry[0]
+
+    def put(self, template: str, pieces: tuple[Piece, ...]) -> None:
+        cost = sys.getsizeof(template) + sum(sys.getsizeof(literal) for literal, _ in pieces)
+        if cost > self.entry_limit:
+            return
+        with self._lock:
+            if template in self._entries:
+                return
+            self._entries[template] = (pieces, cost)
+            self.bytes += cost
+            while self.bytes > self.limit:
+                _, (_, freed) = self._entries.popitem(last=False)
+                self.bytes -= freed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+
+_PARSED = _ParsedCache(CACHE_BYTES, CACHE_ENTRY_BYTES)
+
+
 def parse_template(template: str) -> tuple[Piece, ...]:
-    """The template as (literal, variable-or-None) pieces; raises :class:`TemplateError`."""
+    """The template as (literal, variable-or-None) pieces; raises :class:`TemplateError`.
+    Cached (bounded by bytes: see the module docstring)."""
+    pieces = _PARSED.get(template)
+    if pieces is None:
+        pieces = _parse(template)
+        _PARSED.put(template, pieces)
+    return pieces
+
+
+def _parse(template: str) -> tuple[Piece, ...]:
     pieces: list[Piece] = []
     literal: list[str] = []
     position = 0

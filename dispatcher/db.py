@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import math
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -92,6 +95,51 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+class PoolBusy(TimeoutError):
+    """No connection came free within the caller's acquire timeout (HTTP: 503 with
+    ``Retry-After``). A :class:`TimeoutError`, so code that already treats a slow database
+    as unavailable (readiness) keeps doing so."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"no database connection came free within {waited:g} s")
+        self.waited = waited
+        self.retry_after = max(1, math.ceil(waited))
+
+
+#: How long an acquire in this context may wait for a free connection (None: as long as it
+#: takes). The HTTP layer sets it per request (``SMARTD_DB_ACQUIRE_TIMEOUT``); the engine
+#: and the SMPP session leave it unset: they wait, as they always did.
+_ACQUIRE_TIMEOUT: ContextVar[float | None] = ContextVar("acquire_timeout", default=None)
+
+
+@contextmanager
+def acquire_timeout(seconds: float | None) -> Iterator[None]:
+    """Within the block (this task and tasks it starts), a pool acquire that waits longer
+    than ``seconds`` raises :class:`PoolBusy` instead of waiting on."""
+    token = _ACQUIRE_TIMEOUT.set(seconds)
+    try:
+        yield
+    finally:
+        _ACQUIRE_TIMEOUT.reset(token)
+
+
+class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
+    """asyncpg's pool, whose acquires (``pool.acquire()`` and the pool's own ``fetch``,
+    ``execute``, ...) wait at most the context's :func:`acquire_timeout`."""
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg API
+        limit = _ACQUIRE_TIMEOUT.get()
+        if timeout is not None or limit is None:
+            return await super()._acquire(timeout)
+        # Not passed down as asyncpg's own timeout: that one would also bound the reset
+        # when the connection goes back. Cancelling the wait returns nothing held.
+        try:
+            async with asyncio.timeout(limit):
+                return await super()._acquire(None)
+        except TimeoutError:
+            raise PoolBusy(limit) from None
+
+
 async def create_pool(
     url: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float | None = None
 ) -> asyncpg.Pool:
@@ -99,15 +147,20 @@ async def create_pool(
 
     ``command_timeout`` bounds every statement (and the reset when a connection goes back
     to the pool), so a connection left half-dead by a database restart raises instead of
-    hanging its caller."""
-    pool = await asyncpg.create_pool(
+    hanging its caller. Acquires wait at most the context's :func:`acquire_timeout`."""
+    pool = _Pool(
         url,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         command_timeout=command_timeout,
     )
-    assert pool is not None
+    await pool
     return pool
 
 

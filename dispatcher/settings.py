@@ -275,6 +275,24 @@ class Settings:
     audience_max_rows: int = _setting(
         5_000_000, _int_between(1, 10**9), "an integer", "most data rows in one audience upload"
     )
+    upload_max_concurrent: int = _setting(
+        2,
+        _int_between(1, 1000),
+        "an integer below SMARTD_DB_POOL_MAX",
+        "uploads (audience, subscriber import) handled at once; more get 503 with Retry-After",
+    )
+    upload_idle_timeout: float = _setting(
+        30.0, _positive_float, "seconds", "an upload body that sends nothing this long gets 408"
+    )
+    upload_body_timeout: float = _setting(
+        900.0, _positive_float, "seconds", "an upload body not received whole this soon gets 408"
+    )
+    db_acquire_timeout: float = _setting(
+        5.0,
+        _positive_float,
+        "seconds",
+        "an HTTP request waiting this long for a database connection gets 503 (Retry-After)",
+    )
     campaign_max_segments: int = _setting(
         10, _int_between(1, 255), "an integer 1-255", "most SMS parts a campaign text may need"
     )
@@ -385,6 +403,11 @@ def _parse(f: dataclasses.Field[Any], name: str, raw: Any) -> Any:
 def _check_consistency(settings: Settings) -> None:
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("SMARTD_DB_POOL_MIN: must not exceed SMARTD_DB_POOL_MAX")
+    if settings.upload_max_concurrent >= settings.db_pool_max:
+        raise ConfigError(
+            "SMARTD_UPLOAD_MAX_CONCURRENT: must be below SMARTD_DB_POOL_MAX "
+            "(uploads must leave connections for USSD, events and the engine)"
+        )
     if len(settings.smpp_system_id) > 15:
         raise ConfigError("SMARTD_SMPP_SYSTEM_ID: expected at most 15 characters")
     if len(settings.smpp_password) > 8:

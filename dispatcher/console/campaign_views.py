@@ -24,6 +24,7 @@ from dispatcher.console.progress import ProgressQueries
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
+from dispatcher.web.uploads import UPLOADS_RETRY_AFTER, BodyTimeout, Busy, spooled_upload
 
 PAGE_SIZE = 25
 CHUNK = 1 << 16
@@ -196,7 +197,10 @@ async def audience_upload(request: web.Request) -> web.StreamResponse:
     campaign = await repository.get(campaign_id)
     assert campaign is not None
     context = await _campaign_context(request, campaign, error=error, upload=result)
-    return render(request, "campaign.html", context, status=status)
+    response = render(request, "campaign.html", context, status=status)
+    if status == 503:  # too many uploads at once (dispatcher/web/uploads.py)
+        response.headers["Retry-After"] = str(UPLOADS_RETRY_AFTER)
+    return response
 
 
 async def file_part(request: web.Request) -> BodyPartReader | None:
@@ -213,15 +217,21 @@ async def load_audience(
 ) -> tuple[dict[str, Any] | None, str | None, int]:
     """(result, error, status) of loading ``part`` as the campaign's audience."""
     settings = request.app[SETTINGS]
+    limit = settings.audience_max_bytes
     try:
-        result = await upload_audience(
-            _repository(request),
-            campaign_id,
-            _chunks(part),
-            region=settings.default_region,
-            max_rows=settings.audience_max_rows,
-            max_bytes=settings.audience_max_bytes,
-        )
+        async with spooled_upload(request, _chunks(part), "audience", limit) as chunks:
+            result = await upload_audience(
+                _repository(request),
+                campaign_id,
+                chunks,
+                region=settings.default_region,
+                max_rows=settings.audience_max_rows,
+                max_bytes=limit,
+            )
+    except Busy as exc:
+        return None, f"The file was not loaded: {exc.message}.", 503
+    except BodyTimeout as exc:
+        return None, f"The file was not loaded: {exc.message}.", exc.status
     except InputRefused as exc:
         message = f"The file was refused, nothing was loaded: {exc.explained}"
         return None, message, refused_status(exc)

@@ -18,7 +18,7 @@ from dispatcher.runtime import SESSION, engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
-from dispatcher.web import campaigns_api, gateway, health, openapi, subscribers
+from dispatcher.web import campaigns_api, gateway, health, openapi, subscribers, uploads
 from dispatcher.web.auth import auth_middleware, check_routes
 from dispatcher.web.errors import error_middleware
 from dispatcher.web.keys import (
@@ -65,12 +65,18 @@ def create_app(
     binds to the SMSC and runs the dispatch engine (``settings.engine_enabled``).
     """
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            uploads.admission_middleware,
+            auth_middleware,
+        ],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or _clock(settings)
     app[READINESS] = {}
+    uploads.install(app, settings)
     if database is not None:
         _attach_database(app, database)
     else:

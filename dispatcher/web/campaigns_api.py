@@ -31,6 +31,7 @@ from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.web.auth import requires
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CALLER, CLOCK, DATABASE, SETTINGS, Handler
+from dispatcher.web.uploads import spooled_upload
 
 BASE = "/api/v1/campaigns"
 ITEM = BASE + r"/{id:\d{1,18}}"  # ids are bigint: a longer number is no campaign (404)
@@ -184,15 +185,17 @@ async def add_audience(request: web.Request) -> web.Response:
         return await _add_segment(request, repository, campaign_id)
     if request.content_length is not None and request.content_length > settings.audience_max_bytes:
         raise TooLarge("audience", settings.audience_max_bytes)
-    with _domain_errors():
-        result = await upload_audience(
-            repository,
-            campaign_id,
-            _upload_chunks(request),
-            region=settings.default_region,
-            max_rows=settings.audience_max_rows,
-            max_bytes=settings.audience_max_bytes,
-        )
+    limit = settings.audience_max_bytes
+    async with spooled_upload(request, _upload_chunks(request), "audience", limit) as chunks:
+        with _domain_errors():
+            result = await upload_audience(
+                repository,
+                campaign_id,
+                chunks,
+                region=settings.default_region,
+                max_rows=settings.audience_max_rows,
+                max_bytes=limit,
+            )
     return web.json_response(result.as_dict())
 
 

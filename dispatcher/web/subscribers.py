@@ -12,6 +12,7 @@ from dispatcher.web.auth import requires
 from dispatcher.web.bodies import msisdn_value
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CLOCK, DATABASE, MEMBERSHIP, SETTINGS
+from dispatcher.web.uploads import spooled_upload
 
 CHUNK = 1 << 16
 
@@ -34,14 +35,16 @@ async def import_csv(request: web.Request) -> web.Response:
     limit = settings.audience_max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge("import", limit)
-    result = await import_subscribers(
-        app[DATABASE].pool,
-        app[MEMBERSHIP],
-        request.content.iter_chunked(CHUNK),
-        app[CLOCK].now(),
-        region=settings.default_region,
-        max_bytes=limit,
-    )
+    body = request.content.iter_chunked(CHUNK)
+    async with spooled_upload(request, body, "import", limit) as chunks:
+        result = await import_subscribers(
+            app[DATABASE].pool,
+            app[MEMBERSHIP],
+            chunks,
+            app[CLOCK].now(),
+            region=settings.default_region,
+            max_bytes=limit,
+        )
     return web.json_response(result.as_dict())
 
 
