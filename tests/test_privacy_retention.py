@@ -53,7 +53,8 @@ async def test_retention_sweep_keeps_recent_rows_and_removes_old_ones(
 ) -> None:
     """Housekeeping deletes MO older than mo_retention_days and erases the number of a
     session closed longer than survey_session_retention_days ago — nothing younger: not the
-    copies the MO resend rule looks at (one hour), not a session closed more recently. The results still count the sessions."""
+    copies the MO resend rule looks at (one hour), not a session closed more recently. The
+    results still count the sessions."""
     await members(database, [ANSWERS, SILENT])
     await campaign_from_spec(database, SURVEY, [ANSWERS, SILENT], clock.now())
     async with dispatch_rig(database, settings, clock) as rig:
@@ -67,9 +68,12 @@ async def test_retention_sweep_keeps_recent_rows_and_removes_old_ones(
         clock.advance(timedelta(days=settings.mo_retention_days) - timedelta(minutes=1))
         await rig.engine.housekeeping.run_once()  # the silent session times out meanwhile
         assert await database.pool.fetchval("SELECT count(*) FROM mo_messages") == before
-        assert await database.pool.fetchval(
-            "SELECT count(*) FROM survey_sessions WHERE msisdn IS NOT NULL"
-        ) == 2
+        assert (
+            await database.pool.fetchval(
+                "SELECT count(*) FROM survey_sessions WHERE msisdn IS NOT NULL"
+            )
+            == 2
+        )
 
         clock.advance(timedelta(minutes=2))
         # A free-text SMS just received, not yet acknowledged: what the resend rule reads.
@@ -86,17 +90,17 @@ async def test_retention_sweep_keeps_recent_rows_and_removes_old_ones(
             "SELECT msisdn, delivery_id, state::text FROM survey_sessions ORDER BY state"
         )
         # The completed session is anonymous; the one timed out just now keeps its number.
-        assert [(r["msisdn"], r["delivery_id"], r["state"]) for r in numbers][0] == (
-            None,
-            None,
-            "completed",
-        )
+        first = numbers[0]
+        assert (first["msisdn"], first["delivery_id"], first["state"]) == (None, None, "completed")
         assert numbers[1]["msisdn"] == SILENT
         clock.advance(timedelta(days=settings.survey_session_retention_days))
         await rig.engine.housekeeping.run_once()
-        assert await database.pool.fetchval(
-            "SELECT count(*) FROM survey_sessions WHERE msisdn IS NOT NULL"
-        ) == 0
+        assert (
+            await database.pool.fetchval(
+                "SELECT count(*) FROM survey_sessions WHERE msisdn IS NOT NULL"
+            )
+            == 0
+        )
         assert await rig.engine.housekeeping.run_once() == 0
     counts = await database.pool.fetch(
         "SELECT state::text, count(*) AS n FROM survey_sessions GROUP BY 1 ORDER BY 1"
@@ -126,8 +130,6 @@ async def test_sweep_works_in_bounded_batches_through_the_time_index(
     async with database.pool.acquire() as conn:
         await conn.execute("SET enable_seqscan = off")  # a tiny table: ask what a big one gets
         for statement in (retention.RetentionSQL.forget_mo, retention.RetentionSQL.forget_sessions):
-            plan = "\n".join(
-                r[0] for r in await conn.fetch("EXPLAIN " + statement, clock.now(), 3)
-            )
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + statement, clock.now(), 3))
             assert "mo_messages_received" in plan or "survey_sessions_closed_at" in plan, plan
             assert "Limit" in plan

@@ -114,8 +114,9 @@ class HousekeepingService:
     """Campaigns by the clock (scheduled ones start, those past their end expire, finished
     ones complete), unanswered surveys time out (R13), replies left waiting by a survey
     question that never opened its session are ignored, USSD menu sessions the gateway
-    abandoned are forgotten, and personal data past its retention is removed (R11). Its statements can touch a whole campaign: give it a pool
-    without the hot path's short statement timeout."""
+    abandoned are forgotten, and personal data past its retention is removed (R11). Its
+    statements can touch a whole campaign: give it a pool without the hot path's short
+    statement timeout."""
 
     name = "housekeeping"
 
