@@ -25,8 +25,11 @@ import structlog
 # no separator, and one between digits ends no number: decimals, versions and addresses keep
 # theirs.
 _SEP = r"(?:[ \-()\u00a0+]|%20|%2[bBdD]|%2[89])"
+_NOT_A_DATE = r"(?!(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d\-]))"
 _MSISDN = re.compile(
-    r"(?<![\w%+\-])(?<!\d\.)(?!(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d\-]))(?:\+|%2[bB])?(?:\(|%28)?\d(?:"
+    r"(?<![\w%+\-])(?<!\d\.)"  # not inside a word, a longer number or a decimal
+    + _NOT_A_DATE
+    + r"(?:\+|%2[bB])?(?:\(|%28)?\d(?:"
     + _SEP
     + r"{0,2}\d){7,14}(?!\w|\.\d)"
 )
