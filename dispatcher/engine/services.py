@@ -68,6 +68,7 @@ class ReceiptService:
         self._repo = dispatcher.repo
         self._clock = clock
         self._recheck = timedelta(seconds=settings.receipts_recheck)
+        self._refuse_mismatch = settings.receipt_address_check == "refuse"
         self.id_format = id_format
         self._detecting = id_format is IdFormat.AUTO  # until an SMSC's format is known
 
@@ -81,8 +82,17 @@ class ReceiptService:
         batch left receipts unmatched (an SMSC may have changed its habit)."""
         now = self._clock.now()
         row = await self._repo.apply_receipts(
-            RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP
+            RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP, self._refuse_mismatch
         )
+        for receipt_id, source, sent_to in row.mismatches:
+            # The numbers are masked by the log processor (last four digits).
+            log.warning(
+                "receipt source address is not the message's number",
+                receipt_id=receipt_id,
+                source_addr=source,
+                sent_to=sent_to,
+                refused=self._refuse_mismatch,
+            )
         if row.seen > row.matched or (row.seen and self._detecting):
             await self.detect_id_formats()
         return row.seen

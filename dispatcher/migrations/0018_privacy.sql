@@ -81,3 +81,11 @@ CREATE INDEX survey_sessions_closed_at ON survey_sessions (closed_at)
 -- Survey replies already applied keep no text: the answer is in survey_answers, unlinked at
 -- the session's close (new ones are stored so by mo.sql mo_handled).
 UPDATE mo_messages SET body = '' WHERE outcome = 'survey_answer' AND body <> '';
+
+-- ---------------------------------------------------------------- the SMSC is trusted less
+
+-- A receipt matched to a part sent to another number than the receipt's own source address
+-- (once normalised): counted by the applier, refused where SMARTD_RECEIPT_ADDRESS_CHECK says
+-- so. Rare: the metric counts them through a partial index.
+ALTER TABLE receipts ADD COLUMN address_mismatch boolean NOT NULL DEFAULT false;
+CREATE INDEX receipts_address_mismatch ON receipts (smsc) WHERE address_mismatch;
