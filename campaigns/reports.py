@@ -11,13 +11,13 @@ console read the dataclass itself. Survey results have their own query
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from campaigns.csvsafe import csv_text
+from campaigns.disclosure import Shown, suppress
 from campaigns.languages import pick_language
 from campaigns.models import Campaign, DeliveryTally, Survey, SurveyCounts
 from campaigns.repository import CampaignRepository
@@ -210,40 +210,109 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def report_json(report: CampaignReport) -> dict[str, Any]:
+# ---------------------------------------------------------------- minimum cell size (R11)
+
+#: A count's place in a report: ("total",), ("state", s), ("reason", r), ("done",),
+#: ("remaining",); in survey results ("sessions", s), ("answers", q), ("option", q, o).
+CellKey = tuple[Any, ...]
+
+
+def shown_counts(
+    counts: DeliveryCounts,
+    min_cell: int,
+    sums: Mapping[str, Iterable[DeliveryState]] | None = None,
+) -> dict[CellKey, Shown]:
+    """The delivery counts as shown to a caller with minimum cell size ``min_cell``
+    (campaigns.disclosure: 1 shows them all). Groups: the total of the states, of done and
+    remaining; done and remaining of their states; the suppressed state of its reasons.
+    ``sums``: further counts a page shows, each the sum of some states (the console's
+    progress bar), as ("sum", name) — each with its states, and all of them with the states
+    they leave out, as groups of the total."""
+    cells: dict[CellKey, int] = {("total",): counts.total}
+    cells |= {("state", state): n for state, n in counts.states.items()}
+    cells |= {("reason", reason): n for reason, n in counts.suppressed.items()}
+    cells |= {("done",): counts.done, ("remaining",): counts.remaining}
+    pending = [("state", state) for state in DeliveryState if state in PENDING]
+    finished = [("state", state) for state in DeliveryState if state not in PENDING]
+    groups: list[tuple[CellKey, list[CellKey]]] = [
+        (("total",), [("state", state) for state in DeliveryState]),
+        (("total",), [("done",), ("remaining",)]),
+        (("remaining",), pending),
+        (("done",), finished),
+        (("state", DeliveryState.SUPPRESSED), [("reason", r) for r in SuppressionReason]),
+    ]
+    if sums:
+        covered: set[DeliveryState] = set()
+        for name, members in sums.items():
+            states = list(members)
+            covered.update(states)
+            cells[("sum", name)] = sum(counts.states[state] for state in states)
+            groups.append((("sum", name), [("state", state) for state in states]))
+        rest = [("state", state) for state in DeliveryState if state not in covered]
+        groups.append((("total",), [("sum", name) for name in sums] + rest))
+    return suppress(cells, groups, min_cell)
+
+
+def shown_survey(results: SurveyResults, min_cell: int) -> dict[CellKey, Shown]:
+    """Survey counts as shown with minimum cell size ``min_cell``: sessions per state, and
+    per question its answers (the group's total) and its options' counts."""
+    cells: dict[CellKey, int] = {("sessions", s): n for s, n in results.sessions.items()}
+    groups: list[tuple[CellKey, list[CellKey]]] = []
+    for question in results.questions:
+        cells[("answers", question.no)] = question.answers
+        parts: list[CellKey] = []
+        for option in question.options:
+            cells[("option", question.no, option.no)] = option.count
+            parts.append(("option", question.no, option.no))
+        groups.append((("answers", question.no), parts))
+    return suppress(cells, groups, min_cell)
+
+
+def report_json(report: CampaignReport, min_cell: int = 1) -> dict[str, Any]:
     """The report as the API's JSON: the campaign's fields, then total, states, suppressed,
-    progress and survey (DESIGN.md, HTTP contract)."""
+    progress and survey (DESIGN.md, HTTP contract). ``min_cell`` > 1 (a partner-facing
+    caller, R11): counts below it are ``"< N"``, and those hidden so a total minus the
+    shown parts cannot give one back are ``">= N"``; the percentage then shows only where
+    done and total both do."""
     counts, progress = report.counts, report.progress
+    shown = shown_counts(counts, min_cell)
+    exact = isinstance(shown[("done",)], int) and isinstance(shown[("total",)], int)
     return {
         **campaign_view(report.campaign),
-        "total": counts.total,
-        "states": {state.value: n for state, n in counts.states.items()},
-        "suppressed": {reason.value: n for reason, n in counts.suppressed.items()},
+        "total": shown[("total",)],
+        "states": {state.value: shown[("state", state)] for state in counts.states},
+        "suppressed": {reason.value: shown[("reason", reason)] for reason in counts.suppressed},
         "progress": {
-            "done": counts.done,
-            "remaining": counts.remaining,
-            "percent": counts.percent,
+            "done": shown[("done",)],
+            "remaining": shown[("remaining",)],
+            "percent": counts.percent if exact else None,
             "throughput_per_s": progress.throughput_per_s,
             "throughput_window_s": int(THROUGHPUT_WINDOW.total_seconds()),
             "estimated_completion": _iso(progress.estimated_completion),
             "first_submitted_at": _iso(progress.first_submitted_at),
             "last_submitted_at": _iso(progress.last_submitted_at),
         },
-        "survey": None if report.survey is None else survey_json(report.survey),
+        "survey": None if report.survey is None else survey_json(report.survey, min_cell),
     }
 
 
-def survey_json(results: SurveyResults) -> dict[str, Any]:
-    """Survey results as JSON: sessions per state, per question its options' counts."""
+def survey_json(results: SurveyResults, min_cell: int = 1) -> dict[str, Any]:
+    """Survey results as JSON: sessions per state, per question its options' counts
+    (``min_cell`` as in :func:`report_json`)."""
+    shown = shown_survey(results, min_cell)
     return {
-        "sessions": {state.value: n for state, n in results.sessions.items()},
+        "sessions": {state.value: shown[("sessions", state)] for state in results.sessions},
         "questions": [
             {
                 "no": question.no,
                 "texts": dict(question.texts),
-                "answers": question.answers,
+                "answers": shown[("answers", question.no)],
                 "options": [
-                    {"no": option.no, "texts": dict(option.texts), "count": option.count}
+                    {
+                        "no": option.no,
+                        "texts": dict(option.texts),
+                        "count": shown[("option", question.no, option.no)],
+                    }
                     for option in question.options
                 ],
             }
@@ -257,15 +326,21 @@ def in_language(texts: Mapping[str, str], language: str | None) -> str:
     return texts[pick_language(texts, language)]
 
 
-def results_csv(results: SurveyResults, language: str) -> str:
-    """The survey results as CSV: question, option and count per line (no numbers, R11)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["question_no", "question", "option_no", "option", "count"])
+def results_csv(results: SurveyResults, language: str, min_cell: int = 1) -> str:
+    """The survey results as CSV: question, option and count per line (no numbers, R11;
+    ``min_cell`` as in :func:`report_json`; texts made safe for spreadsheets)."""
+    shown = shown_survey(results, min_cell)
+    rows: list[list[object]] = [["question_no", "question", "option_no", "option", "count"]]
     for question in results.questions:
         q_text = in_language(question.texts, language)
         for option in question.options:
-            writer.writerow(
-                [question.no, q_text, option.no, in_language(option.texts, language), option.count]
+            rows.append(
+                [
+                    question.no,
+                    q_text,
+                    option.no,
+                    in_language(option.texts, language),
+                    shown[("option", question.no, option.no)],
+                ]
             )
-    return out.getvalue()
+    return csv_text(rows)

@@ -1,8 +1,10 @@
 """Logging: structlog configured once, JSON or console, with personal data masked.
 
 Every line — ours and the standard library's (aiohttp's access log carries URLs with
-numbers in them) — goes through :func:`mask_personal_data`: MSISDNs keep only their last four
-digits, and the values of secret-looking keys are replaced whole.
+numbers in them) — goes through :func:`mask_personal_data`: phone numbers, in any common
+written form, keep only their last four digits, the values of secret-looking keys are replaced
+whole, and protocol fields (:data:`PROTOCOL_FIELDS`: SMPP header fields, ids, lengths) are left
+alone — their values are not personal data.
 """
 
 from __future__ import annotations
@@ -15,22 +17,92 @@ from typing import IO, Any
 
 import structlog
 
-# A run of 8-15 digits (optionally '+'-prefixed) not inside a longer run of digits or letters:
-# any phone number in international or national form. Timestamps and ids are shorter or
-# separated, so they survive.
-_MSISDN = re.compile(r"(?<![\w])(\+?)(\d{4,11})(\d{4})(?![\w])")
+# A phone number in any common written form: 8-15 digits, optionally '+'-prefixed, the digits
+# separated by at most two of space, dash, parentheses, no-break space — or their URL
+# encodings (%20, %2D, %28, %29, '+' in a query), as an access log writes a path:
+# 77011234567, +7 701 234 56 78, 8 (701) 234-56-78, %2B7%20701%20234%2056%2078. Not inside a
+# longer run of digits or letters, and not a date (2026-11-23 12:00 is 10 digits). A dot is
+# no separator, and one between digits ends no number: decimals, versions and addresses keep
+# theirs.
+_SEP = r"(?:[ \-()\u00a0+]|%20|%2[bBdD]|%2[89])"
+_NOT_A_DATE = r"(?!(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d\-]))"
+_MSISDN = re.compile(
+    r"(?<![\w%+\-])(?<!\d\.)"  # not inside a word, a longer number or a decimal
+    + _NOT_A_DATE
+    + r"(?:\+|%2[bB])?(?:\(|%28)?\d(?:"
+    + _SEP
+    + r"{0,2}\d){7,14}(?!\w|\.\d)"
+)
+_CHARS = re.compile(r"%[0-9A-Fa-f]{2}|.", re.S)
+#: Protocol fields (SMPP header and ids, counters): their values are never personal data,
+#: whatever their length — as a key, or named just before the value in a text
+#: ("command_length 4294967295 outside 16..65536").
+PROTOCOL_FIELDS = frozenset(
+    {
+        "command_length",
+        "command_id",
+        "command_status",
+        "sequence",
+        "sequence_number",
+        "seq",
+        "message_id",
+        "receipted_message_id",
+        "smsc_message_id",
+        "esm_class",
+        "data_coding",
+        "length",
+        "bytes",
+        "size",
+        "max_length",
+        "pid",
+    }
+)
+_NAMED_BEFORE = re.compile(
+    r"(?:" + "|".join(sorted(PROTOCOL_FIELDS, key=len, reverse=True)) + r")[\s=:'\"]{0,3}\Z", re.I
+)
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|cookie|api[_-]?key", re.I)
 MASK = "***"
 
 
+def _mask_match(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if _NAMED_BEFORE.search(match.string, max(0, match.start() - 30), match.start()):
+        return text  # a protocol field's value, named just before it
+    chars = _CHARS.findall(text)  # a URL escape (%20) is one separator, not digits
+    # The number ends at the first separator after ten digits (a national number; eight if
+    # no separator came before): "77011234567 200" is a number and a status code.
+    digits, groups, cut = 0, 0, len(chars)
+    for i, char in enumerate(chars):
+        if char.isdigit():
+            groups += i == 0 or not chars[i - 1].isdigit()
+            digits += 1
+        elif digits >= 10 or (digits >= 8 and groups == 1):
+            cut = i
+            break
+    if digits < 8:
+        return text
+    keep = digits - 4
+    out = []
+    for char in chars[:cut]:
+        if char.isdigit() and keep > 0:
+            out.append("*")
+            keep -= 1
+        else:
+            out.append(char)
+    return "".join(out) + mask_text("".join(chars[cut:]))
+
+
 def mask_text(text: str) -> str:
-    """``text`` with every MSISDN-like digit run reduced to its last four digits."""
-    return _MSISDN.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+    """``text`` with every phone number, in any common written form, reduced to its last four
+    digits (separators kept); a protocol field's value named before it is left alone."""
+    return _MSISDN.sub(_mask_match, text)
 
 
 def _mask_value(key: str, value: Any) -> Any:
     if _SECRET_KEYS.search(key):
         return MASK if value else value
+    if key.lower() in PROTOCOL_FIELDS and isinstance(value, int | str | bytes):
+        return value
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000_000:

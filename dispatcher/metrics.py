@@ -48,6 +48,7 @@ class MetricsSQL(SqlFile, domain="metrics"):
     receipts_since: str
     suppressed_live: str
     receipts_unmatched: str
+    receipts_address_mismatch: str
     id_formats: str
 
 
@@ -63,6 +64,8 @@ class DbSnapshot:
     """smsc -> receipts that name no known submit yet."""
     id_formats: list[tuple[str, str, str]] = field(default_factory=list)
     """(smsc, setting, detected or '') of every SMSC."""
+    address_mismatch: dict[str, int] = field(default_factory=dict)
+    """smsc -> receipts whose source address is not their message's number (issue 13)."""
 
 
 class Metrics:
@@ -105,6 +108,7 @@ class Metrics:
             suppressed = await conn.fetch(MetricsSQL.suppressed_live)
             unmatched = await conn.fetch(MetricsSQL.receipts_unmatched)
             formats = await conn.fetch(MetricsSQL.id_formats)
+            mismatch = await conn.fetch(MetricsSQL.receipts_address_mismatch)
         self.db = DbSnapshot(
             depth["deliveries"],
             depth["service_messages"],
@@ -112,6 +116,7 @@ class Metrics:
             now,
             {r["smsc"]: r["n"] for r in unmatched},
             [(r["smsc"], r["setting"], r["detected"]) for r in formats],
+            {r["smsc"]: r["n"] for r in mismatch},
         )
         self._count_receipts(rows)
 
@@ -258,6 +263,15 @@ def _receipt_matching_metrics(db: DbSnapshot) -> Iterator[Metric]:
     for smsc, n in sorted(db.unmatched.items()):
         unmatched.add_metric([smsc], n)
     yield unmatched
+    mismatch = GaugeMetricFamily(
+        "smartd_receipts_address_mismatch",
+        "Receipts whose source address (normalised) is not the number their message went to; "
+        "refused when SMARTD_RECEIPT_ADDRESS_CHECK=refuse, else applied (issue 13)",
+        labels=["smsc"],
+    )
+    for smsc, n in sorted(db.address_mismatch.items()):
+        mismatch.add_metric([smsc], n)
+    yield mismatch
     formats = GaugeMetricFamily(
         "smartd_smsc_id_format",
         "1 for the id format receipts of each SMSC are read with: its setting and, under auto, "

@@ -302,6 +302,33 @@ class Settings:
         "comma-separated kk, ru, en (may be empty)",
         "languages every campaign must have a text in (R15: advertising in Kazakh)",
     )
+    mo_retention_days: int = _setting(
+        90,
+        _int_between(2, 36500),
+        "days 2-36500",
+        "subscribers' SMS (mo_messages: number and text) are deleted this long after receipt "
+        "(R11; the minimum stays far beyond the one-hour MO resend horizon)",
+    )
+    survey_session_retention_days: int = _setting(
+        90,
+        _int_between(2, 36500),
+        "days 2-36500",
+        "a closed survey session's number is erased this long after its close (R11; answers "
+        "are unlinked from the session at the close already)",
+    )
+    report_min_cell: int = _setting(
+        5,
+        _int_between(1, 1000),
+        "an integer 1-1000 (1: no suppression)",
+        'partner-facing counts below this are shown as "< N" (R11; admin sees exact counts)',
+    )
+    receipt_address_check: str = _setting(
+        "count",
+        _choice("count", "refuse"),
+        "count or refuse",
+        "a receipt whose source_addr is not the number its message went to: counted and "
+        "logged, or also refused (some SMSCs write the address differently)",
+    )
     log_format: str = _setting("json", _choice("json", "console"), "json or console", "log output")
     log_level: str = _setting(
         "info", _choice("debug", "info", "warning", "error"), "debug|info|warning|error", "level"

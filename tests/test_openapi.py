@@ -228,7 +228,8 @@ async def test_oversized_audience_is_413_in_the_error_shape(
         assert response.status == 413
         _assert_error_shape(await response.json())
         report = await api.client.get(
-            f"/api/v1/campaigns/{campaign}", headers=api.auth(Role.VIEWER)
+            f"/api/v1/campaigns/{campaign}",
+            headers=api.auth(Role.ADMIN),  # exact (R11)
         )
         assert (await report.json())["total"] == 0
 

@@ -197,13 +197,13 @@ WHERE campaign_id = $1
 GROUP BY state, suppressed
 
 -- name: survey_counts
--- Survey results, counts only (R11: survey_answers holds no msisdn), in one round trip and
--- without touching deliveries: rows with a question_no count the answers per question and
--- option, rows with a state count the sessions per state. Both halves find the survey's
--- sessions through the (survey_id, msisdn) unique index. $1 survey id.
+-- Survey results, counts only (R11: survey_answers holds no msisdn, and no session once
+-- that closed), in one round trip and without touching deliveries: rows with a question_no
+-- count the answers per question and option (survey_answers_survey), rows with a state count
+-- the sessions per state (the (survey_id, msisdn) unique index). $1 survey id.
 SELECT a.question_no, a.option_no, NULL::text AS state, count(*) AS n
-FROM survey_answers a JOIN survey_sessions s ON s.id = a.session_id
-WHERE s.survey_id = $1
+FROM survey_answers a
+WHERE a.survey_id = $1
 GROUP BY a.question_no, a.option_no
 UNION ALL
 SELECT NULL, NULL, state::text, count(*)

@@ -100,6 +100,9 @@ def local_time(value: datetime | str | None, zone: ZoneInfo) -> str:
     return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def number(value: int | float) -> str:
-    """Thousands separated by a thin space: 1 234 567."""
+def number(value: int | float | str) -> str:
+    """Thousands separated by a thin space: 1 234 567; a count shown as text ("< 5", R11)
+    as it is."""
+    if isinstance(value, str):
+        return value
     return f"{value:,}".replace(",", "\u202f")

@@ -7,6 +7,7 @@ the HTTP API does: the same repository, report, transitions and audience loader.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,12 +15,20 @@ from aiohttp import BodyPartReader, web
 
 from campaigns.audience import upload_audience
 from campaigns.csvstream import InputRefused
+from campaigns.disclosure import sees_exact_counts
 from campaigns.models import AUDIENCE_OPEN, Campaign, TransitionRefused
-from campaigns.reports import DeliveryCounts, SurveyResults, campaign_report, in_language
+from campaigns.reports import (
+    DeliveryCounts,
+    SurveyResults,
+    campaign_report,
+    in_language,
+    shown_counts,
+    shown_survey,
+)
 from campaigns.repository import TRANSITIONS, CampaignRepository
 from campaigns.templates import preview
-from dispatcher.console.charts import option_bars, progress
-from dispatcher.console.guard import MULTIPART, action, error_page, render, see_other, view
+from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
+from dispatcher.console.guard import MULTIPART, USER, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.web.errors import refused_status
@@ -65,7 +74,11 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
         before_id=_int_query(request, "before"), limit=PAGE_SIZE, state=state
     )
     states = await ProgressQueries(request.app[DATABASE].pool).states_of([c.id for c in campaigns])
-    rows = [_list_row(c, states.get(c.id, {})) for c in campaigns]
+    user = request.get(USER)
+    min_cell = 1
+    if user is not None and not sees_exact_counts(user.role):
+        min_cell = request.app[SETTINGS].report_min_cell
+    rows = [_list_row(c, states.get(c.id, {}), min_cell) for c in campaigns]
     context = {
         "rows": rows,
         "state": state.value if state else "",
@@ -75,15 +88,14 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
     return render(request, "campaigns.html", context)
 
 
-def _list_row(campaign: Campaign, states: dict[str, int]) -> dict[str, Any]:
+def _list_row(campaign: Campaign, states: dict[str, int], min_cell: int) -> dict[str, Any]:
     counts = DeliveryCounts.of(states)
     total, segments = progress(counts.states)
-    return {
-        "campaign": campaign,
-        "total": total,
-        "segments": segments,
-        "done_percent": counts.percent,
-    }
+    percent: Any = counts.percent
+    if min_cell > 1:  # R11: a partner-facing page
+        view_counts, total, segments = _partner_counts(counts, segments, min_cell)
+        percent = view_counts["percent"]
+    return {"campaign": campaign, "total": total, "segments": segments, "done_percent": percent}
 
 
 @view(Role.VIEWER)
@@ -120,14 +132,22 @@ async def _campaign_context(
     )
     language = request.app[SETTINGS].default_language
     total, segments = progress(report.counts.states)
+    survey = _survey_charts(report.survey, language)
+    counts: Any = report.counts
+    user = request.get(USER)
+    if user is not None and not sees_exact_counts(user.role):
+        min_cell = request.app[SETTINGS].report_min_cell
+        counts, total, segments = _partner_counts(report.counts, segments, min_cell)
+        survey = _partner_survey(report.survey, survey, min_cell)
     return {
         "campaign": campaign,
         "report": report,
+        "counts": counts,
         "preview": preview(campaign.texts),
         "total": total,
         "segments": segments,
         "chart": chart,
-        "survey": _survey_charts(report.survey, language),
+        "survey": survey,
         "actions": ACTIONS_IN[campaign.state],
         "audience_open": campaign.state in AUDIENCE_OPEN,
         "notice": notice,
@@ -152,6 +172,55 @@ def _survey_charts(results: SurveyResults | None, language: str) -> dict[str, An
             }
         )
     return {"sessions": results.sessions, "questions": questions}
+
+
+def _partner_counts(
+    counts: DeliveryCounts, segments: list[Segment], min_cell: int
+) -> tuple[dict[str, Any], Any, list[Segment]]:
+    """R11, a partner-facing page: the counts, total and progress bar as shown with minimum
+    cell size ``min_cell`` (campaigns.disclosure); a hidden segment draws no bar."""
+    sums = {css: members for css, _, members in PROGRESS_GROUPS}
+    shown = shown_counts(counts, min_cell, sums)
+    exact = isinstance(shown[("done",)], int) and isinstance(shown[("total",)], int)
+    view_counts = {
+        "states": {state.value: shown[("state", state)] for state in counts.states},
+        "suppressed": {r.value: shown[("reason", r)] for r in counts.suppressed},
+        "percent": counts.percent if exact else "–",
+    }
+    bars, x = [], 0.0
+    for segment in segments:
+        count = shown[("sum", segment.css)]
+        width = segment.width if isinstance(count, int) else 0.0
+        bars.append(dataclasses.replace(segment, count=count, x=round(x, 3), width=width))
+        x += width
+    return view_counts, shown[("total",)], bars
+
+
+def _partner_survey(
+    results: SurveyResults | None, charts: dict[str, Any] | None, min_cell: int
+) -> dict[str, Any] | None:
+    """The survey charts as shown with minimum cell size ``min_cell``: a hidden option draws
+    no bar and shows no share; the others are scaled to the widest shown."""
+    if results is None or charts is None:
+        return charts
+    shown = shown_survey(results, min_cell)
+    questions = []
+    for question, chart in zip(results.questions, charts["questions"], strict=True):
+        counts = [shown[("option", question.no, o.no)] for o in question.options]
+        widest = max((n for n in counts if isinstance(n, int)), default=0)
+        answers = shown[("answers", question.no)]
+        bars = [
+            dataclasses.replace(
+                bar,
+                count=n,
+                share=bar.share if isinstance(n, int) and isinstance(answers, int) else "–",
+                width=round(100.0 * n / widest, 2) if isinstance(n, int) and widest else 0.0,
+            )
+            for bar, n in zip(chart["bars"], counts, strict=True)
+        ]
+        questions.append({**chart, "answers": answers, "bars": bars})
+    sessions = {state: shown[("sessions", state)] for state in results.sessions}
+    return {"sessions": sessions, "questions": questions}
 
 
 def _transition(name: str) -> Any:

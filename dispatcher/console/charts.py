@@ -34,7 +34,7 @@ class Segment:
 
     css: str
     label: str
-    count: int
+    count: int | str  # str: a partner-facing count shown as "< 5" (R11)
     x: float
     width: float
 
@@ -136,8 +136,8 @@ class OptionBar:
     bar's width in percent of the widest bar."""
 
     label: str
-    count: int
-    share: float
+    count: int | str  # str: a partner-facing count shown as "< 5" (R11)
+    share: float | str
     width: float
 
 

@@ -247,6 +247,9 @@ class ReceiptsApplied:
     seen: int  # receipts looked at
     matched: int  # of which matched a submit
     messages: int  # messages updated (parts counted, or finished)
+    #: Receipts matched to a part sent to another number than their source address
+    #: (issue 13): (receipt id, the receipt's subscriber, the part's number).
+    mismatches: tuple[tuple[int, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,14 +388,22 @@ class DispatchRepository:
         await self._pool.execute(DispatchSQL.learn_id_format, smsc, detected.value, now)
 
     async def apply_receipts(
-        self, limit: int, now: datetime, recheck: datetime, give_up: datetime
+        self,
+        limit: int,
+        now: datetime,
+        recheck: datetime,
+        give_up: datetime,
+        refuse_mismatch: bool = False,
     ) -> ReceiptsApplied:
         """Apply up to ``limit`` receipts to their parts, then finish the messages they
         settle, in one transaction; unmatched receipts are looked at again after
-        ``recheck``, and dropped once received before ``give_up``."""
+        ``recheck``, and dropped once received before ``give_up``. A receipt whose source
+        address is not its part's number is reported, and refused if ``refuse_mismatch``."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(DispatchSQL.plan_each_batch)
-            rows = await conn.fetch(DispatchSQL.apply_receipts, limit, now, recheck, give_up)
+            rows = await conn.fetch(
+                DispatchSQL.apply_receipts, limit, now, recheck, give_up, refuse_mismatch
+            )
             touched = [r for r in rows if r["tbl"] is not None]
             messages = 0
             for table in MessageTable:
@@ -402,7 +413,15 @@ class DispatchRepository:
                     finished = await conn.fetch(DispatchSQL.finish_messages[table], ids, now)
                     messages += len(finished)
         head = rows[0]
-        return ReceiptsApplied(seen=head["seen"], matched=head["matched"], messages=messages)
+        mismatches = tuple(
+            zip(
+                head["mismatched"],
+                head["mismatched_sources"],
+                head["mismatched_numbers"],
+                strict=True,
+            )
+        )
+        return ReceiptsApplied(head["seen"], head["matched"], messages, mismatches)
 
     async def claimers(self) -> list[str]:
         """Nodes holding claimed or in-flight rows."""

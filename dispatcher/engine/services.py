@@ -20,7 +20,7 @@ import structlog
 from campaigns.repository import CampaignRepository
 from dispatcher.engine.engine import Dispatcher
 from dispatcher.kernel.clock import Clock
-from dispatcher.program import surveys
+from dispatcher.program import retention, surveys
 from dispatcher.program.ussd import UssdDesk
 from dispatcher.settings import Settings
 from smpp.receipts import IdFormat, detect_id_format
@@ -68,6 +68,7 @@ class ReceiptService:
         self._repo = dispatcher.repo
         self._clock = clock
         self._recheck = timedelta(seconds=settings.receipts_recheck)
+        self._refuse_mismatch = settings.receipt_address_check == "refuse"
         self.id_format = id_format
         self._detecting = id_format is IdFormat.AUTO  # until an SMSC's format is known
 
@@ -81,8 +82,17 @@ class ReceiptService:
         batch left receipts unmatched (an SMSC may have changed its habit)."""
         now = self._clock.now()
         row = await self._repo.apply_receipts(
-            RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP
+            RECEIPT_BATCH, now, now + self._recheck, now - RECEIPT_GIVE_UP, self._refuse_mismatch
         )
+        for receipt_id, source, sent_to in row.mismatches:
+            # The numbers are masked by the log processor (last four digits).
+            log.warning(
+                "receipt source address is not the message's number",
+                receipt_id=receipt_id,
+                source_addr=source,
+                sent_to=sent_to,
+                refused=self._refuse_mismatch,
+            )
         if row.seen > row.matched or (row.seen and self._detecting):
             await self.detect_id_formats()
         return row.seen
@@ -113,9 +123,10 @@ class ReceiptService:
 class HousekeepingService:
     """Campaigns by the clock (scheduled ones start, those past their end expire, finished
     ones complete), unanswered surveys time out (R13), replies left waiting by a survey
-    question that never opened its session are ignored, and USSD menu sessions the gateway
-    abandoned are forgotten. Its statements can touch a whole campaign: give it a pool
-    without the hot path's short statement timeout."""
+    question that never opened its session are ignored, USSD menu sessions the gateway
+    abandoned are forgotten, and personal data past its retention is removed (R11). Its
+    statements can touch a whole campaign: give it a pool without the hot path's short
+    statement timeout."""
 
     name = "housekeeping"
 
@@ -134,6 +145,10 @@ class HousekeepingService:
         self._wake = wake
         self._ussd = ussd
         self._ussd_idle = timedelta(seconds=settings.ussd_session_timeout)
+        self._retention = retention.Retention(
+            mo_messages=timedelta(days=settings.mo_retention_days),
+            survey_sessions=timedelta(days=settings.survey_session_retention_days),
+        )
 
     async def run_once(self) -> int:
         """One sweep; returns the campaigns and survey sessions it changed."""
@@ -148,7 +163,10 @@ class HousekeepingService:
         await surveys.unwait_stale(self._pool, now)
         # Forgotten sessions are not work that calls for another pass at once.
         await self._ussd.expire_sessions(now, self._ussd_idle)
-        return len(started) + len(expired) + len(completed) + timed_out
+        # R11: one bounded batch per table; a full one is work, so the runner comes back at
+        # once until the backlog (after an upgrade, say) is gone.
+        swept = await retention.sweep(self._pool, self._retention, now)
+        return len(started) + len(expired) + len(completed) + timed_out + swept.total
 
 
 class RecoveryService:

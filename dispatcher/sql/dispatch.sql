@@ -291,7 +291,10 @@ SET LOCAL plan_cache_mode = force_custom_plan
 -- valid in both bases, and a receipt that beat its own submit must not take another's).
 -- A key names a part: the newest not yet holding a final receipt, the subscriber's own
 -- first (an SMSC that restarted reuses ids); never one with a final receipt, so a finished
--- message is never touched. When every part with the key holds a final receipt, the
+-- message is never touched. A part of the receipt's own subscriber, even a finished one,
+-- comes before any other subscriber's (issue 13): a late repeat of a finished message's
+-- receipt settles as that repeat and never finalises another number's message that was
+-- given the same id after a restart. When every part with the key holds a final receipt, the
 -- receipt is a repeat (same subscriber, or the receipt names none) and settles as matched,
 -- or a new message's that beat its submit_sm_resp (another subscriber) and waits.
 -- A part counts once: the submit's receipt is set only from NULL or an intermediate state
@@ -299,9 +302,15 @@ SET LOCAL plan_cache_mode = force_custom_plan
 -- The part is found per receipt by a LATERAL probe of submits_message_id, not by a join
 -- between two CTEs: the planner cannot size CTEs, and a nested loop over two batches of
 -- 5,000 took 20 s.
+-- The SMSC is trusted less (issue 13): a receipt whose own subscriber (its source address,
+-- normalised) is known and is not the number its part went to is an address mismatch —
+-- marked on the receipt (address_mismatch, counted by the metrics), returned for the log,
+-- and, when $5 is true, refused: it settles unmatched and changes no part.
 -- One row per message (tbl, id, ...), or a single row with tbl NULL when none changed; the
--- counts are on every row.
--- $1: batch size, $2: now, $3: next check time for unmatched, $4: give-up cutoff.
+-- counts and the mismatches (receipt ids, their subscribers, the parts' numbers) are on
+-- every row.
+-- $1: batch size, $2: now, $3: next check time for unmatched, $4: give-up cutoff,
+-- $5: refuse address mismatches.
 WITH r AS (
     SELECT x.id, x.smsc, x.message_id, x.id_hex, x.id_dec, x.msisdn, x.state, x.received_at,
            CASE WHEN f.setting = 'auto' THEN coalesce(f.detected, 'auto')
@@ -329,21 +338,29 @@ WITH r AS (
                ELSE r.message_id
            END AS key
     FROM r
-), checked AS (
-    SELECT k.id, k.state, k.received_at, p.submit_id,
+), probed AS (
+    SELECT k.id, k.state, k.received_at, k.msisdn, p.submit_id, p.submit_msisdn,
            p.submit_id IS NOT NULL AND (NOT p.final OR k.msisdn IS NULL OR p.same_msisdn)
                AS known,
-           p.submit_id IS NOT NULL AND NOT p.final AS fresh
+           p.submit_id IS NOT NULL AND NOT p.final AS fresh,
+           p.submit_id IS NOT NULL AND NOT p.final AND k.msisdn IS NOT NULL
+               AND NOT p.same_msisdn AS mismatch
     FROM keyed k
     LEFT JOIN LATERAL (
-        SELECT s.id AS submit_id,
+        SELECT s.id AS submit_id, s.msisdn AS submit_msisdn,
                coalesce(s.receipt NOT IN ('accepted', 'enroute'), false) AS final,
                coalesce(s.msisdn = k.msisdn, false) AS same_msisdn
         FROM submits s
         WHERE s.smsc = k.smsc AND s.message_id = k.key
-        ORDER BY final, same_msisdn DESC, s.id DESC
+        ORDER BY same_msisdn DESC, final, s.id DESC
         LIMIT 1
     ) p ON true
+), checked AS (
+    SELECT id, state, received_at, msisdn, submit_id, submit_msisdn, mismatch,
+           known AND NOT (mismatch AND $5::boolean) AS known,
+           fresh AND NOT (mismatch AND $5::boolean) AS fresh,
+           mismatch AND $5::boolean AS refused
+    FROM probed
 ), parts AS (
     UPDATE submits s SET receipt = c.state, receipt_at = c.received_at
     FROM checked c
@@ -353,9 +370,11 @@ WITH r AS (
     RETURNING s.delivery_id, s.service_message_id, s.parts, c.state
 ), marked AS (
     UPDATE receipts x
-    SET applied_at = CASE WHEN c.known OR x.received_at < $4 THEN $2::timestamptz END,
+    SET applied_at = CASE WHEN c.known OR c.refused OR x.received_at < $4
+                          THEN $2::timestamptz END,
         matched = c.known,
-        check_after = CASE WHEN NOT c.known THEN $3::timestamptz END
+        check_after = CASE WHEN NOT c.known AND NOT c.refused THEN $3::timestamptz END,
+        address_mismatch = c.mismatch
     FROM checked c
     WHERE x.id = c.id
 ), per_message AS (
@@ -366,9 +385,15 @@ WITH r AS (
            coalesce(delivery_id, service_message_id) AS id
     FROM parts
 ), counts AS (
-    SELECT count(*) AS seen, count(*) FILTER (WHERE known) AS matched FROM checked
+    SELECT count(*) AS seen, count(*) FILTER (WHERE known) AS matched,
+           coalesce(array_agg(id ORDER BY id) FILTER (WHERE mismatch), '{}') AS mismatched,
+           coalesce(array_agg(msisdn ORDER BY id) FILTER (WHERE mismatch), '{}')
+               AS mismatched_sources,
+           coalesce(array_agg(submit_msisdn ORDER BY id) FILTER (WHERE mismatch), '{}')
+               AS mismatched_numbers
+    FROM checked
 )
-SELECT c.seen, c.matched, p.tbl, p.id
+SELECT c.seen, c.matched, c.mismatched, c.mismatched_sources, c.mismatched_numbers, p.tbl, p.id
 FROM counts c LEFT JOIN per_message p ON true
 ORDER BY p.tbl, p.id
 

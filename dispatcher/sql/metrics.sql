@@ -35,6 +35,15 @@ FROM receipts
 WHERE applied_at IS NULL AND matched = false
 GROUP BY smsc
 
+-- name: receipts_address_mismatch
+-- Receipts whose source address (normalised) is not the number their message went to
+-- (issue 13), by SMSC, whether applied or refused (SMARTD_RECEIPT_ADDRESS_CHECK). Rare:
+-- the partial index receipts_address_mismatch holds only these.
+SELECT smsc, count(*) AS n
+FROM receipts
+WHERE address_mismatch
+GROUP BY smsc
+
 -- name: id_formats
 -- Each SMSC's id format setting and what was detected under auto (a handful of rows).
 SELECT smsc, setting::text AS setting, coalesce(detected::text, '') AS detected

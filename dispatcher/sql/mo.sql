@@ -53,8 +53,12 @@ FROM unnest($1::bigint[], $2::int[], $4::bool[]) AS u(id, generation, ok)
 WHERE m.id = u.id AND m.resends = u.generation AND m.acked_at IS NULL
 
 -- name: mo_handled
+-- A survey answer keeps no text (R11): the answer is in survey_answers, which forgets its
+-- session, and so the number, when the session closes.
 -- $1: id, $2: outcome, $3: now.
-UPDATE mo_messages SET outcome = $2, handled_at = $3 WHERE id = $1
+UPDATE mo_messages
+SET outcome = $2, handled_at = $3, body = CASE WHEN $2 = 'survey_answer' THEN '' ELSE body END
+WHERE id = $1
 
 -- name: waiting_replies
 -- Replies that arrived while these numbers' survey question was in flight, oldest first,

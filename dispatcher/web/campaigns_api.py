@@ -16,6 +16,7 @@ from aiohttp import BodyPartReader, web
 
 from campaigns.audience import upload_audience
 from campaigns.csvstream import InputRefused, TooLarge
+from campaigns.disclosure import sees_exact_counts
 from campaigns.models import SEGMENTS, Campaign, CampaignNotFound, TransitionRefused
 from campaigns.reports import (
     campaign_report,
@@ -144,7 +145,15 @@ async def get_campaign(request: web.Request) -> web.Response:
     repository = _repository(request)
     campaign = await _campaign_or_404(request, repository)
     now = request.app[CLOCK].now()
-    return web.json_response(report_json(await campaign_report(repository, campaign, now)))
+    report = await campaign_report(repository, campaign, now)
+    return web.json_response(report_json(report, _min_cell(request)))
+
+
+def _min_cell(request: web.Request) -> int:
+    """R11: partner-facing callers see counts below the threshold as "< N"."""
+    if sees_exact_counts(request[CALLER].role):
+        return 1
+    return int(request.app[SETTINGS].report_min_cell)
 
 
 @requires(Role.VIEWER)
@@ -157,7 +166,7 @@ async def survey_results_csv(request: web.Request) -> web.Response:
         raise ApiError(404, "not_a_survey", f"campaign {campaign.id} has no survey")
     language = request.query.get("lang", request.app[SETTINGS].default_language)
     return web.Response(
-        text=results_csv(results, language),
+        text=results_csv(results, language, _min_cell(request)),
         content_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"'},
     )

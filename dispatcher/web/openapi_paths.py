@@ -43,8 +43,18 @@ def _enum(values: Any) -> Schema:
     return {"type": "string", "enum": [v.value for v in values]}
 
 
+#: A count in a report: the number, or for a partner-facing caller a text in its place
+#: ("< 5" below the minimum cell size, ">= 5" hidden against differencing; R11).
+COUNT: Schema = {
+    "oneOf": [
+        {"type": "integer"},
+        {"type": "string", "pattern": "^(< |>= )[0-9]+$", "example": "< 5"},
+    ]
+}
+
+
 def _counts(keys: Any) -> Schema:
-    return _obj({k.value: {"type": "integer"} for k in keys}, tuple(k.value for k in keys))
+    return _obj({k.value: COUNT for k in keys}, tuple(k.value for k in keys))
 
 
 STRING = {"type": "string"}
@@ -288,17 +298,14 @@ SCHEMAS: dict[str, Schema] = {
             ref("Campaign"),
             _obj(
                 {
-                    "total": INTEGER,
+                    "total": COUNT,
                     "states": _counts(DeliveryState),
                     "suppressed": _counts(SuppressionReason),
                     "progress": {"type": "object"},
                     "survey": _nullable(
                         _obj(
                             {
-                                "sessions": {
-                                    "type": "object",
-                                    "additionalProperties": INTEGER,
-                                },
+                                "sessions": {"type": "object", "additionalProperties": COUNT},
                                 "questions": {"type": "array", "items": {"type": "object"}},
                             },
                             ("sessions", "questions"),
