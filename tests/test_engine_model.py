@@ -243,10 +243,11 @@ class EngineModel(ModelInvariants, RuleBasedStateMachine):
         self._mo(n, self.settings.short_code, answer)
         checked = "every_distinct_reply_applied_once" not in SKIP
         if checked and before is not None and answer in ("1", "2"):
-            session, answered = before
+            survey, answered = before
+            # by survey: a session's answers are unlinked from it once it closes (R11)
             after = self.run(
                 self.pool.fetchval(
-                    "SELECT count(*) FROM survey_answers WHERE session_id = $1", session
+                    "SELECT count(*) FROM survey_answers WHERE survey_id = $1", survey
                 )
             )
             assert after == answered + 1, (
@@ -256,13 +257,14 @@ class EngineModel(ModelInvariants, RuleBasedStateMachine):
 
     async def _survey_position(self, n: str) -> tuple[int, int] | None:
         row = await self.pool.fetchrow(
-            "SELECT s.id, (SELECT count(*) FROM survey_answers a WHERE a.session_id = s.id) AS c "
+            "SELECT s.survey_id, "
+            "(SELECT count(*) FROM survey_answers a WHERE a.survey_id = s.survey_id) AS c "
             "FROM survey_sessions s WHERE s.msisdn = $1 AND s.state = 'open' "
-            "AND s.expires_at > $2",
+            "AND (s.expires_at IS NULL OR s.expires_at > $2)",
             n,
             self.clock.now(),
         )
-        return None if row is None else (row["id"], row["c"])
+        return None if row is None else (row["survey_id"], row["c"])
 
     @rule(n=st.sampled_from(NUMBERS))
     def survey_reply_racing_the_record(self, n: str) -> None:
