@@ -24,6 +24,7 @@ from aiohttp import web
 
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
+from dispatcher.kernel.values import header_token
 from dispatcher.tokens import TokenInfo
 
 COOKIE = "smartd_console"
@@ -73,10 +74,18 @@ def hash_id(session_id: str) -> bytes:
 
 
 def same_secret(presented: str | None, expected: str) -> bool:
-    """Constant-time comparison; a missing value never matches."""
-    if not presented:
+    """Constant-time comparison; a missing value, or one that is not printable ASCII (no
+    secret of ours is), never matches."""
+    presented = header_token(presented)
+    if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(presented.encode("ascii"), expected.encode("utf-8"))
+
+
+def cookie_secret(request: web.Request, name: str) -> str | None:
+    """A session id or form token from the cookie ``name``; None when absent or not printable
+    ASCII (a cookie of bytes that are not UTF-8 arrives as surrogates)."""
+    return header_token(request.cookies.get(name))
 
 
 class SessionRepository:
