@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import structlog
 
+from dispatcher.settings import mask_url_credentials
+
 # A run of 8-15 digits (optionally '+'-prefixed) not inside a longer run of digits or letters:
 # any phone number in international or national form. Timestamps and ids are shorter or
 # separated, so they survive.
@@ -24,7 +26,9 @@ MASK = "***"
 
 
 def mask_text(text: str) -> str:
-    """``text`` with every MSISDN-like digit run reduced to its last four digits."""
+    """``text`` with every MSISDN-like digit run reduced to its last four digits, and the
+    user and password of any URL masked."""
+    text = mask_url_credentials(text)
     return _MSISDN.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
 
 

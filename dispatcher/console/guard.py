@@ -32,7 +32,7 @@ from dispatcher.console.sessions import (
 from dispatcher.kernel.states import Role
 from dispatcher.kernel.values import header_token
 from dispatcher.web.auth import GRANTS, public
-from dispatcher.web.keys import CLOCK, DATABASE
+from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 ConsoleHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Body = Literal["urlencoded", "multipart", "json"]
@@ -140,9 +140,11 @@ def same_origin(request: web.Request) -> bool:
     if header_token(origin) is None:
         return False
     try:
-        return urlsplit(origin).netloc == request.host
+        netloc = urlsplit(origin).netloc
     except ValueError:  # e.g. an invalid IPv6 literal
         return False
+    public = request.app[SETTINGS].public_url
+    return netloc == request.host or (public is not None and netloc == urlsplit(public).netloc)
 
 
 async def _csrf_ok(request: web.Request, user: ConsoleUser, body: Body) -> bool:

@@ -3,7 +3,8 @@
 Signing in exchanges an API token (checked by :class:`TokenRepository`) for a session of
 :data:`SESSION_TTL`. The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict``
 (no other site's page can make the browser send it) and ``Secure`` when the request came
-over https. Each session has its own CSRF secret, put in every form and compared in
+over https or the service is published over https (``SMARTD_PUBLIC_URL``: behind a TLS proxy
+the app itself sees plain http). Each session has its own CSRF secret, put in every form and compared in
 constant time. The SQL is in ``console.sql``; :class:`SessionRepository` is its only
 caller.
 """
@@ -26,6 +27,7 @@ from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
 from dispatcher.kernel.values import header_token
 from dispatcher.tokens import TokenInfo
+from dispatcher.web.keys import SETTINGS
 
 COOKIE = "smartd_console"
 LOGIN_COOKIE = "smartd_login_csrf"  # double-submit token of the sign-in form
@@ -126,7 +128,7 @@ def _cookie_options(request: web.Request) -> dict[str, Any]:
         "path": COOKIE_PATH,
         "httponly": True,
         "samesite": "Strict",
-        "secure": request.secure,
+        "secure": request.secure or request.app[SETTINGS].public_https,
     }
 
 
