@@ -184,3 +184,16 @@ def test_compose_binds_loopback_and_carries_no_placeholder_password() -> None:
     everywhere = {"DB_PASSWORD": "k3Hw9Zq1", "HTTP_PUBLISH_ADDRESS": "0.0.0.0"}
     compose = yaml.safe_load(_compose_interpolate(raw, everywhere))
     assert compose["services"]["smartd"]["ports"] == ["0.0.0.0:8080:8080"]
+
+
+def test_openapi_examples_use_a_number_nobody_holds() -> None:
+    """Every number in the OpenAPI examples is in +7 799, a Kazakh zone code no operator
+    holds, and the service refuses it: an example copied into a request reaches nobody."""
+    from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
+    from dispatcher.web.openapi_paths import EXAMPLE_MSISDN, OPERATIONS, SCHEMAS
+
+    text = json.dumps([SCHEMAS, [list(k) + [v] for k, v in OPERATIONS.items()]])
+    numbers = set(re.findall(r"(?<!\d)7\d{10}(?!\d)", text))
+    assert numbers == {EXAMPLE_MSISDN}
+    with pytest.raises(InvalidMsisdn):
+        normalise(EXAMPLE_MSISDN)
