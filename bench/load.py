@@ -216,6 +216,7 @@ async def _main(args: argparse.Namespace) -> int:
     from dispatcher.migrate import migrate
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        os.chmod(tmp, 0o711)  # as root the embedded server runs as its own user
         server = EmbeddedPostgres(Path(tmp))
         url = await asyncio.to_thread(server.start)
         try:

@@ -138,7 +138,14 @@ def _public_url(raw: str) -> str | None:
     return value
 
 
+#: The data directory of a process run as root: the embedded server runs as its own user
+#: there and must reach it, which a per-user directory under /root (0700) does not allow.
+ROOT_DATA_DIR = Path("/var/lib/smart-dispatcher")
+
+
 def _default_data_dir() -> Path:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return Path(platformdirs.user_data_dir("smart-dispatcher", appauthor=False))
 
 
@@ -360,7 +367,9 @@ def describe() -> list[tuple[str, str, str, str]]:
     """(variable, default, expects, description) for every setting: the configuration reference."""
     rows = []
     for f in dataclasses.fields(Settings):
-        default = "(per-user data dir)" if f.name == "data_dir" else f.default
+        default = (
+            f"(per-user data dir; {ROOT_DATA_DIR} as root)" if f.name == "data_dir" else f.default
+        )
         if isinstance(default, tuple):
             default = ",".join(default)
         rows.append(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.embedded import traversable_tempdir
 from tests.net import free_port, wait_http
 
 
@@ -34,6 +35,9 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_migrate_with_no_database_configured_uses_embedded(tmp_path: Path) -> None:
     """With no URL, `smartd migrate` creates and migrates an embedded server; again is a no-op."""
+    # pytest's tmp_path is under a 0700 directory: as root, the embedded server (run as its
+    # own user) could not reach it, and smartd refuses to loosen it.
+    tmp_path = traversable_tempdir("smartd-cli-")
     env = {"SMARTD_DATA_DIR": str(tmp_path / "data")}
     first = _run("migrate", env=env)
     assert first.returncode == 0, first.stderr

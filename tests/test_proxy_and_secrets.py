@@ -192,7 +192,7 @@ def test_openapi_examples_use_a_number_nobody_holds() -> None:
     from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
     from dispatcher.web.openapi_paths import EXAMPLE_MSISDN, OPERATIONS, SCHEMAS
 
-    text = json.dumps([SCHEMAS, [list(k) + [v] for k, v in OPERATIONS.items()]])
+    text = json.dumps([SCHEMAS, [[*k, v] for k, v in OPERATIONS.items()]])
     numbers = set(re.findall(r"(?<!\d)7\d{10}(?!\d)", text))
     assert numbers == {EXAMPLE_MSISDN}
     with pytest.raises(InvalidMsisdn):

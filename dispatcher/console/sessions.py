@@ -3,10 +3,10 @@
 Signing in exchanges an API token (checked by :class:`TokenRepository`) for a session of
 :data:`SESSION_TTL`. The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict``
 (no other site's page can make the browser send it) and ``Secure`` when the request came
-over https or the service is published over https (``SMARTD_PUBLIC_URL``: behind a TLS proxy
-the app itself sees plain http). Each session has its own CSRF secret, put in every form and compared in
-constant time. The SQL is in ``console.sql``; :class:`SessionRepository` is its only
-caller.
+over https or the service is published over https (``SMARTD_PUBLIC_URL``: behind a TLS
+proxy the app itself sees plain http). Each session has its own CSRF secret, put in every
+form and compared in constant time. The SQL is in ``console.sql``;
+:class:`SessionRepository` is its only caller.
 """
 
 from __future__ import annotations

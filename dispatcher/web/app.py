@@ -91,9 +91,7 @@ def create_app(
     return app
 
 
-async def _strict_transport_security(
-    request: web.Request, response: web.StreamResponse
-) -> None:
+async def _strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
     """HSTS on every answer when the public URL is https: browsers that once reached the
     service through the TLS proxy never fall back to plain http."""
     max_age = request.app[SETTINGS].hsts_max_age

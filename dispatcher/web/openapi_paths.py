@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The example number: +7 799 is a zone code of Kazakhstan's +7 7xx allocation that no
-#: operator holds (no fictional range is published for Kazakhstan), so an example copied
-#: into a request reaches nobody: the service itself refuses it as an invalid number.
-EXAMPLE_MSISDN = "77990001234"
-
 from campaigns.models import SEGMENTS
 from dispatcher.kernel.states import (
     CampaignScope,
@@ -23,6 +18,11 @@ from dispatcher.kernel.states import (
     SubscriberStatus,
     SuppressionReason,
 )
+
+#: The example number: +7 799 is a zone code of Kazakhstan's +7 7xx allocation that no
+#: operator holds (no fictional range is published for Kazakhstan), so an example copied
+#: into a request reaches nobody: the service itself refuses it as an invalid number.
+EXAMPLE_MSISDN = "77990001234"
 
 Schema = dict[str, Any]
 INT64_MAX = (1 << 63) - 1
