@@ -26,6 +26,7 @@ from aiohttp import web
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
 from dispatcher.kernel.values import header_token
+from dispatcher.settings import Settings
 from dispatcher.tokens import TokenInfo
 from dispatcher.web.keys import SETTINGS
 
@@ -123,12 +124,18 @@ class SessionRepository:
         await self._pool.execute(ConsoleSQL.close_session, hash_id(session_id))
 
 
+def _published_over_https(request: web.Request) -> bool:
+    """``SMARTD_PUBLIC_URL`` is https (an app without settings, a unit test's, is not)."""
+    settings = request.app.get(SETTINGS)
+    return isinstance(settings, Settings) and settings.public_https
+
+
 def _cookie_options(request: web.Request) -> dict[str, Any]:
     return {
         "path": COOKIE_PATH,
         "httponly": True,
         "samesite": "Strict",
-        "secure": request.secure or request.app[SETTINGS].public_https,
+        "secure": request.secure or _published_over_https(request),
     }
 
 
