@@ -6,6 +6,7 @@ and an HTML page in the console."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from dispatcher.console.sessions import COOKIE, LOGIN_COOKIE, SessionRepository
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
+from dispatcher.logs import configure_logging
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
 from tests.web_helpers import running_api
@@ -401,3 +403,25 @@ async def test_sign_in_with_control_characters_in_next_answers_and_goes_home(
             answer = await send(port, Attempt("POST", "/console/login", (*cookie, FORM), body))
             assert answer.status == 303
             assert answer.headers["location"] == "/console/campaigns"
+
+
+async def test_malformed_http_is_a_400_logged_at_info_without_a_traceback(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """A control character in a header value: aiohttp's parser answers 400 before the app;
+    its log line is info with the reason, not an error-level traceback."""
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    try:
+        async with running_api(settings, clock, database) as api:
+            port = api.client.port
+            assert port is not None
+            header = ((b"Authorization", b"Bearer \x01\x7f\xff"),)
+            answer = await send(port, Attempt("GET", "/api/v1/whoami", header))
+            assert answer.status == 400
+    finally:
+        configure_logging("console", "warning")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    refused = [line for line in lines if line.get("logger") == "aiohttp.server"]
+    assert refused and all(line["level"] == "info" for line in refused)
+    assert all("exception" not in line and "refused:" in line["event"] for line in refused)
