@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import random
 import resource
@@ -176,4 +177,5 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile-rows", type=int, default=200_000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-audience-") as tmp:
+        os.chmod(tmp, 0o711)  # as root the embedded server runs as its own user
         return asyncio.run(run(args.rows, args.profile_rows, Path(tmp)))

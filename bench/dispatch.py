@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import resource
 import subprocess
@@ -208,6 +209,7 @@ async def naive_baseline(url: str, messages: int, port: int) -> float:
 
 async def _main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp:
+        os.chmod(tmp, 0o711)  # as root the embedded server runs as its own user
         server = EmbeddedPostgres(Path(tmp))
         admin_url = await asyncio.to_thread(server.start, "postgres")
         try:

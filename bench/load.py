@@ -230,6 +230,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     runs: list[LoadFigures] = []
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        os.chmod(tmp, 0o711)  # as root the embedded server runs as its own user
         server = EmbeddedPostgres(Path(tmp))
         admin = await asyncio.to_thread(server.start)
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from datetime import UTC, date, datetime
@@ -89,6 +90,7 @@ SERVER_SETTINGS = {"shared_buffers": "2GB", "max_wal_size": "8GB", "checkpoint_t
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-program-") as tmp:
+        os.chmod(tmp, 0o711)  # as root the embedded server runs as its own user
         server = EmbeddedPostgres(Path(tmp))
         server.start()
         for name, value in SERVER_SETTINGS.items():

@@ -24,6 +24,7 @@ from typing import Any
 
 from campaigns.templates import VARIABLE_NAME, check_text, numbered
 from dispatcher.kernel.states import CampaignScope, ContactKind, Language
+from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 
 LANGUAGES = frozenset(lang.value for lang in Language)
 MAX_QUESTIONS = 10
@@ -200,13 +201,11 @@ def _instant(payload: Mapping[str, Any], key: str, errors: dict[str, Any]) -> da
     value = payload.get(key)
     if value is None:
         return None
-    try:
-        instant = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        errors[key] = "expected an ISO 8601 time with a UTC offset"
-        return None
+    instant = parse_instant(value)
+    if instant is None:
+        errors[key] = (
+            f"expected an ISO 8601 time with a UTC offset, in years {EARLIEST_YEAR}-{LATEST_YEAR}"
+        )
     return instant
 
 

@@ -135,7 +135,14 @@ async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from dispatcher.settings import check_serve
     from dispatcher.web.app import create_app
+
+    try:
+        check_serve(settings)
+    except ConfigError as exc:
+        print(f"smartd: configuration error: {exc}", file=sys.stderr)
+        return 2
 
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()

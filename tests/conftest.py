@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ import asyncpg
 import pytest
 
 from dispatcher.db import Database, create_pool, with_database
-from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.embedded import EmbeddedPostgres, traversable_tempdir
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.migrate import migrate
 from dispatcher.program.bonus import BonusLedger
@@ -41,7 +40,8 @@ def pg_server_url() -> Iterator[str]:
         return
     # Outside pytest's basetemp: a concurrent pytest run prunes old basetemps, and a
     # PostgreSQL data directory must not vanish under a running server.
-    home = Path(tempfile.mkdtemp(prefix="smartd-tests-pg-"))
+    # Traversable by others: as root, the server runs as its own unprivileged user.
+    home = traversable_tempdir("smartd-tests-pg-")
     server = EmbeddedPostgres(home)
     url = server.start(database="postgres")
     # Durability is not under test here; speed is. (Crash tests run their own servers.)

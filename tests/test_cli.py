@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from dispatcher.embedded import traversable_tempdir
 from tests.net import free_port, wait_http
 
 
@@ -32,17 +33,23 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_migrate_with_no_database_configured_uses_embedded(tmp_path: Path) -> None:
+def test_migrate_with_no_database_configured_uses_embedded() -> None:
     """With no URL, `smartd migrate` creates and migrates an embedded server; again is a no-op."""
-    env = {"SMARTD_DATA_DIR": str(tmp_path / "data")}
-    first = _run("migrate", env=env)
-    assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("applied 0001_schema.sql")
-    assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
-    second = _run("migrate", env=env)
-    assert (second.returncode, second.stdout) == (0, "database is up to date\n")
-    pid_file = tmp_path / "data" / "pgdata" / "postmaster.pid"
-    assert not pid_file.exists(), "the embedded server is stopped when the last user exits"
+    # Not pytest's tmp_path, which is under a 0700 directory: as root, the embedded server
+    # (run as its own user) could not reach it, and smartd refuses to loosen it.
+    home = traversable_tempdir("smartd-cli-")
+    try:
+        env = {"SMARTD_DATA_DIR": str(home / "data")}
+        first = _run("migrate", env=env)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.startswith("applied 0001_schema.sql")
+        assert (home / "data" / "pgdata" / "PG_VERSION").exists()
+        second = _run("migrate", env=env)
+        assert (second.returncode, second.stdout) == (0, "database is up to date\n")
+        pid_file = home / "data" / "pgdata" / "postmaster.pid"
+        assert not pid_file.exists(), "the embedded server is stopped when the last user exits"
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_token_create_prints_token_last(database_url: str) -> None:

@@ -18,13 +18,14 @@ import jinja2
 from aiohttp import web
 
 from dispatcher.console import auth_views, campaign_views, create_views, subscriber_views
-from dispatcher.console.guard import secured, see_other
+from dispatcher.console.guard import refusal_page, secured, see_other
 from dispatcher.web.auth import public
+from dispatcher.web.errors import HTML_ERRORS
 from dispatcher.web.keys import SETTINGS
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = web.AppKey("console_static", dict[str, tuple[bytes, str]])
-ID = r"/{id:\d+}"
+ID = r"/{id:[0-9]+}"  # past bigint: 404 page (path_id)
 
 
 def setup(app: web.Application) -> None:
@@ -41,6 +42,7 @@ def setup(app: web.Application) -> None:
     env.filters["local"] = lambda value: local_time(value, zone)
     env.filters["num"] = number
     app[STATIC] = load_static(PACKAGE / "static")
+    app[HTML_ERRORS] = refusal_page
     _routes(app.router)
 
 

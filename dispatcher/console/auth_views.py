@@ -25,6 +25,7 @@ from dispatcher.console.sessions import (
     LOGIN_COOKIE,
     SessionRepository,
     clear_cookie,
+    cookie_secret,
     new_secret,
     same_secret,
     set_login_cookie,
@@ -64,7 +65,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     target = safe_next(_field(form, "next"))
     forged = not same_origin(request) or not same_secret(
-        _field(form, "csrf"), request.cookies.get(LOGIN_COOKIE, "")
+        _field(form, "csrf"), cookie_secret(request, LOGIN_COOKIE) or ""
     )
     if forged:
         return error_page(request, 403, "Form expired", "Reload the sign-in page and retry.")
@@ -80,7 +81,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         log.info("console sign-in refused", reason="gateway token", token=caller.name)
         return _login_page(request, target, "Gateway tokens cannot use the console.", 403)
     sessions = SessionRepository(request.app[DATABASE].pool)
-    if old := request.cookies.get(COOKIE):
+    if old := cookie_secret(request, COOKIE):
         await sessions.close(old)
     session_id, user = await sessions.open(caller, now)
     log.info("console sign-in", token=user.name, role=user.role.value)
@@ -98,7 +99,7 @@ def _field(form: object, name: str) -> str:
 @action(Role.VIEWER)
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session (its row is deleted) and forget the cookie."""
-    session_id = request.cookies.get(COOKIE, "")
+    session_id = cookie_secret(request, COOKIE) or ""
     await SessionRepository(request.app[DATABASE].pool).close(session_id)
     log.info("console sign-out", token=request[USER].name)
     response = see_other("/console/login")

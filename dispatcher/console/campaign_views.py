@@ -31,8 +31,10 @@ from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, pro
 from dispatcher.console.guard import MULTIPART, USER, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
 from dispatcher.kernel.states import CampaignState, Role
+from dispatcher.kernel.values import BIGINT_MAX, parse_int
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
+from dispatcher.web.params import path_id
 from dispatcher.web.uploads import UPLOADS_RETRY_AFTER, BodyTimeout, Busy, spooled_upload
 
 PAGE_SIZE = 25
@@ -60,8 +62,9 @@ def _repository(request: web.Request) -> CampaignRepository:
 
 
 def _int_query(request: web.Request, name: str) -> int | None:
-    value = request.query.get(name, "")
-    return int(value) if value.isdigit() else None
+    """``?name=`` as a non-negative bigint; anything else (``٣``, ``²``, 20 digits) is
+    ignored, as an absent value is."""
+    return parse_int(request.query.get(name), 0, BIGINT_MAX)
 
 
 @view(Role.VIEWER)
@@ -102,7 +105,7 @@ def _list_row(campaign: Campaign, states: dict[str, int], min_cell: int) -> dict
 async def campaign_page(request: web.Request) -> web.StreamResponse:
     """A campaign's report: counts by state and suppression reason, throughput over time,
     survey results (counts only, R11), and the actions its state allows."""
-    campaign = await _repository(request).get(int(request.match_info["id"]))
+    campaign = await _repository(request).get(path_id(request))
     if campaign is None:
         return error_page(request, 404, "No such campaign", "It may have been removed.")
     notice = DONE_NOTICES.get(request.query.get("done", ""))
@@ -226,7 +229,7 @@ def _partner_survey(
 def _transition(name: str) -> Any:
     @action(Role.MARKETER)
     async def change_state(request: web.Request) -> web.StreamResponse:
-        campaign_id = int(request.match_info["id"])
+        campaign_id = path_id(request)
         repository = _repository(request)
         try:
             await repository.transition(campaign_id, name, request.app[CLOCK].now())
@@ -253,7 +256,7 @@ TRANSITION_VIEWS = {name: _transition(name) for name in TRANSITIONS}
 async def audience_upload(request: web.Request) -> web.StreamResponse:
     """Upload an audience CSV (multipart: ``csrf`` first, then ``file``); the page shows
     the counts and the rejected lines. A refused file changes nothing (409/413/400)."""
-    campaign_id = int(request.match_info["id"])
+    campaign_id = path_id(request)
     repository = _repository(request)
     campaign = await repository.get(campaign_id)
     if campaign is None:

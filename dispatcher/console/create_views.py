@@ -28,6 +28,8 @@ from dispatcher.console.guard import (
     view,
 )
 from dispatcher.kernel.states import CampaignScope, ContactKind, Role
+from dispatcher.web.bodies import json_value
+from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 MAX_FIELD_BYTES = 64 * 1024  # one text field; a campaign text is at most a few KB
@@ -102,13 +104,10 @@ async def _read_form(request: web.Request) -> tuple[dict[str, str], BodyPartRead
 async def preview_texts(request: web.Request) -> web.StreamResponse:
     """``{"texts": {lang: text}}`` → per language encoding, parts and characters (the
     campaign domain's :func:`preview`, as the API's preview endpoint)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await json_value(request)
     texts = body.get("texts") if isinstance(body, dict) else None
     if not isinstance(texts, dict) or not set(texts) <= LANGUAGES:
-        return web.json_response({"error": 'expected {"texts": {"ru": "..."}}'}, status=400)
+        raise ApiError(400, "invalid_preview", 'expected {"texts": {"ru": "..."}}')
     clean = {
         lang: text.replace("\r\n", "\n")
         for lang, text in texts.items()

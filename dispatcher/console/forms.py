@@ -26,6 +26,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, instant_in_range
+
 LANGUAGE_ORDER = ("kk", "ru", "en")
 _OPTION_MARK = re.compile(r"^\s*(?:\d{1,2}\s*[.)]|[-*•])\s*")
 
@@ -69,11 +71,13 @@ def local_instant(value: str, zone: ZoneInfo) -> datetime | str | None:
     if not value.strip():
         return None
     try:
-        instant = datetime.fromisoformat(value.strip())
+        instant = datetime.fromisoformat(value.strip()[:64])
     except ValueError:
         return "expected a date and time"
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=zone)
+    if not instant_in_range(instant):
+        return f"expected a date in the years {EARLIEST_YEAR}-{LATEST_YEAR}"
     return instant
 
 

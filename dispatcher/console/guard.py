@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from dispatcher.console.sessions import COOKIE, ConsoleUser, SessionRepository, same_secret
+from dispatcher.console.sessions import (
+    COOKIE,
+    ConsoleUser,
+    SessionRepository,
+    cookie_secret,
+    same_secret,
+)
 from dispatcher.kernel.states import Role
+from dispatcher.kernel.values import header_token
 from dispatcher.web.auth import GRANTS, public
-from dispatcher.web.keys import CLOCK, DATABASE
+from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 ConsoleHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Body = Literal["urlencoded", "multipart", "json"]
@@ -33,7 +41,9 @@ USER = web.RequestKey("console_user", ConsoleUser)
 #: The multipart reader of an action whose CSRF field was already read from it.
 MULTIPART = web.RequestKey("console_multipart", MultipartReader)
 _ROLE = "__console_role__"
+_BODY = "__console_body__"
 LOGIN_PATH = "/console/login"
+MAX_NEXT = 2000
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -85,6 +95,7 @@ def _guard(role: Role, body: Body | None) -> Callable[[ConsoleHandler], ConsoleH
             return secured(await handler(request))
 
         setattr(guarded, _ROLE, role)
+        setattr(guarded, _BODY, body)
         return public(guarded)
 
     return wrap
@@ -92,8 +103,8 @@ def _guard(role: Role, body: Body | None) -> Callable[[ConsoleHandler], ConsoleH
 
 async def signed_in(request: web.Request) -> ConsoleUser | None:
     """The session named by the request's cookie, if it is live."""
-    session_id = request.cookies.get(COOKIE)
-    if not session_id:
+    session_id = cookie_secret(request, COOKIE)
+    if session_id is None:
         return None
     repository = SessionRepository(request.app[DATABASE].pool)
     return await repository.find(session_id, request.app[CLOCK].now())
@@ -109,9 +120,13 @@ def redirect_to_login(request: web.Request) -> web.Response:
 
 
 def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a console path, never another site."""
+    """Where to go after signing in: a console path, never another site, and only printable
+    ASCII (it becomes a ``Location`` header: a control character there would drop the
+    connection after the session was opened)."""
     default = "/console/campaigns"
     if not value or not value.startswith("/console") or "\\" in value:
+        return default
+    if header_token(value, MAX_NEXT) is None:
         return default
     parts = urlsplit(value)
     return value if not parts.scheme and not parts.netloc else default
@@ -122,7 +137,14 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.host
+    if header_token(origin) is None:
+        return False
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return False
+    public = request.app[SETTINGS].public_url
+    return netloc == request.host or (public is not None and netloc == urlsplit(public).netloc)
 
 
 async def _csrf_ok(request: web.Request, user: ConsoleUser, body: Body) -> bool:
@@ -199,3 +221,15 @@ def render(
 def error_page(request: web.Request, status: int, title: str, message: str) -> web.Response:
     """An HTML error page (the console never answers with the API's JSON errors)."""
     return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+def refusal_page(request: web.Request, status: int, code: str, message: str) -> web.Response | None:
+    """The error middleware's answer under ``/console`` (``HTML_ERRORS``): an error page,
+    except for a JSON action (the preview), which keeps the API's error shape."""
+    if getattr(request.match_info.handler, _BODY, None) == "json":
+        return None
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return error_page(request, status, title, message)

@@ -3,9 +3,10 @@
 Signing in exchanges an API token (checked by :class:`TokenRepository`) for a session of
 :data:`SESSION_TTL`. The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict``
 (no other site's page can make the browser send it) and ``Secure`` when the request came
-over https. Each session has its own CSRF secret, put in every form and compared in
-constant time. The SQL is in ``console.sql``; :class:`SessionRepository` is its only
-caller.
+over https or the service is published over https (``SMARTD_PUBLIC_URL``: behind a TLS
+proxy the app itself sees plain http). Each session has its own CSRF secret, put in every
+form and compared in constant time. The SQL is in ``console.sql``;
+:class:`SessionRepository` is its only caller.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from aiohttp import web
 
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
+from dispatcher.kernel.values import header_token
+from dispatcher.settings import Settings
 from dispatcher.tokens import TokenInfo
+from dispatcher.web.keys import SETTINGS
 
 COOKIE = "smartd_console"
 LOGIN_COOKIE = "smartd_login_csrf"  # double-submit token of the sign-in form
@@ -73,10 +77,18 @@ def hash_id(session_id: str) -> bytes:
 
 
 def same_secret(presented: str | None, expected: str) -> bool:
-    """Constant-time comparison; a missing value never matches."""
-    if not presented:
+    """Constant-time comparison; a missing value, or one that is not printable ASCII (no
+    secret of ours is), never matches."""
+    presented = header_token(presented)
+    if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(presented.encode("ascii"), expected.encode("utf-8"))
+
+
+def cookie_secret(request: web.Request, name: str) -> str | None:
+    """A session id or form token from the cookie ``name``; None when absent or not printable
+    ASCII (a cookie of bytes that are not UTF-8 arrives as surrogates)."""
+    return header_token(request.cookies.get(name))
 
 
 class SessionRepository:
@@ -112,12 +124,18 @@ class SessionRepository:
         await self._pool.execute(ConsoleSQL.close_session, hash_id(session_id))
 
 
+def _published_over_https(request: web.Request) -> bool:
+    """``SMARTD_PUBLIC_URL`` is https (an app without settings, a unit test's, is not)."""
+    settings = request.app.get(SETTINGS)
+    return isinstance(settings, Settings) and settings.public_https
+
+
 def _cookie_options(request: web.Request) -> dict[str, Any]:
     return {
         "path": COOKIE_PATH,
         "httponly": True,
         "samesite": "Strict",
-        "secure": request.secure,
+        "secure": request.secure or _published_over_https(request),
     }
 
 

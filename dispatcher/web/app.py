@@ -90,9 +90,18 @@ def create_app(
     if engine:
         app.cleanup_ctx.append(engine_ctx)
     app.on_cleanup.append(_close_bonus)
+    if settings.public_https and settings.hsts_max_age:
+        app.on_response_prepare.append(_strict_transport_security)
     setup_routes(app)
     check_routes(app)
     return app
+
+
+async def _strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
+    """HSTS on every answer when the public URL is https: browsers that once reached the
+    service through the TLS proxy never fall back to plain http."""
+    max_age = request.app[SETTINGS].hsts_max_age
+    response.headers.setdefault("Strict-Transport-Security", f"max-age={max_age}")
 
 
 def _clock(settings: Settings) -> Clock:

@@ -13,6 +13,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from dispatcher.kernel.states import Role
+from dispatcher.kernel.values import header_token
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CALLER, CLOCK, TOKENS, Handler, TokenInfo
 
@@ -58,11 +59,13 @@ def check_routes(app: web.Application) -> None:
 
 
 def bearer_token(request: web.Request) -> str | None:
+    """The bearer token of ``Authorization``; None when absent or not printable ASCII (bytes
+    that are not UTF-8 arrive as surrogates and are refused here, never encoded again)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() != "bearer":
         return None
-    return token.strip()
+    return header_token(token.strip())
 
 
 @web.middleware

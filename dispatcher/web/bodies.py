@@ -1,4 +1,9 @@
-"""Request bodies: JSON objects and their fields, with 400s in the error shape."""
+"""Request bodies: JSON objects and their fields, with 400s in the error shape.
+
+Every JSON body of the API and the console is read by :func:`json_value`: at most
+:data:`MAX_JSON_DEPTH` levels of arrays and objects (200,000 ``[`` would otherwise exhaust
+the parser's recursion and the handlers that walk the value).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,38 @@ from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import SETTINGS
 
+MAX_JSON_DEPTH = 32
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or 400 ``invalid_json``."""
+
+async def json_value(request: web.Request) -> Any:
+    """The body as JSON nested at most :data:`MAX_JSON_DEPTH` deep, or 400 ``invalid_json``."""
     try:
         body = await request.json(loads=json.loads)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from exc
+    except RecursionError:
+        body = None
+    else:
+        if json_depth(body) <= MAX_JSON_DEPTH:
+            return body
+    raise ApiError(400, "invalid_json", f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+def json_depth(value: Any) -> int:
+    """How deep arrays and objects nest in ``value`` (0 for a scalar); iterative."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or 400 ``invalid_json``."""
+    body = await json_value(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
     return body

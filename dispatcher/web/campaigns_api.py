@@ -7,7 +7,6 @@ answer. Domain errors become the error shape: 400 invalid input, 404 unknown cam
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,13 +28,16 @@ from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.kernel.states import CampaignState, Role
+from dispatcher.kernel.values import BIGINT_MAX
 from dispatcher.web.auth import requires
+from dispatcher.web.bodies import json_value
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CALLER, CLOCK, DATABASE, SETTINGS, Handler
+from dispatcher.web.params import path_id, query_int
 from dispatcher.web.uploads import spooled_upload
 
 BASE = "/api/v1/campaigns"
-ITEM = BASE + r"/{id:\d{1,18}}"  # ids are bigint: a longer number is no campaign (404)
+ITEM = BASE + r"/{id:[0-9]+}"  # a number past bigint is no campaign: 404 (path_id)
 CHUNK = 1 << 16
 ACTIONS = ("start", "pause", "resume", "cancel")
 
@@ -58,7 +60,7 @@ def _repository(request: web.Request) -> CampaignRepository:
 
 
 def _campaign_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 async def _campaign_or_404(request: web.Request, repository: CampaignRepository) -> Campaign:
@@ -81,10 +83,7 @@ def _domain_errors() -> Iterator[None]:
 
 
 async def _json_body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    return await json_value(request)
 
 
 @requires(Role.MARKETER)
@@ -108,14 +107,13 @@ async def create_campaign(request: web.Request) -> web.Response:
 async def list_campaigns(request: web.Request) -> web.Response:
     """A page of campaigns, newest first: ``?limit=50&before=<id>&state=running``."""
     query = request.query
+    asked = query_int(request, "limit", -BIGINT_MAX, BIGINT_MAX)
+    limit = 50 if asked is None else min(max(asked, 1), 500)
+    before = query_int(request, "before", 1, BIGINT_MAX)
     try:
-        limit = min(max(int(query.get("limit", "50")), 1), 500)
-        before = int(query["before"]) if "before" in query else None
-        if before is not None and not 0 < before < 1 << 63:
-            raise ValueError(before)
         state = CampaignState(query["state"]) if "state" in query else None
     except ValueError:
-        raise ApiError(400, "invalid_query", "limit/before are integers; state a state") from None
+        raise ApiError(400, "invalid_query", "state must be a campaign state") from None
     campaigns = await _repository(request).page(before_id=before, limit=limit, state=state)
     page = [campaign_view(c) for c in campaigns]
     next_before = campaigns[-1].id if len(campaigns) == limit else None

@@ -3,11 +3,13 @@
 Handlers raise :class:`ApiError`; the middleware turns it, refused input (an upload the
 domain refuses as a whole: :class:`~campaigns.csvstream.InputRefused`), aiohttp's own HTTP
 errors (404, 405, 413, ...) and anything unexpected (500, logged, no internals leaked) into
-that shape.
+that shape. Under ``/console`` the same errors are HTML pages: the console registers its
+renderer under :data:`HTML_ERRORS` (a browser is never shown the API's JSON).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +21,11 @@ from campaigns.csvstream import InputRefused, TooLarge
 from dispatcher.web.keys import Handler
 
 log = structlog.get_logger(__name__)
+
+#: ``(request, status, code, message) -> response``, or None where JSON is the answer (the
+#: console's JSON actions). Registered by the console for its paths.
+ErrorRenderer = Callable[[web.Request, int, str, str], web.Response | None]
+HTML_ERRORS: web.AppKey[ErrorRenderer] = web.AppKey("html_errors")
 
 
 class ApiError(Exception):
@@ -54,25 +61,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return _error(request, exc.status, exc.code, exc.message, exc.details)
     except InputRefused as exc:
-        return error_response(refused_status(exc), exc.code, exc.explained, exc.details)
+        return _error(request, refused_status(exc), exc.code, exc.explained, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        response = error_response(exc.status, _code_for(exc.status), exc.reason)
-        response.headers.update(headers)
+        response = _error(request, exc.status, _code_for(exc.status), exc.reason)
+        response.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
         return response
     except http_exceptions.BadHttpMessage as exc:  # e.g. a malformed multipart part header
-        return error_response(400, "bad_request", f"malformed request: {exc.message}"[:200])
+        return _error(request, 400, "bad_request", f"malformed request: {exc.message}"[:200])
     except (
         asyncpg.CharacterNotInRepertoireError,
         asyncpg.UntranslatableCharacterError,
     ):  # a NUL (or unstorable character) in client text; the transaction rolled back
-        return error_response(
-            400, "invalid_text", "the request holds a character that cannot be stored (NUL)"
-        )
+        message = "the request holds a character that cannot be stored (NUL)"
+        return _error(request, 400, "invalid_text", message)
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
-        return error_response(500, "internal_error", "internal server error")
+        return _error(request, 500, "internal_error", "internal server error")
+
+
+def _error(
+    request: web.Request, status: int, code: str, message: str, details: Any = None
+) -> web.Response:
+    """The error shape, or the console's HTML page for a console path."""
+    renderer = request.app.get(HTML_ERRORS)
+    if renderer is not None and (
+        request.path == "/console" or request.path.startswith("/console/")
+    ):
+        page = renderer(request, status, code, message)
+        if page is not None:
+            return page
+    return error_response(status, code, message, details)

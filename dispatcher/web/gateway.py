@@ -10,6 +10,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from dispatcher.kernel.states import CampaignScope, Channel, ContactKind, Role, SubscriberStatus
+from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 from dispatcher.program import contacts
 from dispatcher.program.events import EVENT_TYPES
 from dispatcher.web.auth import requires
@@ -71,15 +72,13 @@ def _occurred_at(body: dict[str, object], now: datetime) -> datetime:
     raw = body.get("occurred_at")
     if raw is None:
         return now
-    try:
-        value = datetime.fromisoformat(str(raw))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+    value = parse_instant(raw)
+    if value is None:
         raise ApiError(
             400,
             "invalid_field",
-            "occurred_at must be an ISO 8601 time with offset",
+            f"occurred_at must be an ISO 8601 time with offset, in years "
+            f"{EARLIEST_YEAR}-{LATEST_YEAR}",
             {"field": "occurred_at"},
         )
     return value

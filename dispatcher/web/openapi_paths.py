@@ -19,6 +19,11 @@ from dispatcher.kernel.states import (
     SuppressionReason,
 )
 
+#: The example number: +7 799 is a zone code of Kazakhstan's +7 7xx allocation that no
+#: operator holds (no fictional range is published for Kazakhstan), so an example copied
+#: into a request reaches nobody: the service itself refuses it as an invalid number.
+EXAMPLE_MSISDN = "77990001234"
+
 Schema = dict[str, Any]
 INT64_MAX = (1 << 63) - 1
 CAMPAIGN_ACTIONS = ("start", "pause", "resume", "cancel")
@@ -104,7 +109,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "UssdRequest": _obj(
         {
-            "msisdn": {"type": "string", "maxLength": 32, "example": "77011234567"},
+            "msisdn": {"type": "string", "maxLength": 32, "example": EXAMPLE_MSISDN},
             "session_id": {"type": "string", "minLength": 1, "maxLength": 100},
             "input": {"type": "string", "minLength": 1, "maxLength": 182, "example": "*555*1#"},
         },
@@ -363,7 +368,7 @@ def _transition(action: str) -> Schema:
 
 _AUDIENCE_CSV = {
     "schema": {"type": "string", "format": "binary"},
-    "example": "msisdn,name\n77011234567,Aigerim\n",
+    "example": f"msisdn,name\n{EXAMPLE_MSISDN},Aigerim\n",
 }
 
 OPERATIONS: dict[tuple[str, str], Schema] = {
@@ -451,7 +456,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             "content": {
                 "text/csv": {
                     "schema": {"type": "string", "format": "binary"},
-                    "example": "msisdn,status,language\n77011234567,active,kk\n",
+                    "example": f"msisdn,status,language\n{EXAMPLE_MSISDN},active,kk\n",
                 }
             },
         },

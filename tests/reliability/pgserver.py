@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.embedded import EmbeddedPostgres, traversable_tempdir
 
 
 class RestartablePostgres:
@@ -57,7 +56,7 @@ class RestartablePostgres:
 @contextmanager
 def restartable_postgres() -> Iterator[RestartablePostgres]:
     # Outside pytest's basetemp, like the shared server (see tests/conftest.py).
-    home = Path(tempfile.mkdtemp(prefix="smartd-pgrestart-"))
+    home = traversable_tempdir("smartd-pgrestart-")  # as root the server runs as its own user
     server = RestartablePostgres(home)
     try:
         yield server
