@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,22 @@ def _bool(raw: str) -> bool:
 def _address(raw: str) -> str:
     value = raw.strip()
     if not value or len(value) > 20 or not value.isalnum():
+        raise ValueError(raw)
+    return value
+
+
+def _support_line(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 20 or not re.fullmatch(r"\+?[0-9][0-9 ()\-]*", value):
+        raise ValueError(raw)
+    return value
+
+
+def _optional_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > 60 or not re.fullmatch(r"https?://[^\s]+", value):
         raise ValueError(raw)
     return value
 
@@ -267,6 +284,19 @@ class Settings:
     )
     default_language: str = _setting(
         "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"
+    )
+    support_line: str = _setting(
+        "3030",
+        _support_line,
+        "a phone number (digits, spaces, + ( ) -; at most 20 characters)",
+        "the support line the help SMS and the *555# conditions screen name (R14)",
+    )
+    conditions_url: str | None = _setting(
+        None,
+        _optional_url,
+        "an http(s) URL of at most 60 characters",
+        "where the program's full conditions are published, named by the help SMS and the "
+        "*555# conditions screen; empty names the conditions screen (*555#, item 5)",
     )
     default_region: str = _setting("KZ", _str, "an ISO region code", "region for local numbers")
     audience_max_bytes: int = _setting(

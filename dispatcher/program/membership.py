@@ -76,6 +76,8 @@ class ProgramSQL(SqlFile, domain="program"):
     start_new_owner: str
     dnc_since: str
     set_tariff: str
+    choose_language: str
+    hint_language: str
     record_event: str
     memberships_of: str
     dnc_of: str
@@ -161,6 +163,24 @@ class Membership:
         """The subscriber's language, or the configured default for an unknown number."""
         row = await db.fetchrow(ProgramSQL.get_subscriber, msisdn)
         return self.language(None if row is None else Subscriber.from_row(row))
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    async def choose_language(
+        self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> None:
+        """R14: the subscriber chose ``language`` (the *555# menu); it is theirs from now on:
+        a gateway hint never replaces it, nor does a subscriber import."""
+        await db.execute(ProgramSQL.choose_language, msisdn, language, now)
+
+    async def hint_language(
+        self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> None:
+        """R14: the USSD gateway's language hint, used when no language is known for the
+        number (first contact, a new owner); a known language, chosen or imported, stays."""
+        await db.execute(ProgramSQL.hint_language, msisdn, language, now)
 
     async def lock(
         self, conn: asyncpg.Connection, msisdn: str, language: Language | None = None

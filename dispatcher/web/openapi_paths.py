@@ -97,6 +97,15 @@ SCHEMAS: dict[str, Schema] = {
             "msisdn": {"type": "string", "maxLength": 32, "example": "77011234567"},
             "session_id": {"type": "string", "minLength": 1, "maxLength": 100},
             "input": {"type": "string", "minLength": 1, "maxLength": 182, "example": "*555*1#"},
+            "language": {
+                "type": "string",
+                "maxLength": 35,
+                "example": "kk",
+                "description": "The gateway's language hint for the subscriber (kk, ru, en; "
+                "ISO 639-2 or a locale such as ru-RU also read). Used when the number has no "
+                "language yet (first contact, a new owner); never over one the subscriber "
+                "chose in the *555# menu. Another value is ignored.",
+            },
         },
         ("msisdn", "session_id", "input"),
     ),
