@@ -131,3 +131,15 @@ def test_language_menu_choices_and_hints() -> None:
         assert language_hint(raw) is lang, raw
     for raw in (None, "", "de", "uz-Cyrl", "k"):
         assert language_hint(raw) is None, raw
+
+
+def test_kazakh_texts_read_as_written_by_a_native_writer() -> None:
+    """Issue 12: the calques and awkward phrases are gone — "already a member" says
+    "already" (-ып қойғансыз), the present is "сыйға берілді", lost bonuses are "жойылды"
+    (not "күйді", a calque of "сгорели")."""
+    kk = {key: variants[Language.KK] for key, variants in texts.TEXTS.items()}
+    assert kk["already_member"] == "Сіз SMART-қа қосылып қойғансыз."
+    assert "сыйға берілді" in kk["joined"]
+    for key, shown in kk.items():
+        for awkward in ("күйді", "күйеді", "бонус сыйлық", "қатысушысысыз", "бірлік бонус"):
+            assert awkward not in shown, (key, awkward)

@@ -205,7 +205,7 @@ TEXTS: dict[str, dict[Language, str]] = {
         "Поддержка: {support}.",
         Language.KK: "SMART: *555*1# қосылу, *555*2# немесе STOP шығу, "
         "*555*00# бонусты белсендіру, *111*3# баланс. Шарттар: {where}. "
-        "Анықтама: {support}.",
+        "Қолдау қызметі: {support}.",
         Language.EN: "SMART: *555*1# join, *555*2# or STOP leave, "
         "*555*00# activate bonus, *111*3# balance. Terms: {where}. Support: {support}.",
     },
@@ -252,7 +252,7 @@ TEXTS: dict[str, dict[Language, str]] = {
         Language.RU: "Ваши {units} бонусов SMART начислены. Активация этого месяца "
         "использована: *555*00# с {start} до {deadline}.",
         Language.KK: "SMART: {units} бонус есептелді. Осы айдың белсендіруі пайдаланылды: "
-        "*555*00# нөмірін {start} бастап {deadline} дейін теріңіз.",
+        "{start} бастап {deadline} дейін *555*00# теріңіз.",
         Language.EN: "Your {units} SMART bonus units are granted. This month's activation is "
         "used: dial *555*00# from {start} until {deadline}.",
     },
