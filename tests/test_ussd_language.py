@@ -81,10 +81,18 @@ async def follow(api: Api, reply: dict[str, Any], session: str) -> str:
     return " ".join(shown)
 
 
-async def language_of(database: Database, msisdn: str) -> str | None:
-    value: str | None = await database.pool.fetchval(
-        "SELECT language::text FROM subscribers WHERE msisdn = $1", msisdn
-    )
+async def language_of(api: Api, msisdn: str) -> str | None:
+    """The subscriber's language as the API shows it; checks a choice is marked as one."""
+    resp = await api.client.get(f"/api/v1/subscribers/{msisdn}", headers=api.auth(Role.VIEWER))
+    assert resp.status == 200, await resp.text()
+    view = await resp.json()
+    language: str | None = view["language"]
+    return language
+
+
+async def chosen_at(api: Api, msisdn: str) -> str | None:
+    resp = await api.client.get(f"/api/v1/subscribers/{msisdn}", headers=api.auth(Role.VIEWER))
+    value: str | None = (await resp.json())["language_chosen_at"]
     return value
 
 
@@ -105,7 +113,8 @@ async def test_menu_offers_the_language_and_the_choice_is_kept(
     answer is in Kazakh, and every later answer is too (the choice is kept)."""
     chosen = await choose(api, A, "1")
     assert chosen["end"] is True and "қазақ тілінде" in chosen["text"]
-    assert await language_of(database, A) == "kk"
+    assert await language_of(api, A) == "kk"
+    assert await chosen_at(api, A) == clock.now().isoformat()
     clock.advance(timedelta(hours=1))
     joined = await dial(api, "*555*1#")
     assert "SMART-қа қосылдыңыз" in joined["text"]
@@ -123,14 +132,14 @@ async def test_gateway_hint_fills_an_unknown_language_never_a_choice(
     language the subscriber chose, and an unknown hint is ignored."""
     first = await dial(api, "*555*1#", A, language="KAZ")
     assert first["text"].startswith("SMART-қа қосылдыңыз")
-    assert await language_of(database, A) == "kk"
+    assert await language_of(api, A) == "kk" and await chosen_at(api, A) is None
     await choose(api, A, "2")  # the subscriber wants Russian
     later = await dial(api, "*555*1#", A, language="kk")
     assert later["text"] == "Вы уже участник SMART."
-    assert await language_of(database, A) == "ru"
+    assert await language_of(api, A) == "ru"
     unknown = await dial(api, "*555*1#", B, language="de")
     assert unknown["text"].startswith("Вы подключены к SMART")  # the default, ru
-    assert await language_of(database, B) is None
+    assert await language_of(api, B) is None
     hinted = await dial(api, "*555*2#", B, language="en-GB")
     assert hinted["text"].startswith("You left SMART")
 
@@ -144,8 +153,8 @@ async def test_import_does_not_override_a_chosen_language(api: Api, database: Da
         headers={**api.auth(Role.ADMIN), "Content-Type": "text/csv"},
     )
     assert resp.status == 200, await resp.text()
-    assert await language_of(database, A) == "en"
-    assert await language_of(database, B) == "kk"
+    assert await language_of(api, A) == "en"
+    assert await language_of(api, B) == "kk"
 
 
 @pytest.mark.parametrize("choice", ["1", "2", "3"])

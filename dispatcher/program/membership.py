@@ -123,6 +123,7 @@ class Subscriber:
     tariff: str | None
     owner_since: datetime | None
     owner_epoch: int = 0  # R12: which owner of the number (0: the first we know of)
+    language_chosen_at: datetime | None = None  # R14: when the subscriber chose it (*555#)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Subscriber:
@@ -134,6 +135,7 @@ class Subscriber:
             tariff=row["tariff"],
             owner_since=row["owner_since"],
             owner_epoch=row["owner_epoch"],
+            language_chosen_at=row.get("language_chosen_at"),
         )
 
 

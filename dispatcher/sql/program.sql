@@ -11,13 +11,13 @@ ON CONFLICT (msisdn) DO NOTHING
 
 -- name: lock_subscriber
 -- $1: msisdn.
-SELECT msisdn, status, language, tariff, owner_since, owner_epoch
+SELECT msisdn, status, language, language_chosen_at, tariff, owner_since, owner_epoch
 FROM subscribers WHERE msisdn = $1
 FOR UPDATE
 
 -- name: get_subscriber
 -- $1: msisdn.
-SELECT msisdn, status, language, tariff, owner_since, owner_epoch
+SELECT msisdn, status, language, language_chosen_at, tariff, owner_since, owner_epoch
 FROM subscribers WHERE msisdn = $1
 
 -- name: open_membership

@@ -170,6 +170,11 @@ SCHEMAS: dict[str, Schema] = {
             "msisdn": STRING,
             "status": _enum(SubscriberStatus),
             "language": _nullable(_enum(Language)),
+            "language_chosen_at": {
+                **TIME,
+                "description": "when the subscriber chose the language in the *555# menu "
+                "(null: the language is imported, hinted by the gateway, or unknown)",
+            },
             "tariff": _nullable(STRING),
             "owner_since": TIME,
             "member": {"type": "boolean"},
