@@ -209,7 +209,8 @@ class UssdDesk:
         if action is Action.CHOOSE_LANGUAGE:
             chosen = LANGUAGE_CHOICES["".join(dialled.split())]
             await self._membership.choose_language(self._pool, msisdn, chosen, now)
-            return await self._answer(session_id, msisdn, texts.text("language_set", chosen), now)
+            shown = texts.text("language_set", chosen)
+            return await self._answer(session_id, msisdn, shown, now, session is not None)
         evidence = {"ussd_session": session_id, "input": dialled}
         if action is Action.JOIN:
             shown = await self._change("join", msisdn, evidence, now)
@@ -222,7 +223,7 @@ class UssdDesk:
             shown = self._conditions(await self._language(msisdn))
         else:
             shown = await self._text("unknown_code", msisdn)
-        return await self._answer(session_id, msisdn, shown, now)
+        return await self._answer(session_id, msisdn, shown, now, session is not None)
 
     async def expire_sessions(self, now: datetime, idle: timedelta) -> int:
         """Forget menu sessions the gateway abandoned (untouched for ``idle``: the
@@ -238,13 +239,17 @@ class UssdDesk:
         await self._sessions.put(session_id, msisdn, menu, now, rest)
         return UssdReply(first, end=False)
 
-    async def _answer(self, session_id: str, msisdn: str, shown: str, now: datetime) -> UssdReply:
+    async def _answer(
+        self, session_id: str, msisdn: str, shown: str, now: datetime, in_session: bool
+    ) -> UssdReply:
         """An answer that ends the session: at once when it fits one screen, else after its
-        last page (the session stays open for ``0`` meanwhile)."""
+        last page (the session stays open for ``0`` meanwhile). ``in_session``: a menu or a
+        paged answer of this session is open (and is closed now)."""
         lang = await self._language(msisdn)
         first, *rest = texts.screens(shown, lang)
         if not rest:
-            await self._sessions.end(session_id)
+            if in_session:
+                await self._sessions.end(session_id)
             return UssdReply(first, end=True)
         await self._sessions.put(session_id, msisdn, ANSWER, now, rest)
         return UssdReply(first, end=False)
