@@ -96,6 +96,22 @@ def _address(raw: str) -> str:
     return value
 
 
+def _support_line(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 20 or not re.fullmatch(r"\+?[0-9][0-9 ()\-]*", value):
+        raise ValueError(raw)
+    return value
+
+
+def _optional_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > 60 or not re.fullmatch(r"https?://[^\s]+", value):
+        raise ValueError(raw)
+    return value
+
+
 def _instant(raw: str) -> datetime | None:
     if not raw.strip():
         return None
@@ -302,6 +318,19 @@ class Settings:
     )
     default_language: str = _setting(
         "ru", _choice("kk", "ru", "en"), "kk, ru or en", "language when none is known"
+    )
+    support_line: str = _setting(
+        "3030",
+        _support_line,
+        "a phone number (digits, spaces, + ( ) -; at most 20 characters)",
+        "the support line the help SMS and the *555# conditions screen name (R14)",
+    )
+    conditions_url: str | None = _setting(
+        None,
+        _optional_url,
+        "an http(s) URL of at most 60 characters",
+        "where the program's full conditions are published, named by the help SMS and the "
+        "*555# conditions screen; empty names the conditions screen (*555#, item 5)",
     )
     default_region: str = _setting("KZ", _str, "an ISO region code", "region for local numbers")
     audience_max_bytes: int = _setting(

@@ -235,6 +235,19 @@ def encode_message(
     ]
 
 
+def encode_screen(text: str) -> Part:
+    """``text`` as one plain part, never split: a USSD screen (182 GSM-7 septets unpacked,
+    or 80 UCS-2 characters: 160 octets), which an SMS's 160 / 70 would cut and concatenate.
+
+    Raises ValueError when the text needs more than the 254 octets of short_message, or has
+    a lone surrogate.
+    """
+    encoding, body = _encode_text(text)
+    if len(body) > 254:
+        raise ValueError(f"{len(body)} octets do not fit one short_message (254)")
+    return Part(body, int(encoding))
+
+
 def _check_reference(reference: int, mode: ConcatMode) -> None:
     bits = _REFERENCE_BITS[mode]
     if not 0 <= reference < 1 << bits:

@@ -25,6 +25,7 @@ class FakeCharging:
         self.applied: dict[str, dict[str, Any]] = {}
         self.forfeited: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
+        self.main_balance = "1234.50"  # what GET /balances answers as the main balance
         self._runner: web.AppRunner | None = None
 
     @property
@@ -69,7 +70,7 @@ class FakeCharging:
 
     async def _balance(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(("balance", None))
-        return web.json_response({"main": "1234.50", "currency": "KZT"})
+        return web.json_response({"main": self.main_balance, "currency": "KZT"})
 
     async def _answer(
         self, request: web.Request, behaviour: str, body: dict[str, Any]

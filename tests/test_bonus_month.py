@@ -57,7 +57,7 @@ async def test_monthly_grant_reaches_members_only_with_notices(
     assert all(n["in_window"] for n in notices)
     bodies = {n["msisdn"]: n["body"] for n in notices}
     assert bodies[NUMBERS[2]] == "Your 500 SMART bonus units are ready: dial *555*00#."
-    assert bodies[NUMBERS[1]].startswith("SMART 500 бонусыңыз")
+    assert bodies[NUMBERS[1]].startswith("SMART: 500 бонусыңыз дайын")
     # R4, seed 000: an outgoing-blocked member is told to top up before activating
     assert bodies[NUMBERS[4]] == (
         "Ваши 500 бонусов SMART начислены. Номер не активен: пополните баланс и наберите "

@@ -24,17 +24,15 @@ from dispatcher.program.bonus_models import (
     Grant,
     Standing,
 )
-from smpp.text import gsm7_encodable
 
 ZONE = load_zone("Asia/Almaty")
 NEXT_MONTH = datetime(2027, 1, 1, tzinfo=ZONE)  # now is in December 2026
 NOW = datetime(2026, 12, 20, 7, tzinfo=UTC)
-UCS2_SCREEN, GSM_SCREEN = 80, 182
 
 
 def fits_screen(text: str) -> bool:
-    """R14: 182 GSM-7 characters, or 80 when the text needs UCS-2."""
-    return len(text) <= (GSM_SCREEN if gsm7_encodable(text) else UCS2_SCREEN)
+    """R14: the text's screens (one, or pages with "0") each fit their encoding."""
+    return all(texts.fits_screen(page) for page in texts.screens(text, Language.RU))
 
 
 def grant(state: GrantState, units: int, deadline: datetime) -> Grant:

@@ -40,7 +40,7 @@ from smpp.inbound import UssdIndication
 from smpp.receipts import IdFormat
 from smpp.session import Session
 from smpp.stats import SessionState
-from smpp.text import encode_message
+from smpp.text import encode_screen
 
 SHUTDOWN_GRACE = 5.0  # seconds the loops get to finish their pass before the session closes
 USSD_PSSR_RESPONSE = 17  # ussd_service_op: PSSR response (ends the dialogue)
@@ -244,8 +244,9 @@ async def open_survey_sessions(
 def ussd_replier(
     session: Session, settings: Settings
 ) -> Callable[[UssdIndication, str, bool], Awaitable[None]]:
-    """Answers a USSD indication on ``session``: one screen, PSSR response when the dialogue
-    ends, USSR request when it goes on, the indication's session info echoed."""
+    """Answers a USSD indication on ``session``: one screen in one submit_sm, PSSR response
+    when the dialogue ends, USSR request when it goes on (a menu, a paged answer), the
+    indication's session info echoed."""
     source = Address.short_code(settings.short_code)
 
     async def reply(indication: UssdIndication, text: str, end: bool) -> None:
@@ -253,13 +254,14 @@ def ussd_replier(
         tlvs: dict[int, bytes] = {Tag.USSD_SERVICE_OP: bytes((op,))}
         if indication.session_info is not None:
             tlvs[Tag.ITS_SESSION_INFO] = indication.session_info
-        for part in encode_message(text)[:1]:  # one USSD screen: the texts are sized for it
-            await session.submit(
-                part,
-                source=source,
-                destination=Address.international(indication.source_addr),
-                registered_delivery=0,
-                extra_tlvs=tlvs,
-            )
+        # R14: one screen whole in one PDU (the desk pages what does not fit); an SMS part
+        # would cut a UCS-2 screen at 67 characters behind a concatenation header
+        await session.submit(
+            encode_screen(text),
+            source=source,
+            destination=Address.international(indication.source_addr),
+            registered_delivery=0,
+            extra_tlvs=tlvs,
+        )
 
     return reply

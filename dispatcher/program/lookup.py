@@ -157,6 +157,7 @@ async def subscriber_view(
         "msisdn": sub.msisdn,
         "status": sub.status.value,
         "language": sub.language.value if sub.language else None,
+        "language_chosen_at": _plain(sub.language_chosen_at),
         "tariff": sub.tariff,
         "owner_since": _plain(sub.owner_since),
         "member": any(p.left_at is None for p in periods),

@@ -76,6 +76,8 @@ class ProgramSQL(SqlFile, domain="program"):
     start_new_owner: str
     dnc_since: str
     set_tariff: str
+    choose_language: str
+    hint_language: str
     record_event: str
     memberships_of: str
     dnc_of: str
@@ -121,6 +123,7 @@ class Subscriber:
     tariff: str | None
     owner_since: datetime | None
     owner_epoch: int = 0  # R12: which owner of the number (0: the first we know of)
+    language_chosen_at: datetime | None = None  # R14: when the subscriber chose it (*555#)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Subscriber:
@@ -132,6 +135,7 @@ class Subscriber:
             tariff=row["tariff"],
             owner_since=row["owner_since"],
             owner_epoch=row["owner_epoch"],
+            language_chosen_at=row.get("language_chosen_at"),
         )
 
 
@@ -161,6 +165,24 @@ class Membership:
         """The subscriber's language, or the configured default for an unknown number."""
         row = await db.fetchrow(ProgramSQL.get_subscriber, msisdn)
         return self.language(None if row is None else Subscriber.from_row(row))
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    async def choose_language(
+        self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> None:
+        """R14: the subscriber chose ``language`` (the *555# menu); it is theirs from now on:
+        a gateway hint never replaces it, nor does a subscriber import."""
+        await db.execute(ProgramSQL.choose_language, msisdn, language, now)
+
+    async def hint_language(
+        self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, language: Language, now: datetime
+    ) -> None:
+        """R14: the USSD gateway's language hint, used when no language is known for the
+        number (first contact, a new owner); a known language, chosen or imported, stays."""
+        await db.execute(ProgramSQL.hint_language, msisdn, language, now)
 
     async def lock(
         self, conn: asyncpg.Connection, msisdn: str, language: Language | None = None

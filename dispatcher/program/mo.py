@@ -114,7 +114,7 @@ class MoDesk:
                 ServiceMessage(
                     msisdn,
                     ServiceKind.HELP,
-                    texts.text("help", lang),
+                    texts.help_text(lang, self._membership.settings),
                     dedupe_key=f"help:{mo_id}",
                 ),
             )

@@ -43,12 +43,15 @@ WITH latest AS (
     ORDER BY l.msisdn
     ON CONFLICT (msisdn) DO UPDATE SET
         status = excluded.status,
-        language = coalesce(excluded.language, s.language),
+        -- R14: a language the subscriber chose in the menu is theirs, not the CRM's.
+        language = CASE WHEN s.language_chosen_at IS NULL
+                        THEN coalesce(excluded.language, s.language) ELSE s.language END,
         status_changed_at = CASE WHEN s.status <> excluded.status
                                  THEN excluded.status_changed_at ELSE s.status_changed_at END,
         updated_at = excluded.updated_at
     WHERE s.status <> excluded.status
-       OR s.language IS DISTINCT FROM coalesce(excluded.language, s.language)
+       OR (s.language_chosen_at IS NULL
+           AND s.language IS DISTINCT FROM coalesce(excluded.language, s.language))
     RETURNING (xmax = 0) AS inserted
 ), status_events AS (
     -- R12: every life-cycle change is kept as it came in, like the gateway's events (the

@@ -11,13 +11,13 @@ ON CONFLICT (msisdn) DO NOTHING
 
 -- name: lock_subscriber
 -- $1: msisdn.
-SELECT msisdn, status, language, tariff, owner_since, owner_epoch
+SELECT msisdn, status, language, language_chosen_at, tariff, owner_since, owner_epoch
 FROM subscribers WHERE msisdn = $1
 FOR UPDATE
 
 -- name: get_subscriber
 -- $1: msisdn.
-SELECT msisdn, status, language, tariff, owner_since, owner_epoch
+SELECT msisdn, status, language, language_chosen_at, tariff, owner_since, owner_epoch
 FROM subscribers WHERE msisdn = $1
 
 -- name: open_membership
@@ -95,9 +95,26 @@ RETURNING msisdn
 -- start with nothing used and receive the joining present.
 -- $1: msisdn, $2: now.
 UPDATE subscribers
-SET owner_since = $2, owner_epoch = owner_epoch + 1, language = NULL, tariff = NULL,
+SET owner_since = $2, owner_epoch = owner_epoch + 1, language = NULL, language_chosen_at = NULL,
+    tariff = NULL,
     updated_at = $2
 WHERE msisdn = $1
+
+-- name: choose_language
+-- R14: the subscriber chose their language in the *555# menu (created active if unknown).
+-- $1: msisdn, $2: language, $3: now.
+INSERT INTO subscribers AS s (msisdn, language, language_chosen_at, created_at, updated_at)
+VALUES ($1, $2, $3, $3, $3)
+ON CONFLICT (msisdn) DO UPDATE SET language = $2, language_chosen_at = $3, updated_at = $3
+
+-- name: hint_language
+-- R14: the USSD gateway's language hint fills a language we do not know (a number first
+-- seen, or a new owner); it never replaces one we know, chosen or imported.
+-- $1: msisdn, $2: language, $3: now.
+INSERT INTO subscribers AS s (msisdn, language, created_at, updated_at)
+VALUES ($1, $2, $3, $3)
+ON CONFLICT (msisdn) DO UPDATE SET language = $2, updated_at = $3
+WHERE s.language IS NULL
 
 -- name: set_tariff
 -- $1: msisdn, $2: tariff, $3: now.

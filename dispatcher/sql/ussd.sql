@@ -4,14 +4,17 @@
 
 -- name: get_session
 -- $1: session_id.
-SELECT session_id, msisdn, menu FROM ussd_sessions WHERE session_id = $1
+SELECT session_id, msisdn, menu, pages FROM ussd_sessions WHERE session_id = $1
 
 -- name: put_session
--- Opens the session, or moves an open one to another menu.
--- $1: session_id, $2: msisdn, $3: menu, $4: now.
-INSERT INTO ussd_sessions (session_id, msisdn, menu, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $4)
-ON CONFLICT (session_id) DO UPDATE SET menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at
+-- Opens the session, or moves an open one to another menu, with the pages of the answer
+-- still to show (R14: "0" shows the next).
+-- $1: session_id, $2: msisdn, $3: menu, $4: now, $5: pages still to show.
+INSERT INTO ussd_sessions (session_id, msisdn, menu, created_at, updated_at, pages)
+VALUES ($1, $2, $3, $4, $4, $5)
+ON CONFLICT (session_id) DO UPDATE
+SET msisdn = EXCLUDED.msisdn, menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at,
+    pages = EXCLUDED.pages
 
 -- name: end_session
 -- $1: session_id.

@@ -13,6 +13,7 @@ from dispatcher.kernel.states import CampaignScope, Channel, ContactKind, Role, 
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 from dispatcher.program import contacts
 from dispatcher.program.events import EVENT_TYPES
+from dispatcher.program.ussd import language_hint
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_object, msisdn_field, string_field
 from dispatcher.web.errors import ApiError
@@ -23,14 +24,18 @@ USSD_INPUT_MAX = 182
 
 @requires(Role.GATEWAY)
 async def ussd(request: web.Request) -> web.Response:
-    """``{"msisdn", "session_id", "input"}`` → ``{"text", "end"}``; committed before replying."""
+    """``{"msisdn", "session_id", "input", "language"?}`` → ``{"text", "end"}``; committed
+    before replying. ``language``: the gateway's hint (``kk``, ``ru``, ``en``, ISO 639-2 or a
+    locale such as ``ru-RU``), used when the number has no language yet (R14); another value
+    is ignored, never refused (the subscriber must get an answer)."""
     body = await json_object(request)
     msisdn = msisdn_field(request, body)
     session_id = string_field(body, "session_id", max_length=100)
     dialled = string_field(body, "input", max_length=USSD_INPUT_MAX)
+    hint = language_hint(string_field(body, "language", max_length=35, required=False))
     assert session_id is not None and dialled is not None
     now = request.app[CLOCK].now()
-    reply = await request.app[USSD].handle(msisdn, session_id, dialled, now)
+    reply = await request.app[USSD].handle(msisdn, session_id, dialled, now, hint)
     return web.json_response({"text": reply.text, "end": reply.end})
 
 

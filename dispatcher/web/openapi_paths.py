@@ -112,6 +112,15 @@ SCHEMAS: dict[str, Schema] = {
             "msisdn": {"type": "string", "maxLength": 32, "example": EXAMPLE_MSISDN},
             "session_id": {"type": "string", "minLength": 1, "maxLength": 100},
             "input": {"type": "string", "minLength": 1, "maxLength": 182, "example": "*555*1#"},
+            "language": {
+                "type": "string",
+                "maxLength": 35,
+                "example": "kk",
+                "description": "The gateway's language hint for the subscriber (kk, ru, en; "
+                "ISO 639-2 or a locale such as ru-RU also read). Used when the number has no "
+                "language yet (first contact, a new owner); never over one the subscriber "
+                "chose in the *555# menu. Another value is ignored.",
+            },
         },
         ("msisdn", "session_id", "input"),
     ),
@@ -176,6 +185,11 @@ SCHEMAS: dict[str, Schema] = {
             "msisdn": STRING,
             "status": _enum(SubscriberStatus),
             "language": _nullable(_enum(Language)),
+            "language_chosen_at": {
+                **TIME,
+                "description": "when the subscriber chose the language in the *555# menu "
+                "(null: the language is imported, hinted by the gateway, or unknown)",
+            },
             "tariff": _nullable(STRING),
             "owner_since": TIME,
             "member": {"type": "boolean"},

@@ -24,6 +24,7 @@ from smpp.text import (
     decode_part,
     decode_short_message,
     encode_message,
+    encode_screen,
     gsm7_encodable,
     parse_concat_udh,
     reassemble,
@@ -441,3 +442,23 @@ def test_any_text_splits_within_limits_and_reassembles(
     assert joined == "".join(expected_texts)
     if not packed:
         assert joined == text
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="SMART 0123456789*#:.,\n", max_size=182),
+        st.text(alphabet="Сәлем SMART *555# қосылу", max_size=80),
+    )
+)
+def test_encode_screen_is_one_plain_part(text: str) -> None:
+    """A USSD screen (182 GSM-7 septets, 80 UCS-2 characters) is one part: no concatenation
+    header, the whole text, decoded back as it was."""
+    part = encode_screen(text)
+    assert part.esm_class == 0 and part.message_payload is None
+    assert decode_short_message(part.data_coding, part.short_message) == text
+    assert part.data_coding == int(choose_encoding(text))
+
+
+def test_encode_screen_refuses_more_than_short_message_holds() -> None:
+    with pytest.raises(ValueError, match="254"):
+        encode_screen("ж" * 128)
