@@ -8,6 +8,8 @@ another one (its role needs CREATEDB). The template is migrated once; each test 
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import uuid
@@ -17,10 +19,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 
 from dispatcher.db import Database, create_pool, with_database
 from dispatcher.embedded import EmbeddedPostgres, traversable_tempdir
 from dispatcher.kernel.clock import ManualClock
+from dispatcher.logs import configure_logging
 from dispatcher.migrate import migrate
 from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
@@ -126,3 +130,15 @@ async def ledger(
 def membership(settings: Settings, ledger: BonusLedger) -> Membership:
     """Membership that grants and forfeits through ``ledger``."""
     return Membership(settings, ledger)
+
+
+@pytest.fixture
+def json_logging() -> Iterator[io.StringIO]:
+    """The service's logging, JSON at debug into a buffer; afterwards structlog's defaults
+    again (not a second configuration: it caches loggers on first use, which would hide later
+    tests' log lines from structlog.testing.capture_logs)."""
+    stream = io.StringIO()
+    configure_logging("json", "debug", stream)
+    yield stream
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

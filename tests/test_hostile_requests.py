@@ -19,7 +19,6 @@ from dispatcher.console.sessions import COOKIE, LOGIN_COOKIE, SessionRepository
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.logs import configure_logging
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
 from tests.web_helpers import running_api
@@ -410,21 +409,17 @@ async def test_sign_in_with_control_characters_in_next_answers_and_goes_home(
 
 
 async def test_malformed_http_is_a_400_logged_at_info_without_a_traceback(
-    settings: Settings, clock: ManualClock, database: Database
+    settings: Settings, clock: ManualClock, database: Database, json_logging: io.StringIO
 ) -> None:
     """A control character in a header value: aiohttp's parser answers 400 before the app;
     its log line is info with the reason, not an error-level traceback."""
-    stream = io.StringIO()
-    configure_logging("json", "info", stream=stream)
-    try:
-        async with running_api(settings, clock, database) as api:
-            port = api.client.port
-            assert port is not None
-            header = ((b"Authorization", b"Bearer \x01\x7f\xff"),)
-            answer = await send(port, Attempt("GET", "/api/v1/whoami", header))
-            assert answer.status == 400
-    finally:
-        configure_logging("console", "warning")
+    stream = json_logging
+    async with running_api(settings, clock, database) as api:
+        port = api.client.port
+        assert port is not None
+        header = ((b"Authorization", b"Bearer \x01\x7f\xff"),)
+        answer = await send(port, Attempt("GET", "/api/v1/whoami", header))
+        assert answer.status == 400
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     refused = [line for line in lines if line.get("logger") == "aiohttp.server"]
     assert refused and all(line["level"] == "info" for line in refused)

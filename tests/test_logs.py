@@ -6,24 +6,13 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 
-import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from dispatcher.logs import PROTOCOL_FIELDS, configure_logging, mask_personal_data, mask_text
-
-
-@pytest.fixture
-def json_logging() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("json", "debug", stream)
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+from dispatcher.logs import PROTOCOL_FIELDS, mask_personal_data, mask_text
 
 
 def test_mask_keeps_last_four_digits() -> None:

@@ -18,7 +18,6 @@ from dispatcher.console.sessions import COOKIE
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.logs import configure_logging
 from dispatcher.settings import ConfigError, Settings, check_serve, load_settings
 from tests.web_helpers import running_api
 
@@ -85,19 +84,15 @@ def test_config_masks_the_userinfo_of_every_url(
     assert "SMARTD_CHARGING_URL=https://********@charging.internal/api" in out
 
 
-def test_logs_mask_the_userinfo_of_urls() -> None:
+def test_logs_mask_the_userinfo_of_urls(json_logging: io.StringIO) -> None:
     """A URL with credentials in a log line (an error message, a value) is masked."""
-    stream = io.StringIO()
-    configure_logging("json", "info", stream=stream)
-    try:
-        structlog.get_logger("t").warning(
-            "charging failed", url="https://billing:Hunter2pw@charging.internal/api"
-        )
-        logging.getLogger("aiohttp.client").warning(
-            "connect to postgresql://smartd:Pg5ecret@db:5432/smartd failed"
-        )
-    finally:
-        configure_logging("console", "warning")
+    stream = json_logging
+    structlog.get_logger("t").warning(
+        "charging failed", url="https://billing:Hunter2pw@charging.internal/api"
+    )
+    logging.getLogger("aiohttp.client").warning(
+        "connect to postgresql://smartd:Pg5ecret@db:5432/smartd failed"
+    )
     text = stream.getvalue()
     assert "Hunter2pw" not in text and "Pg5ecret" not in text
     lines = [json.loads(line) for line in text.splitlines()]
