@@ -178,11 +178,12 @@ def configure_logging(
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    # The one processor list, changed in place: a logger cached on first use keeps the list
+    # it was made with, so a new list would leave such loggers on the old configuration.
+    processors = structlog.get_config()["processors"]
+    processors[:] = [*shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter]
     structlog.configure(
-        processors=[
-            *shared_processors(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=processors,
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -135,10 +135,18 @@ def membership(settings: Settings, ledger: BonusLedger) -> Membership:
 @pytest.fixture
 def json_logging() -> Iterator[io.StringIO]:
     """The service's logging, JSON at debug into a buffer; afterwards structlog's defaults
-    again (not a second configuration: it caches loggers on first use, which would hide later
-    tests' log lines from structlog.testing.capture_logs)."""
+    again (:func:`reset_logging`)."""
     stream = io.StringIO()
     configure_logging("json", "debug", stream)
     yield stream
+    reset_logging()
+
+
+def reset_logging() -> None:
+    """structlog's defaults again, in the processor list loggers cached meanwhile hold (so
+    structlog.testing.capture_logs, which edits that list in place, still sees them)."""
+    processors = structlog.get_config()["processors"]
     structlog.reset_defaults()
+    processors[:] = structlog.get_config()["processors"]
+    structlog.configure(processors=processors)
     logging.getLogger().handlers.clear()

@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-import structlog
 
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.logs import configure_logging
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import dispatch_rig
 from tests.factories import campaign, members
@@ -30,15 +24,6 @@ from tests.web_helpers import running_api
 
 MEMBERS = [f"7707{n:07d}" for n in range(20)]
 STRANGER = "77079990001"
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("json", "debug", stream)
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
 
 
 async def _http_flows(settings: Settings, clock: ManualClock, database: Database) -> list[str]:
@@ -95,13 +80,13 @@ async def _smpp_flows(settings: Settings, clock: ManualClock, database: Database
 
 
 async def test_main_flows_log_no_msisdn_or_secret(
-    settings: Settings, clock: ManualClock, database: Database, json_log: io.StringIO
+    settings: Settings, clock: ManualClock, database: Database, json_logging: io.StringIO
 ) -> None:
     """Join, leave, balance, 1204, lookups, campaign upload and dispatch, receipts, MO: the
     JSON log lines carry no unmasked number, no token, no password."""
     tokens = await _http_flows(settings, clock, database)
     await _smpp_flows(settings, clock, database)
-    text = json_log.getvalue()
+    text = json_logging.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     assert len(lines) > 25  # the flows did log: the scan is not vacuous
     events = {line.get("event", "") for line in lines}
