@@ -70,6 +70,10 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _optional_positive_float(raw: str) -> float | None:
+    return _positive_float(raw) if raw.strip() else None
+
+
 def _choice(*choices: str) -> Parser:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -215,7 +219,34 @@ class Settings:
     smpp_window: int = _setting(
         64, _int_between(1, 10000), "an integer 1-10000", "max outstanding requests per bind"
     )
-    smpp_tps: float = _setting(100.0, _positive_float, "a positive number", "submits/s per bind")
+    smpp_tps: float = _setting(
+        100.0,
+        _positive_float,
+        "a positive number",
+        "submits/s of this replica's bind when SMARTD_SMPP_ACCOUNT_TPS is unset (superseded "
+        "by it: the account's grant is then shared by the live replicas)",
+    )
+    smpp_account_tps: float | None = _setting(
+        None,
+        _optional_positive_float,
+        "a positive number",
+        "the SMSC account's grant in submits/s, divided automatically among the live "
+        "replicas that hold one of its binds (re-divided when one dies or joins)",
+    )
+    smpp_account_binds: int = _setting(
+        1,
+        _int_between(1, 1000),
+        "an integer 1-1000",
+        "binds the SMSC account allows: the earliest live replicas up to this number send, "
+        "the others stand by with no share (with SMARTD_SMPP_ACCOUNT_TPS)",
+    )
+    smpp_share_interval: float = _setting(
+        1.0,
+        _positive_float,
+        "seconds",
+        "how often a replica agrees its share of the account's grant with the others: a "
+        "death is re-divided within one interval, a join within two",
+    )
     smpp_inbound_concurrency: int = _setting(
         64, _int_between(1, 10000), "an integer 1-10000", "inbound deliver_sm handled at once"
     )
@@ -403,6 +434,11 @@ class Settings:
         """Program time from ``timezone`` and ``send_window``: every window, month and local
         time question goes through it, never through those two fields directly."""
         return ProgramCalendar(self.timezone, self.send_window)
+
+    @property
+    def smpp_account(self) -> str:
+        """The SMSC account the replicas share: its bind system_id at its host and port."""
+        return f"{self.smpp_system_id}@{self.smpp_host}:{self.smpp_port}"
 
     @property
     def public_https(self) -> bool:

@@ -145,7 +145,9 @@ class TokenBucket:
         if rate < 0:
             raise ValueError("rate must be >= 0")
         if self.rate is not None and self.rate > 0 and self._stamp is not None:
-            self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._stamp) * self.rate)
+            self._tokens = min(
+                float(self.burst), self._tokens + max(0.0, now - self._stamp) * self.rate
+            )
             self._stamp = max(self._stamp, now)
         old_configured, old_rate = self.configured_rate, self.rate
         self.configured_rate = rate

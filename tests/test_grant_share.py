@@ -190,9 +190,7 @@ EVENT = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(events=st.lists(EVENT, max_size=60), binds=st.integers(1, 4))
-def test_any_interleaving_never_passes_the_grant(
-    events: list[tuple[str, int]], binds: int
-) -> None:
+def test_any_interleaving_never_passes_the_grant(events: list[tuple[str, int]], binds: int) -> None:
     """The protocol modelled: beats are serialised (the account lock); a beat lowers the local
     rate before publishing, raises it after. Whatever the order of joins, deaths and beats,
     the live replicas' rates never sum past the grant; once every live replica has beaten
