@@ -63,6 +63,15 @@ def _int_between(low: int, high: int) -> Parser:
     return parse
 
 
+def _optional_int_between(low: int, high: int) -> Parser:
+    bounded = _int_between(low, high)
+
+    def parse(raw: str) -> int | None:
+        return bounded(raw) if raw.strip() else None
+
+    return parse
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw.strip())
     if value <= 0:
@@ -239,6 +248,14 @@ class Settings:
         "an integer 1-1000",
         "binds the SMSC account allows: the earliest live replicas up to this number send, "
         "the others stand by with no share (with SMARTD_SMPP_ACCOUNT_TPS)",
+    )
+    smpp_account_burst: int | None = _setting(
+        None,
+        _optional_int_between(1, 10**6),
+        "an integer 1-1000000",
+        "submits the account's replicas may send back to back beyond the grant, altogether "
+        "(each replica gets the part its share gives, at least 1); unset: a twentieth of "
+        "SMARTD_SMPP_ACCOUNT_TPS. The SMSC must tolerate the grant plus this in a second",
     )
     smpp_share_interval: float = _setting(
         1.0,
@@ -439,6 +456,13 @@ class Settings:
     def smpp_account(self) -> str:
         """The SMSC account the replicas share: its bind system_id at its host and port."""
         return f"{self.smpp_system_id}@{self.smpp_host}:{self.smpp_port}"
+
+    @property
+    def smpp_account_burst_size(self) -> int:
+        """The account's burst (SMARTD_SMPP_ACCOUNT_BURST, or a twentieth of its grant)."""
+        if self.smpp_account_burst is not None:
+            return self.smpp_account_burst
+        return max(1, int((self.smpp_account_tps or self.smpp_tps) / 20))
 
     @property
     def public_https(self) -> bool:

@@ -137,7 +137,7 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
-    def set_rate(self, rate: float, now: float) -> None:
+    def set_rate(self, rate: float, now: float, burst: int | None = None) -> None:
         """Change the configured rate at run time (this node's share of an account's grant
         changed). Tokens earned so far are counted at the old rate first, so a lower rate
         takes effect at once; a rate slowed by throttling keeps its ratio to the configured

@@ -228,11 +228,12 @@ class Session:
         """The submits/s this session is configured for now (None: unlimited)."""
         return self._bucket.configured_rate
 
-    def set_tps(self, rate: float) -> None:
-        """Change the submits/s limit at run time: this replica's share of the account's
-        grant changed (0: send nothing until a share comes). A lower rate holds from the
-        next submit; at most the bucket's burst goes out at the old pace."""
-        self._bucket.set_rate(rate, self._clock.now())
+    def set_tps(self, rate: float, burst: int | None = None) -> None:
+        """Change the submits/s limit (and the burst: None keeps it) at run time: this
+        replica's share of the account's grant changed (0: send nothing until a share comes).
+        A lower rate holds from the next submit; at most the bucket's burst goes out at the
+        old pace."""
+        self._bucket.set_rate(rate, self._clock.now(), burst)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()

@@ -201,6 +201,12 @@ def build_engine(
     config = session_config or smpp_session_config(settings)
     session = Session(config)
     share: GrantShare | None = None
+
+    def apply(rate: float) -> None:
+        session.set_tps(rate, _burst_of(rate, settings))
+        if rate > 0:
+            dispatcher.wake()  # a share to send at: claim now, not at the next poll
+
     if settings.smpp_account_tps is not None:
         # the account's grant, shared with the other live replicas (SMARTD_SMPP_TPS unused)
         share = GrantShare(
@@ -210,7 +216,8 @@ def build_engine(
             settings.smpp_account_binds,
             node=lambda: dispatcher.node,
             live=lambda: dispatcher.holds_node,
-            apply=session.set_tps,
+            apply=apply,
+            ready=lambda: session.state is SessionState.BOUND,
             interval=settings.smpp_share_interval,
         )
     dispatcher = Dispatcher(
@@ -249,6 +256,12 @@ def build_engine(
         RecoveryService(dispatcher, settings),
         share,
     )
+
+
+def _burst_of(rate: float, settings: Settings) -> int:
+    """This replica's part of the account's burst: its share of the grant's (at least 1)."""
+    grant = settings.smpp_account_tps or rate or 1.0
+    return max(1, int(settings.smpp_account_burst_size * rate / grant))
 
 
 async def open_survey_sessions(

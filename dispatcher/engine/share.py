@@ -17,7 +17,11 @@ from collections.abc import Callable
 import asyncpg
 
 from dispatcher.kernel.sql import SqlFile
-from dispatcher.policy.grant import Member, next_share
+from dispatcher.policy.grant import Member, fair_share, next_share
+
+#: While a replica sends less than its fair share (others have not yet made room), it beats
+#: this many times per interval, so it takes the room as soon as it is made.
+CATCH_UP = 10
 
 
 class SmscSQL(SqlFile, domain="smsc"):
@@ -32,7 +36,9 @@ class SmscSQL(SqlFile, domain="smsc"):
 class GrantShare:
     """This replica's rate: ``rate`` (submits/s), pushed to ``apply`` (the session's
     ``set_tps``) in the safe order on each :meth:`beat`. ``node`` gives the current node id
-    (the dispatcher renews it after losing its lock); ``live`` whether its lock is held."""
+    (the dispatcher renews it after losing its lock); ``live`` whether its lock is held;
+    ``ready`` whether it can send (its SMPP session is bound): a replica that cannot leaves
+    the account, so its part goes to those that can, and joins again (last) when it can."""
 
     name = "grant share"
 
@@ -46,19 +52,27 @@ class GrantShare:
         node: Callable[[], str],
         live: Callable[[], bool],
         apply: Callable[[float], None],
+        ready: Callable[[], bool] = lambda: True,
         interval: float = 1.0,
     ) -> None:
         self.account = account
         self.grant = grant
         self.binds = binds
-        self.interval = interval
+        self._interval = interval
         self.rate = 0.0
+        self.fair = 0.0  # the share this replica would have once the others made room
         self.members = 0  # live replicas seen at the last beat
         self._pool = pool
         self._node = node
         self._live = live
+        self._ready = ready
         self._apply = apply
         apply(0.0)  # nothing until the first beat says what is ours
+
+    @property
+    def interval(self) -> float:
+        """Seconds to the next beat: shorter while the others are still making room."""
+        return self._interval / CATCH_UP if self.rate < self.fair else self._interval
 
     def _set(self, rate: float) -> None:
         self.rate = rate
@@ -70,6 +84,9 @@ class GrantShare:
             self._set(0.0)  # others may already count this node dead and use its part
             return 0.0
         node = self._node()
+        if not self._ready():
+            await self.leave()
+            return 0.0
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(SmscSQL.lock_account, self.account)
@@ -80,13 +97,14 @@ class GrantShare:
                     for r in await conn.fetch(SmscSQL.members, self.account)
                 ]
                 rate = next_share(self.grant, self.binds, members, node)
+                fair = fair_share(self.grant, self.binds, members, node)
                 if rate < self.rate:
                     self._set(rate)  # lower first, then tell the others
                 await conn.execute(SmscSQL.publish, self.account, node, rate)
         except BaseException:
             self._set(0.0)
             raise
-        self.members = len(members)
+        self.members, self.fair = len(members), fair
         if rate > self.rate:
             self._set(rate)  # committed: the others have made room
         return rate
@@ -97,7 +115,8 @@ class GrantShare:
         return 0
 
     async def leave(self) -> None:
-        """Give this replica's part back at once (a clean stop)."""
+        """Give this replica's part back at once (a clean stop, or no bind to send on)."""
         self._set(0.0)
+        self.fair = 0.0
         async with self._pool.acquire() as conn:
             await conn.execute(SmscSQL.leave, self.account, self._node())
