@@ -7,6 +7,8 @@ Beats are driven by the test (no clock, no sleep): "within the interval" is "at 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,8 +18,11 @@ from hypothesis import strategies as st
 from dispatcher.db import Database
 from dispatcher.engine.nodes import NodeLock
 from dispatcher.engine.share import GrantShare
+from dispatcher.kernel.clock import ManualClock
 from dispatcher.policy.grant import Member, next_share
+from dispatcher.settings import Settings
 from smpp.ratelimit import TokenBucket
+from tests.dispatch_helpers import add_campaign, add_members, dispatch_rig
 
 GRANT = 300.0
 EPS = 1e-6
@@ -250,3 +255,37 @@ def test_a_changed_rate_holds_within_the_burst(
         if bucket.take(now) == 0.0:
             taken += 1
     assert taken <= after * (now - start) + burst + EPS
+
+
+# -- the engine on its share ---------------------------------------------------------------
+
+
+async def test_engine_claims_only_on_its_share_and_budgets_the_close_with_it(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """Two engines of one account (SMARTD_SMPP_ACCOUNT_TPS=300): the second claims nothing
+    while the first still holds the whole grant; once both beat they send at 150 each, and
+    the claim budget before the window's close is counted at 150, not at SMARTD_SMPP_TPS."""
+    shared = dataclasses.replace(
+        settings, smpp_account_tps=300.0, smpp_account_binds=2, smpp_tps=1000.0
+    )
+    numbers = [f"7701{n:07d}" for n in range(20)]
+    await add_members(database, numbers)
+    async with dispatch_rig(database, shared, clock) as a:
+        assert a.engine.share is not None
+        await a.engine.share.beat()  # bound now: it joins
+        assert a.engine.share.rate == 300.0 and a.session.tps == 300.0
+        async with dispatch_rig(database, shared, clock, sim=a.sim) as b:
+            assert b.engine.share is not None
+            await b.engine.share.beat()
+            assert b.session.tps == 0.0
+            await add_campaign(database, numbers)
+            assert await b.dispatcher.run_once() == 0  # no share: nothing claimed
+            assert await a.engine.share.beat() == 150.0
+            assert await b.engine.share.beat() == 150.0
+            assert b.session.tps == 150.0
+            closes = shared.calendar.closes_at(clock.now())
+            assert closes is not None
+            seconds = (closes - clock.now()).total_seconds()
+            assert b.dispatcher._budget(clock.now()) == math.floor(seconds * 150.0)
+            assert await b.drain() == len(numbers)
