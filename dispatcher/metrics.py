@@ -154,7 +154,9 @@ class ServiceCollector(Collector):
     def _settings_metrics(self) -> Iterator[Metric]:
         settings, now = self._app[SETTINGS], self._app[CLOCK].now()
         yield GaugeMetricFamily(
-            "smartd_configured_tps", "Configured submits/s per bind", value=settings.smpp_tps
+            "smartd_configured_tps",
+            "Configured submits/s: the account's grant (SMARTD_SMPP_ACCOUNT_TPS), else per bind",
+            value=settings.smpp_account_tps or settings.smpp_tps,
         )
         yield GaugeMetricFamily(
             "smartd_send_window_open",
@@ -174,6 +176,12 @@ class ServiceCollector(Collector):
             return
         stats = session.stats
         yield GaugeMetricFamily("smartd_smpp_in_flight", "Outstanding submits", session.in_flight)
+        if session.tps is not None:
+            yield GaugeMetricFamily(
+                "smartd_smpp_share_tps",
+                "Submits/s this replica sends at now (its share of SMARTD_SMPP_ACCOUNT_TPS)",
+                session.tps,
+            )
         yield GaugeMetricFamily(
             "smartd_smpp_inbound_backlog",
             "deliver_sm queued or being handled, not yet answered",

@@ -63,11 +63,24 @@ def _int_between(low: int, high: int) -> Parser:
     return parse
 
 
+def _optional_int_between(low: int, high: int) -> Parser:
+    bounded = _int_between(low, high)
+
+    def parse(raw: str) -> int | None:
+        return bounded(raw) if raw.strip() else None
+
+    return parse
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw.strip())
     if value <= 0:
         raise ValueError(raw)
     return value
+
+
+def _optional_positive_float(raw: str) -> float | None:
+    return _positive_float(raw) if raw.strip() else None
 
 
 def _choice(*choices: str) -> Parser:
@@ -215,7 +228,42 @@ class Settings:
     smpp_window: int = _setting(
         64, _int_between(1, 10000), "an integer 1-10000", "max outstanding requests per bind"
     )
-    smpp_tps: float = _setting(100.0, _positive_float, "a positive number", "submits/s per bind")
+    smpp_tps: float = _setting(
+        100.0,
+        _positive_float,
+        "a positive number",
+        "submits/s of this replica's bind when SMARTD_SMPP_ACCOUNT_TPS is unset (superseded "
+        "by it: the account's grant is then shared by the live replicas)",
+    )
+    smpp_account_tps: float | None = _setting(
+        None,
+        _optional_positive_float,
+        "a positive number",
+        "the SMSC account's grant in submits/s, divided automatically among the live "
+        "replicas that hold one of its binds (re-divided when one dies or joins)",
+    )
+    smpp_account_binds: int = _setting(
+        1,
+        _int_between(1, 1000),
+        "an integer 1-1000",
+        "binds the SMSC account allows: the earliest live replicas up to this number send, "
+        "the others stand by with no share (with SMARTD_SMPP_ACCOUNT_TPS)",
+    )
+    smpp_account_burst: int | None = _setting(
+        None,
+        _optional_int_between(1, 10**6),
+        "an integer 1-1000000",
+        "submits the account's replicas may send back to back beyond the grant, altogether "
+        "(each replica gets the part its share gives, at least 1); unset: a twentieth of "
+        "SMARTD_SMPP_ACCOUNT_TPS. The SMSC must tolerate the grant plus this in a second",
+    )
+    smpp_share_interval: float = _setting(
+        1.0,
+        _positive_float,
+        "seconds",
+        "how often a replica agrees its share of the account's grant with the others: a "
+        "death is re-divided within one interval, a join within two",
+    )
     smpp_inbound_concurrency: int = _setting(
         64, _int_between(1, 10000), "an integer 1-10000", "inbound deliver_sm handled at once"
     )
@@ -403,6 +451,18 @@ class Settings:
         """Program time from ``timezone`` and ``send_window``: every window, month and local
         time question goes through it, never through those two fields directly."""
         return ProgramCalendar(self.timezone, self.send_window)
+
+    @property
+    def smpp_account(self) -> str:
+        """The SMSC account the replicas share: its bind system_id at its host and port."""
+        return f"{self.smpp_system_id}@{self.smpp_host}:{self.smpp_port}"
+
+    @property
+    def smpp_account_burst_size(self) -> int:
+        """The account's burst (SMARTD_SMPP_ACCOUNT_BURST, or a twentieth of its grant)."""
+        if self.smpp_account_burst is not None:
+            return self.smpp_account_burst
+        return max(1, int((self.smpp_account_tps or self.smpp_tps) / 20))
 
     @property
     def public_https(self) -> bool:

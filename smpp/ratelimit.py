@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 _EPSILON = 1e-9
+#: How long a bucket whose rate is 0 (no share of the grant yet) asks the caller to wait
+#: before trying again.
+IDLE_WAIT = 0.05
 
 
 class Monotonic(Protocol):
@@ -123,6 +126,9 @@ class TokenBucket:
         self._recover(now)
         if self.rate is None:
             return 0.0
+        if self.rate <= 0.0:
+            self._stamp = now
+            return IDLE_WAIT
         if self._stamp is not None:
             self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
@@ -130,6 +136,25 @@ class TokenBucket:
             self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self.rate
+
+    def set_rate(self, rate: float, now: float, burst: int | None = None) -> None:
+        """Change the configured rate at run time (this node's share of an account's grant
+        changed). Tokens earned so far are counted at the old rate first, so a lower rate
+        takes effect at once; a rate slowed by throttling keeps its ratio to the configured
+        one. ``0`` stops taking (:data:`IDLE_WAIT` between tries) until a positive rate."""
+        if rate < 0:
+            raise ValueError("rate must be >= 0")
+        if self.rate is not None and self.rate > 0 and self._stamp is not None:
+            self._tokens = min(
+                float(self.burst), self._tokens + max(0.0, now - self._stamp) * self.rate
+            )
+            self._stamp = max(self._stamp, now)
+        old_configured, old_rate = self.configured_rate, self.rate
+        self.configured_rate = rate
+        if old_configured and old_rate is not None and 0 < old_rate < old_configured:
+            self.rate = rate * old_rate / old_configured
+        else:
+            self.rate = rate
 
     def paused_for(self, now: float) -> float:
         """Seconds left of the pause that throttling started (0.0: not paused)."""
@@ -145,8 +170,8 @@ class TokenBucket:
         self._last_recovery = now
         self._tokens = 0.0
         self._stamp = now + pause
-        if self.rate is not None:
-            self.rate = max(p.min_rate, self.rate * p.decrease)
+        if self.rate is not None and self.rate > 0:
+            self.rate = max(min(p.min_rate, self.rate), self.rate * p.decrease)
 
     def accepted(self, now: float) -> None:
         """A request went through: consecutive throttles are over."""
@@ -154,7 +179,7 @@ class TokenBucket:
 
     def _recover(self, now: float) -> None:
         p = self.policy
-        if self.rate is None or self.configured_rate is None:
+        if self.rate is None or self.configured_rate is None or self.configured_rate <= 0:
             return
         if self.rate >= self.configured_rate or now - self._last_recovery < p.recovery_interval:
             return

@@ -223,6 +223,18 @@ class Session:
         """Seconds before submitting resumes after the SMSC's throttling (0.0: not paused)."""
         return self._bucket.paused_for(self._clock.now())
 
+    @property
+    def tps(self) -> float | None:
+        """The submits/s this session is configured for now (None: unlimited)."""
+        return self._bucket.configured_rate
+
+    def set_tps(self, rate: float, burst: int | None = None) -> None:
+        """Change the submits/s limit (and the burst: None keeps it) at run time: this
+        replica's share of the account's grant changed (0: send nothing until a share comes).
+        A lower rate holds from the next submit; at most the bucket's burst goes out at the
+        old pace."""
+        self._bucket.set_rate(rate, self._clock.now(), burst)
+
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import random
 import sys
@@ -73,6 +74,8 @@ class SimulatorOptions:
     credentials: dict[str, str] | None = None
     """system_id -> password; None accepts any bind."""
     tps_limit: float | None = None
+    """Submits/s the account may send across all its binds (one bucket for the simulator:
+    every bind draws on it); beyond it, ESME_RTHROTTLED."""
     tps_burst: int | None = None
     """Submits accepted back to back before the TPS limit bites; default a tenth of a
     second's worth (SMSCs count TPS over a window, not per 1/TPS-second slot)."""
@@ -118,6 +121,11 @@ class SmscSimulator:
         self.options = options or SimulatorOptions()
         self.received: list[Received] = []
         self.total_received = 0
+        self.accepted_by_second: collections.Counter[int] = collections.Counter()
+        """submit_sm accepted in each whole second of the simulator's monotonic clock (the
+        loop's time), across all binds: what an SMSC counts against an account's grant."""
+        self.throttled_by_second: collections.Counter[int] = collections.Counter()
+        """submit_sm refused ESME_RTHROTTLED (over the TPS limit or the window), likewise."""
         self.connections: list[SimConnection] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -258,6 +266,11 @@ class SmscSimulator:
         """Answer one submit_sm according to the options."""
         options = self.options
         status = self._admit(conn)
+        second = int(asyncio.get_running_loop().time())
+        if status == Status.ESME_ROK:
+            self.accepted_by_second[second] += 1
+        elif status == Status.ESME_RTHROTTLED:
+            self.throttled_by_second[second] += 1
         conn.outstanding += 1  # after the window check: this one is not yet outstanding
         sm: ShortMessage | None = None
         # without receipts nothing in the body matters: skip parsing (benchmark mode)

@@ -10,6 +10,7 @@ drive the same code with ``run_once`` and a ManualClock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from dispatcher.engine.services import (
     Service,
     run_service,
 )
+from dispatcher.engine.share import GrantShare
 from dispatcher.engine.sink import InboundSink
 from dispatcher.kernel.clock import Clock
 from dispatcher.program import surveys
@@ -102,14 +104,18 @@ class Engine:
         receipts: ReceiptService,
         housekeeping: HousekeepingService,
         recovery: RecoveryService,
+        share: GrantShare | None = None,
     ) -> None:
         self.session = session
+        self.share = share
         self.dispatcher = dispatcher
         self.sink = sink
         self.receipts = receipts
         self.housekeeping = housekeeping
         self.recovery = recovery
         self.services: tuple[Service, ...] = (receipts, housekeeping, recovery)
+        if share is not None:
+            self.services = (share, *self.services)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -123,6 +129,8 @@ class Engine:
         self.session.start()
         try:
             await self.dispatcher.start()
+            if self.share is not None:
+                await self.share.beat()  # a first share (0 until the others make room)
             await self.receipts.start()
         except BaseException:
             await self.session.close()
@@ -160,6 +168,9 @@ class Engine:
         await self.session.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sink.answers.flush()  # what became of the last MO responses
+        if self.share is not None:
+            with contextlib.suppress(Exception):  # the node lock's release frees it anyway
+                await self.share.leave()
         await self.dispatcher.close()
 
     async def __aenter__(self) -> Self:
@@ -189,6 +200,26 @@ def build_engine(
     """
     config = session_config or smpp_session_config(settings)
     session = Session(config)
+    share: GrantShare | None = None
+
+    def apply(rate: float) -> None:
+        session.set_tps(rate, _burst_of(rate, settings))
+        if rate > 0:
+            dispatcher.wake()  # a share to send at: claim now, not at the next poll
+
+    if settings.smpp_account_tps is not None:
+        # the account's grant, shared with the other live replicas (SMARTD_SMPP_TPS unused)
+        share = GrantShare(
+            pool,
+            settings.smpp_account,
+            settings.smpp_account_tps,
+            settings.smpp_account_binds,
+            node=lambda: dispatcher.node,
+            live=lambda: dispatcher.holds_node,
+            apply=apply,
+            ready=lambda: session.state is SessionState.BOUND,
+            interval=settings.smpp_share_interval,
+        )
     dispatcher = Dispatcher(
         pool,
         settings,
@@ -198,6 +229,7 @@ def build_engine(
         config=engine_config or EngineConfig(window=config.window),
         on_submitted=open_survey_sessions,
         ready=lambda: session.state is SessionState.BOUND,
+        tps=(lambda: share.rate) if share is not None else None,
     )
     # R13: an SMS to the short code answers the number's open survey (or waits for it)
     mo = MoDesk(program.membership, settings.short_code, settings.dnc_code, surveys.reply)
@@ -222,7 +254,14 @@ def build_engine(
             housekeeping_pool or pool, clock, settings, dispatcher.wake, program.ussd
         ),
         RecoveryService(dispatcher, settings),
+        share,
     )
+
+
+def _burst_of(rate: float, settings: Settings) -> int:
+    """This replica's part of the account's burst: its share of the grant's (at least 1)."""
+    grant = settings.smpp_account_tps or rate or 1.0
+    return max(1, int(settings.smpp_account_burst_size * rate / grant))
 
 
 async def open_survey_sessions(

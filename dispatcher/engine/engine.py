@@ -100,6 +100,10 @@ BIND_WAIT = 2.0
 #: opens their survey sessions (R13) in the same commit.
 SubmittedHook = Callable[[asyncpg.Connection, Sequence[MessageOutcome], datetime], Awaitable[None]]
 
+#: The slowest pace assumed for a long message's parts before the close (a node whose share
+#: of the grant is 0 while it waits for one).
+MIN_PACE_TPS = 0.01
+
 #: A claim that took nothing.
 NOTHING: Claim[Claimed] = Claim((), 0)
 
@@ -127,14 +131,17 @@ class Dispatcher:
         config: EngineConfig | None = None,
         on_submitted: SubmittedHook,
         ready: Callable[[], bool],
+        tps: Callable[[], float] | None = None,
     ) -> None:
         """Built by :func:`dispatcher.engine.build.build_engine`. ``on_submitted`` opens the
         survey sessions of surveys just accepted, in the recording transaction; ``ready``
         says whether the sender can write now (the SMPP session is bound): while it cannot,
         nothing is claimed or marked in flight, so a crash during an SMSC outage leaves no
-        message unknown that was never written."""
+        message unknown that was never written. ``tps`` gives the submits/s this node may
+        send at now (its live share of the account's grant; default ``SMARTD_SMPP_TPS``)."""
         self.config = config or EngineConfig(window=settings.smpp_window)
         self._ready = ready
+        self._tps = tps or (lambda: settings.smpp_tps)
         self.node = node or new_node_id()
         self.repo = DispatchRepository(pool, self.node, smsc)
         self._pool = pool
@@ -235,8 +242,10 @@ class Dispatcher:
     async def claim_once(self) -> Claim[Claimed]:
         """Claim one batch now (service messages first, then campaigns by priority) without
         sending it: the claimed messages are this node's until :meth:`send` (or recovery)."""
-        if not self._ready():
-            return NOTHING  # no bind: claim nothing rather than hold rows we cannot write
+        if not self._ready() or self._tps() <= 0:
+            # no bind, or no share of the account's grant (yet, or standing by beyond its
+            # binds): claim nothing rather than hold rows we cannot write
+            return NOTHING
         now = self._clock.now()
         window_open = self._settings.calendar.is_open(now)
         return await self._claim(now, window_open)
@@ -264,7 +273,7 @@ class Dispatcher:
         """Parts that can still be written before the window closes at the granted TPS, less
         those already waiting in the sender (None: the window is shut, no close to meet)."""
         calendar = self._settings.calendar
-        writable = writable_parts(now, calendar.closes_at(now), self._settings.smpp_tps)
+        writable = writable_parts(now, calendar.closes_at(now), self._tps())
         return None if writable is None else writable - self._pending
 
     def _delivery(self, campaign: CampaignRef, recipient: Recipient) -> Claimed:
@@ -400,7 +409,7 @@ class Dispatcher:
             next_window = self._settings.calendar.next_open(closes)
             # A part is written only while the parts after it can still follow before the
             # close at the granted TPS: a message is not started that cannot end in time.
-            pace = timedelta(seconds=1 / self._settings.smpp_tps)
+            pace = timedelta(seconds=1 / max(self._tps(), MIN_PACE_TPS))
             last = len(encoded.parts) - 1
             deadlines = [closes - pace * (last - i) for i in range(len(encoded.parts))]
         else:

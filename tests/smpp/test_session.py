@@ -391,3 +391,32 @@ async def test_deliver_later_is_a_temporary_error_not_a_failure(sim: SmscSimulat
         assert await sim.inject_mo("77011234567", "1204", "STOP") == [Status.ESME_RX_T_APPN]
         assert session.stats.handler_errors == 0
     assert handler.answers == [False]
+
+
+async def test_tps_changed_at_run_time_holds_from_the_next_submit(
+    sim: SmscSimulator, bound_session: SessionFactory
+) -> None:
+    """Issue 16: a replica's share of the account's grant changes while it sends. At 0 it
+    writes nothing however long the clock runs; raised to 20/s it writes no more than 1 + 20
+    per second from then on."""
+    clock = ManualMonotonic()
+    session = await bound_session(tps=10.0, clock=clock)
+    session.set_tps(0.0)
+    tasks = [
+        asyncio.create_task(session.submit(part(), source=SOURCE, destination=DEST))
+        for _ in range(30)
+    ]
+    stats = session.stats
+    await until(lambda: clock.sleepers >= 4)
+    for _ in range(20):
+        clock.advance(0.1)
+        await until(lambda: clock.sleepers >= 4)
+    assert stats.submitted <= 1  # (the one token the bucket held)
+    before, start = stats.submitted, clock.now()
+    session.set_tps(20.0, burst=1)
+    assert session.tps == 20.0
+    while stats.submitted < 30:
+        clock.advance(0.05)
+        await until(lambda: stats.submitted >= 30 or clock.sleepers >= 4)
+        assert stats.submitted - before <= 1 + round(20 * (clock.now() - start))
+    assert all(isinstance(o, Accepted) for o in await asyncio.gather(*tasks))
