@@ -52,6 +52,7 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     lock_for_audience: str
     create_upload_table: str
     upload_work_mem: str
+    analyze_upload: str
     insert_uploaded: str
     insert_smart_members: str
     insert_active_subscribers: str
@@ -95,6 +96,7 @@ class AudienceLoad:
 
     async def queue(self) -> int:
         """Insert the copied rows as queued deliveries; returns how many were new."""
+        await self.conn.execute(CampaignSQL.analyze_upload)
         status = await self.conn.execute(
             CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables
         )
