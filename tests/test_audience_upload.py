@@ -12,9 +12,8 @@ import asyncpg
 import pytest
 
 from campaigns.audience import upload_audience
-from campaigns.repository import CampaignRepository
-
 from campaigns.csvstream import MAX_LINE
+from campaigns.repository import CampaignRepository
 from dispatcher.kernel.states import Role
 from tests.factories import dnc, members, subscribers
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
@@ -240,9 +239,12 @@ async def test_uploads_to_one_campaign_run_one_at_a_time(settings, clock, databa
         )
         # the second upload reaches the campaign's lock and waits there (or, were uploads not
         # serialised, would run its insert while the first has not committed)
-        while not await database.pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        ) and not second.done():
+        for _ in range(1000):
+            waiting = await database.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            if waiting or second.done():
+                break
             await asyncio.sleep(0.01)
         assert await first.queue() == copied == 2
     result = await second
