@@ -11,8 +11,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from campaigns.audience import upload_audience
-from campaigns.csvstream import MAX_LINE
+from campaigns.audience import AudienceParser, upload_audience
+from campaigns.csvstream import MAX_LINE, InputRefused
 from campaigns.repository import CampaignRepository
 from dispatcher.kernel.states import Role
 from tests.factories import dnc, members, subscribers
@@ -307,3 +307,40 @@ async def test_deliveries_still_reference_their_campaign(database) -> None:
         await pool.execute("UPDATE campaigns SET id = $1 WHERE id = $2", cid + 1000, cid)
     await pool.execute("DELETE FROM campaigns WHERE id = $1", other)  # no deliveries: allowed
     assert await pool.fetchval("SELECT count(*) FROM deliveries") == 1
+
+
+async def test_batches_keep_the_first_occurrence_across_batches(settings, clock, database) -> None:
+    """AudienceLoad.load queues a batch while the next is parsed: with batches of 2 rows, a
+    number repeated in a later batch is a duplicate, and its first row's variables stay."""
+    repository = CampaignRepository(database.pool)
+    async with running_api(settings, clock, database) as api:
+        cid = (await create(api, info_payload()))["id"]
+    records = [
+        (2, "77011234567", ["First"]),
+        (3, "77021234567", ["B"]),
+        (4, "77051234567", ["C"]),
+        (5, "77011234567", ["Second"]),
+        (6, "77021234567", ["Again"]),
+    ]
+    async with repository.audience_load(cid) as load:
+        assert await load.load(_chunk_records(records), batch_rows=2) == (5, 3)
+    assert await _deliveries(database, cid) == {
+        "77011234567": {"name": "First"},
+        "77021234567": {"name": "B"},
+        "77051234567": {"name": "C"},
+    }
+
+
+async def test_a_refusal_while_a_batch_is_queued_leaves_nothing(settings, clock, database) -> None:
+    """A file refused after earlier batches were queued (here: too many rows, found while
+    a batch is being inserted) writes nothing: all batches are one transaction."""
+    async with running_api(settings, clock, database) as api:
+        cid = (await create(api, info_payload(variables=[], texts={"kk": "Hi"})))["id"]
+        repository = CampaignRepository(database.pool)
+        parser_limits = {"region": "KZ", "max_rows": 5, "max_bytes": 10_000}
+        body = b"".join(b"7701%07d\n" % i for i in range(8))
+        with pytest.raises(InputRefused):
+            async with repository.audience_load(cid) as load:
+                parser = AudienceParser([], **parser_limits)
+                await load.load(parser.records(_chunks(body[:24], body[24:])), batch_rows=2)
+    assert await _deliveries(database, cid) == {}

@@ -142,6 +142,10 @@ SELECT * FROM campaigns WHERE id = $1 FOR NO KEY UPDATE
 CREATE TEMP TABLE audience_upload (line integer NOT NULL, msisdn text NOT NULL, vars text[])
 ON COMMIT DROP
 
+-- name: clear_upload_table
+-- Between two batches of one upload (AudienceLoad.load): the next batch replaces the last.
+TRUNCATE audience_upload
+
 -- name: upload_work_mem
 -- The upload's sort (below) stays in memory up to ~1M rows; only for this transaction.
 SET LOCAL work_mem = '128MB'
@@ -153,7 +157,7 @@ SET LOCAL work_mem = '128MB'
 ANALYZE audience_upload
 
 -- name: insert_uploaded
--- Queue the uploaded rows: the first occurrence in the file of each number (DISTINCT ON, by
+-- Queue the uploaded rows (of one batch: AudienceLoad.load): the first occurrence in the file of each number (DISTINCT ON, by
 -- line) that the campaign does not have yet (NOT EXISTS). Uploads to one campaign run one at
 -- a time (lock_for_audience), so no other transaction adds to it meanwhile; a plain INSERT
 -- then does what ON CONFLICT DO NOTHING did without its speculative insertion per row, and
