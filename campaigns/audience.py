@@ -176,13 +176,13 @@ async def upload_audience(
         )
         copied, queued = await load.load(parser.records(chunks))
     finished = time.perf_counter()
-    copied_at = load.copied_at or finished
+    copied_at = load.parsed_at or finished
     return AudienceResult(
         accepted=queued,
         duplicates=copied - queued,
         rejected_total=parser.rejected_total,
         rejected=parser.rejected,
         lines=parser.lines,
-        copy_seconds=copied_at - started,  # the queueing of all but the last batch overlaps it
+        copy_seconds=copied_at - started,  # queueing all but the last batch overlaps it
         queue_seconds=finished - copied_at,
     )

@@ -93,7 +93,7 @@ class AudienceLoad:
     conn: asyncpg.Connection
     campaign: Campaign
 
-    copied_at: float = 0.0  # perf_counter() when load() COPYed its last batch
+    parsed_at: float = 0.0  # perf_counter() when load() had read its last record
 
     async def load(
         self, records: AsyncIterable[Record], batch_rows: int = LOAD_BATCH
@@ -119,14 +119,13 @@ class AudienceLoad:
                     copied += await self._copy_batch(batch, first=copied == 0)
                     batch = []
                     pending = asyncio.create_task(self.queue())
+            self.parsed_at = time.perf_counter()
             if pending is not None:
                 queued += await pending
                 pending = None
             if batch:
                 copied += await self._copy_batch(batch, first=copied == 0)
                 queued += await self.queue()
-            else:
-                self.copied_at = time.perf_counter()
         finally:
             if pending is not None:
                 await asyncio.gather(pending, return_exceptions=True)
@@ -138,7 +137,6 @@ class AudienceLoad:
         status = await self.conn.copy_records_to_table(
             "audience_upload", records=batch, columns=("line", "msisdn", "vars")
         )
-        self.copied_at = time.perf_counter()
         return _count(status)
 
     async def copy(self, records: AsyncIterable[Record]) -> int:
