@@ -260,26 +260,28 @@ class ServiceCollector(Collector):
         yield from _receipt_matching_metrics(db)
 
 
+def _per_smsc(name: str, documentation: str, counts: dict[str, int]) -> Metric:
+    """A gauge with one sample per SMSC."""
+    gauge = GaugeMetricFamily(name, documentation, labels=["smsc"])
+    for smsc, n in sorted(counts.items()):
+        gauge.add_metric([smsc], n)
+    return gauge
+
+
 def _receipt_matching_metrics(db: DbSnapshot) -> Iterator[Metric]:
     """Receipts that match no submit, and how each SMSC's ids are read (issue 11)."""
-    unmatched = GaugeMetricFamily(
+    yield _per_smsc(
         "smartd_receipts_unmatched",
         "Receipts naming no known submit yet, waiting to be matched (given up after 3 days); "
         "a steady rise means the SMSC writes ids in a form SMARTD_SMPP_ID_FORMAT does not read",
-        labels=["smsc"],
+        db.unmatched,
     )
-    for smsc, n in sorted(db.unmatched.items()):
-        unmatched.add_metric([smsc], n)
-    yield unmatched
-    mismatch = GaugeMetricFamily(
+    yield _per_smsc(
         "smartd_receipts_address_mismatch",
         "Receipts whose source address (normalised) is not the number their message went to; "
         "refused when SMARTD_RECEIPT_ADDRESS_CHECK=refuse, else applied (issue 13)",
-        labels=["smsc"],
+        db.address_mismatch,
     )
-    for smsc, n in sorted(db.address_mismatch.items()):
-        mismatch.add_metric([smsc], n)
-    yield mismatch
     formats = GaugeMetricFamily(
         "smartd_smsc_id_format",
         "1 for the id format receipts of each SMSC are read with: its setting and, under auto, "

@@ -21,6 +21,9 @@ from dispatcher.embedded import (
 )
 from dispatcher.settings import ROOT_DATA_DIR, load_settings
 
+# The defect (the wheel chmod-ing every parent and creating an OS user) happens only when the
+# process is root; as another user the wheel cannot do it and there is nothing to observe.
+# CI and this machine run as root, so these tests run there.
 as_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="the wheel's chmods happen as root"
 )
