@@ -129,7 +129,9 @@ class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg API
         limit = _ACQUIRE_TIMEOUT.get()
-        if timeout is not None or limit is None:
+        if timeout is not None or limit is None or self._connected_free():
+            # A connected connection is free: taken without waiting, so no timer to arm
+            # (issue 16: an armed and cancelled timer per request costs CPU under load).
             return await super()._acquire(timeout)
         # Not passed down as asyncpg's own timeout: that one would also bound the reset
         # when the connection goes back. Cancelling the wait returns nothing held.
@@ -138,6 +140,13 @@ class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
                 return await super()._acquire(None)
         except TimeoutError:
             raise PoolBusy(limit) from None
+
+    def _connected_free(self) -> bool:
+        """Whether the pool's queue holds a free, connected connection now (asyncpg's queue
+        hands those out first)."""
+        queue = getattr(self, "_queue", None)
+        holders = getattr(queue, "_queue", ())
+        return any(holder.is_connected() for holder in holders)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
