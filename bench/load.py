@@ -17,7 +17,8 @@ Goal (issue 7): ≥ 1,000 req/s for 60 s, p99 ≤ 100 ms, zero errors, throughpu
 median and spread (min-max) of each figure. These are figures of the host: the test suite
 does not assert them (``tests/reliability/test_load.py`` checks correctness under a load
 derived from what the host sustains, through :func:`serving`).
-``BENCH_PROFILE=/tmp/serve.prof`` runs the service under cProfile, written to that file.
+``BENCH_PROFILE=/tmp/serve.prof`` runs the service under cProfile, written to that file;
+``BENCH_PROFILE_CPU=…`` the same timing CPU time (a wait on a shared host is not charged).
 """
 
 from __future__ import annotations
@@ -139,11 +140,13 @@ async def _rate_over(pool: asyncpg.Pool, campaign: int, seconds: float) -> float
 
 
 @contextlib.asynccontextmanager
-async def serving(url: str, data_dir: Path, *, tps: int) -> AsyncIterator[str]:
+async def serving(url: str, data_dir: Path, *, tps: int, split: bool = False) -> AsyncIterator[str]:
     """An SMSC simulator child and a ``smartd serve`` child over the (migrated, seeded)
     database at ``url``, serve's clock pinned inside the send window; yields serve's base
-    URL once it is ready, and stops both after."""
-    smpp_port, http_port = free_port(), free_port()
+    URL once it is ready, and stops both after. ``split``: the engine in one ``serve``
+    process and the HTTP API the load calls in another (``SMARTD_ENGINE_ENABLED=false``),
+    so the gateway and the campaign do not share one event loop (and one core)."""
+    smpp_port, http_port, engine_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
     sim_args = [sys.executable, "-m", "smpp.simulator", "--port", str(smpp_port)]
@@ -166,10 +169,17 @@ async def serving(url: str, data_dir: Path, *, tps: int) -> AsyncIterator[str]:
     serve_args = [sys.executable, "-m", "dispatcher.cli", "serve"]
     if profile := os.environ.get("BENCH_PROFILE"):  # a cProfile of the service, to this file
         serve_args[1:1] = ["-m", "cProfile", "-o", profile]
-    with (
-        _child(sim_args, env, data_dir / "simulator.log"),
-        _child(serve_args, env_serve, data_dir / "serve.log"),
-    ):
+    elif profile := os.environ.get("BENCH_PROFILE_CPU"):  # CPU time, not waits, to this file
+        serve_args[1:2] = ["-m", "bench._cpuprofile", profile]
+    with contextlib.ExitStack() as children:
+        children.enter_context(_child(sim_args, env, data_dir / "simulator.log"))
+        if split:
+            engine_env = env_serve | {"SMARTD_HTTP_PORT": str(engine_port)}
+            children.enter_context(_child(serve_args, engine_env, data_dir / "engine.log"))
+            env_serve = env_serve | {"SMARTD_ENGINE_ENABLED": "false"}
+        children.enter_context(_child(serve_args, env_serve, data_dir / "serve.log"))
+        if split:
+            await wait_ready(f"http://127.0.0.1:{engine_port}", "/readyz")
         await wait_ready(base, "/readyz")
         yield base
 
@@ -184,13 +194,14 @@ async def measure(
     members: int = 20_000,
     alone_seconds: float = 5.0,
     with_campaign: bool = True,
+    split: bool = False,
 ) -> LoadFigures:
     """Run the whole measurement against the (migrated) database at ``url``."""
     recipients = int(tps * (alone_seconds + seconds + WARM_UP_SECONDS + 15))
     token = await _seed(url, members, recipients)
     pool = await create_pool(url, min_size=1, max_size=2)
     try:
-        async with serving(url, data_dir, tps=tps) as base:
+        async with serving(url, data_dir, tps=tps, split=split) as base:
             targets = [str(FIRST_RECIPIENT + i) for i in range(recipients)]
             half = recipients // 3
             alone = await _add_campaign(pool, "alone", targets[:half])
@@ -245,6 +256,7 @@ async def _main(args: argparse.Namespace) -> int:
                     seconds=args.seconds,
                     tps=args.tps,
                     with_campaign=not args.no_campaign,
+                    split=args.split,
                 )
                 runs.append(f)
                 print(
@@ -290,5 +302,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3, help="report the median and spread")
     parser.add_argument(
         "--no-campaign", action="store_true", help="USSD alone (after the campaign baseline)"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="the engine and the HTTP API in two serve processes (the deployment for load)",
     )
     return asyncio.run(_main(parser.parse_args(argv)))
