@@ -39,9 +39,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from bench._net import free_port
-from bench._ussd import percentiles_ms, ussd_load, wait_ready
+from bench._ussd import percentiles_ms, ussd_capacity, ussd_load, wait_ready
 from dispatcher.db import create_pool
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
@@ -140,7 +141,14 @@ async def _rate_over(pool: asyncpg.Pool, campaign: int, seconds: float) -> float
 
 
 @contextlib.asynccontextmanager
-async def serving(url: str, data_dir: Path, *, tps: int, split: bool = False) -> AsyncIterator[str]:
+async def serving(
+    url: str,
+    data_dir: Path,
+    *,
+    tps: int,
+    split: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[str]:
     """An SMSC simulator child and a ``smartd serve`` child over the (migrated, seeded)
     database at ``url``, serve's clock pinned inside the send window; yields serve's base
     URL once it is ready, and stops both after. ``split``: the engine in one ``serve``
@@ -165,7 +173,7 @@ async def serving(url: str, data_dir: Path, *, tps: int, split: bool = False) ->
         "SMARTD_LOG_LEVEL": "warning",
         "SMARTD_DB_POOL_MAX": "20",
         "SMARTD_DATA_DIR": str(data_dir),
-    }
+    } | (extra_env or {})
     serve_args = [sys.executable, "-m", "dispatcher.cli", "serve"]
     if profile := os.environ.get("BENCH_PROFILE"):  # a cProfile of the service, to this file
         serve_args[1:1] = ["-m", "cProfile", "-o", profile]
@@ -235,9 +243,113 @@ async def measure(
     )
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time, so far, of the processes ``pids`` (those gone count 0)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _service_pids(data_dir: Path) -> tuple[list[int], list[int]]:
+    """(the ``smartd serve`` processes started for ``data_dir``, the PostgreSQL backends)."""
+    serve, backends = [], []
+    for proc in psutil.process_iter(["pid", "cmdline", "name"]):
+        cmdline = proc.info["cmdline"] or []
+        if "serve" in cmdline and any("dispatcher.cli" in part for part in cmdline):
+            with contextlib.suppress(psutil.Error):
+                if str(data_dir) in proc.environ().get("SMARTD_DATA_DIR", ""):
+                    serve.append(proc.info["pid"])
+        elif (proc.info["name"] or "").startswith("postgres"):
+            backends.append(proc.info["pid"])
+    return serve, backends
+
+
+async def cost_per_request(
+    url: str,
+    data_dir: Path,
+    *,
+    event_loop: str,
+    requests: int = 3000,
+    workers: int = 8,
+    members: int = 20_000,
+) -> tuple[float, float, float]:
+    """CPU a USSD request costs, the figure a shared host disturbs least: ``requests``
+    closed-loop requests of the gateway's mix (no campaign) after a warm-up; the ``/proc`` CPU
+    time of the serve process and of every PostgreSQL process over them. Returns (serve ms,
+    PostgreSQL ms, answered per second)."""
+    token = await _seed(url, members, 0)
+    loop_env = {"SMARTD_EVENT_LOOP": event_loop}
+    async with serving(url, data_dir, tps=100, extra_env=loop_env) as base:
+        await ussd_capacity(base, token, FIRST_MEMBER, members, workers=workers, requests=500)
+        serve, backends = _service_pids(data_dir)
+        before = _cpu_seconds(serve), _cpu_seconds(backends)
+        rate, errors = await ussd_capacity(
+            base, token, FIRST_MEMBER, members, workers=workers, requests=requests
+        )
+        after = _cpu_seconds(serve), _cpu_seconds(backends)
+    if errors:
+        raise RuntimeError(f"{errors} of {requests} requests failed")
+    return (
+        (after[0] - before[0]) * 1000 / requests,
+        (after[1] - before[1]) * 1000 / requests,
+        rate,
+    )
+
+
+async def _cpu_main(args: argparse.Namespace) -> int:
+    """``--cpu``: CPU per request, once per event loop in turn (asyncio, uvloop, …) for
+    ``--runs`` rounds, so both are measured under the same load of the host."""
+    from dispatcher.db import recreate_database
+    from dispatcher.embedded import EmbeddedPostgres
+
+    loops = ["asyncio", "uvloop"]
+    figures: dict[str, list[tuple[float, float, float]]] = {loop: [] for loop in loops}
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        os.chmod(tmp, 0o711)
+        server = EmbeddedPostgres(Path(tmp))
+        admin = await asyncio.to_thread(server.start)
+        try:
+            for n in range(1, args.runs + 1):
+                for loop in loops:
+                    url = await recreate_database(admin, "bench_load")
+                    run_dir = Path(tmp) / f"run{n}-{loop}"
+                    run_dir.mkdir()
+                    f = await cost_per_request(
+                        url, run_dir, event_loop=loop, requests=args.requests
+                    )
+                    figures[loop].append(f)
+                    print(
+                        f"round {n} {loop:8}: serve {f[0]:.2f} ms, PostgreSQL {f[1]:.2f} ms "
+                        f"of CPU a request; {f[2]:,.0f} req/s closed loop (8 clients); "
+                        f"load average {os.getloadavg()[0]:.1f}"
+                    )
+        finally:
+            await asyncio.to_thread(server.stop)
+    print(f"median [min-max] of {args.runs} round(s), {args.requests} requests each:")
+    for loop, runs in figures.items():
+        cells = []
+        for i, name in enumerate(("serve ms", "PostgreSQL ms", "req/s")):
+            values = [r[i] for r in runs]
+            cells.append(
+                f"{name} {statistics.median(values):,.2f} [{min(values):,.2f}-{max(values):,.2f}]"
+            )
+        print(f"  {loop:8} " + "; ".join(cells))
+    print(
+        "the goal's budget: 1,000 req/s on 2 cores shared with PostgreSQL, the engine, the "
+        "simulator and the load generator leaves well under 1 ms of serve CPU a request"
+    )
+    return 0
+
+
 async def _main(args: argparse.Namespace) -> int:
     from dispatcher.db import recreate_database
     from dispatcher.embedded import EmbeddedPostgres
+
+    if args.cpu:
+        return await _cpu_main(args)
 
     runs: list[LoadFigures] = []
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -308,4 +420,10 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="the engine and the HTTP API in two serve processes (the deployment for load)",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU per request of serve and PostgreSQL, asyncio against uvloop (no campaign)",
+    )
+    parser.add_argument("--requests", type=int, default=3000, help="with --cpu: per round")
     return asyncio.run(_main(parser.parse_args(argv)))
