@@ -159,21 +159,25 @@ async def serving(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
     sim_args = [sys.executable, "-m", "smpp.simulator", "--port", str(smpp_port)]
     sim_args += ["--credential", f"smartd:{SMPP_PASSWORD}", "--no-record"]
-    env_serve = env | {
-        "SMARTD_DATABASE_URL": url,
-        "SMARTD_HTTP_HOST": "127.0.0.1",
-        "SMARTD_HTTP_PORT": str(http_port),
-        "SMARTD_SMPP_HOST": "127.0.0.1",
-        "SMARTD_SMPP_PORT": str(smpp_port),
-        "SMARTD_SMPP_SYSTEM_ID": "smartd",
-        "SMARTD_SMPP_PASSWORD": SMPP_PASSWORD,
-        "SMARTD_SMPP_TPS": str(tps),
-        "SMARTD_CLOCK_START": CLOCK_START,
-        "SMARTD_SCHEDULER_ENABLED": "false",
-        "SMARTD_LOG_LEVEL": "warning",
-        "SMARTD_DB_POOL_MAX": "20",
-        "SMARTD_DATA_DIR": str(data_dir),
-    } | (extra_env or {})
+    env_serve = (
+        env
+        | {
+            "SMARTD_DATABASE_URL": url,
+            "SMARTD_HTTP_HOST": "127.0.0.1",
+            "SMARTD_HTTP_PORT": str(http_port),
+            "SMARTD_SMPP_HOST": "127.0.0.1",
+            "SMARTD_SMPP_PORT": str(smpp_port),
+            "SMARTD_SMPP_SYSTEM_ID": "smartd",
+            "SMARTD_SMPP_PASSWORD": SMPP_PASSWORD,
+            "SMARTD_SMPP_TPS": str(tps),
+            "SMARTD_CLOCK_START": CLOCK_START,
+            "SMARTD_SCHEDULER_ENABLED": "false",
+            "SMARTD_LOG_LEVEL": "warning",
+            "SMARTD_DB_POOL_MAX": "20",
+            "SMARTD_DATA_DIR": str(data_dir),
+        }
+        | (extra_env or {})
+    )
     serve_args = [sys.executable, "-m", "dispatcher.cli", "serve"]
     if profile := os.environ.get("BENCH_PROFILE"):  # a cProfile of the service, to this file
         serve_args[1:1] = ["-m", "cProfile", "-o", profile]
