@@ -257,23 +257,25 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def _service_pids(data_dir: Path) -> tuple[list[int], list[int]]:
-    """(the ``smartd serve`` processes started for ``data_dir``, the PostgreSQL backends)."""
-    serve, backends = [], []
-    for proc in psutil.process_iter(["pid", "cmdline", "name"]):
+def _service_pids(data_dir: Path, pg_root: Path) -> tuple[list[int], list[int]]:
+    """(the ``smartd serve`` processes started for ``data_dir``, the processes of the
+    embedded PostgreSQL under ``pg_root``: its postmaster and every backend and worker)."""
+    serve = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if "serve" in cmdline and any("dispatcher.cli" in part for part in cmdline):
             with contextlib.suppress(psutil.Error):
                 if str(data_dir) in proc.environ().get("SMARTD_DATA_DIR", ""):
                     serve.append(proc.info["pid"])
-        elif (proc.info["name"] or "").startswith("postgres"):
-            backends.append(proc.info["pid"])
-    return serve, backends
+    postmaster = int((pg_root / "pgdata" / "postmaster.pid").read_text().split()[0])
+    server = psutil.Process(postmaster)
+    return serve, [postmaster, *(child.pid for child in server.children(recursive=True))]
 
 
 async def cost_per_request(
     url: str,
     data_dir: Path,
+    pg_root: Path,
     *,
     event_loop: str,
     requests: int = 3000,
@@ -288,7 +290,7 @@ async def cost_per_request(
     loop_env = {"SMARTD_EVENT_LOOP": event_loop}
     async with serving(url, data_dir, tps=100, extra_env=loop_env) as base:
         await ussd_capacity(base, token, FIRST_MEMBER, members, workers=workers, requests=500)
-        serve, backends = _service_pids(data_dir)
+        serve, backends = _service_pids(data_dir, pg_root)
         before = _cpu_seconds(serve), _cpu_seconds(backends)
         rate, errors = await ussd_capacity(
             base, token, FIRST_MEMBER, members, workers=workers, requests=requests
@@ -322,7 +324,7 @@ async def _cpu_main(args: argparse.Namespace) -> int:
                     run_dir = Path(tmp) / f"run{n}-{loop}"
                     run_dir.mkdir()
                     f = await cost_per_request(
-                        url, run_dir, event_loop=loop, requests=args.requests
+                        url, run_dir, Path(tmp), event_loop=loop, requests=args.requests
                     )
                     figures[loop].append(f)
                     print(
