@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from dispatcher.cli_common import run_loop
 from dispatcher.kernel.states import Role
 from dispatcher.settings import ConfigError, Settings, load_settings
 
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, level)
     command = _COMMANDS[args.command]
     try:
-        return asyncio.run(command(settings, args))
+        return run_loop(command(settings, args), settings.event_loop)
     except KeyboardInterrupt:
         return 130
 

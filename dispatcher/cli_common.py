@@ -7,10 +7,11 @@ and rich draws bars only on a terminal.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -27,6 +28,8 @@ from campaigns.csvstream import InputRefused, file_chunks
 from campaigns.models import Rejected
 from dispatcher.kernel.clock import Clock, OffsetClock, SystemClock
 from dispatcher.settings import Settings
+
+T = TypeVar("T")
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 Subparsers = Any  # argparse's private _SubParsersAction
@@ -99,3 +102,17 @@ def print_rejected(rejected: list[Rejected], total: int) -> None:
         print(f"  line {row.line}: {row.value!r}: {row.reason}")
     if total > min(len(rejected), REJECTED_SHOWN):
         print(f"  … and {total - min(len(rejected), REJECTED_SHOWN)} more")
+
+
+def run_loop(main: Coroutine[Any, Any, T], event_loop: str) -> T:
+    """Run ``main`` to completion on the configured event loop (``SMARTD_EVENT_LOOP``):
+    uvloop where it is installed (measured in the README: less CPU per USSD request and per
+    message), else Python's own."""
+    if event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform: the standard loop does the same work
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)

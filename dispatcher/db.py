@@ -129,7 +129,9 @@ class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg API
         limit = _ACQUIRE_TIMEOUT.get()
-        if timeout is not None or limit is None:
+        if timeout is not None or limit is None or self._connected_free():
+            # A connected connection is free: taken without waiting, so no timer to arm
+            # (issue 16: an armed and cancelled timer per request costs CPU under load).
             return await super()._acquire(timeout)
         # Not passed down as asyncpg's own timeout: that one would also bound the reset
         # when the connection goes back. Cancelling the wait returns nothing held.
@@ -139,15 +141,40 @@ class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
         except TimeoutError:
             raise PoolBusy(limit) from None
 
+    def _connected_free(self) -> bool:
+        """Whether the pool's queue holds a free, connected connection now (asyncpg's queue
+        hands those out first)."""
+        queue = getattr(self, "_queue", None)
+        holders = getattr(queue, "_queue", ())
+        return any(holder.is_connected() for holder in holders)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A release without the reset query: asyncpg has already rolled back a transaction
+    left open (and dropped listeners); nothing else is undone."""
+
 
 async def create_pool(
-    url: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float | None = None
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    command_timeout: float | None = None,
+    session_state: bool = True,
 ) -> asyncpg.Pool:
     """A pool whose connections are prepared by :func:`init_connection`.
 
     ``command_timeout`` bounds every statement (and the reset when a connection goes back
     to the pool), so a connection left half-dead by a database restart raises instead of
-    hanging its caller. Acquires wait at most the context's :func:`acquire_timeout`."""
+    hanging its caller. Acquires wait at most the context's :func:`acquire_timeout`.
+
+    ``session_state=False`` is for a pool on which no caller leaves session state behind
+    (session advisory locks, ``SET`` without ``LOCAL``, ``LISTEN``, open cursors outside a
+    transaction): a connection going back skips asyncpg's reset query (``pg_advisory_unlock_all``,
+    ``CLOSE ALL``, ``UNLISTEN *``, ``RESET ALL``), one round trip per release saved (issue 16);
+    a transaction left open is still rolled back. The service's main pool is such a pool
+    (the HTTP side: its locks are transaction locks); the engine's pool, where the node locks
+    are session locks, keeps the reset."""
     pool = _Pool(
         url,
         min_size=min_size,
@@ -155,6 +182,7 @@ async def create_pool(
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
         init=init_connection,
+        reset=None if session_state else _keep_session,
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
@@ -171,7 +199,12 @@ async def open_database(
     """Open the database for the lifetime of the block; see the module docstring."""
     url, embedded = await resolve_url(settings)
     try:
-        pool = await create_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await create_pool(
+            url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            session_state=False,
+        )
         try:
             if run_migrations:
                 async with pool.acquire() as conn:

@@ -441,6 +441,13 @@ class Settings:
         "a receipt whose source_addr is not the number its message went to: counted and "
         "logged, or also refused (some SMSCs write the address differently)",
     )
+    event_loop: str = _setting(
+        "uvloop",
+        _choice("uvloop", "asyncio"),
+        "uvloop or asyncio",
+        "the event loop of every smartd command: uvloop (libuv; less CPU per request and per "
+        "message) or Python's own asyncio loop (uvloop is not built for Windows)",
+    )
     log_format: str = _setting("json", _choice("json", "console"), "json or console", "log output")
     log_level: str = _setting(
         "info", _choice("debug", "info", "warning", "error"), "debug|info|warning|error", "level"

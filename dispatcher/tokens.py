@@ -2,6 +2,12 @@
 
 A token is 32 random bytes (256 bits), so a plain hash is enough: nothing can be guessed or
 brute-forced from it, and lookup stays one index probe per request.
+
+A repository remembers the tokens it authenticated for :data:`AUTH_CACHE_SECONDS` (by the
+caller's clock), so a busy gateway costs one token query per few seconds, not one per request
+(issue 16). The bound this puts on revocation: a token revoked through the same repository
+(the service's own) stops at once; one revoked elsewhere (``smartd token revoke``, another
+replica) stops within :data:`AUTH_CACHE_SECONDS`. An expiry is checked on every request.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,6 +24,11 @@ from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
 
 TOKEN_PREFIX = "smartd_"
+#: How long an authenticated token is taken on trust without asking the database again: the
+#: longest a token revoked by another process keeps working here.
+AUTH_CACHE_SECONDS = 5.0
+#: At most this many tokens remembered (forgotten all at once past it: tokens are few).
+AUTH_CACHE_SIZE = 1024
 
 
 class TokenSQL(SqlFile, domain="tokens"):
@@ -54,8 +65,11 @@ def hash_token(token: str) -> bytes:
 class TokenRepository:
     """The only caller of tokens.sql."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, cache_seconds: float = AUTH_CACHE_SECONDS) -> None:
         self._pool = pool
+        self._cache_for = timedelta(seconds=cache_seconds)
+        #: token hash -> (the token, when it was checked in the database, its expiry)
+        self._cache: dict[bytes, tuple[TokenInfo, datetime, datetime | None]] = {}
 
     async def create(
         self, name: str, role: Role, expires_at: datetime | None = None
@@ -68,11 +82,34 @@ class TokenRepository:
         return token, TokenInfo.from_row(row)
 
     async def authenticate(self, token: str, now: datetime) -> TokenInfo | None:
-        row = await self._pool.fetchrow(TokenSQL.authenticate, hash_token(token), now)
-        return None if row is None else TokenInfo.from_row(row)
+        """The live token's holder, or None (unknown, expired or revoked). Asks the database
+        (and stamps ``last_used_at``) at most once per :data:`AUTH_CACHE_SECONDS` per token;
+        an unknown token is never remembered."""
+        digest = hash_token(token)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            info, checked_at, expires_at = cached
+            fresh = checked_at <= now < checked_at + self._cache_for
+            if fresh and (expires_at is None or now < expires_at):
+                return info
+            del self._cache[digest]
+        row = await self._pool.fetchrow(TokenSQL.authenticate, digest, now)
+        if row is None:
+            return None
+        info = TokenInfo.from_row({k: row[k] for k in ("id", "name", "role")})
+        if self._cache_for > timedelta(0):
+            if len(self._cache) >= AUTH_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[digest] = (info, now, row["expires_at"])
+        return info
 
     async def list(self) -> list[TokenInfo]:
         return [TokenInfo.from_row(r) for r in await self._pool.fetch(TokenSQL.list_tokens)]
 
     async def revoke(self, token_id: int, now: datetime) -> bool:
-        return await self._pool.fetchval(TokenSQL.revoke_token, token_id, now) is not None
+        """Revoke a token; this repository forgets it at once (others within the bound)."""
+        revoked = await self._pool.fetchval(TokenSQL.revoke_token, token_id, now) is not None
+        for digest, (info, _, _) in list(self._cache.items()):
+            if info.id == token_id:
+                del self._cache[digest]
+        return revoked

@@ -576,12 +576,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return inject_mo_main(argv[1:])
     args = build_parser().parse_args(argv)
+    serving = run_simulator(
+        args.host, args.port, control_port=args.control_port, **options_from_args(args)
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            run_simulator(
-                args.host, args.port, control_port=args.control_port, **options_from_args(args)
-            )
-        )
+        try:  # the loop smartd runs on (its SMARTD_EVENT_LOOP default), where it is built
+            import uvloop
+        except ImportError:
+            asyncio.run(serving)
+        else:
+            uvloop.run(serving)
     return 0
 
 

@@ -11,7 +11,7 @@ from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from dispatcher.tokens import TokenRepository, hash_token
+from dispatcher.tokens import AUTH_CACHE_SECONDS, TokenRepository, hash_token
 from dispatcher.web.app import create_app
 from dispatcher.web.auth import check_routes, requires
 from tests.web_helpers import Api
@@ -93,6 +93,67 @@ async def test_revoked_and_expired_tokens_are_401(
     assert (await api.client.get("/api/v1/whoami", headers=headers)).status == 401
     assert await repo.revoke(info.id, clock.now())
     assert not await repo.revoke(info.id, clock.now())
+
+
+async def _who(repo: TokenRepository, token: str, clock: ManualClock) -> int | None:
+    """The id of the token's holder now, or None."""
+    info = await repo.authenticate(token, clock.now())
+    return None if info is None else info.id
+
+
+class _CountingPool:
+    """A pool that counts the token lookups it is asked for."""
+
+    def __init__(self, pool: object) -> None:
+        self._pool = pool
+        self.lookups = 0
+
+    async def fetchrow(self, *args: object) -> object:
+        self.lookups += 1
+        return await self._pool.fetchrow(*args)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._pool, name)
+
+
+async def test_a_busy_token_is_looked_up_once_per_cache_period(
+    database: Database, clock: ManualClock
+) -> None:
+    """Issue 16: a gateway calling 1,000 times a second does not cost a token query per
+    request; the database is asked again once the cache period has passed."""
+    pool = _CountingPool(database.pool)
+    repo = TokenRepository(pool)  # type: ignore[arg-type]
+    token, info = await repo.create("busy", Role.GATEWAY)
+    pool.lookups = 0
+    for _ in range(50):
+        assert await _who(repo, token, clock) == info.id
+        clock.advance(timedelta(milliseconds=10))
+    assert pool.lookups == 1
+    clock.advance(timedelta(seconds=AUTH_CACHE_SECONDS))
+    assert await _who(repo, token, clock) == info.id
+    assert pool.lookups == 2
+
+
+async def test_a_token_revoked_elsewhere_stops_within_the_bound(
+    database: Database, clock: ManualClock
+) -> None:
+    """A token revoked by another process (``smartd token revoke``, another replica) stops
+    working here within AUTH_CACHE_SECONDS; revoked through this repository, at once; an
+    expiry is never overstayed."""
+    serving, elsewhere = TokenRepository(database.pool), TokenRepository(database.pool)
+    token, info = await serving.create("gw", Role.GATEWAY)
+    assert await _who(serving, token, clock) == info.id
+    assert await elsewhere.revoke(info.id, clock.now())
+    clock.advance(timedelta(seconds=AUTH_CACHE_SECONDS))
+    assert await _who(serving, token, clock) is None
+    token2, info2 = await serving.create("gw2", Role.GATEWAY)
+    assert await _who(serving, token2, clock) == info2.id
+    assert await serving.revoke(info2.id, clock.now())
+    assert await _who(serving, token2, clock) is None
+    token3, info3 = await serving.create("gw3", Role.GATEWAY, clock.now() + timedelta(seconds=1))
+    assert await _who(serving, token3, clock) == info3.id
+    clock.advance(timedelta(seconds=1))
+    assert await _who(serving, token3, clock) is None
 
 
 async def test_use_stamps_last_used(api: Api, database: Database, clock: ManualClock) -> None:

@@ -158,7 +158,10 @@ class Membership:
 
     def language(self, subscriber: Subscriber | None) -> Language:
         """The subscriber's language, else the configured default (R14)."""
-        preferred = None if subscriber is None else subscriber.language
+        return self.language_named(None if subscriber is None else subscriber.language)
+
+    def language_named(self, preferred: str | None) -> Language:
+        """R14: the language to answer in when the number's is ``preferred`` (or unknown)."""
         return Language(pick_language(_LANGUAGES, preferred, self._settings.default_language))
 
     async def language_of(self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str) -> Language:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from dispatcher.kernel.sql import SqlFile
-from dispatcher.kernel.states import Channel, Language
+from dispatcher.kernel.states import Channel, Language, SubscriberStatus
 from dispatcher.program import texts
 from dispatcher.program.membership import Membership
 
@@ -98,6 +98,7 @@ def language_hint(raw: str | None) -> Language | None:
 
 class UssdSQL(SqlFile, domain="ussd"):
     get_session: str
+    get_context: str
     put_session: str
     end_session: str
     expire_sessions: str
@@ -123,6 +124,18 @@ class UssdSession:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class UssdContext:
+    """What a request needs before it acts, read in one round trip: the open session (None
+    when none), the number's own language (None: not known), its status (None: a number not
+    seen yet) and whether it is a member now."""
+
+    session: UssdSession | None
+    language: str | None
+    status: SubscriberStatus | None
+    member: bool
+
+
 class UssdSessions:
     """The only caller of ``ussd.sql``: open menu sessions, keyed by the gateway's id."""
 
@@ -132,6 +145,15 @@ class UssdSessions:
     async def get(self, session_id: str) -> UssdSession | None:
         row = await self._pool.fetchrow(UssdSQL.get_session, session_id)
         return None if row is None else UssdSession.from_row(row)
+
+    async def context(self, session_id: str, msisdn: str) -> UssdContext:
+        row = await self._pool.fetchrow(UssdSQL.get_context, session_id, msisdn)
+        return UssdContext(
+            session=None if row["session_id"] is None else UssdSession.from_row(row),
+            language=row["language"],
+            status=None if row["status"] is None else SubscriberStatus(row["status"]),
+            member=row["member"],
+        )
 
     async def put(
         self,
@@ -194,36 +216,42 @@ class UssdDesk:
         when none is known for the number (R14: never over one the subscriber chose)."""
         if hint is not None:
             await self._membership.hint_language(self._pool, msisdn, hint, now)
-        session = await self._sessions.get(session_id)
+        context = await self._sessions.context(session_id, msisdn)
+        session = context.session
         if session is not None and session.msisdn != msisdn:
             session = None  # another number's session id: not this subscriber's menu
+        lang = self._membership.language_named(context.language)
         menu = None if session is None else session.menu
         action = parse_request(dialled, menu, more=session is not None and bool(session.pages))
         if action is Action.NEXT_PAGE:
             assert session is not None
             return await self._page(session, now)
         if action is Action.MENU:
-            return await self._show(session_id, msisdn, "menu", MENU, now)
+            return await self._show(session_id, msisdn, "menu", MENU, now, lang)
         if action is Action.LANGUAGE_MENU:
-            return await self._show(session_id, msisdn, "language_menu", LANGUAGE_MENU, now)
+            return await self._show(session_id, msisdn, "language_menu", LANGUAGE_MENU, now, lang)
         if action is Action.CHOOSE_LANGUAGE:
             chosen = LANGUAGE_CHOICES["".join(dialled.split())]
             await self._membership.choose_language(self._pool, msisdn, chosen, now)
             shown = texts.text("language_set", chosen)
-            return await self._answer(session_id, msisdn, shown, now, session is not None)
+            return await self._answer(session_id, msisdn, shown, now, session is not None, chosen)
         evidence = {"ussd_session": session_id, "input": dialled}
-        if action is Action.JOIN:
+        if action is Action.JOIN and context.member and context.status is SubscriberStatus.ACTIVE:
+            # R1 is idempotent for a member: nothing to change, so no transaction to open
+            # (what Membership.join answers an active member; issue 16: most joins dialled
+            # at a busy gateway are members').
+            shown = texts.text("already_member", lang)
+        elif action is Action.JOIN:
             shown = await self._change("join", msisdn, evidence, now)
         elif action is Action.LEAVE:
             shown = await self._change("leave", msisdn, evidence, now)
         elif action in self._bonus:
-            lang = await self._language(msisdn)
             shown = await self._bonus[action](msisdn, lang, now)
         elif action is Action.CONDITIONS:
-            shown = self._conditions(await self._language(msisdn))
+            shown = self._conditions(lang)
         else:
-            shown = await self._text("unknown_code", msisdn)
-        return await self._answer(session_id, msisdn, shown, now, session is not None)
+            shown = texts.text("unknown_code", lang)
+        return await self._answer(session_id, msisdn, shown, now, session is not None, lang)
 
     async def expire_sessions(self, now: datetime, idle: timedelta) -> int:
         """Forget menu sessions the gateway abandoned (untouched for ``idle``: the
@@ -231,21 +259,26 @@ class UssdDesk:
         return await self._sessions.expire(now - idle)
 
     async def _show(
-        self, session_id: str, msisdn: str, key: str, menu: str, now: datetime
+        self, session_id: str, msisdn: str, key: str, menu: str, now: datetime, lang: Language
     ) -> UssdReply:
         """A menu: its first screen, the session open on ``menu`` (later pages kept)."""
-        lang = await self._language(msisdn)
         first, *rest = texts.screens(texts.text(key, lang), lang)
         await self._sessions.put(session_id, msisdn, menu, now, rest)
         return UssdReply(first, end=False)
 
     async def _answer(
-        self, session_id: str, msisdn: str, shown: str, now: datetime, in_session: bool
+        self,
+        session_id: str,
+        msisdn: str,
+        shown: str,
+        now: datetime,
+        in_session: bool,
+        lang: Language,
     ) -> UssdReply:
         """An answer that ends the session: at once when it fits one screen, else after its
         last page (the session stays open for ``0`` meanwhile). ``in_session``: a menu or a
-        paged answer of this session is open (and is closed now)."""
-        lang = await self._language(msisdn)
+        paged answer of this session is open (and is closed now). ``lang``: the number's
+        language, read once per request."""
         first, *rest = texts.screens(shown, lang)
         if not rest:
             if in_session:
@@ -288,9 +321,3 @@ class UssdDesk:
                     conn, msisdn, Channel.USSD, evidence, now, reason="ussd"
                 )
         return change.text
-
-    async def _language(self, msisdn: str) -> Language:
-        return await self._membership.language_of(self._pool, msisdn)
-
-    async def _text(self, key: str, msisdn: str) -> str:
-        return texts.text(key, await self._language(msisdn))

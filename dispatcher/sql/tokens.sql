@@ -10,7 +10,7 @@ RETURNING id, name, role, created_at, expires_at, last_used_at, revoked_at
 -- gateway does not turn every request into a write.
 -- $1: sha256 of the presented token, $2: now.
 WITH found AS (
-    SELECT id, name, role, last_used_at
+    SELECT id, name, role, expires_at, last_used_at
     FROM api_tokens
     WHERE token_hash = $1
       AND revoked_at IS NULL
@@ -21,7 +21,7 @@ WITH found AS (
     WHERE t.id = found.id
       AND (found.last_used_at IS NULL OR found.last_used_at < $2 - interval '1 minute')
 )
-SELECT id, name, role FROM found
+SELECT id, name, role, expires_at FROM found
 
 -- name: list_tokens
 SELECT id, name, role, created_at, expires_at, last_used_at, revoked_at
