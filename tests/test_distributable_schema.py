@@ -30,7 +30,9 @@ from dispatcher.kernel.sql import parse_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Every query file of the service: the named blocks of these are scanned for upserts.
-SQL_FILES = sorted([*(ROOT / "dispatcher" / "sql").glob("*.sql"), *(ROOT / "campaigns" / "sql").glob("*.sql")])
+SQL_FILES = sorted(
+    [*(ROOT / "dispatcher" / "sql").glob("*.sql"), *(ROOT / "campaigns" / "sql").glob("*.sql")]
+)
 #: The Python that talks to the database: scanned for command tags read as row counts.
 PYTHON_DIRS = (ROOT / "dispatcher", ROOT / "campaigns")
 
@@ -62,8 +64,13 @@ NOT_YET = {
 }
 
 #: SQL-standard clock functions parsed as keywords (not in pg_proc under these names).
-CLOCK_KEYWORDS = ("current_timestamp", "current_date", "current_time", "localtimestamp",
-                  "localtime")
+CLOCK_KEYWORDS = (
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtimestamp",
+    "localtime",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +130,7 @@ async def read_catalog(database: Database) -> Catalog:
         per_subscriber=frozenset(t for t, has in tables.items() if has),
         unique_keys=tuple((r["tbl"], r["idx"], tuple(r["cols"]), r["expr"]) for r in unique),
         foreign_keys=tuple(
-            (r["conname"], r["src"], tuple(r["cols"]), r["dst"], tuple(r["refcols"]))
-            for r in fks
+            (r["conname"], r["src"], tuple(r["cols"]), r["dst"], tuple(r["refcols"])) for r in fks
         ),
         non_immutable=frozenset(r["proname"] for r in volatile) | frozenset(CLOCK_KEYWORDS),
         function_sources=tuple((r["proname"], r["def"]) for r in functions),
@@ -251,14 +257,13 @@ def command_tag_findings() -> Iterator[tuple[str, str]]:
     ``file:line``, or a TAGS_NOT_YET key's repr for one of those."""
     for directory in PYTHON_DIRS:
         for path in sorted(directory.rglob("*.py")):
+            name = str(path.relative_to(ROOT))
             lines = path.read_text(encoding="utf-8").splitlines()
             for no, line in enumerate(lines, 1):
                 if _TAG.search(line):
-                    where = f"{path.relative_to(ROOT)}:{no}"
-                    call = " ".join(lines[no - 1 : no + 1])
-                    pending = [
-                        k for k in TAGS_NOT_YET if k[0] == str(path.relative_to(ROOT)) and k[1] in call
-                    ]
+                    where = f"{name}:{no}"
+                    call = " ".join(lines[no - 1 : no + 1])  # the statement's name may follow
+                    pending = [k for k in TAGS_NOT_YET if k[0] == name and k[1] in call]
                     key = repr(pending[0]) if pending else where
                     yield key, f"{where}: command tag read: {line.strip()}"
 
@@ -320,14 +325,25 @@ def test_row_counts_come_from_returning() -> None:
 UPSERTS = [
     ("INSERT INTO t (k) VALUES ($1) ON CONFLICT (k) DO UPDATE SET at = now()", ["now"]),
     ("INSERT INTO t (k) VALUES ($1) ON CONFLICT (k) DO UPDATE SET at = $2", []),
-    ("WITH x AS (INSERT INTO t (k) VALUES (1) ON CONFLICT DO NOTHING RETURNING "
-     "clock_timestamp()) SELECT now() FROM x", ["clock_timestamp"]),
+    (
+        "WITH x AS (INSERT INTO t (k) VALUES (1) ON CONFLICT DO NOTHING RETURNING "
+        "clock_timestamp()) SELECT now() FROM x",
+        ["clock_timestamp"],
+    ),
     ("INSERT INTO t (k, at) VALUES ($1, now()) ON CONFLICT (k) DO NOTHING RETURNING k", []),
-    ("INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO UPDATE SET r = random() -- now()", ["random"]),
-    ("INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO UPDATE SET at = CURRENT_TIMESTAMP",
-     ["current_timestamp"]),
-    ("INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO UPDATE SET n = coalesce(t.n, 0) + 1 "
-     "RETURNING count_parts(k), delivery_state_final(s)", []),
+    (
+        "INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO UPDATE SET r = random() -- now()",
+        ["random"],
+    ),
+    (
+        "INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO UPDATE SET at = CURRENT_TIMESTAMP",
+        ["current_timestamp"],
+    ),
+    (
+        "INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO UPDATE SET n = coalesce(t.n, 0) + 1 "
+        "RETURNING count_parts(k), delivery_state_final(s)",
+        [],
+    ),
     ("UPDATE t SET at = now()", []),
 ]
 
