@@ -49,17 +49,13 @@ REFERENCE_TABLES = {
     "schema_migrations": "the migrations applied, one row each",
 }
 
-#: Tables not distributable yet, and why; the README's Citus section says how they will be.
-#: The test requires each still to have a finding, so the list shrinks as they are fixed.
-NOT_YET = {
-    "survey_sessions": (
-        "R11 retention erases the number of a closed session (msisdn set NULL), and Citus never "
-        "changes a row's distribution column: the anonymous session must move to a survey "
-        "tally instead, and the primary key become (id, msisdn)"
-    ),
+#: Distributed tables not co-located with the subscribers: table → (distribution column, why).
+#: Their keys must contain that column, and none may point at a per-subscriber table.
+DISTRIBUTED_OTHERWISE = {
     "survey_answers": (
-        "R11: answers carry no msisdn, so they cannot sit beside their session; keyed by "
-        "session id alone through a foreign key that would cross shards"
+        "survey_id",
+        "R11: an answer carries no number, so it cannot sit beside its session; results are "
+        "counted per survey",
     ),
 }
 
@@ -143,18 +139,28 @@ async def read_catalog(database: Database) -> Catalog:
 def placement_findings(catalog: Catalog) -> Iterator[tuple[str, str]]:
     """Tables that are neither per-subscriber nor a named reference table, and reference
     tables that hold a number."""
+    named = REFERENCE_TABLES.keys() | DISTRIBUTED_OTHERWISE.keys()
     for table in sorted(catalog.tables):
-        if table in REFERENCE_TABLES and table in catalog.per_subscriber:
-            yield table, f"reference table {table} has an msisdn column"
-        elif table not in REFERENCE_TABLES and table not in catalog.per_subscriber:
-            yield table, f"{table}: no msisdn column and not a named reference table"
+        if table in named and table in catalog.per_subscriber:
+            yield table, f"{table} has an msisdn column but is named as not per-subscriber"
+        elif table not in named and table not in catalog.per_subscriber:
+            yield table, f"{table}: no msisdn column and not named (reference or otherwise)"
+    for table in sorted(named - catalog.tables):
+        yield table, f"{table} is named but no longer exists: remove it"
 
 
 def key_findings(catalog: Catalog) -> Iterator[tuple[str, str]]:
-    """Primary and unique keys of per-subscriber tables that omit msisdn."""
+    """Primary and unique keys that omit the table's distribution column (msisdn for a
+    per-subscriber table)."""
     for table, index, cols, expr in catalog.unique_keys:
-        if table in catalog.per_subscriber and ("msisdn" not in cols or expr):
-            yield table, f"{table}: unique index {index} {cols} omits msisdn"
+        if table in catalog.per_subscriber:
+            column = "msisdn"
+        elif table in DISTRIBUTED_OTHERWISE:
+            column = DISTRIBUTED_OTHERWISE[table][0]
+        else:
+            continue
+        if column not in cols or expr:
+            yield table, f"{table}: unique index {index} {cols} omits {column}"
 
 
 def foreign_key_findings(catalog: Catalog) -> Iterator[tuple[str, str]]:
@@ -272,34 +278,27 @@ def _report(findings: list[tuple[str, str]]) -> str:
     return "\n".join(message for _, message in findings)
 
 
-def _split(findings: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str]]:
-    """Findings outside NOT_YET (failures), and the NOT_YET tables that had one."""
-    findings = list(findings)
-    return [f for f in findings if f[0] not in NOT_YET], {f[0] for f in findings} & set(NOT_YET)
-
-
 # ---------------------------------------------------------------- the tests
 
 
 async def test_every_table_is_per_subscriber_or_reference(database: Database) -> None:
-    """Each table is distributed by msisdn (it has the column) or is a named reference table."""
-    failures, _ = _split(placement_findings(await read_catalog(database)))
+    """Each table is distributed by msisdn (it has the column), or named: a reference table
+    or one distributed by another column."""
+    failures = list(placement_findings(await read_catalog(database)))
     assert not failures, _report(failures)
 
 
 async def test_per_subscriber_keys_include_msisdn(database: Database) -> None:
     """Every primary and unique key of a per-subscriber table contains msisdn."""
-    failures, pending = _split(key_findings(await read_catalog(database)))
+    failures = list(key_findings(await read_catalog(database)))
     assert not failures, _report(failures)
-    assert pending == {"survey_sessions"}, "NOT_YET lists a table that is fixed: remove it"
 
 
 async def test_foreign_keys_are_colocated(database: Database) -> None:
     """No foreign key from a reference table to a per-subscriber one; between per-subscriber
     tables every foreign key pairs msisdn with msisdn."""
-    failures, pending = _split(foreign_key_findings(await read_catalog(database)))
+    failures = list(foreign_key_findings(await read_catalog(database)))
     assert not failures, _report(failures)
-    assert pending == {"survey_answers"}, "NOT_YET lists a table that is fixed: remove it"
 
 
 async def test_upserts_call_only_immutable_functions(database: Database) -> None:

@@ -110,3 +110,44 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- ---------------------------------------------------------------- surveys (R11)
+
+-- A closed session past its retention loses its number (retention.sql forget_sessions): it
+-- was set NULL, which no key can hold; '' now stands for "erased" (the session is kept,
+-- anonymous, for the results' counts per state). Under Citus the erasure moves the row to
+-- the '' value (a delete and an insert: a distribution column is never updated in place).
+-- Two erased sessions of one survey do not collide: the one-session-per-survey-and-number
+-- key covers numbers only.
+ALTER TABLE survey_answers DROP CONSTRAINT survey_answers_session_id_fkey;
+UPDATE survey_sessions SET msisdn = '' WHERE msisdn IS NULL;
+ALTER TABLE survey_sessions ALTER COLUMN msisdn SET NOT NULL;
+ALTER TABLE survey_sessions DROP CONSTRAINT survey_sessions_pkey, ADD PRIMARY KEY (id, msisdn);
+ALTER TABLE survey_sessions DROP CONSTRAINT survey_sessions_survey_id_msisdn_key;
+CREATE UNIQUE INDEX survey_sessions_survey_msisdn ON survey_sessions (survey_id, msisdn)
+    WHERE msisdn <> '';
+DROP INDEX survey_sessions_closed_at;
+CREATE INDEX survey_sessions_closed_at ON survey_sessions (closed_at)
+    WHERE msisdn <> '' AND state <> 'open';
+
+-- Answers carry no number (R11), so they cannot sit beside their session: they are
+-- distributed by survey_id (their results are counted per survey). The foreign key to the
+-- session on its id alone would cross shards; the trigger survey_answer_filed (0018) keeps
+-- what it guaranteed: an answer names a session only when that session is open at the
+-- insert (a session id that names none is stored unlinked), and sessions are never deleted.
+-- One answer per session and question, as before; the key carries survey_id, which the
+-- session determines.
+DROP INDEX survey_answers_session_question;
+CREATE UNIQUE INDEX survey_answers_session_question
+    ON survey_answers (session_id, question_no, survey_id);
+
+-- The close unlinks the session's answers; naming the survey routes it to the answers' shard.
+CREATE OR REPLACE FUNCTION survey_session_closed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE survey_answers
+    SET session_id = NULL, answered_at = survey_answer_unlinked(answered_at)
+    WHERE session_id = NEW.id AND survey_id = NEW.survey_id;
+    RETURN NULL;
+END
+$$;
