@@ -8,8 +8,8 @@ PostgreSQL (Citus)". Citus's rules, as met with Citus 14.0.1:
 * a distributed table's primary and unique keys must contain its distribution column;
 * a foreign key between distributed tables must pair their distribution columns (co-located
   tables); one from a reference table to a distributed one is refused;
-* ``ON CONFLICT … DO UPDATE`` and ``RETURNING`` may call IMMUTABLE functions only (the
-  coordinator evaluates nothing there, every shard would read its own clock);
+* ``ON CONFLICT … DO UPDATE`` and ``RETURNING`` may call IMMUTABLE functions only (they
+  run on each shard, not once on the coordinator: ``now()`` there is refused);
 * a row count is the statement's own (``RETURNING``), not a command tag.
 
 A table is per-subscriber (distributed by msisdn, all co-located) when it has an msisdn
