@@ -1,6 +1,6 @@
 -- USSD menu sessions: a gateway session that dialled *555# and may answer with a menu
 -- choice. The only caller is UssdSessions (dispatcher/program/ussd.py). A session is keyed
--- by the gateway's session id and belongs to the number that opened it.
+-- by the gateway's session id and the number that opened it (migration 0024).
 
 -- name: get_session
 -- The latest session under the gateway's id: the key is (session_id, msisdn) (migration
