@@ -120,10 +120,10 @@ $$;
 -- Two erased sessions of one survey do not collide: the one-session-per-survey-and-number
 -- key covers numbers only.
 ALTER TABLE survey_answers DROP CONSTRAINT survey_answers_session_id_fkey;
+ALTER TABLE survey_sessions DROP CONSTRAINT survey_sessions_survey_id_msisdn_key;
 UPDATE survey_sessions SET msisdn = '' WHERE msisdn IS NULL;
 ALTER TABLE survey_sessions ALTER COLUMN msisdn SET NOT NULL;
 ALTER TABLE survey_sessions DROP CONSTRAINT survey_sessions_pkey, ADD PRIMARY KEY (id, msisdn);
-ALTER TABLE survey_sessions DROP CONSTRAINT survey_sessions_survey_id_msisdn_key;
 CREATE UNIQUE INDEX survey_sessions_survey_msisdn ON survey_sessions (survey_id, msisdn)
     WHERE msisdn <> '';
 DROP INDEX survey_sessions_closed_at;
