@@ -236,9 +236,9 @@ class CampaignRepository:
                     {"variables": load.campaign.variables},
                     code="segment_without_variables",
                 )
-            status = await load.conn.execute(_SEGMENT_QUERIES[segment], campaign_id)
+            queued = await load.conn.fetchval(_SEGMENT_QUERIES[segment], campaign_id)
             await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)
-        return _count(status)
+        return int(queued)
 
     # ----------------------------------------------------------- reports
 

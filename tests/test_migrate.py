@@ -192,3 +192,64 @@ async def test_owners_migration_gives_recycled_numbers_their_new_owner(
             ], table
     finally:
         await conn.close()
+
+
+async def test_distributable_keys_migration_keeps_rows(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """0024 fills the numbers its keys need (a receipt without one and an erased survey
+    session get ''), keeps every row, and its foreign keys pair the number: a submit naming
+    another number's delivery is refused."""
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 24:
+            (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), "utf-8")
+    number = "77010000001"
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(conn, tmp_path)
+        campaign = await conn.fetchval(
+            "INSERT INTO campaigns (name, kind, scope, texts) "
+            "VALUES ('c', 'survey', 'smart', '{}') RETURNING id"
+        )
+        delivery = await conn.fetchval(
+            "INSERT INTO deliveries (campaign_id, msisdn) VALUES ($1, $2) RETURNING id",
+            campaign,
+            number,
+        )
+        await conn.execute(
+            "INSERT INTO submits (smsc, message_id, delivery_id, msisdn, submitted_at) "
+            "VALUES ('s', 'm1', $1, $2, '2026-11-23 10:00+00')",
+            delivery,
+            number,
+        )
+        await conn.execute(
+            "INSERT INTO receipts (smsc, message_id, state, received_at, msisdn) VALUES "
+            "('s', 'm1', 'delivered', '2026-11-23 10:01+00', NULL), "
+            "('s', 'm1', 'delivered', '2026-11-23 10:02+00', $1)",
+            number,
+        )
+        survey = await conn.fetchval(
+            "INSERT INTO surveys (campaign_id, questions, thanks) VALUES ($1, '[]', '{}') "
+            "RETURNING id",
+            campaign,
+        )
+        await conn.execute(
+            "INSERT INTO survey_sessions (survey_id, msisdn, state, opened_at, closed_at) "
+            "VALUES ($1, NULL, 'completed', '2026-11-01', '2026-11-02'), "
+            "($1, NULL, 'timed_out', '2026-11-01', '2026-11-02')",
+            survey,
+        )
+        assert await migrate(conn) == ["0024_distributable_keys.sql"]
+        receipts = await conn.fetch("SELECT msisdn FROM receipts ORDER BY received_at")
+        assert [r["msisdn"] for r in receipts] == ["", number]
+        sessions = await conn.fetch("SELECT msisdn FROM survey_sessions")
+        assert [r["msisdn"] for r in sessions] == ["", ""]
+        assert await conn.fetchval("SELECT count(*) FROM submits") == 1
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="submits_delivery_id_fkey"):
+            await conn.execute(
+                "INSERT INTO submits (smsc, message_id, delivery_id, msisdn, submitted_at) "
+                "VALUES ('s', 'm2', $1, '77010000002', '2026-11-23 10:00+00')",
+                delivery,
+            )
+    finally:
+        await conn.close()

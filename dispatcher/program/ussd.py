@@ -171,8 +171,7 @@ class UssdSessions:
 
     async def expire(self, cutoff: datetime) -> int:
         """Forget sessions last touched before ``cutoff``; returns how many."""
-        status = await self._pool.execute(UssdSQL.expire_sessions, cutoff)
-        return int(status.rsplit(" ", 1)[-1])  # the command tag: DELETE <n>
+        return int(await self._pool.fetchval(UssdSQL.expire_sessions, cutoff))
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ WITH gone AS (
     SELECT c.grant_id, c.msisdn, $2, $2
     FROM bonus_credits c
     JOIN gone ON gone.id = c.grant_id
-    ON CONFLICT (grant_id) DO NOTHING
+    ON CONFLICT (grant_id, msisdn) DO NOTHING
 )
 SELECT coalesce(sum(units) FILTER (WHERE activated_at IS NULL), 0)::int AS pending_units,
        count(*) FILTER (WHERE activated_at IS NOT NULL)::int AS active_grants

@@ -31,11 +31,13 @@ SELECT info_count, survey_count, info_cap, survey_cap
 FROM take_cap_slots(ARRAY[$1::text], $2::date, $3::contact_kind, $4::int, $5::int)
 
 -- name: record
--- No row when a concurrent request took the same reference first (the unique index
--- contact_reservations_reference): the caller rolls back, giving its slot back, and answers
--- as a repeat of that one. $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference or
--- NULL, $6: now.
+-- No row when a concurrent request took the same reference for the same number first (the
+-- unique index contact_reservations_reference, per number since migration 0024 so a
+-- distributed table can hold it): the caller rolls back, giving its slot back, and answers
+-- as a repeat of that one. Another number's use of a reference is refused by `existing`
+-- once the first has committed. $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference
+-- or NULL, $6: now.
 INSERT INTO contact_reservations (msisdn, month, kind, channel, reference, reserved_at)
 VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (reference) WHERE reference IS NOT NULL DO NOTHING
+ON CONFLICT (reference, msisdn) WHERE reference IS NOT NULL DO NOTHING
 RETURNING id

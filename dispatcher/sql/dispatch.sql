@@ -211,11 +211,12 @@ WHERE NOT EXISTS (
 -- message's receipt under a reused id is never taken for an old one's.
 -- $1: smsc, $2: message ids (as-is reading), $3: states, $4: error codes, $5: done times,
 -- $6: now, $7: the ids read as decimal, in hex ($2 when not decimal: NULL), $8: the ids read
--- as hex, in decimal, $9: the receipts' subscriber numbers (NULL when not a number).
+-- as hex, in decimal, $9: the receipts' subscriber numbers (NULL when not a number, stored
+-- as '': the column is in the key, migration 0024).
 INSERT INTO receipts (smsc, message_id, state, error_code, done_at, received_at, id_hex, id_dec,
                       msisdn)
 SELECT $1, u.message_id, u.state::receipt_state, u.error_code, u.done_at, $6, u.id_hex,
-       u.id_dec, u.msisdn
+       u.id_dec, coalesce(u.msisdn, '')
 FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $7::text[], $8::text[],
             $9::text[])
      AS u(message_id, state, error_code, done_at, id_hex, id_dec, msisdn)
@@ -312,7 +313,9 @@ SET LOCAL plan_cache_mode = force_custom_plan
 -- $1: batch size, $2: now, $3: next check time for unmatched, $4: give-up cutoff,
 -- $5: refuse address mismatches.
 WITH r AS (
-    SELECT x.id, x.smsc, x.message_id, x.id_hex, x.id_dec, x.msisdn, x.state, x.received_at,
+    -- msisdn '' is a receipt whose source is not a number (migration 0024): NULL below.
+    SELECT x.id, x.smsc, x.message_id, x.id_hex, x.id_dec, nullif(x.msisdn, '') AS msisdn,
+           x.state, x.received_at,
            CASE WHEN f.setting = 'auto' THEN coalesce(f.detected, 'auto')
                 ELSE coalesce(f.setting, 'as-is') END AS format
     FROM receipts x

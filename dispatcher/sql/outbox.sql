@@ -5,5 +5,6 @@
 -- $7: not_before (earliest send time) or NULL.
 INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key, campaign_id, not_before)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (dedupe_key) DO NOTHING
+-- The key is per number (migration 0024: msisdn is in every unique key).
+ON CONFLICT (dedupe_key, msisdn) DO NOTHING
 RETURNING id

@@ -121,11 +121,12 @@ WHERE s.language IS NULL
 UPDATE subscribers SET tariff = $2, updated_at = $3 WHERE msisdn = $1
 
 -- name: record_event
--- Operator events are recorded once: a repeated event_id returns no row.
+-- Operator events are recorded once: a repeated event_id (of the number's own: the key is
+-- per number since migration 0024) returns no row.
 -- $1: msisdn, $2: event type, $3: event_id or NULL, $4: payload (jsonb), $5: occurred_at.
 INSERT INTO subscriber_events (msisdn, event_type, event_id, payload, occurred_at)
 VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING
+ON CONFLICT (event_id, msisdn) WHERE event_id IS NOT NULL DO NOTHING
 RETURNING id
 
 -- name: memberships_of

@@ -20,18 +20,19 @@ WITH old AS (
 SELECT count(*) FROM gone
 
 -- name: forget_sessions
--- Survey sessions closed before the cutoff lose their number and delivery; the row stays,
--- anonymous, so the results still count sessions per state. Their answers were unlinked at
--- the close (trigger survey_sessions_closed). Uses survey_sessions_closed_at.
+-- Survey sessions closed before the cutoff lose their number ('' stands for erased: the
+-- number is in the key, migration 0024) and delivery; the row stays, anonymous, so the
+-- results still count sessions per state. Their answers were unlinked at the close (trigger
+-- survey_sessions_closed). Uses survey_sessions_closed_at.
 -- $1: cutoff, $2: batch size. → sessions erased.
 WITH old AS (
     SELECT id FROM survey_sessions
-    WHERE msisdn IS NOT NULL AND state <> 'open' AND closed_at < $1
+    WHERE msisdn <> '' AND state <> 'open' AND closed_at < $1
     ORDER BY closed_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    UPDATE survey_sessions s SET msisdn = NULL, delivery_id = NULL
+    UPDATE survey_sessions s SET msisdn = '', delivery_id = NULL
     FROM old WHERE s.id = old.id
     RETURNING 1
 )
