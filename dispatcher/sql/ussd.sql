@@ -13,13 +13,15 @@ LIMIT 1
 -- name: get_context
 -- What a USSD request needs to know before it acts, in one round trip (issue 16): the
 -- session (NULL columns when none is open), the number's language, status and whether it
--- is a member now (NULL/false for a number not known yet).
+-- is a member now (NULL/false for a number not known yet). The session is this number's
+-- only (the key is (session_id, msisdn), migration 0024): an id the gateway reused for
+-- another number opens nothing here, and under Citus the read stays on one shard.
 -- $1: session_id, $2: msisdn.
 SELECT s.session_id, s.msisdn, s.menu, s.pages,
        sub.language, sub.status,
        EXISTS (SELECT 1 FROM memberships m WHERE m.msisdn = $2 AND m.left_at IS NULL) AS member
 FROM (SELECT 1) AS one
-LEFT JOIN ussd_sessions s ON s.session_id = $1
+LEFT JOIN ussd_sessions s ON s.session_id = $1 AND s.msisdn = $2
 LEFT JOIN subscribers sub ON sub.msisdn = $2
 
 -- name: put_session
