@@ -183,7 +183,10 @@ async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]
             raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
         finally:
             await tx.rollback()
-    plan: dict[str, Any] = json.loads(raw)[0]
+    # The pool's JSON codec (dispatcher/db.py) already decodes EXPLAIN's json; a plain
+    # connection would hand back text.
+    decoded = json.loads(raw) if isinstance(raw, str) else raw
+    plan: dict[str, Any] = decoded[0]
     return plan
 
 
