@@ -46,6 +46,7 @@ async def test_monthly_grant_reaches_members_only_with_notices(
     )
     assert sorted(r["msisdn"] for r in granted) == sorted(members)
     assert {(r["units"], r["state"]) for r in granted} == {(500, "pending")}
+    await _claim_notices(database, DEC_1_0005)  # the engine queues them from the grants
     notices = await database.pool.fetch(
         "SELECT msisdn, body, in_window, dedupe_key FROM service_messages WHERE kind = $1",
         ServiceKind.BONUS_NOTICE,
@@ -77,6 +78,7 @@ async def test_monthly_grant_is_idempotent_and_skips_this_months_joiners(
     assert await ledger.grant_month(DEC_1_0005) == 0  # recorded in job_runs: skipped
     assert await ledger.grant_month(DEC_1_0005, force=True) == 0  # run again: ON CONFLICT
     assert len(await grants_of(database.pool, NUMBERS[0])) == 2
+    await _claim_notices(database, DEC_1_0005)
     count = await database.pool.fetchval(
         "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
     )
@@ -111,6 +113,7 @@ async def test_two_processes_granting_at_once_grant_once(
         "SELECT msisdn, count(*) AS n FROM bonus_grants WHERE month = '2026-12-01' GROUP BY 1"
     )
     assert len(per_member) == 50 and {r["n"] for r in per_member} == {1}
+    await _claim_notices(database, DEC_1_0005)
     notices = await database.pool.fetchval(
         "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
     )
@@ -153,3 +156,52 @@ async def test_joins_during_the_monthly_grant_get_one_grant_each(
     )
     assert len(per_member) == 45 and {r["n"] for r in per_member} == {1}
     assert 30 <= granted <= 45
+
+
+async def _claim_notices(database: Database, now, limit: int = 100) -> list:
+    """What the engine's service claim takes now, send window open (the notices wait for it)."""
+    from dispatcher.engine.repository import DispatchRepository
+
+    claim = await DispatchRepository(database.pool, "node-1", "smsc").claim_service(
+        limit, now, True
+    )
+    return list(claim.claimed)
+
+
+async def test_monthly_grant_writes_the_grant_row_only_and_the_notice_goes_once(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """Issue 16: the monthly grant writes one row per member (the grant); its notice is a
+    property of that row, queued by the engine's service claim when it can be sent — once,
+    in the window — and not to a member who left (R2) before it went."""
+    for msisdn in NUMBERS[:6]:
+        await join(database.pool, membership, msisdn, clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 6
+    written = await database.pool.fetchval(
+        "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert written == 0
+    run = await database.pool.fetchval("SELECT result FROM job_runs WHERE period = '2026-12'")
+    assert run["notices"] == 6
+    await leave(database.pool, membership, NUMBERS[5], DEC_1_0005)
+    await _claim_window_closed(database, DEC_1_0005)  # the join and leave confirmations
+    written = await database.pool.fetchval(
+        "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert written == 0  # window closed: the notices wait (R8)
+    first = await _claim_notices(database, DEC_1_0005, limit=4)
+    rest = await _claim_notices(database, DEC_1_0005)
+    again = await _claim_notices(database, DEC_1_0005)
+    sent = [m.msisdn for m in first + rest]
+    assert len(first) == 4 and sorted(sent) == sorted(NUMBERS[:5]) and again == []
+    keys = await database.pool.fetch(
+        "SELECT dedupe_key FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert len(keys) == 5
+
+
+async def _claim_window_closed(database: Database, now) -> list:
+    from dispatcher.engine.repository import DispatchRepository
+
+    claim = await DispatchRepository(database.pool, "node-1", "smsc").claim_service(100, now, False)
+    return list(claim.claimed)

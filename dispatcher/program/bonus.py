@@ -93,6 +93,7 @@ class BonusSQL(SqlFile, domain="bonus"):
     usable_grants: str
     job_done: str
     record_job: str
+    record_notice_texts: str
     grant_month: str
     cancel_overdue: str
     expire_active: str
@@ -278,6 +279,14 @@ class BonusLedger:
         month = self._calendar.month_of(now)
         period = month.strftime("%Y-%m")
         slices = max(1, min(self._settings.bonus_grant_workers, self._pool.get_max_size()))
+        await self._pool.execute(
+            BonusSQL.record_notice_texts,
+            GRANT_MONTH_JOB,
+            period,
+            now,
+            str(int((now + DEADLINE).timestamp())),
+            self.notice_texts(month, now),
+        )
         async with contextlib.AsyncExitStack() as stack:
             conns = [await stack.enter_async_context(self._pool.acquire()) for _ in range(slices)]
             async with conns[0].transaction():
@@ -322,35 +331,29 @@ class BonusLedger:
     ) -> tuple[object, ...]:
         """The parameters of ``grant_month`` in bonus.sql for slice ``part`` of ``slices``
         (the benchmark profiles it too, as one slice)."""
+        return (month, self._settings.bonus_units, now, now + DEADLINE, slices, part)
+
+    def notice_texts(self, month: date, now: datetime) -> dict[str, object]:
+        """The texts of the notices of a monthly grant made ``now`` (migration 0023's
+        ``job_runs.notice_texts`` entry for its deadline): whether they wait for the send
+        window (R8), the default language, and per variant and language the text — "plain",
+        "used" for an owner whose activation of the month is used (R3, R4: it must not say
+        "dial *555*00#" now), "topup" for a member whose number is not active (R4: a top-up
+        first). dispatch.sql queue_bonus_notices picks one per grant when it queues it."""
         units = self._settings.bonus_units
-        notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
-        # For an owner whose activation of this month is used: from when it can be, or that
-        # the units lapse before then (R3, R4).
-        used = Standing(True, True, True, True, self._next_month(month), units)
         zone = self._calendar.zone
-        later = {lang: used.notice_text(now + DEADLINE, lang, zone) for lang in Language}
-        # For an outgoing-blocked member: activation needs a top-up first (R4, seed 000).
+        deadline = now + DEADLINE
+        used = Standing(True, True, True, True, self._next_month(month), units)
         blocked = Standing(False, True, True, False, self._next_month(month), units)
-        topup = {lang: blocked.notice_text(now + DEADLINE, lang, zone) for lang in Language}
-        return (
-            month,
-            units,
-            now,
-            now + DEADLINE,
-            self._settings.default_language,
-            notice[Language.RU],
-            notice[Language.KK],
-            notice[Language.EN],
-            slices,
-            part,
-            waits_for_window(ServiceKind.BONUS_NOTICE),
-            later[Language.RU],
-            later[Language.KK],
-            later[Language.EN],
-            topup[Language.RU],
-            topup[Language.KK],
-            topup[Language.EN],
-        )
+        return {
+            "in_window": waits_for_window(ServiceKind.BONUS_NOTICE),
+            "default": str(self._settings.default_language),
+            "plain": {
+                str(lang): texts.text("bonus_notice", lang, units=units) for lang in Language
+            },
+            "used": {str(lang): used.notice_text(deadline, lang, zone) for lang in Language},
+            "topup": {str(lang): blocked.notice_text(deadline, lang, zone) for lang in Language},
+        }
 
     async def month_granted(self, now: datetime) -> bool:
         """Whether the monthly grant of ``now``'s month has run (start-up catch-up asks)."""

@@ -109,6 +109,56 @@ RETURNING sm.id, sm.msisdn, sm.state, sm.body, sm.in_window, sm.campaign_id, sm.
           sm.attempts, sm.parts, sm.concat_ref, sm.valid_until,
           ARRAY(SELECT s.part_no FROM submits s WHERE s.service_message_id = sm.id) AS sent_parts
 
+-- name: queue_bonus_notices
+-- The monthly grant's notices are a property of the grant rows (bonus_grants.notice_due,
+-- migration 0023): queues up to $1 of them, oldest grant first, as bonus_notice service
+-- messages that claim_service_batch then takes like any other — once each (the grant's
+-- notice_due is cleared in this statement, under the row lock that SKIP LOCKED respects).
+-- Only once the notice's texts are recorded (job_runs.notice_texts of the grant's month and
+-- deadline), and when they may go now: the send window open ($2) or texts that do not wait
+-- for it. A grant forfeited (R2, R9, R12 recycling) or closed before then gets no notice:
+-- where one was queued already, the leave suppressed it. The text is the grant's owner's:
+-- in their language (R14, pick_language), "used" when another grant of the owner was
+-- activated in the grant's month (R3, R4), "topup" when the number is not active (R4).
+-- Returns how many it queued. $1: limit, $2: whether the send window is open.
+WITH due AS (
+    SELECT g.id, g.msisdn, g.owner_epoch, g.month, g.state,
+           j.notice_texts -> floor(extract(epoch FROM g.deadline_at))::bigint::text AS t
+    FROM bonus_grants g
+    JOIN job_runs j
+        ON j.job = 'bonus_grant_month' AND j.period = to_char(g.month, 'YYYY-MM')
+    WHERE g.notice_due
+      AND j.notice_texts ? floor(extract(epoch FROM g.deadline_at))::bigint::text
+    ORDER BY g.id
+    LIMIT $1
+    FOR UPDATE OF g SKIP LOCKED
+), goes AS (
+    SELECT * FROM due WHERE $2::boolean OR NOT (t ->> 'in_window')::boolean
+), cleared AS (
+    UPDATE bonus_grants g SET notice_due = false FROM goes WHERE g.id = goes.id
+), queued AS (
+    INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
+    SELECT d.msisdn,
+           'bonus_notice',
+           d.t -> CASE
+                      WHEN EXISTS (
+                          SELECT 1 FROM bonus_grants a
+                          WHERE a.msisdn = d.msisdn AND a.owner_epoch = d.owner_epoch
+                            AND a.activated_month = d.month AND a.id <> d.id
+                      ) THEN 'used'
+                      WHEN s.status <> 'active' THEN 'topup'
+                      ELSE 'plain'
+                  END
+               ->> pick_language('{ru,kk,en}', s.language, (d.t ->> 'default')::language)::text,
+           (d.t ->> 'in_window')::boolean,
+           'bonus_notice:' || d.id
+    FROM goes d
+    JOIN subscribers s ON s.msisdn = d.msisdn AND s.owner_epoch = d.owner_epoch
+    WHERE d.state IN ('pending', 'active')
+    RETURNING 1
+)
+SELECT count(*) FROM queued
+
 -- name: lock_subscribers_shared
 -- Waits for any leave / 1204 in progress on these numbers (they hold FOR UPDATE) and keeps
 -- new ones waiting until this transaction ends. Sorted to lock in one order everywhere.
