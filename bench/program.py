@@ -33,7 +33,7 @@ from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.repository import DispatchSQL
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.migrate import migrate
-from dispatcher.program.bonus import BonusLedger, BonusSQL
+from dispatcher.program.bonus import DEADLINE, BonusLedger, BonusSQL
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.settings import load_settings
 
@@ -200,10 +200,14 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
         elapsed = time.perf_counter() - started
         times.append(elapsed)
         wal = await pool.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
-        due = await pool.fetchval("SELECT count(*) FROM bonus_grants WHERE notice_due")
+        due = await pool.fetchval(
+            "SELECT coalesce(sum(notices_upto - notices_cursor), 0)::bigint FROM job_runs "
+            "WHERE job = 'bonus_grant_month'"
+        )
         print(
             f"\n(a) monthly grant {at + ASTANA:%Y-%m} (run {run + 1}): {granted:,} grants, "
-            f"each carrying its notice (notices due now: {due:,}), in {elapsed:.2f} s "
+            f"each carrying its notice (grant ids ahead of the notice cursors: {due:,}), "
+            f"in {elapsed:.2f} s "
             f"({granted / elapsed:,.0f} members/s; goal <= 10 s); "
             f"{settings.bonus_grant_workers} slice(s), {wal / 2**20:,.0f} MiB of WAL; "
             f"load {os.getloadavg()[0]:.2f}"
@@ -264,7 +268,9 @@ async def _queue_notices(pool: asyncpg.Pool, sample: int) -> tuple[float, int]:
 def _two_rows_params(ledger: BonusLedger) -> Any:
     def params(month: date, now: datetime) -> tuple[object, ...]:
         texts = ledger.notice_texts(month, now)
-        plain, used, topup = (texts[k] for k in ("plain", "used", "topup"))
+        variants = texts[str(int((now + DEADLINE).timestamp()))]
+        assert isinstance(variants, dict)
+        plain, used, topup = (variants[k] for k in ("plain", "used", "topup"))
         assert isinstance(plain, dict) and isinstance(used, dict) and isinstance(topup, dict)
         head = ledger.grant_month_params(month, now)[:4]
         langs = ("ru", "kk", "en")

@@ -281,8 +281,8 @@ class DispatchRepository:
 
     async def claim_service(self, limit: int, now: datetime, window_open: bool) -> Claim[Claimed]:
         """Claims up to ``limit`` queued service messages; when fewer are queued, first
-        queues due monthly-grant notices (kept on the grant rows: queue_bonus_notices) up to
-        the shortfall and claims again."""
+        queues the monthly grant's next notices (derived from its grant rows, migration 0023:
+        queue_bonus_notices) up to the shortfall and claims again."""
         rows = await self._pool.fetch(
             DispatchSQL.claim_service_batch, now, limit, self.node, window_open
         )

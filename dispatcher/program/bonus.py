@@ -284,7 +284,6 @@ class BonusLedger:
             GRANT_MONTH_JOB,
             period,
             now,
-            str(int((now + DEADLINE).timestamp())),
             self.notice_texts(month, now),
         )
         async with contextlib.AsyncExitStack() as stack:
@@ -301,9 +300,17 @@ class BonusLedger:
                     "notices": sum(s.notices for s in done),
                     "slices": len(done),
                 }
+                ids = [i for s in done for i in (s.first_id, s.last_id) if i is not None]
                 finished = self._clock.now()
                 await conns[0].execute(
-                    BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, result
+                    BonusSQL.record_job,
+                    GRANT_MONTH_JOB,
+                    period,
+                    now,
+                    finished,
+                    result,
+                    min(ids, default=None),
+                    max(ids, default=None),
                 )
         log.info("monthly bonus granted", period=period, **result)
         return int(result["granted"])
@@ -335,24 +342,28 @@ class BonusLedger:
 
     def notice_texts(self, month: date, now: datetime) -> dict[str, object]:
         """The texts of the notices of a monthly grant made ``now`` (migration 0023's
-        ``job_runs.notice_texts`` entry for its deadline): whether they wait for the send
-        window (R8), the default language, and per variant and language the text — "plain",
-        "used" for an owner whose activation of the month is used (R3, R4: it must not say
-        "dial *555*00#" now), "topup" for a member whose number is not active (R4: a top-up
-        first). dispatch.sql queue_bonus_notices picks one per grant when it queues it."""
+        ``job_runs.notice_texts``): whether they wait for the send window (R8), the default
+        language, and under the deadline's epoch seconds, per variant and language, the
+        text: "plain", "used" for an owner whose activation of the month is used (R3, R4:
+        it must not say "dial *555*00#" now), "topup" for a member whose number is not
+        active (R4: a top-up first). dispatch.sql queue_bonus_notices picks one per grant
+        when it queues it."""
         units = self._settings.bonus_units
         zone = self._calendar.zone
         deadline = now + DEADLINE
         used = Standing(True, True, True, True, self._next_month(month), units)
         blocked = Standing(False, True, True, False, self._next_month(month), units)
-        return {
-            "in_window": waits_for_window(ServiceKind.BONUS_NOTICE),
-            "default": str(self._settings.default_language),
+        variants = {
             "plain": {
                 str(lang): texts.text("bonus_notice", lang, units=units) for lang in Language
             },
             "used": {str(lang): used.notice_text(deadline, lang, zone) for lang in Language},
             "topup": {str(lang): blocked.notice_text(deadline, lang, zone) for lang in Language},
+        }
+        return {
+            "in_window": waits_for_window(ServiceKind.BONUS_NOTICE),
+            "default": str(self._settings.default_language),
+            str(int(deadline.timestamp())): variants,  # the key queue_bonus_notices computes
         }
 
     async def month_granted(self, now: datetime) -> bool:

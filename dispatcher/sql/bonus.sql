@@ -228,28 +228,34 @@ ORDER BY g.granted_at, g.id
 SELECT finished_at FROM job_runs WHERE job = $1 AND period = $2 AND finished_at IS NOT NULL
 
 -- name: record_job
--- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (an object: counts of the run).
-INSERT INTO job_runs (job, period, started_at, finished_at, result)
-VALUES ($1, $2, $3, $4, $5::jsonb)
+-- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (an object: counts of
+-- the run), $6, $7: the lowest and highest grant id the run made (NULL for another job, or a
+-- run that granted nothing): where the month's notices start (migration 0023: the cursor
+-- starts before the month's first grant; a later run only raises the end).
+INSERT INTO job_runs AS j (job, period, started_at, finished_at, result, notices_cursor,
+                           notices_upto)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::bigint - 1, $7::bigint)
 ON CONFLICT (job, period) DO UPDATE
-SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
+SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result,
+    notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor),
+    notices_upto = greatest(j.notices_upto, EXCLUDED.notices_upto)
 
 -- name: record_notice_texts
--- The texts of the monthly grant's notices for grants made with deadline key $4 (epoch
--- seconds of deadline_at), merged into the month's job_runs row (migration 0023) before the
--- grants: dispatch.sql queue_bonus_notices queues a grant's notice only once its texts are
--- here. Committed on its own, so a slice that commits before the job fails still has them.
--- $1: job name, $2: period, $3: started_at, $4: deadline key, $5: the texts (an object).
+-- The texts of the monthly grant's notices (migration 0023), merged into the month's
+-- job_runs row before the grants: "in_window", "default" and, under the run's deadline key
+-- (epoch seconds of deadline_at), the variants. Committed on its own, before the grants.
+-- $1: job name, $2: period, $3: started_at, $4: the texts (an object).
 INSERT INTO job_runs AS j (job, period, started_at, notice_texts)
-VALUES ($1, $2, $3, jsonb_build_object($4::text, $5::jsonb))
+VALUES ($1, $2, $3, $4::jsonb)
 ON CONFLICT (job, period) DO UPDATE
 SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_texts
 
 -- name: grant_month
 -- R3: the month's units for every current member in one set-based statement. Its notice is
--- a property of the grant row (notice_due, migration 0023), queued by the engine's service
+-- a property of the grant row (month_notice, migration 0023), queued by the engine's service
 -- claim when it can go (dispatch.sql queue_bonus_notices): one row written per member, not
--- two. The anti-join skips
+-- two. Returns the count and the lowest and highest id (record_job: the notices' range).
+-- The anti-join skips
 -- members granted already (joined this month, an earlier run), so a re-run grants nothing
 -- twice; it replaces ON CONFLICT, whose speculative insertion cost ~40% more per row, and is
 -- race-free because lock_job holds off join grants (one_grant_per_month still backs it: a
@@ -268,7 +274,7 @@ SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_text
 -- Grants belong to the owner (R12: migration 0014's owner epoch), so the anti-join compares it.
 WITH granted AS (
     INSERT INTO bonus_grants (msisdn, owner_epoch, month, units, granted_at, deadline_at,
-                              notice_due)
+                              month_notice)
     SELECT m.msisdn, s.owner_epoch, $1, $2, $3, $4, true
     FROM memberships m
     JOIN subscribers s ON s.msisdn = m.msisdn
@@ -283,10 +289,11 @@ WITH granted AS (
           SELECT 1 FROM bonus_grants g
           WHERE g.msisdn = m.msisdn AND g.owner_epoch = s.owner_epoch AND g.month = $1
       )
-    RETURNING 1
+    RETURNING id
 )
--- every grant carries its notice (notice_due): as many notices as grants
-SELECT count(*) AS granted, count(*) AS notices FROM granted
+-- every grant carries its notice (month_notice): as many notices as grants
+SELECT count(*) AS granted, count(*) AS notices, min(id) AS first_id, max(id) AS last_id
+FROM granted
 
 -- name: cancel_overdue
 -- R4: pending grants past their 30-day deadline are cancelled, a batch at a time (short

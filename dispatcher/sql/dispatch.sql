@@ -110,32 +110,42 @@ RETURNING sm.id, sm.msisdn, sm.state, sm.body, sm.in_window, sm.campaign_id, sm.
           ARRAY(SELECT s.part_no FROM submits s WHERE s.service_message_id = sm.id) AS sent_parts
 
 -- name: queue_bonus_notices
--- The monthly grant's notices are a property of the grant rows (bonus_grants.notice_due,
--- migration 0023): queues up to $1 of them, oldest grant first, as bonus_notice service
--- messages that claim_service_batch then takes like any other — once each (the grant's
--- notice_due is cleared in this statement, under the row lock that SKIP LOCKED respects).
--- Only once the notice's texts are recorded (job_runs.notice_texts of the grant's month and
--- deadline), and when they may go now: the send window open ($2) or texts that do not wait
--- for it. A grant forfeited (R2, R9, R12 recycling) or closed before then gets no notice:
--- where one was queued already, the leave suppressed it. The text is the grant's owner's:
--- in their language (R14, pick_language), "used" when another grant of the owner was
--- activated in the grant's month (R3, R4), "topup" when the number is not active (R4).
--- Returns how many it queued. $1: limit, $2: whether the send window is open.
-WITH due AS (
-    SELECT g.id, g.msisdn, g.owner_epoch, g.month, g.state,
-           j.notice_texts -> floor(extract(epoch FROM g.deadline_at))::bigint::text AS t
-    FROM bonus_grants g
-    JOIN job_runs j
-        ON j.job = 'bonus_grant_month' AND j.period = to_char(g.month, 'YYYY-MM')
-    WHERE g.notice_due
-      AND j.notice_texts ? floor(extract(epoch FROM g.deadline_at))::bigint::text
+-- The monthly grant's notices are a property of its grant rows (migration 0023): queues the
+-- next $1 grants of the oldest month whose notices are not all queued, in id order from the
+-- month's cursor, as bonus_notice service messages that claim_service_batch then takes like
+-- any other, and moves the cursor past them — once each: the month's job_runs row is locked
+-- (SKIP LOCKED: one claimer at a time walks a month) and the cursor moves in this statement.
+-- Only a recorded run (its grants all committed), and only when the notices may go now: the
+-- send window open ($2) or texts that do not wait for it. A grant forfeited (R2, R9, R12
+-- recycling) or closed before then gets no notice — where one was queued already, the leave
+-- suppressed it — and neither does a join grant made between two runs (month_notice false).
+-- The text is the grant's owner's: in their language (R14, pick_language), "used" when
+-- another grant of the owner was activated in the grant's month (R3, R4), "topup" when the
+-- number is not active (R4). Returns how many it queued.
+-- $1: limit, $2: whether the send window is open.
+WITH run AS (
+    SELECT j.job, j.period, j.notices_cursor, j.notices_upto, j.notice_texts
+    FROM job_runs j
+    WHERE j.job = 'bonus_grant_month'
+      AND j.finished_at IS NOT NULL
+      AND j.notices_cursor < j.notices_upto
+      AND ($2::boolean OR NOT (j.notice_texts ->> 'in_window')::boolean)
+    ORDER BY j.period
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT g.id, g.msisdn, g.owner_epoch, g.month, g.state, g.month_notice,
+           run.notice_texts -> floor(extract(epoch FROM g.deadline_at))::bigint::text AS t,
+           run.notice_texts AS texts
+    FROM run
+    JOIN bonus_grants g ON g.id > run.notices_cursor AND g.id <= run.notices_upto
     ORDER BY g.id
     LIMIT $1
-    FOR UPDATE OF g SKIP LOCKED
-), goes AS (
-    SELECT * FROM due WHERE $2::boolean OR NOT (t ->> 'in_window')::boolean
-), cleared AS (
-    UPDATE bonus_grants g SET notice_due = false FROM goes WHERE g.id = goes.id
+), moved AS (
+    UPDATE job_runs j
+    SET notices_cursor = (SELECT max(id) FROM due)
+    FROM run
+    WHERE j.job = run.job AND j.period = run.period AND EXISTS (SELECT 1 FROM due)
 ), queued AS (
     INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
     SELECT d.msisdn,
@@ -149,12 +159,13 @@ WITH due AS (
                       WHEN s.status <> 'active' THEN 'topup'
                       ELSE 'plain'
                   END
-               ->> pick_language('{ru,kk,en}', s.language, (d.t ->> 'default')::language)::text,
-           (d.t ->> 'in_window')::boolean,
+               ->> pick_language('{ru,kk,en}', s.language,
+                                 (d.texts ->> 'default')::language)::text,
+           (d.texts ->> 'in_window')::boolean,
            'bonus_notice:' || d.id
-    FROM goes d
+    FROM due d
     JOIN subscribers s ON s.msisdn = d.msisdn AND s.owner_epoch = d.owner_epoch
-    WHERE d.state IN ('pending', 'active')
+    WHERE d.month_notice AND d.state IN ('pending', 'active') AND d.t IS NOT NULL
     RETURNING 1
 )
 SELECT count(*) FROM queued
