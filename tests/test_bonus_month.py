@@ -205,3 +205,25 @@ async def _claim_window_closed(database: Database, now) -> list:
 
     claim = await DispatchRepository(database.pool, "node-1", "smsc").claim_service(100, now, False)
     return list(claim.claimed)
+
+
+async def test_a_join_grant_between_two_runs_keeps_its_own_notice_only(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """The month's notices are walked by grant id between the runs' first and last grant: a
+    member who joins between a run and a forced re-run (the join's reply tells them of their
+    grant) is sent no notice by the walk, and the re-run's grant gets its own."""
+    from tests.factories import members
+
+    await join(database.pool, membership, NUMBERS[0], clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 1
+    await join(database.pool, membership, NUMBERS[1], DEC_1_0005)  # December's join grant
+    await members(database, [NUMBERS[2]])  # a member the first run did not see
+    assert await ledger.grant_month(DEC_1_0005, force=True) == 1
+    await _claim_notices(database, DEC_1_0005)
+    await _claim_notices(database, DEC_1_0005)
+    rows = await database.pool.fetch(
+        "SELECT msisdn, count(*) AS n FROM service_messages WHERE kind = $1 GROUP BY 1",
+        ServiceKind.BONUS_NOTICE,
+    )
+    assert {r["msisdn"]: r["n"] for r in rows} == {NUMBERS[0]: 1, NUMBERS[2]: 1}
