@@ -260,7 +260,15 @@ async def _queue_notices(pool: asyncpg.Pool, sample: int) -> tuple[float, int]:
                 queued += n
                 if n == 0:
                     break
-            return time.perf_counter() - started, queued
+            elapsed = time.perf_counter() - started
+            plan = await conn.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + DispatchSQL.queue_bonus_notices, 500, True
+            )
+            print("  queue_bonus_notices, one more batch of 500 (EXPLAIN ANALYZE):")
+            for row in plan:
+                if "actual" in row[0] or "Execution" in row[0]:
+                    print("      " + row[0])
+            return elapsed, queued
         finally:
             await tx.rollback()
 
