@@ -266,15 +266,18 @@ class BonusLedger:
     # ------------------------------------------------------------ scheduled jobs
 
     async def grant_month(self, now: datetime, *, force: bool = False) -> int:
-        """R3: the month's units to every current member, with a notice each (sent in the
-        window), in one set-based statement; returns how many grants were made.
+        """R3: the month's units to every current member in one set-based statement, each
+        grant carrying its notice (migration 0023: the engine's service claim queues it, in
+        the window, from the grant row); returns how many grants were made.
 
-        Runs under a transaction-level advisory lock (which also holds off join grants) and
-        records itself in ``job_runs``: a second replica waits, then finds the month done and
-        grants nothing (``force`` runs the statement anyway; its anti-join still grants nobody
-        twice). With one slice (the default) the grants, notices and the ``job_runs`` row
-        commit together. Every connection is taken *before* the lock: joins waiting for the
-        lock hold pool connections, and the job must never wait for one of those.
+        The notices' texts are recorded first (committed on their own). Runs under a
+        transaction-level advisory lock (which also holds off join grants) and records itself
+        in ``job_runs`` with the range of its grant ids (where the notices' cursor walks): a
+        second replica waits, then finds the month done and grants nothing (``force`` runs
+        the statement anyway; its anti-join still grants nobody twice). With one slice (the
+        default) the grants and the ``job_runs`` row commit together. Every connection is
+        taken *before* the lock: joins waiting for the lock hold pool connections, and the job
+        must never wait for one of those.
         """
         month = self._calendar.month_of(now)
         period = month.strftime("%Y-%m")
