@@ -227,3 +227,35 @@ async def test_a_join_grant_between_two_runs_keeps_its_own_notice_only(
         ServiceKind.BONUS_NOTICE,
     )
     assert {r["msisdn"]: r["n"] for r in rows} == {NUMBERS[0]: 1, NUMBERS[2]: 1}
+
+
+async def test_a_leave_while_notices_are_queued_suppresses_the_notice(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """R2, invariant 3: a leave that forfeits the grant while the engine queues its notice
+    (not yet committed) waits for it, so its suppression finds the notice: nothing goes to
+    the number after the leave committed."""
+    from dispatcher.engine.repository import DispatchSQL
+
+    await join(database.pool, membership, NUMBERS[0], clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 1
+    async with database.pool.acquire() as engine:
+        queueing = engine.transaction()
+        await queueing.start()
+        assert await engine.fetchval(DispatchSQL.queue_bonus_notices, 10, True) == 1
+        leaving = asyncio.create_task(leave(database.pool, membership, NUMBERS[0], DEC_1_0005))
+        while not leaving.done():  # until the leave is done or waits for the queueing
+            waiting = await database.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0)
+        await queueing.commit()
+    await leaving
+    states = await database.pool.fetch(
+        "SELECT state FROM service_messages WHERE kind = $1 AND msisdn = $2",
+        ServiceKind.BONUS_NOTICE,
+        NUMBERS[0],
+    )
+    assert [r["state"] for r in states] == ["suppressed"]

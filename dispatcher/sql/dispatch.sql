@@ -142,10 +142,13 @@ WITH run AS (
            run.notice_texts AS texts
     FROM run
     CROSS JOIN LATERAL (
+        -- FOR SHARE: a leave's forfeit (R2) waits for this statement, then its suppression
+        -- finds the notice; a forfeit that came first is waited for and its state read.
         SELECT * FROM bonus_grants g
         WHERE g.id > run.notices_cursor AND g.id <= run.notices_upto
         ORDER BY g.id
         LIMIT $1
+        FOR SHARE OF g
     ) g
 ), moved AS (
     UPDATE job_runs j
