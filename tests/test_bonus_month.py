@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import asyncpg
+import pytest
+
 from dispatcher.db import Database, create_pool
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import ServiceKind
@@ -259,3 +262,44 @@ async def test_a_leave_while_notices_are_queued_suppresses_the_notice(
         NUMBERS[0],
     )
     assert [r["state"] for r in states] == ["suppressed"]
+
+
+async def test_notices_of_a_failed_runs_committed_slice_go_after_the_catch_up(
+    database: Database,
+    settings: Settings,
+    membership: Membership,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run cut into slices whose record fails keeps the grants of the slices that
+    committed; the catch-up run grants the rest, and every grant's notice is queued once —
+    the month's notice cursor starts before the first run's grants, not the catch-up's."""
+    from dispatcher.program.bonus import BonusSQL
+
+    for msisdn in NUMBERS[:20]:
+        await join(database.pool, membership, msisdn, clock.now())
+    sliced = BonusLedger(
+        database.pool,
+        dataclasses.replace(settings, bonus_grant_workers=2),
+        clock,
+        LedgerCharging(),
+    )
+    with monkeypatch.context() as patch:
+        failing = (
+            "SELECT 1 / 0 FROM (VALUES ($1::text, $2::text, $3::timestamptz, $4::timestamptz,"
+            " $5::jsonb, $6::bigint, $7::bigint)) AS v"
+        )
+        patch.setattr(BonusSQL, "record_job", failing)
+        with pytest.raises(asyncpg.PostgresError):
+            await sliced.grant_month(DEC_1_0005)
+    committed = await database.pool.fetchval(
+        "SELECT count(*) FROM bonus_grants WHERE month = '2026-12-01'"
+    )
+    assert 0 < committed < 20  # slice 1 committed, slice 0 rolled back with the record
+    assert await sliced.grant_month(DEC_1_0005) == 20 - committed
+    await _claim_notices(database, DEC_1_0005)
+    rows = await database.pool.fetch(
+        "SELECT msisdn, count(*) AS n FROM service_messages WHERE kind = $1 GROUP BY 1",
+        ServiceKind.BONUS_NOTICE,
+    )
+    assert {r["msisdn"]: r["n"] for r in rows} == dict.fromkeys(NUMBERS[:20], 1)

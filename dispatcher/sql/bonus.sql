@@ -230,8 +230,9 @@ SELECT finished_at FROM job_runs WHERE job = $1 AND period = $2 AND finished_at 
 -- name: record_job
 -- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (an object: counts of
 -- the run), $6, $7: the lowest and highest grant id the run made (NULL for another job, or a
--- run that granted nothing): where the month's notices start (migration 0023: the cursor
--- starts before the month's first grant; a later run only raises the end).
+-- run that granted nothing): the range of the month's notices (migration 0023: the cursor,
+-- set by record_notice_texts already, starts before the month's first grant; a later run
+-- only raises the end).
 INSERT INTO job_runs AS j (job, period, started_at, finished_at, result, notices_cursor,
                            notices_upto)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6::bigint - 1, $7::bigint)
@@ -243,12 +244,16 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result,
 -- name: record_notice_texts
 -- The texts of the monthly grant's notices (migration 0023), merged into the month's
 -- job_runs row before the grants: "in_window", "default" and, under the run's deadline key
--- (epoch seconds of deadline_at), the variants. Committed on its own, before the grants.
+-- (epoch seconds of deadline_at), the variants. Committed on its own, before the grants;
+-- the month's first call also starts its notice cursor at the highest grant id so far, so
+-- every grant of the month's runs is after it — also those of a run whose record failed
+-- after some slices committed (the catch-up run's record then covers them).
 -- $1: job name, $2: period, $3: started_at, $4: the texts (an object).
-INSERT INTO job_runs AS j (job, period, started_at, notice_texts)
-VALUES ($1, $2, $3, $4::jsonb)
+INSERT INTO job_runs AS j (job, period, started_at, notice_texts, notices_cursor)
+VALUES ($1, $2, $3, $4::jsonb, (SELECT coalesce(max(id), 0) FROM bonus_grants))
 ON CONFLICT (job, period) DO UPDATE
-SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_texts
+SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_texts,
+    notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor)
 
 -- name: grant_month
 -- R3: the month's units for every current member in one set-based statement. Its notice is
