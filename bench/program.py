@@ -3,8 +3,10 @@
 (a) The monthly grant (R3) for ``--members`` members (default 1,000,000) on an embedded
     PostgreSQL in a temporary data directory, seeded with generate_series. Prints the time of
     ``BonusLedger.grant_month`` (goal <= 10 s), two baselines measured in the same run — the
-    same statement without the notices, and a naive per-member executemany on a sample, scaled
-    — and where the time goes (EXPLAIN ANALYZE of the statement, rolled back).
+    statement as it was before migration 0023 (a notice row per member as well), and a naive
+    per-member executemany on a sample, scaled — where the time goes (EXPLAIN ANALYZE of both,
+    rolled back), and the deferred cost: the engine queueing the notices from the grant rows.
+    ``--grant-runs`` months are granted (median and spread).
 (b) ``POST /gateway/ussd`` at a fixed arrival rate (default 500 req/s for 10 s) against the
     real service (``smartd serve`` in a child process, same database), a mix of ``*555#``,
     ``*555*1#`` and ``*111*3#``: achieved rate, p50/p99/max latency, errors (goal p99 <= 50 ms).
@@ -16,9 +18,10 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +30,17 @@ import asyncpg
 from bench import _program_ussd as ussd_load
 from dispatcher.db import create_pool
 from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.engine.repository import DispatchSQL
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.migrate import migrate
-from dispatcher.program.bonus import BonusLedger, BonusSQL
+from dispatcher.program.bonus import DEADLINE, BonusLedger, BonusSQL
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.settings import load_settings
 
 GRANT_AT = datetime(2026, 11, 30, 19, 5, tzinfo=UTC)  # 00:05 on 1 December, Astana time
 PROFILE_AT = datetime(2026, 12, 31, 19, 5, tzinfo=UTC)  # 1 January: the rolled-back profile
 FIRST_MSISDN = 77010000000
+ASTANA = timedelta(hours=5)
 
 # Bench-only SQL (the service's own statements stay in dispatcher/sql/bonus.sql).
 SEED_SUBSCRIBERS = """
@@ -70,12 +75,53 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 
 
+# Baseline: the monthly grant as it was before migration 0023 (bonus.sql at eb24200, one
+# slice): a grant row and a service_messages notice row per member, in one statement.
+TWO_ROWS_PER_MEMBER = """
+WITH granted AS (
+    INSERT INTO bonus_grants (msisdn, owner_epoch, month, units, granted_at, deadline_at)
+    SELECT m.msisdn, s.owner_epoch, $1, $2, $3, $4
+    FROM memberships m
+    JOIN subscribers s ON s.msisdn = m.msisdn
+    WHERE m.left_at IS NULL AND m.joined_at <= $3 AND s.status IN ('active', 'outgoing_blocked')
+      AND NOT EXISTS (
+          SELECT 1 FROM bonus_grants g
+          WHERE g.msisdn = m.msisdn AND g.owner_epoch = s.owner_epoch AND g.month = $1
+      )
+    RETURNING id, msisdn, owner_epoch
+), notices AS (
+    INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
+    SELECT g.msisdn, 'bonus_notice',
+           CASE WHEN EXISTS (
+                    SELECT 1 FROM bonus_grants a
+                    WHERE a.msisdn = g.msisdn AND a.owner_epoch = g.owner_epoch
+                      AND a.activated_month = $1
+                ) THEN
+                    CASE pick_language('{ru,kk,en}', s.language, $5::language)
+                        WHEN 'kk' THEN $11 WHEN 'en' THEN $12 ELSE $10 END
+                WHEN s.status <> 'active' THEN
+                    CASE pick_language('{ru,kk,en}', s.language, $5::language)
+                        WHEN 'kk' THEN $14 WHEN 'en' THEN $15 ELSE $13 END
+                ELSE
+                    CASE pick_language('{ru,kk,en}', s.language, $5::language)
+                        WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6 END
+           END,
+           $9, 'bonus_notice:' || g.id
+    FROM granted g JOIN subscribers s ON s.msisdn = g.msisdn
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices) AS notices
+"""
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench program")
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--naive-sample", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=500, help="USSD requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="USSD load duration")
+    parser.add_argument("--grant-runs", type=int, default=3, help="monthly grants timed")
+    parser.add_argument("--queue-sample", type=int, default=50_000, help="notices queued")
     parser.add_argument("--skip-grant", action="store_true")
     parser.add_argument("--skip-ussd", action="store_true")
     return parser.parse_args(argv)
@@ -140,42 +186,118 @@ async def _seed(pool: asyncpg.Pool, members: int) -> int:
 async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -> None:
     settings = load_settings({}, database_url=url)
     ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
-    wal_before = await pool.fetchval("SELECT pg_current_wal_lsn()")
-    started = time.perf_counter()
-    granted = await ledger.grant_month(GRANT_AT)
-    elapsed = time.perf_counter() - started
-    wal = await pool.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
-    notices = await pool.fetchval("SELECT count(*) FROM service_messages")
-    print(
-        f"\n(a) monthly grant: {granted:,} grants + {notices:,} notices in {elapsed:.2f} s "
-        f"({granted / elapsed:,.0f} members/s; goal <= 10 s); {settings.bonus_grant_workers} "
-        f"slice(s), {wal / 2**20:,.0f} MiB of WAL"
-    )
+    # Profiles first (January, rolled back), then the timed runs (December, February, …).
     plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
-    bare = await _explain(pool, _without_notices(BonusSQL.grant_month), ledger.grant_month_params)
+    before = await _explain(pool, TWO_ROWS_PER_MEMBER, _two_rows_params(ledger))
     naive = await _naive(pool, args.naive_sample, settings.bonus_units)
-    print("  baselines (same run):")
-    print(f"    same statement without notices: {bare['Execution Time'] / 1000:.2f} s")
+    times: list[float] = []
+    granted = 0
+    for run in range(args.grant_runs):
+        at = _months_later(GRANT_AT, 0 if run == 0 else run + 1)
+        wal_before = await pool.fetchval("SELECT pg_current_wal_lsn()")
+        started = time.perf_counter()
+        granted = await ledger.grant_month(at)
+        elapsed = time.perf_counter() - started
+        times.append(elapsed)
+        wal = await pool.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
+        due = await pool.fetchval(
+            "SELECT coalesce(sum(notices_upto - notices_cursor), 0)::bigint FROM job_runs "
+            "WHERE job = 'bonus_grant_month'"
+        )
+        print(
+            f"\n(a) monthly grant {at + ASTANA:%Y-%m} (run {run + 1}): {granted:,} grants, "
+            f"each carrying its notice (grant ids ahead of the notice cursors: {due:,}), "
+            f"in {elapsed:.2f} s "
+            f"({granted / elapsed:,.0f} members/s; goal <= 10 s); "
+            f"{settings.bonus_grant_workers} slice(s), {wal / 2**20:,.0f} MiB of WAL; "
+            f"load {os.getloadavg()[0]:.2f}"
+        )
+    print(
+        f"monthly grant, {len(times)} run(s): median {statistics.median(times):.2f} s, "
+        f"min {min(times):.2f}, max {max(times):.2f} (goal <= 10 s)"
+    )
+    queue_s, queued = await _queue_notices(pool, args.queue_sample)
+    print("  baselines (same run, EXPLAIN ANALYZE, rolled back):")
+    print(f"    this statement (grant rows only): {plan['Execution Time'] / 1000:.2f} s")
+    print(
+        "    before migration 0023 (a grant and a service_messages notice per member): "
+        f"{before['Execution Time'] / 1000:.2f} s"
+    )
     print(
         f"    naive executemany per member ({args.naive_sample:,} sampled, scaled): "
         f"{naive * granted / args.naive_sample:.1f} s"
     )
+    print(
+        f"  deferred cost: queue_bonus_notices queued {queued:,} notices in batches of 500 in "
+        f"{queue_s:.2f} s ({queue_s / max(queued, 1) * 1e6:.0f} µs a notice, paid at send time)"
+    )
     print("  where the time goes (EXPLAIN ANALYZE, January, rolled back):")
     for line in _profile(plan):
         print("    " + line)
+    print("  before migration 0023, the same month:")
+    for line in _profile(before):
+        print("    " + line)
 
 
-def _without_notices(sql: str) -> str:
-    head = sql.split("), notices AS (")[0].replace("$9", "1").replace("$10", "0")
-    return head + ")\nSELECT count(*) AS granted FROM granted"
+def _months_later(at: datetime, months: int) -> datetime:
+    """00:05 Astana (UTC+5) on the first day of the month ``months`` after ``at``'s (Astana)."""
+    local = at + ASTANA
+    index = local.year * 12 + local.month - 1 + months
+    return datetime(index // 12, index % 12 + 1, 1, 0, 5, tzinfo=UTC) - ASTANA
+
+
+async def _queue_notices(pool: asyncpg.Pool, sample: int) -> tuple[float, int]:
+    """Time the engine's queueing of due notices (dispatch.sql queue_bonus_notices) for
+    ``sample`` of them, 500 at a time, window open (rolled back)."""
+    queued = 0
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            started = time.perf_counter()
+            while queued < sample:
+                n = await conn.fetchval(DispatchSQL.queue_bonus_notices, 500, True)
+                queued += n
+                if n == 0:
+                    break
+            elapsed = time.perf_counter() - started
+            plan = await conn.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + DispatchSQL.queue_bonus_notices, 500, True
+            )
+            print("  queue_bonus_notices, one more batch of 500 (EXPLAIN ANALYZE):")
+            for row in plan:
+                if "actual" in row[0] or "Execution" in row[0]:
+                    print("      " + row[0])
+            return elapsed, queued
+        finally:
+            await tx.rollback()
+
+
+def _two_rows_params(ledger: BonusLedger) -> Any:
+    def params(month: date, now: datetime) -> tuple[object, ...]:
+        texts = ledger.notice_texts(month, now)
+        variants = texts[str(int((now + DEADLINE).timestamp()))]
+        assert isinstance(variants, dict)
+        plain, used, topup = (variants[k] for k in ("plain", "used", "topup"))
+        assert isinstance(plain, dict) and isinstance(used, dict) and isinstance(topup, dict)
+        head = ledger.grant_month_params(month, now)[:4]
+        langs = ("ru", "kk", "en")
+        return (
+            *head,
+            texts["default"],
+            *(plain[x] for x in langs),
+            texts["in_window"],
+            *(used[x] for x in langs),
+            *(topup[x] for x in langs),
+        )
+
+    return params
 
 
 async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]:
     """EXPLAIN ANALYZE of a grant statement for January, rolled back."""
     month = date(2027, 1, 1)
     args = args_of(month, PROFILE_AT)  # one slice: the whole statement's profile
-    if "notices AS" not in sql:
-        args = args[:4]
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
@@ -183,7 +305,10 @@ async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]
             raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
         finally:
             await tx.rollback()
-    plan: dict[str, Any] = json.loads(raw)[0]
+    # The pool's JSON codec (dispatcher/db.py) already decodes EXPLAIN's json; a plain
+    # connection would hand back text.
+    decoded = json.loads(raw) if isinstance(raw, str) else raw
+    plan: dict[str, Any] = decoded[0]
     return plan
 
 

@@ -157,8 +157,8 @@ class AudienceResult:
     rejected_total: int
     rejected: list[Rejected] = field(default_factory=list)
     lines: int = 0
-    copy_seconds: float = 0.0  # receiving, parsing and COPYing the file
-    queue_seconds: float = 0.0  # INSERT … SELECT into deliveries and commit
+    copy_seconds: float = 0.0  # receiving, parsing (batches COPYed and queued meanwhile)
+    queue_seconds: float = 0.0  # after the last row was read: the last batches queued, commit
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -8,6 +8,8 @@ guarded UPDATE; when it matches nothing, :meth:`_refused` reads why and raises
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+Record: TypeAlias = tuple[int, str, list[str] | None]
+#: Rows COPYed and queued at a time by :meth:`AudienceLoad.load` (~25 MB of records).
+LOAD_BATCH = 100_000
 S = CampaignState
 
 
@@ -52,6 +57,8 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     lock_for_audience: str
     create_upload_table: str
     upload_work_mem: str
+    analyze_upload: str
+    clear_upload_table: str
     insert_uploaded: str
     insert_smart_members: str
     insert_active_subscribers: str
@@ -86,7 +93,53 @@ class AudienceLoad:
     conn: asyncpg.Connection
     campaign: Campaign
 
-    async def copy(self, records: AsyncIterable[tuple[int, str, list[str] | None]]) -> int:
+    parsed_at: float = 0.0  # perf_counter() when load() had read its last record
+
+    async def load(
+        self, records: AsyncIterable[Record], batch_rows: int = LOAD_BATCH
+    ) -> tuple[int, int]:
+        """COPY and queue ``records`` a batch at a time; returns (rows copied, rows queued).
+
+        While the database queues one batch, the next is read and parsed (iterating
+        ``records`` runs the parser), so the two overlap on two cores instead of taking
+        turns. Still one transaction, and the batches go in line order: a number already
+        queued by an earlier batch is a duplicate of this one, so the first occurrence in
+        the file wins as before. If ``records`` raises, the batch being queued is waited
+        for (the connection must be idle for the rollback) and the error goes on.
+        """
+        copied = queued = 0
+        batch: list[Record] = []
+        pending: asyncio.Task[int] | None = None
+        try:
+            async for record in records:
+                batch.append(record)
+                if len(batch) >= batch_rows:
+                    if pending is not None:
+                        queued += await pending
+                    copied += await self._copy_batch(batch, first=copied == 0)
+                    batch = []
+                    pending = asyncio.create_task(self.queue())
+            self.parsed_at = time.perf_counter()
+            if pending is not None:
+                queued += await pending
+                pending = None
+            if batch:
+                copied += await self._copy_batch(batch, first=copied == 0)
+                queued += await self.queue()
+        finally:
+            if pending is not None:
+                await asyncio.gather(pending, return_exceptions=True)
+        return copied, queued
+
+    async def _copy_batch(self, batch: list[Record], *, first: bool) -> int:
+        if not first:
+            await self.conn.execute(CampaignSQL.clear_upload_table)
+        status = await self.conn.copy_records_to_table(
+            "audience_upload", records=batch, columns=("line", "msisdn", "vars")
+        )
+        return _count(status)
+
+    async def copy(self, records: AsyncIterable[Record]) -> int:
         """COPY ``(line, msisdn, variable values or None)`` records into the upload table."""
         status = await self.conn.copy_records_to_table(
             "audience_upload", records=records, columns=("line", "msisdn", "vars")
@@ -95,6 +148,7 @@ class AudienceLoad:
 
     async def queue(self) -> int:
         """Insert the copied rows as queued deliveries; returns how many were new."""
+        await self.conn.execute(CampaignSQL.analyze_upload)
         status = await self.conn.execute(
             CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables
         )

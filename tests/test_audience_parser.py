@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from campaigns.audience import AudienceParser
 from campaigns.csvstream import InputRefused
@@ -65,3 +67,20 @@ def test_nul_byte_rejects_one_line_and_continues() -> None:
     records, parser = _parse(b'77011234567\n"7702\x00"x,\n77051234567\n', chunk=1000)
     assert [r[1] for r in records] == ["77011234567", "77051234567"]
     assert parser.rejected_total == 1 and parser.rejected[0].line == 2
+
+
+@given(st.text(alphabet="0123456789+٣²a -", max_size=20))
+def test_the_number_shape_check_is_the_regex_it_replaced(text: str) -> None:
+    """normalise's shape check (no regex since issue 16) refuses exactly what
+    r"\\+?\\d{6,16}" did ("not a phone number"); what passes goes on to the number plan."""
+    import re
+
+    from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
+
+    shaped = re.fullmatch(r"\+?\d{6,16}", text.strip().replace(" ", "").replace("-", ""))
+    try:
+        normalise(text)
+    except InvalidMsisdn as exc:
+        assert (exc.reason == "not a phone number") == (shaped is None)
+    else:
+        assert shaped is not None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import asyncpg
+import pytest
+
 from dispatcher.db import Database, create_pool
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import ServiceKind
@@ -46,6 +49,7 @@ async def test_monthly_grant_reaches_members_only_with_notices(
     )
     assert sorted(r["msisdn"] for r in granted) == sorted(members)
     assert {(r["units"], r["state"]) for r in granted} == {(500, "pending")}
+    await _claim_notices(database, DEC_1_0005)  # the engine queues them from the grants
     notices = await database.pool.fetch(
         "SELECT msisdn, body, in_window, dedupe_key FROM service_messages WHERE kind = $1",
         ServiceKind.BONUS_NOTICE,
@@ -77,6 +81,7 @@ async def test_monthly_grant_is_idempotent_and_skips_this_months_joiners(
     assert await ledger.grant_month(DEC_1_0005) == 0  # recorded in job_runs: skipped
     assert await ledger.grant_month(DEC_1_0005, force=True) == 0  # run again: ON CONFLICT
     assert len(await grants_of(database.pool, NUMBERS[0])) == 2
+    await _claim_notices(database, DEC_1_0005)
     count = await database.pool.fetchval(
         "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
     )
@@ -111,6 +116,7 @@ async def test_two_processes_granting_at_once_grant_once(
         "SELECT msisdn, count(*) AS n FROM bonus_grants WHERE month = '2026-12-01' GROUP BY 1"
     )
     assert len(per_member) == 50 and {r["n"] for r in per_member} == {1}
+    await _claim_notices(database, DEC_1_0005)
     notices = await database.pool.fetchval(
         "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
     )
@@ -153,3 +159,147 @@ async def test_joins_during_the_monthly_grant_get_one_grant_each(
     )
     assert len(per_member) == 45 and {r["n"] for r in per_member} == {1}
     assert 30 <= granted <= 45
+
+
+async def _claim_notices(database: Database, now, limit: int = 100) -> list:
+    """What the engine's service claim takes now, send window open (the notices wait for it)."""
+    from dispatcher.engine.repository import DispatchRepository
+
+    claim = await DispatchRepository(database.pool, "node-1", "smsc").claim_service(
+        limit, now, True
+    )
+    return list(claim.claimed)
+
+
+async def test_monthly_grant_writes_the_grant_row_only_and_the_notice_goes_once(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """Issue 16: the monthly grant writes one row per member (the grant); its notice is a
+    property of that row, queued by the engine's service claim when it can be sent — once,
+    in the window — and not to a member who left (R2) before it went."""
+    for msisdn in NUMBERS[:6]:
+        await join(database.pool, membership, msisdn, clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 6
+    written = await database.pool.fetchval(
+        "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert written == 0
+    run = await database.pool.fetchval("SELECT result FROM job_runs WHERE period = '2026-12'")
+    assert run["notices"] == 6
+    await leave(database.pool, membership, NUMBERS[5], DEC_1_0005)
+    await _claim_window_closed(database, DEC_1_0005)  # the join and leave confirmations
+    written = await database.pool.fetchval(
+        "SELECT count(*) FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert written == 0  # window closed: the notices wait (R8)
+    first = await _claim_notices(database, DEC_1_0005, limit=4)
+    rest = await _claim_notices(database, DEC_1_0005)
+    again = await _claim_notices(database, DEC_1_0005)
+    sent = [m.msisdn for m in first + rest]
+    assert len(first) == 4 and sorted(sent) == sorted(NUMBERS[:5]) and again == []
+    keys = await database.pool.fetch(
+        "SELECT dedupe_key FROM service_messages WHERE kind = $1", ServiceKind.BONUS_NOTICE
+    )
+    assert len(keys) == 5
+
+
+async def _claim_window_closed(database: Database, now) -> list:
+    from dispatcher.engine.repository import DispatchRepository
+
+    claim = await DispatchRepository(database.pool, "node-1", "smsc").claim_service(100, now, False)
+    return list(claim.claimed)
+
+
+async def test_a_join_grant_between_two_runs_keeps_its_own_notice_only(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """The month's notices are walked by grant id between the runs' first and last grant: a
+    member who joins between a run and a forced re-run (the join's reply tells them of their
+    grant) is sent no notice by the walk, and the re-run's grant gets its own."""
+    from tests.factories import members
+
+    await join(database.pool, membership, NUMBERS[0], clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 1
+    await join(database.pool, membership, NUMBERS[1], DEC_1_0005)  # December's join grant
+    await members(database, [NUMBERS[2]])  # a member the first run did not see
+    assert await ledger.grant_month(DEC_1_0005, force=True) == 1
+    await _claim_notices(database, DEC_1_0005)
+    await _claim_notices(database, DEC_1_0005)
+    rows = await database.pool.fetch(
+        "SELECT msisdn, count(*) AS n FROM service_messages WHERE kind = $1 GROUP BY 1",
+        ServiceKind.BONUS_NOTICE,
+    )
+    assert {r["msisdn"]: r["n"] for r in rows} == {NUMBERS[0]: 1, NUMBERS[2]: 1}
+
+
+async def test_a_leave_while_notices_are_queued_suppresses_the_notice(
+    database: Database, ledger: BonusLedger, membership: Membership, clock: ManualClock
+) -> None:
+    """R2, invariant 3: a leave that forfeits the grant while the engine queues its notice
+    (not yet committed) waits for it, so its suppression finds the notice: nothing goes to
+    the number after the leave committed."""
+    from dispatcher.engine.repository import DispatchSQL
+
+    await join(database.pool, membership, NUMBERS[0], clock.now())
+    assert await ledger.grant_month(DEC_1_0005) == 1
+    async with database.pool.acquire() as engine:
+        queueing = engine.transaction()
+        await queueing.start()
+        assert await engine.fetchval(DispatchSQL.queue_bonus_notices, 10, True) == 1
+        leaving = asyncio.create_task(leave(database.pool, membership, NUMBERS[0], DEC_1_0005))
+        while not leaving.done():  # until the leave is done or waits for the queueing
+            waiting = await database.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0)
+        await queueing.commit()
+    await leaving
+    states = await database.pool.fetch(
+        "SELECT state FROM service_messages WHERE kind = $1 AND msisdn = $2",
+        ServiceKind.BONUS_NOTICE,
+        NUMBERS[0],
+    )
+    assert [r["state"] for r in states] == ["suppressed"]
+
+
+async def test_notices_of_a_failed_runs_committed_slice_go_after_the_catch_up(
+    database: Database,
+    settings: Settings,
+    membership: Membership,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run cut into slices whose record fails keeps the grants of the slices that
+    committed; the catch-up run grants the rest, and every grant's notice is queued once —
+    the month's notice cursor starts before the first run's grants, not the catch-up's."""
+    from dispatcher.program.bonus import BonusSQL
+
+    for msisdn in NUMBERS[:20]:
+        await join(database.pool, membership, msisdn, clock.now())
+    sliced = BonusLedger(
+        database.pool,
+        dataclasses.replace(settings, bonus_grant_workers=2),
+        clock,
+        LedgerCharging(),
+    )
+    with monkeypatch.context() as patch:
+        failing = (
+            "SELECT 1 / 0 FROM (VALUES ($1::text, $2::text, $3::timestamptz, $4::timestamptz,"
+            " $5::jsonb, $6::bigint, $7::bigint)) AS v"
+        )
+        patch.setattr(BonusSQL, "record_job", failing)
+        with pytest.raises(asyncpg.PostgresError):
+            await sliced.grant_month(DEC_1_0005)
+    committed = await database.pool.fetchval(
+        "SELECT count(*) FROM bonus_grants WHERE month = '2026-12-01'"
+    )
+    assert 0 < committed < 20  # slice 1 committed, slice 0 rolled back with the record
+    assert await sliced.grant_month(DEC_1_0005) == 20 - committed
+    await _claim_notices(database, DEC_1_0005)
+    rows = await database.pool.fetch(
+        "SELECT msisdn, count(*) AS n FROM service_messages WHERE kind = $1 GROUP BY 1",
+        ServiceKind.BONUS_NOTICE,
+    )
+    assert {r["msisdn"]: r["n"] for r in rows} == dict.fromkeys(NUMBERS[:20], 1)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from dispatcher.db import Database
-from dispatcher.engine.repository import DispatchRepository
+from dispatcher.engine.repository import DispatchRepository, DispatchSQL
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
@@ -52,6 +52,10 @@ async def reserve(api: Api, **body: Any) -> Any:
 
 
 async def service_bodies(database: Database, kind: str, msisdn: str = MSISDN) -> list[str]:
+    """The bodies of ``kind`` messages to ``msisdn``; the monthly grant's notices are first
+    queued from its grant rows as the engine's service claim would, window open (0023)."""
+    if kind == "bonus_notice":
+        await database.pool.fetchval(DispatchSQL.queue_bonus_notices, 1000, True)
     rows = await database.pool.fetch(
         "SELECT body FROM service_messages WHERE msisdn = $1 AND kind = $2 ORDER BY id",
         msisdn,

@@ -32,6 +32,7 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     running_campaigns: str
     claim_campaign_batch: str
     claim_service_batch: str
+    queue_bonus_notices: str
     lock_subscribers_shared: str
     hold_stopped_campaigns: str
     mark_in_flight: PerTable
@@ -279,9 +280,18 @@ class DispatchRepository:
         return _claim(rows, Recipient.from_row)
 
     async def claim_service(self, limit: int, now: datetime, window_open: bool) -> Claim[Claimed]:
+        """Claims up to ``limit`` queued service messages; when fewer are queued, first
+        queues the monthly grant's next notices (derived from its grant rows, migration 0023:
+        queue_bonus_notices) up to the shortfall and claims again."""
         rows = await self._pool.fetch(
             DispatchSQL.claim_service_batch, now, limit, self.node, window_open
         )
+        if len(rows) < limit and await self._pool.fetchval(
+            DispatchSQL.queue_bonus_notices, limit - len(rows), window_open
+        ):
+            rows += await self._pool.fetch(
+                DispatchSQL.claim_service_batch, now, limit - len(rows), self.node, window_open
+            )
         return _claim(rows, Claimed.service_message)
 
     async def mark_in_flight(

@@ -8,12 +8,9 @@ digits of a subscriber number never change whether a number of that length is va
 
 from __future__ import annotations
 
-import re
-
 import phonenumbers
 
 _SEPARATORS = str.maketrans("", "", " -().\t")
-_DIGITS = re.compile(r"\+?\d{6,16}")
 
 
 class InvalidMsisdn(ValueError):
@@ -32,7 +29,10 @@ def normalise(raw: str, region: str = "KZ") -> str:
     :class:`InvalidMsisdn` for anything that is not a valid number.
     """
     text = raw.strip().translate(_SEPARATORS)
-    if not _DIGITS.fullmatch(text):
+    # r"\+?\d{6,16}" without the regex engine (half the time; an audience upload calls this
+    # once per row): isdecimal() is exactly \d (Unicode Nd), as a str pattern's \d is.
+    digits = text[1:] if text[:1] == "+" else text
+    if not (6 <= len(digits) <= 16 and digits.isdecimal()):
         raise InvalidMsisdn(raw, "not a phone number")
     return _normalise_cached(text, region)
 

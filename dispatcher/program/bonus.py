@@ -93,6 +93,7 @@ class BonusSQL(SqlFile, domain="bonus"):
     usable_grants: str
     job_done: str
     record_job: str
+    record_notice_texts: str
     grant_month: str
     cancel_overdue: str
     expire_active: str
@@ -265,19 +266,29 @@ class BonusLedger:
     # ------------------------------------------------------------ scheduled jobs
 
     async def grant_month(self, now: datetime, *, force: bool = False) -> int:
-        """R3: the month's units to every current member, with a notice each (sent in the
-        window), in one set-based statement; returns how many grants were made.
+        """R3: the month's units to every current member in one set-based statement, each
+        grant carrying its notice (migration 0023: the engine's service claim queues it, in
+        the window, from the grant row); returns how many grants were made.
 
-        Runs under a transaction-level advisory lock (which also holds off join grants) and
-        records itself in ``job_runs``: a second replica waits, then finds the month done and
-        grants nothing (``force`` runs the statement anyway; its anti-join still grants nobody
-        twice). With one slice (the default) the grants, notices and the ``job_runs`` row
-        commit together. Every connection is taken *before* the lock: joins waiting for the
-        lock hold pool connections, and the job must never wait for one of those.
+        The notices' texts are recorded first (committed on their own). Runs under a
+        transaction-level advisory lock (which also holds off join grants) and records itself
+        in ``job_runs`` with the range of its grant ids (where the notices' cursor walks): a
+        second replica waits, then finds the month done and grants nothing (``force`` runs
+        the statement anyway; its anti-join still grants nobody twice). With one slice (the
+        default) the grants and the ``job_runs`` row commit together. Every connection is
+        taken *before* the lock: joins waiting for the lock hold pool connections, and the job
+        must never wait for one of those.
         """
         month = self._calendar.month_of(now)
         period = month.strftime("%Y-%m")
         slices = max(1, min(self._settings.bonus_grant_workers, self._pool.get_max_size()))
+        await self._pool.execute(
+            BonusSQL.record_notice_texts,
+            GRANT_MONTH_JOB,
+            period,
+            now,
+            self.notice_texts(month, now),
+        )
         async with contextlib.AsyncExitStack() as stack:
             conns = [await stack.enter_async_context(self._pool.acquire()) for _ in range(slices)]
             async with conns[0].transaction():
@@ -292,9 +303,17 @@ class BonusLedger:
                     "notices": sum(s.notices for s in done),
                     "slices": len(done),
                 }
+                ids = [i for s in done for i in (s.first_id, s.last_id) if i is not None]
                 finished = self._clock.now()
                 await conns[0].execute(
-                    BonusSQL.record_job, GRANT_MONTH_JOB, period, now, finished, result
+                    BonusSQL.record_job,
+                    GRANT_MONTH_JOB,
+                    period,
+                    now,
+                    finished,
+                    result,
+                    min(ids, default=None),
+                    max(ids, default=None),
                 )
         log.info("monthly bonus granted", period=period, **result)
         return int(result["granted"])
@@ -322,35 +341,33 @@ class BonusLedger:
     ) -> tuple[object, ...]:
         """The parameters of ``grant_month`` in bonus.sql for slice ``part`` of ``slices``
         (the benchmark profiles it too, as one slice)."""
+        return (month, self._settings.bonus_units, now, now + DEADLINE, slices, part)
+
+    def notice_texts(self, month: date, now: datetime) -> dict[str, object]:
+        """The texts of the notices of a monthly grant made ``now`` (migration 0023's
+        ``job_runs.notice_texts``): whether they wait for the send window (R8), the default
+        language, and under the deadline's epoch seconds, per variant and language, the
+        text: "plain", "used" for an owner whose activation of the month is used (R3, R4:
+        it must not say "dial *555*00#" now), "topup" for a member whose number is not
+        active (R4: a top-up first). dispatch.sql queue_bonus_notices picks one per grant
+        when it queues it."""
         units = self._settings.bonus_units
-        notice = {lang: texts.text("bonus_notice", lang, units=units) for lang in Language}
-        # For an owner whose activation of this month is used: from when it can be, or that
-        # the units lapse before then (R3, R4).
-        used = Standing(True, True, True, True, self._next_month(month), units)
         zone = self._calendar.zone
-        later = {lang: used.notice_text(now + DEADLINE, lang, zone) for lang in Language}
-        # For an outgoing-blocked member: activation needs a top-up first (R4, seed 000).
+        deadline = now + DEADLINE
+        used = Standing(True, True, True, True, self._next_month(month), units)
         blocked = Standing(False, True, True, False, self._next_month(month), units)
-        topup = {lang: blocked.notice_text(now + DEADLINE, lang, zone) for lang in Language}
-        return (
-            month,
-            units,
-            now,
-            now + DEADLINE,
-            self._settings.default_language,
-            notice[Language.RU],
-            notice[Language.KK],
-            notice[Language.EN],
-            slices,
-            part,
-            waits_for_window(ServiceKind.BONUS_NOTICE),
-            later[Language.RU],
-            later[Language.KK],
-            later[Language.EN],
-            topup[Language.RU],
-            topup[Language.KK],
-            topup[Language.EN],
-        )
+        variants = {
+            "plain": {
+                str(lang): texts.text("bonus_notice", lang, units=units) for lang in Language
+            },
+            "used": {str(lang): used.notice_text(deadline, lang, zone) for lang in Language},
+            "topup": {str(lang): blocked.notice_text(deadline, lang, zone) for lang in Language},
+        }
+        return {
+            "in_window": waits_for_window(ServiceKind.BONUS_NOTICE),
+            "default": str(self._settings.default_language),
+            str(int(deadline.timestamp())): variants,  # the key queue_bonus_notices computes
+        }
 
     async def month_granted(self, now: datetime) -> bool:
         """Whether the monthly grant of ``now``'s month has run (start-up catch-up asks)."""

@@ -285,11 +285,13 @@ class GrantSlice:
     """What one msisdn slice of the monthly grant made."""
 
     granted: int
-    notices: int
+    notices: int  # derived from the grant rows (migration 0023): queued by the engine
+    first_id: int | None = None  # the lowest and highest grant id it made
+    last_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> GrantSlice:
-        return cls(row["granted"], row["notices"])
+        return cls(row["granted"], row["notices"], row["first_id"], row["last_id"])
 
 
 @dataclass(frozen=True, slots=True)

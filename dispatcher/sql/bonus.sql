@@ -228,15 +228,39 @@ ORDER BY g.granted_at, g.id
 SELECT finished_at FROM job_runs WHERE job = $1 AND period = $2 AND finished_at IS NOT NULL
 
 -- name: record_job
--- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (an object: counts of the run).
-INSERT INTO job_runs (job, period, started_at, finished_at, result)
-VALUES ($1, $2, $3, $4, $5::jsonb)
+-- $1: job name, $2: period, $3: started_at, $4: finished_at, $5: result (an object: counts of
+-- the run), $6, $7: the lowest and highest grant id the run made (NULL for another job, or a
+-- run that granted nothing): the range of the month's notices (migration 0023: the cursor,
+-- set by record_notice_texts already, starts before the month's first grant; a later run
+-- only raises the end).
+INSERT INTO job_runs AS j (job, period, started_at, finished_at, result, notices_cursor,
+                           notices_upto)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::bigint - 1, $7::bigint)
 ON CONFLICT (job, period) DO UPDATE
-SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
+SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result,
+    notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor),
+    notices_upto = greatest(j.notices_upto, EXCLUDED.notices_upto)
+
+-- name: record_notice_texts
+-- The texts of the monthly grant's notices (migration 0023), merged into the month's
+-- job_runs row before the grants: "in_window", "default" and, under the run's deadline key
+-- (epoch seconds of deadline_at), the variants. Committed on its own, before the grants;
+-- the month's first call also starts its notice cursor at the highest grant id so far, so
+-- every grant of the month's runs is after it — also those of a run whose record failed
+-- after some slices committed (the catch-up run's record then covers them).
+-- $1: job name, $2: period, $3: started_at, $4: the texts (an object).
+INSERT INTO job_runs AS j (job, period, started_at, notice_texts, notices_cursor)
+VALUES ($1, $2, $3, $4::jsonb, (SELECT coalesce(max(id), 0) FROM bonus_grants))
+ON CONFLICT (job, period) DO UPDATE
+SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_texts,
+    notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor)
 
 -- name: grant_month
--- R3: the month's units for every current member in one set-based statement, and a notice
--- for exactly the grants it inserted (dedupe key bonus_notice:<grant id>). The anti-join skips
+-- R3: the month's units for every current member in one set-based statement. Its notice is
+-- a property of the grant row (month_notice, migration 0023), queued by the engine's service
+-- claim when it can go (dispatch.sql queue_bonus_notices): one row written per member, not
+-- two. Returns the count and the lowest and highest id (record_job: the notices' range).
+-- The anti-join skips
 -- members granted already (joined this month, an earlier run), so a re-run grants nothing
 -- twice; it replaces ON CONFLICT, whose speculative insertion cost ~40% more per row, and is
 -- race-free because lock_job holds off join grants (one_grant_per_month still backs it: a
@@ -247,67 +271,34 @@ SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result
 -- eligibility: its status test is that function's rule for a service message (the grant's
 -- notice is one), written as a plain IN so the planner estimates it from the column's
 -- statistics. tests/test_eligibility.py checks that the two agree.
--- The members are cut into $9 slices by a hash of the msisdn, run in parallel transactions
+-- The members are cut into $5 slices by a hash of the msisdn, run in parallel transactions
 -- (one per connection) while the job's lock is held; every slice filters both sides of its
 -- joins, so each hashes only its share of subscribers.
 -- $1: month (first day, Astana), $2: units, $3: now (granted_at), $4: deadline_at,
--- $5: default language, $6: notice text ru, $7: kk, $8: en, $9: number of slices,
--- $10: this slice (0 .. $9 - 1), $11: whether the notices wait for the send window (R8; the
--- table in dispatcher/policy/waiting.py decides), $12..$14: the notice (ru, kk, en) for an
--- owner whose activation of this month is used (R3, R4: it must not say "dial *555*00#" now),
--- $15..$17: the notice (ru, kk, en) for an outgoing-blocked member (R4: a top-up first).
--- Grants belong to the owner (R12: migration 0014's owner epoch), so the anti-join and the
--- activation test compare it too.
+-- $5: number of slices, $6: this slice (0 .. $5 - 1).
+-- Grants belong to the owner (R12: migration 0014's owner epoch), so the anti-join compares it.
 WITH granted AS (
-    INSERT INTO bonus_grants (msisdn, owner_epoch, month, units, granted_at, deadline_at)
-    SELECT m.msisdn, s.owner_epoch, $1, $2, $3, $4
+    INSERT INTO bonus_grants (msisdn, owner_epoch, month, units, granted_at, deadline_at,
+                              month_notice)
+    SELECT m.msisdn, s.owner_epoch, $1, $2, $3, $4, true
     FROM memberships m
     JOIN subscribers s ON s.msisdn = m.msisdn
     WHERE m.left_at IS NULL
       AND m.joined_at <= $3
       AND s.status IN ('active', 'outgoing_blocked')
-      -- "$9 = 1 OR": with one slice the filter folds away, so the planner's row estimate (and
+      -- "$5 = 1 OR": with one slice the filter folds away, so the planner's row estimate (and
       -- its hash joins) is not spoilt by the 0.5% guess it makes for an expression.
-      AND ($9 = 1 OR (hashtext(m.msisdn) & 2147483647) % $9 = $10)
-      AND ($9 = 1 OR (hashtext(s.msisdn) & 2147483647) % $9 = $10)
+      AND ($5 = 1 OR (hashtext(m.msisdn) & 2147483647) % $5 = $6)
+      AND ($5 = 1 OR (hashtext(s.msisdn) & 2147483647) % $5 = $6)
       AND NOT EXISTS (
           SELECT 1 FROM bonus_grants g
           WHERE g.msisdn = m.msisdn AND g.owner_epoch = s.owner_epoch AND g.month = $1
       )
-    RETURNING id, msisdn, owner_epoch
-), notices AS (
-    INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
-    SELECT g.msisdn,
-           'bonus_notice',
-           -- R14: the notice exists in every language ($6..$8), so pick_language (0009) gives
-           -- the subscriber's language, else the default
-           CASE WHEN EXISTS (
-                    -- the partial one_activation_per_month index: only activated grants
-                    SELECT 1 FROM bonus_grants a
-                    WHERE a.msisdn = g.msisdn AND a.owner_epoch = g.owner_epoch
-                      AND a.activated_month = $1
-                ) THEN
-                    CASE pick_language('{ru,kk,en}', s.language, $5)
-                        WHEN 'kk' THEN $13 WHEN 'en' THEN $14 ELSE $12
-                    END
-                WHEN s.status <> 'active' THEN
-                    CASE pick_language('{ru,kk,en}', s.language, $5)
-                        WHEN 'kk' THEN $16 WHEN 'en' THEN $17 ELSE $15
-                    END
-                ELSE
-                    CASE pick_language('{ru,kk,en}', s.language, $5)
-                        WHEN 'kk' THEN $7 WHEN 'en' THEN $8 ELSE $6
-                    END
-           END,
-           $11,
-           'bonus_notice:' || g.id
-    FROM granted g
-    JOIN subscribers s
-        ON s.msisdn = g.msisdn AND ($9 = 1 OR (hashtext(s.msisdn) & 2147483647) % $9 = $10)
-    -- no ON CONFLICT: every key names a grant inserted by this statement, so none exists yet
-    RETURNING 1
+    RETURNING id
 )
-SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices) AS notices
+-- every grant carries its notice (month_notice): as many notices as grants
+SELECT count(*) AS granted, count(*) AS notices, min(id) AS first_id, max(id) AS last_id
+FROM granted
 
 -- name: cancel_overdue
 -- R4: pending grants past their 30-day deadline are cancelled, a batch at a time (short

@@ -109,6 +109,80 @@ RETURNING sm.id, sm.msisdn, sm.state, sm.body, sm.in_window, sm.campaign_id, sm.
           sm.attempts, sm.parts, sm.concat_ref, sm.valid_until,
           ARRAY(SELECT s.part_no FROM submits s WHERE s.service_message_id = sm.id) AS sent_parts
 
+-- name: queue_bonus_notices
+-- The monthly grant's notices are a property of its grant rows (migration 0023): queues the
+-- next $1 grants of the oldest month whose notices are not all queued, in id order from the
+-- month's cursor, as bonus_notice service messages that claim_service_batch then takes like
+-- any other, and moves the cursor past them — once each: the month's job_runs row is locked
+-- (SKIP LOCKED: one claimer at a time walks a month) and the cursor moves in this statement.
+-- Only a recorded run (its grants all committed), and only when the notices may go now: the
+-- send window open ($2) or texts that do not wait for it. A grant forfeited (R2, R9, R12
+-- recycling) or closed before then gets no notice — where one was queued already, the leave
+-- suppressed it — and neither does a join grant made between two runs (month_notice false).
+-- The text is the grant's owner's: in their language (R14, pick_language), "used" when
+-- another grant of the owner was activated in the grant's month (R3, R4), "topup" when the
+-- number is not active (R4). Returns how many it queued.
+-- $1: limit, $2: whether the send window is open.
+WITH run AS (
+    SELECT j.job, j.period, j.notices_cursor, j.notices_upto, j.notice_texts
+    FROM job_runs j
+    WHERE j.job = 'bonus_grant_month'
+      AND j.finished_at IS NOT NULL
+      AND j.notices_cursor < j.notices_upto
+      AND ($2::boolean OR NOT (j.notice_texts ->> 'in_window')::boolean)
+    ORDER BY j.period
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    -- LATERAL … LIMIT (and OFFSET 0 below) keep these per-row index probes: a batch of a few
+    -- hundred must not hash the whole of bonus_grants or subscribers (a generic plan did:
+    -- 2.5 ms a notice at 1M members).
+    SELECT g.id, g.msisdn, g.owner_epoch, g.month, g.state, g.month_notice,
+           run.notice_texts -> floor(extract(epoch FROM g.deadline_at))::bigint::text AS t,
+           run.notice_texts AS texts
+    FROM run
+    CROSS JOIN LATERAL (
+        -- FOR SHARE: a leave's forfeit (R2) waits for this statement, then its suppression
+        -- finds the notice; a forfeit that came first is waited for and its state read.
+        SELECT * FROM bonus_grants g
+        WHERE g.id > run.notices_cursor AND g.id <= run.notices_upto
+        ORDER BY g.id
+        LIMIT $1
+        FOR SHARE OF g
+    ) g
+), moved AS (
+    UPDATE job_runs j
+    SET notices_cursor = (SELECT max(id) FROM due)
+    FROM run
+    WHERE j.job = run.job AND j.period = run.period AND EXISTS (SELECT 1 FROM due)
+), queued AS (
+    INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
+    SELECT d.msisdn,
+           'bonus_notice',
+           d.t -> CASE
+                      WHEN EXISTS (
+                          SELECT 1 FROM bonus_grants a
+                          WHERE a.msisdn = d.msisdn AND a.owner_epoch = d.owner_epoch
+                            AND a.activated_month = d.month AND a.id <> d.id
+                      ) THEN 'used'
+                      WHEN s.status <> 'active' THEN 'topup'
+                      ELSE 'plain'
+                  END
+               ->> pick_language('{ru,kk,en}', s.language,
+                                 (d.texts ->> 'default')::language)::text,
+           (d.texts ->> 'in_window')::boolean,
+           'bonus_notice:' || d.id
+    FROM due d
+    CROSS JOIN LATERAL (
+        SELECT s.status, s.language FROM subscribers s
+        WHERE s.msisdn = d.msisdn AND s.owner_epoch = d.owner_epoch
+        OFFSET 0
+    ) s
+    WHERE d.month_notice AND d.state IN ('pending', 'active') AND d.t IS NOT NULL
+    RETURNING 1
+)
+SELECT count(*) FROM queued
+
 -- name: lock_subscribers_shared
 -- Waits for any leave / 1204 in progress on these numbers (they hold FOR UPDATE) and keeps
 -- new ones waiting until this transaction ends. Sorted to lock in one order everywhere.
