@@ -81,11 +81,6 @@ _SEGMENT_QUERIES = {
 }
 
 
-def _count(status: str) -> int:
-    """Rows affected, from a command tag such as ``INSERT 0 42``."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
 @dataclass
 class AudienceLoad:
     """An open audience transaction on one locked campaign (see :meth:`audience_load`)."""
@@ -134,25 +129,34 @@ class AudienceLoad:
     async def _copy_batch(self, batch: list[Record], *, first: bool) -> int:
         if not first:
             await self.conn.execute(CampaignSQL.clear_upload_table)
-        status = await self.conn.copy_records_to_table(
+        await self.conn.copy_records_to_table(
             "audience_upload", records=batch, columns=("line", "msisdn", "vars")
         )
-        return _count(status)
+        return len(batch)  # the records handed to COPY (a command tag is no count under Citus)
 
     async def copy(self, records: AsyncIterable[Record]) -> int:
-        """COPY ``(line, msisdn, variable values or None)`` records into the upload table."""
-        status = await self.conn.copy_records_to_table(
-            "audience_upload", records=records, columns=("line", "msisdn", "vars")
+        """COPY ``(line, msisdn, variable values or None)`` records into the upload table;
+        returns how many, counted as they are handed over."""
+        copied = 0
+
+        async def counted() -> AsyncIterator[Record]:
+            nonlocal copied
+            async for record in records:
+                copied += 1
+                yield record
+
+        await self.conn.copy_records_to_table(
+            "audience_upload", records=counted(), columns=("line", "msisdn", "vars")
         )
-        return _count(status)
+        return copied
 
     async def queue(self) -> int:
         """Insert the copied rows as queued deliveries; returns how many were new."""
         await self.conn.execute(CampaignSQL.analyze_upload)
-        status = await self.conn.execute(
+        queued = await self.conn.fetchval(
             CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables
         )
-        return _count(status)
+        return int(queued)
 
 
 class CampaignRepository:

@@ -243,24 +243,10 @@ _TAG = re.compile(
 )
 
 
-#: Command tags still read, and why: (file, a word of the statement) → reason. The test
-#: requires each still to be there, so the list shrinks as they are converted.
-TAGS_NOT_YET = {
-    ("campaigns/repository.py", "copy_records_to_table"): (
-        "the audience load's COPY (issue 16 point 2, branch i16-audience2, rewrites it): the "
-        "rows copied are the records handed to COPY, counted in Python when it is merged"
-    ),
-    ("campaigns/repository.py", "insert_uploaded"): (
-        "the audience load's INSERT (i16-audience2 rewrites it for 150,000 rows/s): its count "
-        "moves to RETURNING when the cost of that is measured there"
-    ),
-}
-
-
 def command_tag_findings() -> Iterator[tuple[str, str]]:
     """Python that keeps what ``execute``/``copy_*`` return: a command tag (``DELETE 3``),
-    whose count Citus does not promise (a row count comes from RETURNING). Where is
-    ``file:line``, or a TAGS_NOT_YET key's repr for one of those."""
+    whose count Citus does not promise (a row count comes from RETURNING or, for COPY, the
+    records handed over). Where is ``file:line``."""
     for directory in PYTHON_DIRS:
         for path in sorted(directory.rglob("*.py")):
             name = str(path.relative_to(ROOT))
@@ -268,10 +254,7 @@ def command_tag_findings() -> Iterator[tuple[str, str]]:
             for no, line in enumerate(lines, 1):
                 if _TAG.search(line):
                     where = f"{name}:{no}"
-                    call = " ".join(lines[no - 1 : no + 1])  # the statement's name may follow
-                    pending = [k for k in TAGS_NOT_YET if k[0] == name and k[1] in call]
-                    key = repr(pending[0]) if pending else where
-                    yield key, f"{where}: command tag read: {line.strip()}"
+                    yield where, f"{where}: command tag read: {line.strip()}"
 
 
 def _report(findings: list[tuple[str, str]]) -> str:
@@ -314,11 +297,8 @@ async def test_upserts_call_only_immutable_functions(database: Database) -> None
 
 def test_row_counts_come_from_returning() -> None:
     """No Python reads a row count from a command tag (``UPDATE 5``)."""
-    findings = list(command_tag_findings())
-    pending = {where for where, _ in findings if where in map(repr, TAGS_NOT_YET)}
-    failures = [f for f in findings if f[0] not in pending]
+    failures = list(command_tag_findings())
     assert not failures, _report(failures)
-    assert pending == set(map(repr, TAGS_NOT_YET)), "TAGS_NOT_YET lists one converted: remove it"
 
 
 UPSERTS = [

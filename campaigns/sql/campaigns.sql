@@ -172,12 +172,18 @@ ANALYZE audience_upload
 -- are digits, so the order is the same; the locale's comparison made the sort of 1M rows 7
 -- of 51 s loaded).
 -- $1 campaign id, $2 variable names (the campaign's declared columns, in vars order).
-INSERT INTO deliveries (campaign_id, msisdn, variables)
-SELECT DISTINCT ON (f.msisdn COLLATE "C")
-       $1, f.msisdn, CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
-FROM audience_upload f
-WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
-ORDER BY f.msisdn COLLATE "C", f.line
+-- → rows queued (counted from RETURNING: Citus promises no count in a command tag).
+WITH queued AS (
+    INSERT INTO deliveries (campaign_id, msisdn, variables)
+    SELECT DISTINCT ON (f.msisdn COLLATE "C")
+           $1, f.msisdn,
+           CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
+    FROM audience_upload f
+    WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
+    ORDER BY f.msisdn COLLATE "C", f.line
+    RETURNING 1
+)
+SELECT count(*) FROM queued
 
 -- name: insert_smart_members
 -- Segment audience: every current SMART member the campaign may reach, by suppression_for
