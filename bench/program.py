@@ -71,7 +71,7 @@ NAIVE_NOTICE = """
 INSERT INTO service_messages (msisdn, kind, body, in_window, dedupe_key)
 SELECT $1, 'bonus_notice', $2, true, 'bonus_notice:' || id
 FROM bonus_grants WHERE msisdn = $1 AND month = $3
-ON CONFLICT (dedupe_key) DO NOTHING
+ON CONFLICT (dedupe_key, msisdn) DO NOTHING
 """
 
 
