@@ -1,5 +1,14 @@
 -- The dispatch engine: claim, eligibility and caps, in-flight marking, outcomes, receipts,
 -- recovery. Every statement handles a whole batch in one round trip.
+--
+-- Statements given a batch of ids (mark, unclaim, hold back, record, lock, finish) find their
+-- rows by primary key and only then check the guards on state and claimed_by, which are
+-- written as `state::text = …` / `claimed_by IS NOT DISTINCT FROM …` so that they cannot
+-- be index conditions: with `state = 'claimed'` the planner took deliveries_claimed_by
+-- (statistics from before the campaign say no row is claimed) and read every row this node
+-- had claimed for each chunk of 16, and with `state = 'submitted'` it read
+-- deliveries_campaign_state's every submitted row — all the messages waiting for receipts —
+-- for each batch: costs that grew with the batch and with the backlog.
 
 -- name: running_campaigns
 -- Campaigns to claim from, highest priority first.
@@ -18,13 +27,17 @@ ORDER BY priority DESC, id
 -- long the missing parts may follow (R14).
 -- $1: campaign id, $2: batch size, $3: now, $4: this node's id, $5: the Astana month,
 -- $6: info cap, $7: survey cap.
+-- The batch is read from deliveries_queued (campaign_id = $1 directly, so the index's first
+-- column and its state predicate both match and rows come in id order): never from the
+-- primary key filtered on state, which walks every row the campaign (and older campaigns)
+-- already sent, a cost that grows with each batch.
 WITH c AS (
     SELECT id, kind, scope, apply_caps, end_at
     FROM campaigns WHERE id = $1 AND state = 'running'
 ), batch AS (
     SELECT d.id, d.msisdn, d.cap_month
     FROM deliveries d, c
-    WHERE d.campaign_id = c.id AND d.state = 'queued'
+    WHERE d.campaign_id = $1 AND d.state = 'queued'
       AND (d.not_before IS NULL OR d.not_before <= $3)
     ORDER BY d.id
     LIMIT $2
@@ -135,7 +148,8 @@ SET state = CASE WHEN c.state IN ('scheduled', 'paused') THEN 'queued'
     claimed_by = NULL,
     finished_at = CASE WHEN c.state IN ('scheduled', 'paused') THEN NULL ELSE $3::timestamptz END
 FROM campaigns c
-WHERE d.id = ANY($1::bigint[]) AND d.state = 'claimed' AND d.claimed_by = $2
+WHERE d.id = ANY($1::bigint[]) AND d.state::text = 'claimed'
+  AND d.claimed_by IS NOT DISTINCT FROM $2::text
   AND c.id = d.campaign_id AND c.state <> 'running'
 
 -- name: mark_in_flight
@@ -144,7 +158,8 @@ WHERE d.id = ANY($1::bigint[]) AND d.state = 'claimed' AND d.claimed_by = $2
 -- so it is never written to the SMSC. Runs under lock_subscribers_shared.
 -- $1: ids, $2: this node's id.
 UPDATE {table} SET state = 'in_flight'
-WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
+WHERE id = ANY($1::bigint[]) AND state::text = 'claimed'
+  AND claimed_by IS NOT DISTINCT FROM $2::text
 RETURNING id
 
 -- name: unclaim
@@ -152,7 +167,8 @@ RETURNING id
 -- Claimed rows this node will not send now (window closed, bind lost) go back to the
 -- queue; a campaign delivery keeps its cap slot. $1: ids, $2: this node's id.
 UPDATE {table} SET state = 'queued', claimed_by = NULL, claimed_at = NULL
-WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
+WHERE id = ANY($1::bigint[]) AND state::text = 'claimed'
+  AND claimed_by IS NOT DISTINCT FROM $2::text
 
 -- name: record_outcomes
 -- for: deliveries, service_messages
@@ -182,7 +198,7 @@ FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::text[],
             $6::timestamptz[], $7::text[], $8::smallint[], $9::int[], $10::timestamptz[])
      AS u(id, state, status, parts, error, not_before, language, attempts, concat_ref,
           valid_until)
-WHERE m.id = u.id AND m.state = 'in_flight'
+WHERE m.id = u.id AND m.state::text = 'in_flight'
 RETURNING m.id
 
 -- name: insert_submits
@@ -406,7 +422,7 @@ ORDER BY p.tbl, p.id
 -- early part that comes while its message is being recorded is then counted by one of the
 -- two whichever commits first. $1: ids.
 SELECT id FROM {table}
-WHERE id = ANY($1::bigint[]) AND state IN ('in_flight', 'submitted')
+WHERE id = ANY($1::bigint[]) AND state::text IN ('in_flight', 'submitted')
 ORDER BY id
 FOR UPDATE
 
@@ -431,7 +447,7 @@ WITH p AS (
     JOIN submits s
       ON CASE WHEN '{table}' = 'deliveries' THEN s.delivery_id ELSE s.service_message_id END
          = m.id
-    WHERE m.id = ANY($1::bigint[]) AND m.state = 'submitted'
+    WHERE m.id = ANY($1::bigint[]) AND m.state::text = 'submitted'
     GROUP BY m.id, m.parts
 )
 UPDATE {table} m
@@ -445,7 +461,7 @@ SET parts_done = p.delivered,
     finished_at = CASE WHEN p.failed OR p.expired OR p.delivered >= p.parts
                        THEN $2::timestamptz END
 FROM p
-WHERE m.id = ANY($1::bigint[]) AND m.id = p.id AND m.state = 'submitted'
+WHERE m.id = ANY($1::bigint[]) AND m.id = p.id AND m.state::text = 'submitted'
 RETURNING m.id
 
 -- name: claimers
