@@ -36,6 +36,7 @@ import io
 import os
 import pstats
 import resource
+import shutil
 import subprocess
 import statistics
 import sys
@@ -72,6 +73,8 @@ HISTORY_CAMPAIGN = 200_000
 HISTORY_AT = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 #: The SMSC name the engine keeps message ids under (its host).
 SMSC = "127.0.0.1"
+#: Where --explain-slow leaves the server log with auto_explain's plans.
+EXPLAIN_LOG = Path(tempfile.gettempdir()) / "bench-dispatch-plans.log"
 
 # Bench-only SQL: the service's own statements stay in dispatcher/sql.
 HISTORY_CAMPAIGNS = """
@@ -339,8 +342,20 @@ async def _main(args: argparse.Namespace) -> int:
         server = EmbeddedPostgres(Path(tmp))
         await asyncio.to_thread(server.start, "postgres")
         settings = dict(SERVER_SETTINGS)
-        if args.stats:
-            settings["shared_preload_libraries"] = "pg_stat_statements"
+        libraries = ["pg_stat_statements"] if args.stats else []
+        if args.explain_slow is not None:
+            # the plan, with row counts and buffers, of every statement slower than this
+            libraries.append("auto_explain")
+            settings.update(
+                {
+                    "auto_explain.log_min_duration": f"{args.explain_slow}ms",
+                    "auto_explain.log_analyze": "on",
+                    "auto_explain.log_buffers": "on",
+                    "auto_explain.log_timing": "off",
+                }
+            )
+        if libraries:
+            settings["shared_preload_libraries"] = ",".join(libraries)
         for name, value in settings.items():
             server.psql_command(f"ALTER SYSTEM SET {name} = '{value}'")
         await asyncio.to_thread(server.stop)  # shared_buffers needs a restart
@@ -350,6 +365,9 @@ async def _main(args: argparse.Namespace) -> int:
             return await _measure(args, admin_url)
         finally:
             await asyncio.to_thread(server.stop)
+            if args.explain_slow is not None:
+                shutil.copy(server.pgdata / "log", EXPLAIN_LOG)
+                print(f"plans of statements slower than {args.explain_slow} ms: {EXPLAIN_LOG}")
 
 
 async def _fresh_database(admin_url: str, name: str, template: str | None) -> str:
@@ -530,6 +548,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--history", type=int, default=0)
     parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--explain-slow", type=int, metavar="MS")
     parser.add_argument("--skip-tps", action="store_true")
     parser.add_argument("--rss", action="store_true")
     parser.add_argument("--profile", action="store_true")
