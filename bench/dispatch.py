@@ -37,8 +37,8 @@ import os
 import pstats
 import resource
 import shutil
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -117,7 +117,7 @@ HOT_COUNTS = """
 SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
 WHERE relname IN ('deliveries', 'submits', 'receipts') ORDER BY relname
 """
-TOP_STATEMENTS = """
+TOP_STATEMENTS = r"""
 SELECT calls, total_exec_time, mean_exec_time, rows, shared_blks_hit, shared_blks_read,
        shared_blks_dirtied, wal_bytes,
        regexp_replace(substr(query, 1, 400), '\s+', ' ', 'g') AS query
@@ -186,9 +186,7 @@ async def seed_history(url: str, deliveries: int) -> float:
         await conn.execute("SET synchronous_commit = off")
         await conn.execute(HISTORY_CAMPAIGNS, campaigns, HISTORY_AT)
         first = await conn.fetchval("SELECT min(id) FROM campaigns WHERE name LIKE 'history %'")
-        await conn.execute(
-            HISTORY_DELIVERIES, FIRST_MSISDN, deliveries, HISTORY_CAMPAIGN, first
-        )
+        await conn.execute(HISTORY_DELIVERIES, FIRST_MSISDN, deliveries, HISTORY_CAMPAIGN, first)
         await conn.execute(HISTORY_SUBMITS, SMSC)
         await conn.execute(HISTORY_RECEIPTS)
         await conn.execute("VACUUM ANALYZE")
@@ -204,6 +202,7 @@ async def run_campaign(
     tps: float | None,
     window: int = 64,
     stats: bool = False,
+    meter: CpuMeter | None = None,
 ) -> dict[str, Any]:
     """Seed, dispatch everything with serve's loops, apply every receipt; figures of the run."""
     pool = await create_pool(url, min_size=4, max_size=12)
@@ -244,12 +243,15 @@ async def run_campaign(
         async with engine:
             await engine.session.wait_bound()
             load = os.getloadavg()[0]
+            if meter:
+                meter.start()
             started = time.perf_counter()
             engine.run_loops()  # the production loops
             sent_at = await _until_accepted(engine.session, recipients) - started
             await engine.sink.receipts.wait_committed(recipients)  # every message answered
             await _until_applied(pool)
             finished = time.perf_counter() - started
+            cpu = meter.stop() if meter else {}
             session_stats = engine.session.stats
         await ledger.close()
         final = await pool.fetchval(
@@ -270,9 +272,59 @@ async def run_campaign(
             "load": load,
             "hot": {t: (after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in after},
             "top": [dict(r) for r in top],
+            "cpu": cpu,
         }
     finally:
         await pool.close()
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (gone ones: 0)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(postmaster: int) -> list[int]:
+    """The PostgreSQL server's processes: the postmaster and its children."""
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by the engine (this process), the simulator and PostgreSQL between
+    start() and stop(); backends that end in between are missed (the run's pool lives on)."""
+
+    def __init__(self, simulator: int, postmaster: int | None) -> None:
+        self._simulator = simulator
+        self._postmaster = postmaster
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        server = _server_pids(self._postmaster) if self._postmaster else []
+        return {
+            "engine": usage.ru_utime + usage.ru_stime,
+            "simulator": _cpu_seconds([self._simulator]),
+            "postgres": _cpu_seconds(server),
+        }
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        return {k: v - self._start[k] for k, v in self._now().items()}
 
 
 async def _hot_counts(pool: asyncpg.Pool) -> dict[str, tuple[int, int]]:
@@ -281,16 +333,19 @@ async def _hot_counts(pool: asyncpg.Pool) -> dict[str, tuple[int, int]]:
 
 
 async def _until_accepted(session: Session, count: int) -> float:
-    """The moment the SMSC accepted the ``count``-th submit (checked every millisecond)."""
-    while session.stats.accepted < count:
-        await asyncio.sleep(0.001)
-    return time.perf_counter()
+    """The moment the SMSC accepted the ``count``-th submit (checked every 10 ms)."""
+    while True:
+        if session.stats.accepted >= count:
+            return time.perf_counter()
+        await asyncio.sleep(0.01)
 
 
 async def _until_applied(pool: asyncpg.Pool) -> None:
     """Wait until the receipts service has applied every committed receipt (the messages
     they finish are finished in the same transaction). A probe of receipts_unapplied."""
-    while await pool.fetchval("SELECT EXISTS (SELECT FROM receipts WHERE applied_at IS NULL)"):
+    while True:
+        if not await pool.fetchval("SELECT EXISTS (SELECT FROM receipts WHERE applied_at IS NULL)"):
+            return
         await asyncio.sleep(RECEIPT_POLL)
 
 
@@ -362,7 +417,9 @@ async def _main(args: argparse.Namespace) -> int:
         admin_url = await asyncio.to_thread(server.start, "postgres")
         print("server settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
         try:
-            return await _measure(args, admin_url)
+            pid_file = server.pgdata / "postmaster.pid"
+            postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+            return await _measure(args, admin_url, postmaster)
         finally:
             await asyncio.to_thread(server.stop)
             if args.explain_slow is not None:
@@ -383,7 +440,7 @@ async def _fresh_database(admin_url: str, name: str, template: str | None) -> st
     return with_database(admin_url, name)
 
 
-async def _measure(args: argparse.Namespace, admin_url: str) -> int:
+async def _measure(args: argparse.Namespace, admin_url: str, postmaster: int | None) -> int:
     sizes = [int(n) for n in str(args.recipients).split(",")]
     port = free_port()
     sim = _simulator(port)
@@ -396,15 +453,20 @@ async def _measure(args: argparse.Namespace, admin_url: str) -> int:
             template = "bench_history"
             url = await recreate_database(admin_url, template)
             took = await seed_history(url, args.history)
-            print(f"history: {args.history:,} finished deliveries with submits and receipts "
-                  f"in {took:.0f} s (then VACUUM ANALYZE)")
+            print(
+                f"history: {args.history:,} finished deliveries with submits and receipts "
+                f"in {took:.0f} s (then VACUUM ANALYZE)"
+            )
             await _explain_history(url)
         for size in sizes:
             for run in range(args.runs):
                 url = await _fresh_database(admin_url, "bench_dispatch", template)
                 if profiler:
                     profiler.enable()
-                result = await run_campaign(url, size, port, tps=None, stats=args.stats)
+                meter = CpuMeter(sim.pid, postmaster)
+                result = await run_campaign(
+                    url, size, port, tps=None, stats=args.stats, meter=meter
+                )
                 if profiler:
                     profiler.disable()
                 results[size].append(result)
@@ -440,6 +502,14 @@ def _print_run(number: int, r: dict[str, Any]) -> None:
         f"receipt applied at {r['seconds']:.1f} s (lag {r['lag']:.1f} s) -> "
         f"{r['msg_per_s']:,.0f} msg/s"
     )
+    cpu = r["cpu"]
+    if cpu:
+        total = sum(cpu.values())
+        print(
+            f"  CPU {total:.1f} s = {1000 * total / r['recipients']:.3f} ms a message "
+            f"(2 cores: at most {2 * r['recipients'] / total:,.0f} msg/s): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())
+        )
     hot = ", ".join(
         f"{t} {upd:,} updates ({100 * h / upd if upd else 0:.0f} % HOT)"
         for t, (upd, h) in r["hot"].items()
