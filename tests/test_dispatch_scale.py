@@ -83,9 +83,11 @@ async def _campaign(database: Database, audience: list[str], first_id: int | Non
 
 
 async def _claim(conn: asyncpg.Connection, campaign: int, limit: int) -> list[int]:
-    rows = await conn.fetch(
-        DispatchSQL.claim_campaign_batch, campaign, limit, NOW, NODE, MONTH, 100, 100
-    )
+    async with conn.transaction():
+        await conn.execute(DispatchSQL.plan_claim)
+        rows = await conn.fetch(
+            DispatchSQL.claim_campaign_batch, campaign, limit, NOW, NODE, MONTH, 100, 100
+        )
     return sorted(r["id"] for r in rows)
 
 
@@ -145,7 +147,16 @@ async def test_claiming_does_not_walk_older_campaigns_finished_rows(database: Da
     async with database.pool.acquire() as conn:
         await conn.execute("ANALYZE")
         small = await _rows(
-            conn, DispatchSQL.claim_campaign_batch, campaign, 20, NOW, NODE, MONTH, 100, 100
+            conn,
+            DispatchSQL.claim_campaign_batch,
+            campaign,
+            20,
+            NOW,
+            NODE,
+            MONTH,
+            100,
+            100,
+            before=DispatchSQL.plan_claim,
         )
         old = await conn.fetchval(
             "INSERT INTO campaigns (name, kind, scope, texts, state) "
@@ -162,7 +173,16 @@ async def test_claiming_does_not_walk_older_campaigns_finished_rows(database: Da
         )
         await conn.execute("ANALYZE")
         large = await _rows(
-            conn, DispatchSQL.claim_campaign_batch, campaign, 20, NOW, NODE, MONTH, 100, 100
+            conn,
+            DispatchSQL.claim_campaign_batch,
+            campaign,
+            20,
+            NOW,
+            NODE,
+            MONTH,
+            100,
+            100,
+            before=DispatchSQL.plan_claim,
         )
     assert _flat(small, large), (small, large)
 

@@ -32,6 +32,7 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     running_campaigns: str
     claim_campaign_batch: str
     claim_service_batch: str
+    plan_claim: str
     lock_subscribers_shared: str
     hold_stopped_campaigns: str
     mark_in_flight: PerTable
@@ -272,9 +273,11 @@ class DispatchRepository:
     async def claim_campaign(
         self, campaign_id: int, limit: int, now: datetime, month: date, caps: tuple[int, int]
     ) -> Claim[Recipient]:
-        rows = await self._pool.fetch(
-            DispatchSQL.claim_campaign_batch, campaign_id, limit, now, self.node, month, *caps
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(DispatchSQL.plan_claim)
+            rows = await conn.fetch(
+                DispatchSQL.claim_campaign_batch, campaign_id, limit, now, self.node, month, *caps
+            )
         return _claim(rows, Recipient.from_row)
 
     async def claim_service(self, limit: int, now: datetime, window_open: bool) -> Claim[Claimed]:

@@ -27,10 +27,11 @@ ORDER BY priority DESC, id
 -- long the missing parts may follow (R14).
 -- $1: campaign id, $2: batch size, $3: now, $4: this node's id, $5: the Astana month,
 -- $6: info cap, $7: survey cap.
--- The batch is read from deliveries_queued (campaign_id = $1 directly, so the index's first
--- column and its state predicate both match and rows come in id order): never from the
--- primary key filtered on state, which walks every row the campaign (and older campaigns)
--- already sent, a cost that grows with each batch.
+-- Run under plan_claim (nested loops over indexes). The batch starts at the campaign's first
+-- queued row (a probe of deliveries_queued): the planner, whose statistics date from before
+-- the campaign, reads the primary key in id order filtered on state, and without the bound
+-- that walked every row the campaign (and older campaigns) had already sent, a cost that
+-- grew with each batch.
 WITH c AS (
     SELECT id, kind, scope, apply_caps, end_at
     FROM campaigns WHERE id = $1 AND state = 'running'
@@ -38,6 +39,8 @@ WITH c AS (
     SELECT d.id, d.msisdn, d.cap_month
     FROM deliveries d, c
     WHERE d.campaign_id = $1 AND d.state = 'queued'
+      AND d.id >= (SELECT min(q.id) FROM deliveries q
+                   WHERE q.campaign_id = $1 AND q.state = 'queued')
       AND (d.not_before IS NULL OR d.not_before <= $3)
     ORDER BY d.id
     LIMIT $2
@@ -87,6 +90,16 @@ WHERE d.id = x.id
 RETURNING d.id, d.msisdn, d.state, d.variables, x.language, d.attempts, d.parts,
           d.concat_ref, d.valid_until, d.language AS sent_language,
           ARRAY(SELECT s.part_no FROM submits s WHERE s.delivery_id = d.id) AS sent_parts
+
+-- name: plan_claim
+-- The campaign claim's transaction plans by index probes and nested loops only: every join in
+-- it starts from the batch (up to a few thousand rows), so anything else reads a whole table.
+-- With the statistics of a campaign's start, the planner hashed the batch against a
+-- sequential scan of subscribers and another of deliveries: 0.1 s of each 0.5 s claim at
+-- 200,000 recipients, growing with the tables. Scoped to the claim's transaction.
+SELECT set_config('enable_seqscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true),
+       set_config('enable_mergejoin', 'off', true)
 
 -- name: claim_service_batch
 -- Claims up to $2 queued program service messages; those bound to the send window only
