@@ -452,9 +452,9 @@ ORDER BY p.tbl, p.id
 
 -- name: lock_messages
 -- for: deliveries, service_messages
--- The first statement of the receipt applier's finish step and of recording: locks the
--- messages being recorded or waiting for receipts, in id order (both take them in this
--- order, so they never deadlock), so that finish_messages, with a snapshot taken after the
+-- The first statement of the receipt applier's finish step (record_chunk takes the same
+-- locks in its first CTE): locks the messages being recorded or waiting for receipts, in id
+-- order (both take them in this order, so they never deadlock), so that finish_messages, with a snapshot taken after the
 -- lock (READ COMMITTED), reads every part's receipt committed by the other. A receipt of an
 -- early part that comes while its message is being recorded is then counted by one of the
 -- two whichever commits first. $1: ids.
