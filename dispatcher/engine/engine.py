@@ -501,6 +501,23 @@ class Dispatcher:
         if not outcomes:
             return
         now = self._clock.now()
+        surveys_possible = any(
+            o.state is DeliveryState.SUBMITTED and o.message.kind is ContactKind.SURVEY
+            for o in outcomes
+        )
+        if not surveys_possible and self.repo.records_alone(outcomes):
+            # one statement, atomic by itself: no BEGIN and COMMIT round trips
+            async with self._pool.acquire() as conn:
+                await self.repo.record(conn, outcomes, now)
+        else:
+            await self._record_in_transaction(outcomes, now)
+        unknown = sum(o.state is DeliveryState.UNKNOWN for o in outcomes)
+        if unknown:
+            self.log.warning("messages with unknown fate", count=unknown)
+
+    async def _record_in_transaction(
+        self, outcomes: Sequence[MessageOutcome], now: datetime
+    ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             recorded = await self.repo.record(conn, outcomes, now)
             surveys = [
@@ -510,9 +527,6 @@ class Dispatcher:
             ]
             if surveys:
                 await self._on_submitted(conn, surveys, now)
-        unknown = sum(o.state is DeliveryState.UNKNOWN for o in outcomes)
-        if unknown:
-            self.log.warning("messages with unknown fate", count=unknown)
 
     # -- recovery -------------------------------------------------------------------------
 

@@ -33,12 +33,12 @@ class DispatchSQL(SqlFile, domain="dispatch"):
     claim_campaign_batch: str
     claim_service_batch: str
     queue_bonus_notices: str
+    plan_claim: str
     lock_subscribers_shared: str
     hold_stopped_campaigns: str
     mark_in_flight: PerTable
     unclaim: PerTable
-    record_outcomes: PerTable
-    insert_submits: str
+    record_chunk: PerTable
     insert_receipts: str
     register_id_format: str
     id_format_evidence: str
@@ -274,9 +274,11 @@ class DispatchRepository:
     async def claim_campaign(
         self, campaign_id: int, limit: int, now: datetime, month: date, caps: tuple[int, int]
     ) -> Claim[Recipient]:
-        rows = await self._pool.fetch(
-            DispatchSQL.claim_campaign_batch, campaign_id, limit, now, self.node, month, *caps
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(DispatchSQL.plan_claim)
+            rows = await conn.fetch(
+                DispatchSQL.claim_campaign_batch, campaign_id, limit, now, self.node, month, *caps
+            )
         return _claim(rows, Recipient.from_row)
 
     async def claim_service(self, limit: int, now: datetime, window_open: bool) -> Claim[Claimed]:
@@ -324,50 +326,35 @@ class DispatchRepository:
             for table, batch in _by_table(messages).items():
                 await conn.execute(DispatchSQL.unclaim[table], _ids(batch), self.node)
 
+    @staticmethod
+    def records_alone(outcomes: Sequence[MessageOutcome]) -> bool:
+        """Whether :meth:`record` of ``outcomes`` is one statement (one table, nothing for
+        finish_messages), which needs no transaction around it."""
+        return len(_by_table(outcomes)) == 1 and not any(_settles(o) for o in outcomes)
+
     async def record(
         self, conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
     ) -> list[MessageOutcome]:
-        """Record a batch of outcomes and their accepted parts inside ``conn``'s transaction
-        (a failed message's cap slot goes back by trigger). Returns the outcomes recorded:
-        a message no longer in flight (a repeat) is left as it is and left out."""
-        by_table = _by_table(outcomes)
+        """Record a batch of outcomes and their accepted parts (a failed message's cap slot
+        goes back by trigger): inside ``conn``'s transaction, or on its own when
+        :meth:`records_alone` says so. Returns the outcomes recorded: a message no longer
+        in flight (a repeat) is left as it is and left out."""
         recorded: set[tuple[MessageTable, int]] = set()
-        for table, batch in by_table.items():
-            await conn.execute(DispatchSQL.lock_messages[table], _ids([o.message for o in batch]))
-            rows = await conn.fetch(DispatchSQL.record_outcomes[table], *_columns(batch), now)
+        for table, batch in _by_table(outcomes).items():
+            rows = await conn.fetch(
+                DispatchSQL.record_chunk[table], *_columns(batch), now, self.smsc, *_parts(batch)
+            )
             recorded |= {(table, r["id"]) for r in rows}
-        await self._insert_submits(conn, outcomes, now)
         done = [o for o in outcomes if o.message.key in recorded]
         # A message whose last part was just accepted may have had its other parts'
         # receipts already (they came while this part waited): settle it now, from a
-        # snapshot taken after lock_messages (see dispatch.sql).
+        # snapshot taken after record_chunk's lock (see dispatch.sql). A message whose parts
+        # were all accepted now has none: their submits rows are not committed yet.
         for table, batch in _by_table(done).items():
-            ids = [o.message.id for o in batch if o.state is DeliveryState.SUBMITTED]
+            ids = [o.message.id for o in batch if _settles(o)]
             if ids:
                 await conn.execute(DispatchSQL.finish_messages[table], ids, now)
         return done
-
-    async def _insert_submits(
-        self, conn: asyncpg.Connection, outcomes: Sequence[MessageOutcome], now: datetime
-    ) -> None:
-        parts = [(message_id, o, part) for o in outcomes for part, message_id in o.accepted]
-        if not parts:
-            return
-        # submits names its message by one column per table: the other one stays NULL
-        ids = {
-            t: [o.message.id if o.table is t else None for _, o, _ in parts] for t in MessageTable
-        }
-        await conn.execute(
-            DispatchSQL.insert_submits,
-            self.smsc,
-            [message_id for message_id, _, _ in parts],
-            ids[MessageTable.DELIVERIES],
-            ids[MessageTable.SERVICE_MESSAGES],
-            [o.message.msisdn for _, o, _ in parts],
-            [part for _, _, part in parts],
-            [o.parts for _, o, _ in parts],
-            now,
-        )
 
     async def insert_receipts(self, receipts: Sequence[ReceiptIn], now: datetime) -> None:
         await self._pool.execute(
@@ -473,8 +460,26 @@ def _ids(messages: Sequence[Claimed]) -> list[int]:
     return [m.id for m in messages]
 
 
+def _settles(outcome: MessageOutcome) -> bool:
+    """Whether recording ``outcome`` may finish its message at once: submitted with parts
+    accepted by earlier tries, whose receipts may have come already."""
+    return outcome.state is DeliveryState.SUBMITTED and bool(outcome.message.sent.parts)
+
+
+def _parts(outcomes: Sequence[MessageOutcome]) -> tuple[list[Any], ...]:
+    """record_chunk's $13-$17 arrays: the accepted parts of one table's outcomes."""
+    parts = [(message_id, o, part) for o in outcomes for part, message_id in o.accepted]
+    return (
+        [message_id for message_id, _, _ in parts],
+        [o.message.id for _, o, _ in parts],
+        [o.message.msisdn for _, o, _ in parts],
+        [part for _, _, part in parts],
+        [o.parts for _, o, _ in parts],
+    )
+
+
 def _columns(outcomes: Sequence[MessageOutcome]) -> tuple[list[Any], ...]:
-    """record_outcomes' $1-$10 arrays."""
+    """record_chunk's $1-$10 arrays."""
     return (
         [o.message.id for o in outcomes],
         [o.state.value for o in outcomes],
