@@ -49,6 +49,7 @@ from typing import Any
 import asyncpg
 
 from bench._net import free_port
+from dispatcher.cli_common import run_loop
 from dispatcher.db import create_pool, recreate_database, with_database
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.build import Program, build_engine
@@ -622,10 +623,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip-tps", action="store_true")
     parser.add_argument("--rss", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the engine's event loop (smartd's default: uvloop)",
+    )
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--admin-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
-        asyncio.run(_rss_child(args.admin_url, args.rss_child))
+        run_loop(_rss_child(args.admin_url, args.rss_child), args.loop)
         return 0
-    return asyncio.run(_main(args))
+    return run_loop(_main(args), args.loop)

@@ -122,6 +122,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="USSD load duration")
     parser.add_argument("--grant-runs", type=int, default=3, help="monthly grants timed")
     parser.add_argument("--queue-sample", type=int, default=50_000, help="notices queued")
+    parser.add_argument(
+        "--grant-workers", help="SMARTD_BONUS_GRANT_WORKERS for the timed grants (parallel slices)"
+    )
     parser.add_argument("--skip-grant", action="store_true")
     parser.add_argument("--skip-ussd", action="store_true")
     return parser.parse_args(argv)
@@ -184,7 +187,8 @@ async def _seed(pool: asyncpg.Pool, members: int) -> int:
 
 
 async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -> None:
-    settings = load_settings({}, database_url=url)
+    env = {} if args.grant_workers is None else {"SMARTD_BONUS_GRANT_WORKERS": args.grant_workers}
+    settings = load_settings(env, database_url=url)
     ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
     # Profiles first (January, rolled back), then the timed runs (December, February, …).
     plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
