@@ -267,3 +267,36 @@ async def test_late_receipt_after_restart_reaches_its_own_subscriber(
         assert await rig.states(new) == {"submitted": 3}
     delivered = "SELECT msisdn FROM deliveries WHERE state = 'delivered'"
     assert await database.pool.fetchval(delivered) == owner
+
+
+async def test_numberless_receipt_that_beat_its_submit_is_not_taken_for_a_repeat(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A receipt with no usable source number names an id that an SMSC restart gave again,
+    and arrives before the new message's submit_sm_resp is recorded, while only the older,
+    finished part holds that id. Without a number it cannot be told from a repeat of that
+    part: it waits for one more look instead of settling, and reaches the new message."""
+    number = NUMBERS[0]
+    await add_members(database, [number])
+    old = await add_campaign(database, [number])
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.drain()
+        await rig.receipts_settled(1)
+        assert await rig.states(old) == {"delivered": 1}
+        reused = await database.pool.fetchval("SELECT message_id FROM submits")
+        await restart_smsc(rig)
+        rig.sim.options.receipts = False
+        assert await rig.sim.deliver(text_receipt("", reused)) == Status.ESME_ROK
+        await rig.receipts_settled(2)
+        new = await add_campaign(database, [number])
+        await rig.drain()
+        assert (
+            await database.pool.fetchval(
+                "SELECT count(*) FROM submits WHERE message_id = $1", reused
+            )
+            == 2
+        )
+        clock.advance(timedelta(seconds=settings.receipts_recheck + 1))
+        await rig.apply_receipts()
+        assert await rig.states(new) == {"delivered": 1}
+        assert await rig.states(old) == {"delivered": 1}

@@ -423,8 +423,11 @@ SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
 -- comes before any other subscriber's (issue 13): a late repeat of a finished message's
 -- receipt settles as that repeat and never finalises another number's message that was
 -- given the same id after a restart. When every part with the key holds a final receipt, the
--- receipt is a repeat (same subscriber, or the receipt names none) and settles as matched,
--- or a new message's that beat its submit_sm_resp (another subscriber) and waits.
+-- receipt is a repeat (same subscriber) and settles as matched, or a new message's that beat
+-- its submit_sm_resp (another subscriber) and waits. A receipt naming no subscriber cannot
+-- be told from either: it waits for one more look ($3) and settles as a repeat only if no
+-- part has been recorded under its key by then (else an SMSC that restarted and reused the
+-- id would lose the new message's receipt to the finished part's).
 -- A part counts once: the submit's receipt is set only from NULL or an intermediate state
 -- (in the UPDATE's own WHERE, so a concurrent applier's change is rechecked).
 -- The part is found per receipt by a LATERAL probe of submits_message_id, not by a join
@@ -442,7 +445,7 @@ SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
 WITH r AS (
     -- msisdn '' is a receipt whose source is not a number (migration 0024): NULL below.
     SELECT x.id, x.smsc, x.message_id, x.id_hex, x.id_dec, nullif(x.msisdn, '') AS msisdn,
-           x.state, x.received_at,
+           x.state, x.received_at, x.check_after IS NOT NULL AS looked,
            CASE WHEN f.setting = 'auto' THEN coalesce(f.detected, 'auto')
                 ELSE coalesce(f.setting, 'as-is') END AS format
     FROM receipts x
@@ -452,7 +455,7 @@ WITH r AS (
     LIMIT $1
     FOR UPDATE OF x SKIP LOCKED
 ), keyed AS (
-    SELECT r.id, r.smsc, r.msisdn, r.state, r.received_at,
+    SELECT r.id, r.smsc, r.msisdn, r.state, r.received_at, r.looked,
            CASE r.format
                WHEN 'hex-response-decimal-receipt' THEN coalesce(r.id_hex, r.message_id)
                WHEN 'decimal-response-hex-receipt' THEN coalesce(r.id_dec, r.message_id)
@@ -470,8 +473,8 @@ WITH r AS (
     FROM r
 ), probed AS (
     SELECT k.id, k.state, k.received_at, k.msisdn, p.submit_id, p.submit_msisdn,
-           p.submit_id IS NOT NULL AND (NOT p.final OR k.msisdn IS NULL OR p.same_msisdn)
-               AS known,
+           p.submit_id IS NOT NULL
+               AND (NOT p.final OR p.same_msisdn OR (k.msisdn IS NULL AND k.looked)) AS known,
            p.submit_id IS NOT NULL AND NOT p.final AS fresh,
            p.submit_id IS NOT NULL AND NOT p.final AND k.msisdn IS NOT NULL
                AND NOT p.same_msisdn AS mismatch
