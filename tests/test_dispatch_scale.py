@@ -145,19 +145,24 @@ async def test_claiming_does_not_walk_older_campaigns_finished_rows(database: Da
     # lower ones, as if it had been sent months before.
     campaign = await _campaign(database, _numbers(0, 60), first_id=1_000_000)
     async with database.pool.acquire() as conn:
+
+        async def claim_rows() -> int:
+            """Rows the claim of a batch of 20 reads."""
+            return await _rows(
+                conn,
+                DispatchSQL.claim_campaign_batch,
+                campaign,
+                20,
+                NOW,
+                NODE,
+                MONTH,
+                100,
+                100,
+                before=DispatchSQL.plan_claim,
+            )
+
         await conn.execute("ANALYZE")
-        small = await _rows(
-            conn,
-            DispatchSQL.claim_campaign_batch,
-            campaign,
-            20,
-            NOW,
-            NODE,
-            MONTH,
-            100,
-            100,
-            before=DispatchSQL.plan_claim,
-        )
+        small = await claim_rows()
         old = await conn.fetchval(
             "INSERT INTO campaigns (name, kind, scope, texts, state) "
             "VALUES ('old', 'info', 'smart', '{\"ru\": \"old\"}', 'completed') RETURNING id"
@@ -172,18 +177,7 @@ async def test_claiming_does_not_walk_older_campaigns_finished_rows(database: Da
             NOW - timedelta(days=60),
         )
         await conn.execute("ANALYZE")
-        large = await _rows(
-            conn,
-            DispatchSQL.claim_campaign_batch,
-            campaign,
-            20,
-            NOW,
-            NODE,
-            MONTH,
-            100,
-            100,
-            before=DispatchSQL.plan_claim,
-        )
+        large = await claim_rows()
     assert _flat(small, large), (small, large)
 
 
