@@ -60,8 +60,7 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     analyze_upload: str
     clear_upload_table: str
     insert_uploaded: str
-    insert_smart_members: str
-    insert_active_subscribers: str
+    insert_segment: str
     set_segment: str
     delivery_counts: str
     survey_counts: str
@@ -75,10 +74,8 @@ TRANSITIONS: dict[str, tuple[str, tuple[CampaignState, ...]]] = {
     "cancel": (CampaignSQL.cancel, (S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED)),
 }
 
-_SEGMENT_QUERIES = {
-    "smart_members": CampaignSQL.insert_smart_members,
-    "active_subscribers": CampaignSQL.insert_active_subscribers,
-}
+#: Segment → whether it takes current SMART members only (insert_segment's $2).
+_SEGMENT_MEMBERS_ONLY = {"smart_members": True, "active_subscribers": False}
 
 
 @dataclass
@@ -294,7 +291,9 @@ class CampaignRepository:
                     {"variables": load.campaign.variables},
                     code="segment_without_variables",
                 )
-            queued = await load.conn.fetchval(_SEGMENT_QUERIES[segment], campaign_id)
+            queued = await load.conn.fetchval(
+                CampaignSQL.insert_segment, campaign_id, _SEGMENT_MEMBERS_ONLY[segment]
+            )
             await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)
         return int(queued)
 

@@ -185,35 +185,21 @@ WITH queued AS (
 )
 SELECT count(*) FROM queued
 
--- name: insert_smart_members
--- Segment audience: every current SMART member the campaign may reach, by suppression_for
--- (migrations 0008, 0014) for the campaign's scope and kind: not blocked, not recycled, no
--- 1204 — except, for a SMART campaign, a 1204 the member's later join lifted (R9). The claim
--- applies the whole rule again when sending. $1 campaign id. → rows queued (RETURNING).
-WITH queued AS (
-    INSERT INTO deliveries (campaign_id, msisdn)
-    SELECT c.id, f.msisdn
-    FROM campaigns c CROSS JOIN subscriber_facts f
-    WHERE c.id = $1
-      AND f.member_since IS NOT NULL
-      AND suppression_for(f.status, f.dnc_since, f.member_since, c.scope,
-                          c.kind::text::traffic_kind) IS NULL
-    ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) FROM queued
-
--- name: insert_active_subscribers
+-- name: insert_segment
 -- Segment audience: every subscriber the campaign may reach, by suppression_for (migrations
 -- 0008, 0014) for the campaign's scope and kind: not blocked, not recycled, no 1204 (for a
 -- SMART campaign, none that a later join lifted; outgoing-blocked numbers still receive SMS).
--- Membership is left to the claim, as for an uploaded file: a SMART campaign reports the
--- non-members it reached as not_member. $1 campaign id. → rows queued (RETURNING).
+-- smart_members ($2 true): current SMART members only (suppression_for never says
+-- not_member of a member). active_subscribers ($2 false): membership is left to the claim,
+-- as for an uploaded file: a SMART campaign reports the non-members it reached as
+-- not_member. The claim applies the whole rule again when sending.
+-- $1 campaign id, $2 members only. → rows queued (RETURNING).
 WITH queued AS (
     INSERT INTO deliveries (campaign_id, msisdn)
     SELECT c.id, f.msisdn
     FROM campaigns c CROSS JOIN subscriber_facts f
     WHERE c.id = $1
+      AND (NOT $2::boolean OR f.member_since IS NOT NULL)
       AND coalesce(suppression_for(f.status, f.dnc_since, f.member_since, c.scope,
                                    c.kind::text::traffic_kind), 'not_member') = 'not_member'
     ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
