@@ -31,14 +31,12 @@ from pathlib import Path
 
 import asyncpg
 
-from bench._net import free_port
+from bench._net import SMPP_PASSWORD, free_port, serve_env
 from bench._ussd import wait_ready
 from dispatcher.db import create_pool
 from smpp.simulator import SimulatorOptions, SmscSimulator
 
 FIRST_RECIPIENT = 77090000000
-CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send window
-SMPP_PASSWORD = "benchpw"
 REPLICAS = 3
 
 
@@ -56,23 +54,9 @@ class Replica:
     """One ``smartd serve`` child."""
 
     def __init__(self, url: str, smpp_port: int, data_dir: Path, env: dict[str, str]) -> None:
-        self.http = f"http://127.0.0.1:{free_port()}"
-        port = self.http.rsplit(":", 1)[1]
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
-        child_env |= {
-            "SMARTD_DATABASE_URL": url,
-            "SMARTD_HTTP_HOST": "127.0.0.1",
-            "SMARTD_HTTP_PORT": port,
-            "SMARTD_SMPP_HOST": "127.0.0.1",
-            "SMARTD_SMPP_PORT": str(smpp_port),
-            "SMARTD_SMPP_SYSTEM_ID": "smartd",
-            "SMARTD_SMPP_PASSWORD": SMPP_PASSWORD,
-            "SMARTD_CLOCK_START": CLOCK_START,
-            "SMARTD_SCHEDULER_ENABLED": "false",
-            "SMARTD_LOG_LEVEL": "warning",
-            "SMARTD_DATA_DIR": str(data_dir),
-            **env,
-        }
+        port = free_port()
+        self.http = f"http://127.0.0.1:{port}"
+        child_env = serve_env(url, port, smpp_port, data_dir, **env)
         with (data_dir / f"serve-{port}.log").open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dispatcher.cli", "serve"],

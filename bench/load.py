@@ -41,7 +41,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from bench._net import free_port
+from bench._net import SMPP_PASSWORD, free_port, serve_env
 from bench._ussd import percentiles_ms, ussd_capacity, ussd_load, wait_ready
 from dispatcher.db import create_pool
 from dispatcher.kernel.states import Role
@@ -49,8 +49,6 @@ from dispatcher.tokens import TokenRepository
 
 FIRST_MEMBER = 77080000000
 FIRST_RECIPIENT = 77090000000
-CLOCK_START = "2026-11-23T12:00:00+00:00"  # 17:00 Astana: inside the send window
-SMPP_PASSWORD = "benchpw"
 WARM_UP_SECONDS = 3.0
 
 
@@ -159,24 +157,14 @@ async def serving(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
     sim_args = [sys.executable, "-m", "smpp.simulator", "--port", str(smpp_port)]
     sim_args += ["--credential", f"smartd:{SMPP_PASSWORD}", "--no-record"]
-    env_serve = (
-        env
-        | {
-            "SMARTD_DATABASE_URL": url,
-            "SMARTD_HTTP_HOST": "127.0.0.1",
-            "SMARTD_HTTP_PORT": str(http_port),
-            "SMARTD_SMPP_HOST": "127.0.0.1",
-            "SMARTD_SMPP_PORT": str(smpp_port),
-            "SMARTD_SMPP_SYSTEM_ID": "smartd",
-            "SMARTD_SMPP_PASSWORD": SMPP_PASSWORD,
-            "SMARTD_SMPP_TPS": str(tps),
-            "SMARTD_CLOCK_START": CLOCK_START,
-            "SMARTD_SCHEDULER_ENABLED": "false",
-            "SMARTD_LOG_LEVEL": "warning",
-            "SMARTD_DB_POOL_MAX": "20",
-            "SMARTD_DATA_DIR": str(data_dir),
-        }
-        | (extra_env or {})
+    env_serve = serve_env(
+        url,
+        http_port,
+        smpp_port,
+        data_dir,
+        SMARTD_SMPP_TPS=str(tps),
+        SMARTD_DB_POOL_MAX="20",
+        **(extra_env or {}),
     )
     serve_args = [sys.executable, "-m", "dispatcher.cli", "serve"]
     if profile := os.environ.get("BENCH_PROFILE"):  # a cProfile of the service, to this file
