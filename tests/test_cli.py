@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from dispatcher.cli_common import run_loop
 from dispatcher.embedded import traversable_tempdir
 from tests.net import free_port, wait_http
 
@@ -111,3 +113,14 @@ def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.S
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_commands_run_on_the_configured_event_loop() -> None:
+    """SMARTD_EVENT_LOOP: uvloop (the default) or Python's own loop."""
+    import uvloop
+
+    async def running_loop() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert issubclass(run_loop(running_loop(), "uvloop"), uvloop.Loop)
+    assert not issubclass(run_loop(running_loop(), "asyncio"), uvloop.Loop)

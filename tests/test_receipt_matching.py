@@ -300,3 +300,31 @@ async def test_numberless_receipt_that_beat_its_submit_is_not_taken_for_a_repeat
         await rig.apply_receipts()
         assert await rig.states(new) == {"delivered": 1}
         assert await rig.states(old) == {"delivered": 1}
+
+
+async def test_numberless_repeat_settles_at_its_second_look(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A repeat naming no subscriber, of a finished part: not settled at the first look (it
+    could be a new message's that beat its submit_sm_resp), settled as a matched repeat at
+    the second; the finished part is untouched either way."""
+    number = NUMBERS[0]
+    await add_members(database, [number])
+    campaign = await add_campaign(database, [number])
+    async with dispatch_rig(database, settings, clock) as rig:
+        await rig.drain()
+        await rig.receipts_settled(1)
+        part = await database.pool.fetchrow("SELECT message_id, receipt_at FROM submits")
+        assert await rig.sim.deliver(text_receipt("", part["message_id"])) == Status.ESME_ROK
+        await rig.receipts_settled(2)
+        waiting = "SELECT count(*) FROM receipts WHERE applied_at IS NULL"
+        assert await database.pool.fetchval(waiting) == 1
+        clock.advance(timedelta(seconds=settings.receipts_recheck - 1))
+        await rig.apply_receipts()
+        assert await database.pool.fetchval(waiting) == 1
+        clock.advance(timedelta(seconds=2))
+        await rig.apply_receipts()
+        assert await database.pool.fetchval(waiting) == 0
+        assert await database.pool.fetchval("SELECT bool_and(matched) FROM receipts")
+        assert await rig.states(campaign) == {"delivered": 1}
+    assert await database.pool.fetchrow("SELECT message_id, receipt_at FROM submits") == part
