@@ -143,10 +143,11 @@ class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
 
     def _connected_free(self) -> bool:
         """Whether the pool's queue holds a free, connected connection now (asyncpg's queue
-        hands those out first)."""
+        hands those out first, the last one freed first: looked for from that end, so the
+        answer usually comes from the first holder looked at)."""
         queue = getattr(self, "_queue", None)
         holders = getattr(queue, "_queue", ())
-        return any(holder.is_connected() for holder in holders)
+        return any(holder.is_connected() for holder in reversed(holders))
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
