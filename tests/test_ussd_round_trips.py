@@ -119,3 +119,14 @@ async def test_menu_in_one_statement_keeps_the_numbers_pages(
     assert seen == expected
     again = await desk.handle(number, "m1", "*555#", clock.now())  # the same session reopened
     assert again.text == expected[0]
+
+
+async def test_only_menu_sessions_skip_the_wal(database: Database) -> None:
+    """Migration 0028: the menu sessions every *555# writes are unlogged (a commit that
+    writes only them waits for no WAL flush); every other table, the consent ledger and
+    memberships among them, stays logged."""
+    unlogged = await database.pool.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence <> 'p'"
+    )
+    assert [r["relname"] for r in unlogged] == ["ussd_sessions"]
