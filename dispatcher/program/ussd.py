@@ -235,6 +235,11 @@ class UssdDesk:
         self._membership = membership
         self._settings = membership.settings
         self._bonus = {Action.ACTIVATE: activate, Action.BALANCE: balance}
+        #: The main menu's screens in each language (texts and settings are fixed), the
+        #: pages kept after the first by language and for a number without one.
+        self._menus = {lang: texts.screens(texts.text("menu", lang), lang) for lang in Language}
+        self._menu_rest = {lang: screens[1:] for lang, screens in self._menus.items()}
+        self._menu_default = self._menu_rest[membership.language_named(None)]
 
     async def handle(
         self,
@@ -305,17 +310,10 @@ class UssdDesk:
         """The main menu dialled by its code: what :meth:`_show` does for it, in the
         number's language, with one statement (the pages kept are chosen by the database
         from the number's language, which it returns)."""
-        menus = {lang: texts.screens(texts.text("menu", lang), lang) for lang in Language}
-        default = self._membership.language_named(None)
         language = await self._sessions.open_menu(
-            session_id,
-            msisdn,
-            MENU,
-            now,
-            {lang: screens[1:] for lang, screens in menus.items()},
-            menus[default][1:],
+            session_id, msisdn, MENU, now, self._menu_rest, self._menu_default
         )
-        return UssdReply(menus[self._membership.language_named(language)][0], end=False)
+        return UssdReply(self._menus[self._membership.language_named(language)][0], end=False)
 
     async def _answer(
         self,
