@@ -19,6 +19,12 @@ does not assert them (``tests/reliability/test_load.py`` checks correctness unde
 derived from what the host sustains, through :func:`serving`).
 ``BENCH_PROFILE=/tmp/serve.prof`` runs the service under cProfile, written to that file;
 ``BENCH_PROFILE_CPU=…`` the same timing CPU time (a wait on a shared host is not charged).
+
+``--cpu`` measures the CPU a request costs serve and PostgreSQL (closed loop, no campaign),
+in alternating rounds of its variants so each sees the same host: asyncio and uvloop, or
+(``--before DIR``) serve running the source tree DIR — ``git archive`` of the code before
+a change — against this one; ``--stats`` adds the statements PostgreSQL ran a request
+(pg_stat_statements: calls and execution time a request).
 """
 
 from __future__ import annotations

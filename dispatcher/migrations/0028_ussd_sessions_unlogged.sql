@@ -12,5 +12,11 @@
 -- the table: memberships, consents and grants stay logged. The table has no foreign keys
 -- either way (an unlogged table may not be referenced by a logged one).
 --
+-- Under Citus (README, "Past one PostgreSQL"): a distributed table may be unlogged (its
+-- shards are), but Citus does not propagate SET UNLOGGED to a table already distributed
+-- (citusdata/citus#4031: run it on the placements), and its non-blocking shard rebalancer
+-- refuses unlogged tables (logical replication, citus#7790): move shards with
+-- shard_transfer_mode 'block_writes'.
+--
 -- SET UNLOGGED rewrites the table: it holds open sessions only, so this is quick.
 ALTER TABLE ussd_sessions SET UNLOGGED;
