@@ -299,6 +299,8 @@ class Cost:
     serve_ms: float
     postgres_ms: float
     per_s: float
+    #: this process's: the load generator's aiohttp client
+    client_ms: float
     #: (calls a request, exec ms a request, statement) per statement, with ``--stats``
     statements: list[tuple[float, float, str]]
 
@@ -329,11 +331,12 @@ async def cost_per_request(
         try:
             if conn is not None:
                 await conn.execute("SELECT pg_stat_statements_reset()")
-            before = _cpu_seconds(serve), _cpu_seconds(backends)
+            me = [os.getpid()]
+            before = _cpu_seconds(serve), _cpu_seconds(backends), _cpu_seconds(me)
             rate, errors = await ussd_capacity(
                 base, token, FIRST_MEMBER, members, workers=workers, requests=requests
             )
-            after = _cpu_seconds(serve), _cpu_seconds(backends)
+            after = _cpu_seconds(serve), _cpu_seconds(backends), _cpu_seconds(me)
             if conn is not None:
                 for row in await conn.fetch(STATEMENTS):
                     calls, ms = row["calls"] / requests, row["total_exec_time"] / requests
@@ -347,6 +350,7 @@ async def cost_per_request(
         (after[0] - before[0]) * 1000 / requests,
         (after[1] - before[1]) * 1000 / requests,
         rate,
+        (after[2] - before[2]) * 1000 / requests,
         statements,
     )
 
@@ -402,8 +406,9 @@ async def _cpu_main(args: argparse.Namespace) -> int:
                     figures[v.label].append(f)
                     print(
                         f"round {n} {v.label:8}: serve {f.serve_ms:.2f} ms, PostgreSQL "
-                        f"{f.postgres_ms:.2f} ms of CPU a request; {f.per_s:,.0f} req/s closed "
-                        f"loop (8 clients); load average {os.getloadavg()[0]:.1f}"
+                        f"{f.postgres_ms:.2f} ms, load generator {f.client_ms:.2f} ms of CPU a "
+                        f"request; {f.per_s:,.0f} req/s closed loop (8 clients); load average "
+                        f"{os.getloadavg()[0]:.1f}"
                     )
                     for calls, ms, query in f.statements[:12]:
                         print(f"    {calls:5.2f} calls {ms * 1000:6.1f} µs exec a request: {query}")
@@ -415,6 +420,7 @@ async def _cpu_main(args: argparse.Namespace) -> int:
         for name, values in (
             ("serve ms", [r.serve_ms for r in runs]),
             ("PostgreSQL ms", [r.postgres_ms for r in runs]),
+            ("load generator ms", [r.client_ms for r in runs]),
             ("req/s", [r.per_s for r in runs]),
         ):
             cells.append(
