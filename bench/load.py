@@ -19,6 +19,12 @@ does not assert them (``tests/reliability/test_load.py`` checks correctness unde
 derived from what the host sustains, through :func:`serving`).
 ``BENCH_PROFILE=/tmp/serve.prof`` runs the service under cProfile, written to that file;
 ``BENCH_PROFILE_CPU=…`` the same timing CPU time (a wait on a shared host is not charged).
+
+``--cpu`` measures the CPU a request costs serve and PostgreSQL (closed loop, no campaign),
+in alternating rounds of its variants so each sees the same host: asyncio and uvloop, or
+(``--before DIR``) serve running the source tree DIR — ``git archive`` of the code before
+a change — against this one; ``--stats`` adds the statements PostgreSQL ran a request
+(pg_stat_statements: calls and execution time a request).
 """
 
 from __future__ import annotations
@@ -67,9 +73,11 @@ class LoadFigures:
 
 
 @contextlib.contextmanager
-def _child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _child(
+    args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:
@@ -146,12 +154,15 @@ async def serving(
     tps: int,
     split: bool = False,
     extra_env: dict[str, str] | None = None,
+    source: Path | None = None,
 ) -> AsyncIterator[str]:
     """An SMSC simulator child and a ``smartd serve`` child over the (migrated, seeded)
     database at ``url``, serve's clock pinned inside the send window; yields serve's base
     URL once it is ready, and stops both after. ``split``: the engine in one ``serve``
     process and the HTTP API the load calls in another (``SMARTD_ENGINE_ENABLED=false``),
-    so the gateway and the campaign do not share one event loop (and one core)."""
+    so the gateway and the campaign do not share one event loop (and one core). ``source``:
+    serve runs the code of that source tree (another checkout: the code before a change),
+    not this one's."""
     smpp_port, http_port, engine_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTD_")}
@@ -166,6 +177,8 @@ async def serving(
         SMARTD_DB_POOL_MAX="20",
         **(extra_env or {}),
     )
+    if source is not None:  # ``-m`` puts the working directory first on the path
+        env_serve["PYTHONPATH"] = str(source)
     serve_args = [sys.executable, "-m", "dispatcher.cli", "serve"]
     if profile := os.environ.get("BENCH_PROFILE"):  # a cProfile of the service, to this file
         serve_args[1:1] = ["-m", "cProfile", "-o", profile]
@@ -175,9 +188,9 @@ async def serving(
         children.enter_context(_child(sim_args, env, data_dir / "simulator.log"))
         if split:
             engine_env = env_serve | {"SMARTD_HTTP_PORT": str(engine_port)}
-            children.enter_context(_child(serve_args, engine_env, data_dir / "engine.log"))
+            children.enter_context(_child(serve_args, engine_env, data_dir / "engine.log", source))
             env_serve = env_serve | {"SMARTD_ENGINE_ENABLED": "false"}
-        children.enter_context(_child(serve_args, env_serve, data_dir / "serve.log"))
+        children.enter_context(_child(serve_args, env_serve, data_dir / "serve.log", source))
         if split:
             await wait_ready(f"http://127.0.0.1:{engine_port}", "/readyz")
         await wait_ready(base, "/readyz")
@@ -260,77 +273,160 @@ def _service_pids(data_dir: Path, pg_root: Path) -> tuple[list[int], list[int]]:
     return serve, [postmaster, *(child.pid for child in server.children(recursive=True))]
 
 
+#: pg_stat_statements over the measured requests: what each statement costs a request.
+STATEMENTS = r"""
+SELECT calls, total_exec_time, rows,
+       regexp_replace(substr(query, 1, 160), '\s+', ' ', 'g') AS query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT ILIKE '%pg_stat_statements%'
+ORDER BY calls DESC, total_exec_time DESC
+"""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What one ``--cpu`` round runs: a label, serve's event loop, and the source tree serve
+    runs (None: this one)."""
+
+    label: str
+    event_loop: str
+    source: Path | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    serve_ms: float
+    postgres_ms: float
+    per_s: float
+    #: this process's: the load generator's aiohttp client
+    client_ms: float
+    #: (calls a request, exec ms a request, statement) per statement, with ``--stats``
+    statements: list[tuple[float, float, str]]
+
+
 async def cost_per_request(
     url: str,
     data_dir: Path,
     pg_root: Path,
     *,
     event_loop: str,
+    source: Path | None = None,
     requests: int = 3000,
     workers: int = 8,
     members: int = 20_000,
-) -> tuple[float, float, float]:
+    stats: bool = False,
+) -> Cost:
     """CPU a USSD request costs, the figure a shared host disturbs least: ``requests``
     closed-loop requests of the gateway's mix (no campaign) after a warm-up; the ``/proc`` CPU
-    time of the serve process and of every PostgreSQL process over them. Returns (serve ms,
-    PostgreSQL ms, answered per second)."""
+    time of the serve process and of every PostgreSQL process over them. ``stats``: the
+    statements PostgreSQL ran over them (pg_stat_statements, which must be loaded)."""
     token = await _seed(url, members, 0)
     loop_env = {"SMARTD_EVENT_LOOP": event_loop}
-    async with serving(url, data_dir, tps=100, extra_env=loop_env) as base:
+    statements: list[tuple[float, float, str]] = []
+    async with serving(url, data_dir, tps=100, extra_env=loop_env, source=source) as base:
         await ussd_capacity(base, token, FIRST_MEMBER, members, workers=workers, requests=500)
         serve, backends = _service_pids(data_dir, pg_root)
-        before = _cpu_seconds(serve), _cpu_seconds(backends)
-        rate, errors = await ussd_capacity(
-            base, token, FIRST_MEMBER, members, workers=workers, requests=requests
-        )
-        after = _cpu_seconds(serve), _cpu_seconds(backends)
+        conn = await asyncpg.connect(url) if stats else None
+        try:
+            if conn is not None:
+                await conn.execute("SELECT pg_stat_statements_reset()")
+            me = [os.getpid()]
+            before = _cpu_seconds(serve), _cpu_seconds(backends), _cpu_seconds(me)
+            rate, errors = await ussd_capacity(
+                base, token, FIRST_MEMBER, members, workers=workers, requests=requests
+            )
+            after = _cpu_seconds(serve), _cpu_seconds(backends), _cpu_seconds(me)
+            if conn is not None:
+                for row in await conn.fetch(STATEMENTS):
+                    calls, ms = row["calls"] / requests, row["total_exec_time"] / requests
+                    statements.append((calls, ms, row["query"]))
+        finally:
+            if conn is not None:
+                await conn.close()
     if errors:
         raise RuntimeError(f"{errors} of {requests} requests failed")
-    return (
+    return Cost(
         (after[0] - before[0]) * 1000 / requests,
         (after[1] - before[1]) * 1000 / requests,
         rate,
+        (after[2] - before[2]) * 1000 / requests,
+        statements,
     )
 
 
+def _variants(args: argparse.Namespace) -> list[Variant]:
+    loops = args.loop or (["uvloop"] if args.before else ["asyncio", "uvloop"])
+    if args.before is None:
+        return [Variant(loop, loop) for loop in loops]
+    before = Path(args.before).resolve()
+    variants = []
+    for loop in loops:
+        suffix = f" {loop}" if len(loops) > 1 else ""
+        variants += [Variant("before" + suffix, loop, before), Variant("after" + suffix, loop)]
+    return variants
+
+
 async def _cpu_main(args: argparse.Namespace) -> int:
-    """``--cpu``: CPU per request, once per event loop in turn (asyncio, uvloop, …) for
-    ``--runs`` rounds, so both are measured under the same load of the host."""
+    """``--cpu``: CPU per request, once per variant in turn (asyncio and uvloop; or with
+    ``--before DIR`` that tree's code and this one's) for ``--runs`` rounds, so all are
+    measured under the same load of the host."""
     from dispatcher.db import recreate_database
     from dispatcher.embedded import EmbeddedPostgres
 
-    loops = ["asyncio", "uvloop"]
-    figures: dict[str, list[tuple[float, float, float]]] = {loop: [] for loop in loops}
+    variants = _variants(args)
+    figures: dict[str, list[Cost]] = {v.label: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         os.chmod(tmp, 0o711)
         server = EmbeddedPostgres(Path(tmp))
         admin = await asyncio.to_thread(server.start)
+        if args.stats:
+            server.psql_command("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            await asyncio.to_thread(server.stop)
+            admin = await asyncio.to_thread(server.start)
         try:
             for n in range(1, args.runs + 1):
-                for loop in loops:
+                for v in variants:
                     url = await recreate_database(admin, "bench_load")
-                    run_dir = Path(tmp) / f"run{n}-{loop}"
+                    if args.stats:
+                        conn = await asyncpg.connect(url)
+                        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                        await conn.close()
+                    run_dir = Path(tmp) / f"run{n}-{v.label.replace(' ', '-')}"
                     run_dir.mkdir()
                     f = await cost_per_request(
-                        url, run_dir, Path(tmp), event_loop=loop, requests=args.requests
+                        url,
+                        run_dir,
+                        Path(tmp),
+                        event_loop=v.event_loop,
+                        source=v.source,
+                        requests=args.requests,
+                        stats=args.stats,
                     )
-                    figures[loop].append(f)
+                    figures[v.label].append(f)
                     print(
-                        f"round {n} {loop:8}: serve {f[0]:.2f} ms, PostgreSQL {f[1]:.2f} ms "
-                        f"of CPU a request; {f[2]:,.0f} req/s closed loop (8 clients); "
-                        f"load average {os.getloadavg()[0]:.1f}"
+                        f"round {n} {v.label:8}: serve {f.serve_ms:.2f} ms, PostgreSQL "
+                        f"{f.postgres_ms:.2f} ms, load generator {f.client_ms:.2f} ms of CPU a "
+                        f"request; {f.per_s:,.0f} req/s closed loop (8 clients); load average "
+                        f"{os.getloadavg()[0]:.1f}"
                     )
+                    for calls, ms, query in f.statements[:12]:
+                        print(f"    {calls:5.2f} calls {ms * 1000:6.1f} µs exec a request: {query}")
         finally:
             await asyncio.to_thread(server.stop)
     print(f"median [min-max] of {args.runs} round(s), {args.requests} requests each:")
-    for loop, runs in figures.items():
+    for label, runs in figures.items():
         cells = []
-        for i, name in enumerate(("serve ms", "PostgreSQL ms", "req/s")):
-            values = [r[i] for r in runs]
+        for name, values in (
+            ("serve ms", [r.serve_ms for r in runs]),
+            ("PostgreSQL ms", [r.postgres_ms for r in runs]),
+            ("load generator ms", [r.client_ms for r in runs]),
+            ("req/s", [r.per_s for r in runs]),
+        ):
             cells.append(
                 f"{name} {statistics.median(values):,.2f} [{min(values):,.2f}-{max(values):,.2f}]"
             )
-        print(f"  {loop:8} " + "; ".join(cells))
+        print(f"  {label:8} " + "; ".join(cells))
     print(
         "the goal's budget: 1,000 req/s on 2 cores shared with PostgreSQL, the engine, the "
         "simulator and the load generator leaves well under 1 ms of serve CPU a request"
@@ -417,7 +513,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--cpu",
         action="store_true",
-        help="CPU per request of serve and PostgreSQL, asyncio against uvloop (no campaign)",
+        help="CPU per request of serve and PostgreSQL (no campaign): asyncio against uvloop, "
+        "or --before DIR against this tree",
     )
     parser.add_argument("--requests", type=int, default=3000, help="with --cpu: per round")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="with --cpu: alternate rounds of serve running the source tree DIR (e.g. "
+        "`git archive` of the code before a change) and this one, on uvloop",
+    )
+    parser.add_argument(
+        "--loop",
+        action="append",
+        choices=["asyncio", "uvloop"],
+        help="with --cpu: the event loop(s) to measure (default asyncio and uvloop; "
+        "uvloop with --before)",
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="with --cpu: the statements PostgreSQL ran a request (pg_stat_statements)",
+    )
     return asyncio.run(_main(parser.parse_args(argv)))

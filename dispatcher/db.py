@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.migrate import migrate
@@ -141,12 +142,52 @@ class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped here
         except TimeoutError:
             raise PoolBusy(limit) from None
 
+    async def release(
+        self,
+        connection: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg API
+    ) -> None:
+        """A connection back to the pool. On a pool without session state (no reset query),
+        a connection that is idle and healthy goes back at once: what asyncpg's release
+        does then (listeners checked, the holder freed, its idle timer armed) without the
+        shielded task it starts for every release (issue 16: a task and a wake-up per
+        statement run on the pool). Anything else takes asyncpg's own way."""
+        holder = getattr(connection, "_holder", None)
+        con = getattr(connection, "_con", None)
+        if (
+            self._reset is _keep_session
+            and type(connection) is PoolConnectionProxy
+            and holder is not None
+            and holder._pool is self
+            and con is not None
+            and con._top_xact is None
+            and not con.is_closed()
+            and not con._listeners
+            and not con._log_listeners
+            and holder._generation == self._generation
+        ):
+            protocol = con._protocol
+            if (
+                not protocol.is_in_transaction()
+                and not protocol._is_cancelling()
+                and protocol.queries_count < holder._max_queries
+            ):
+                self._check_init()
+                con._on_release()
+                holder._timeout = None
+                holder._release()
+                holder._setup_inactive_callback()
+                return
+        await super().release(connection, timeout=timeout)
+
     def _connected_free(self) -> bool:
         """Whether the pool's queue holds a free, connected connection now (asyncpg's queue
-        hands those out first)."""
+        hands those out first, the last one freed first: looked for from that end, so the
+        answer usually comes from the first holder looked at)."""
         queue = getattr(self, "_queue", None)
         holders = getattr(queue, "_queue", ())
-        return any(holder.is_connected() for holder in holders)
+        return any(holder.is_connected() for holder in reversed(holders))
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

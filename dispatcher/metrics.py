@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import structlog
@@ -41,6 +42,7 @@ DB_TIMEOUT = 3.0  # seconds the database figures may take before a scrape goes w
 USSD_PATH = "/gateway/ussd"
 log = structlog.get_logger(__name__)
 USSD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_CHILDREN = 1000  # labelled children the middleware remembers
 
 
 class MetricsSQL(SqlFile, domain="metrics"):
@@ -92,11 +94,33 @@ class Metrics:
             buckets=USSD_BUCKETS,
             registry=self.registry,
         )
+        #: The labelled children the middleware counts into, by their labels (issue 16:
+        #: ``labels()`` validates and locks on every call); at most ``_CHILDREN`` of them.
+        self._http_children: dict[tuple[str, str, int], Any] = {}
+        self._ussd_children: dict[int, Any] = {}
         self.db = DbSnapshot()
         self.database_up = True
         self.receipts: dict[str, int] = {}
         self.receipts_after: int | None = None  # receipts.id high-water mark
         self.collector: ServiceCollector | None = None
+
+    def count_http(self, route: str, method: str, status: int) -> None:
+        """One HTTP request counted by route template, method and final status."""
+        key = (route, method, status)
+        child = self._http_children.get(key)
+        if child is None:
+            child = self.http_requests.labels(route, method, str(status))
+            if len(self._http_children) < _CHILDREN:  # methods are the client's to invent
+                self._http_children[key] = child
+        child.inc()
+
+    def count_ussd(self, status: int, elapsed: float) -> None:
+        """One USSD request counted by status, and its latency."""
+        child = self._ussd_children.get(status)
+        if child is None:
+            child = self._ussd_children[status] = self.ussd_requests.labels(str(status))
+        child.inc()
+        self.ussd_latency.observe(elapsed)
 
     async def refresh(self, pool: asyncpg.Pool, now: float) -> None:
         """Re-read the database figures when the snapshot is older than the interval."""
@@ -342,7 +366,6 @@ def _observe(request: web.Request, status: int, elapsed: float) -> None:
         return
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    metrics.http_requests.labels(route, request.method, str(status)).inc()
+    metrics.count_http(route, request.method, status)
     if route == USSD_PATH and request.method == "POST":
-        metrics.ussd_requests.labels(str(status)).inc()
-        metrics.ussd_latency.observe(elapsed)
+        metrics.count_ussd(status, elapsed)

@@ -90,7 +90,6 @@ class BonusSQL(SqlFile, domain="bonus"):
     claim_due_credits: str
     claim_due_forfeits: str
     record_forfeit_results: str
-    usable_grants: str
     job_done: str
     record_job: str
     record_notice_texts: str
@@ -184,9 +183,21 @@ class BonusLedger:
         self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, now: datetime
     ) -> Standing:
         """What is true of the bonus of the number's current owner at ``now``."""
+        standing, _ = await self._usable(db, msisdn, now)
+        return standing
+
+    async def _usable(
+        self, db: asyncpg.Pool | asyncpg.Connection, msisdn: str, now: datetime
+    ) -> tuple[Standing, list[asyncpg.Record]]:
+        """The owner's standing at ``now`` and the grants it can still use or activate
+        (R6: the ``bonus_grants`` columns with the credit's state), oldest first, read in
+        one statement."""
         month = self._calendar.month_of(now)
-        row = await db.fetchrow(BonusSQL.standing, msisdn, month)
-        return Standing.from_row(row, self._next_month(month), self._settings.bonus_units)
+        rows = await db.fetch(BonusSQL.standing, msisdn, month, now)
+        standing = Standing.from_row(
+            rows[0] if rows else None, self._next_month(month), self._settings.bonus_units
+        )
+        return standing, [r for r in rows if r["id"] is not None]
 
     def _next_month(self, month: date) -> datetime:
         """When the calendar month after ``month`` begins (Astana time), as an instant."""
@@ -245,11 +256,11 @@ class BonusLedger:
     async def balance(self, msisdn: str, now: datetime) -> Balance:
         """R6: the active grant (units, expiry), the oldest pending one (deadline), and what
         the charging system reports (main balance) when it answers."""
-        rows = await self._pool.fetch(BonusSQL.usable_grants, msisdn, now)
+        standing, rows = await self._usable(self._pool, msisdn, now)
         active = next((r for r in rows if r["state"] == GrantState.ACTIVE), None)
         pending = next((r for r in rows if r["state"] == GrantState.PENDING), None)
         return Balance(
-            standing=await self.standing(self._pool, msisdn, now),
+            standing=standing,
             active=Grant.from_row(active) if active is not None else None,
             pending=Grant.from_row(pending) if pending is not None else None,
             charging=await self._charging_balance(msisdn),
@@ -428,11 +439,11 @@ class BonusLedger:
         (so "already activated" says when the pending units can be, R3/R4)."""
         if answer.outcome not in (Activation.ALREADY_ACTIVATED, Activation.NOTHING_TO_ACTIVATE):
             return answer
-        rows = await conn.fetch(BonusSQL.usable_grants, msisdn, now)
+        standing, rows = await self._usable(conn, msisdn, now)
         pending = next((r for r in rows if r["state"] == GrantState.PENDING), None)
         return dataclasses.replace(
             answer,
-            standing=await self.standing(conn, msisdn, now),
+            standing=standing,
             pending=Grant.from_row(pending) if pending is not None else None,
         )
 

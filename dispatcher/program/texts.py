@@ -11,6 +11,7 @@ by the dispatcher like any SMS.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Protocol
 
@@ -340,7 +341,14 @@ _BREAK = re.compile(r"\n|(?<=[.;:!?]) |(?<=,) | ")
 def screens(shown: str, language: Language | str | None) -> list[str]:
     """R14: ``shown`` as USSD screens: itself when it fits one, else pages that each fit
     with a ``0 Next`` line (the last page without it). Pages break at a line end, else
-    after a sentence or clause, else between words; no character is lost."""
+    after a sentence or clause, else between words; no character is lost. Remembered for
+    the texts asked for most (the menus and answers without a figure repeat on every
+    request; issue 16: paging the menu was a tenth of a USSD request's CPU)."""
+    return list(_screens(shown, language))
+
+
+@functools.lru_cache(maxsize=4096)
+def _screens(shown: str, language: Language | str | None) -> tuple[str, ...]:
     more = "\n" + NEXT_CHOICE + " " + text("next_page", language)
     pages: list[str] = []
     rest = shown
@@ -348,7 +356,7 @@ def screens(shown: str, language: Language | str | None) -> list[str]:
         cut = _cut(rest, more)
         pages.append(rest[:cut].rstrip() + more)
         rest = rest[cut:].lstrip()
-    return [*pages, rest]
+    return (*pages, rest)
 
 
 def _cut(rest: str, more: str) -> int:

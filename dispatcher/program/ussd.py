@@ -87,6 +87,13 @@ def parse_request(dialled: str, menu: str | bool | None, more: bool = False) -> 
     return _CODES.get(compact, Action.UNKNOWN)
 
 
+def code_action(dialled: str) -> Action | None:
+    """The action of a short code (``*555#``, ``*111*3#`` …), which means the same inside a
+    session or outside one; None for any other input (a menu choice, ``0``, a code not
+    ours), whose meaning :func:`parse_request` decides from the session."""
+    return _CODES.get("".join(dialled.split()))
+
+
 def language_hint(raw: str | None) -> Language | None:
     """R14: the gateway's language hint as a program language (``kk``, ``kaz``, ``ru-RU``,
     ``EN`` …), or None when absent or not one of ours (then it is ignored)."""
@@ -100,6 +107,7 @@ class UssdSQL(SqlFile, domain="ussd"):
     get_session: str
     get_context: str
     put_session: str
+    open_menu: str
     end_session: str
     expire_sessions: str
 
@@ -166,6 +174,31 @@ class UssdSessions:
         """Open the session on ``menu`` (or move it there), with ``pages`` still to show."""
         await self._pool.execute(UssdSQL.put_session, session_id, msisdn, menu, now, list(pages))
 
+    async def open_menu(
+        self,
+        session_id: str,
+        msisdn: str,
+        menu: str,
+        now: datetime,
+        pages: Mapping[Language, Sequence[str]],
+        default: Sequence[str],
+    ) -> str | None:
+        """Open the session on ``menu`` with the pages still to show in the number's language
+        (``pages`` by language, ``default`` for a number with none) in one statement; returns
+        the number's language (None: none known)."""
+        language: str | None = await self._pool.fetchval(
+            UssdSQL.open_menu,
+            session_id,
+            msisdn,
+            menu,
+            now,
+            pages[Language.KK],
+            pages[Language.RU],
+            pages[Language.EN],
+            default,
+        )
+        return language
+
     async def end(self, session_id: str) -> None:
         await self._pool.execute(UssdSQL.end_session, session_id)
 
@@ -202,6 +235,11 @@ class UssdDesk:
         self._membership = membership
         self._settings = membership.settings
         self._bonus = {Action.ACTIVATE: activate, Action.BALANCE: balance}
+        #: The main menu's screens in each language (texts and settings are fixed), the
+        #: pages kept after the first by language and for a number without one.
+        self._menus = {lang: texts.screens(texts.text("menu", lang), lang) for lang in Language}
+        self._menu_rest = {lang: screens[1:] for lang, screens in self._menus.items()}
+        self._menu_default = self._menu_rest[membership.language_named(None)]
 
     async def handle(
         self,
@@ -215,6 +253,9 @@ class UssdDesk:
         when none is known for the number (R14: never over one the subscriber chose)."""
         if hint is not None:
             await self._membership.hint_language(self._pool, msisdn, hint, now)
+        if code_action(dialled) is Action.MENU:
+            # The busiest input (issue 16): one statement, the session read not needed.
+            return await self._open_menu(session_id, msisdn, now)
         context = await self._sessions.context(session_id, msisdn)
         session = context.session
         if session is not None and session.msisdn != msisdn:
@@ -264,6 +305,15 @@ class UssdDesk:
         first, *rest = texts.screens(texts.text(key, lang), lang)
         await self._sessions.put(session_id, msisdn, menu, now, rest)
         return UssdReply(first, end=False)
+
+    async def _open_menu(self, session_id: str, msisdn: str, now: datetime) -> UssdReply:
+        """The main menu dialled by its code: what :meth:`_show` does for it, in the
+        number's language, with one statement (the pages kept are chosen by the database
+        from the number's language, which it returns)."""
+        language = await self._sessions.open_menu(
+            session_id, msisdn, MENU, now, self._menu_rest, self._menu_default
+        )
+        return UssdReply(self._menus[self._membership.language_named(language)][0], end=False)
 
     async def _answer(
         self,

@@ -33,6 +33,29 @@ VALUES ($1, $2, $3, $4, $4, $5)
 ON CONFLICT (session_id, msisdn) DO UPDATE
 SET menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at, pages = EXCLUDED.pages
 
+-- name: open_menu
+-- A menu dialled by its code (*555#) in one round trip (issue 16): a code means the same in
+-- any session, so nothing is read first. Opens the session on the menu (or moves it there)
+-- with the pages still to show in the number's language (R14): $5 in kk, $6 in ru, $7 in en,
+-- $8 in the default language (a number without one, or not known yet); returns the
+-- number's language (NULL: none), the one the caller shows the first page in.
+-- $1: session_id, $2: msisdn, $3: menu, $4: now.
+WITH sub AS (
+    SELECT language FROM subscribers WHERE msisdn = $2
+), opened AS (
+    INSERT INTO ussd_sessions (session_id, msisdn, menu, created_at, updated_at, pages)
+    SELECT $1, $2, $3, $4, $4,
+           CASE (SELECT language FROM sub)
+               WHEN 'kk' THEN $5::text[]
+               WHEN 'ru' THEN $6::text[]
+               WHEN 'en' THEN $7::text[]
+               ELSE $8::text[]
+           END
+    ON CONFLICT (session_id, msisdn) DO UPDATE
+    SET menu = EXCLUDED.menu, updated_at = EXCLUDED.updated_at, pages = EXCLUDED.pages
+)
+SELECT (SELECT language FROM sub) AS language
+
 -- name: end_session
 -- $1: session_id.
 DELETE FROM ussd_sessions WHERE session_id = $1

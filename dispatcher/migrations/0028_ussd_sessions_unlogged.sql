@@ -1,0 +1,22 @@
+-- Issue 16, point 4: USSD menu sessions are not written to the WAL. Every *555# writes its
+-- session (ussd.sql open_menu), and a logged write's commit waits for a WAL flush: on the
+-- bench's host the upsert cost PostgreSQL 0.45-0.49 ms of CPU logged against 0.26-0.34 ms
+-- unlogged, at half the rate (README, "USSD under a campaign"). A transaction that writes
+-- only unlogged tables commits without that flush.
+--
+-- What it gives up: after a PostgreSQL crash (an immediate stop, a power loss; a clean
+-- restart keeps the rows) or on a streaming replica promoted after a failover, the table is
+-- empty. A session is a gateway's menu open for seconds to minutes (expired after
+-- ussd_session_timeout); a subscriber inside a menu at that moment whose next input is a
+-- bare menu choice is answered "unknown code" and dials *555# again. Nothing else reads
+-- the table: memberships, consents and grants stay logged. The table has no foreign keys
+-- either way (an unlogged table may not be referenced by a logged one).
+--
+-- Under Citus (README, "Past one PostgreSQL"): a distributed table may be unlogged (its
+-- shards are), but Citus does not propagate SET UNLOGGED to a table already distributed
+-- (citusdata/citus#4031: run it on the placements), and its non-blocking shard rebalancer
+-- refuses unlogged tables (logical replication, citus#7790): move shards with
+-- shard_transfer_mode 'block_writes'.
+--
+-- SET UNLOGGED rewrites the table: it holds open sessions only, so this is quick.
+ALTER TABLE ussd_sessions SET UNLOGGED;
