@@ -19,21 +19,44 @@ duplicates are found by the database.
 
 from __future__ import annotations
 
-import itertools
+import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 
-from campaigns.csvstream import CsvReader, InputRefused, Row, Rows, is_header
+from campaigns.csvstream import CsvReader, InputRefused, PlainLines, Row, Rows, is_header
 from campaigns.models import AudienceResult, Rejected
-from campaigns.repository import CampaignRepository
-from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
+from campaigns.repository import CampaignRepository, CopyRows, copy_rows
+from dispatcher.kernel.msisdn import InvalidMsisdn, canonical_pattern, canonical_prefix, normalise
 
 MAX_REJECTED_SHOWN = 1000
-Record = tuple[int, str, list[str] | None]
+
+
+class _Canonical:
+    """Whole blocks of plain lines in one regular-expression pass: a line whose number is
+    in a canonical form (:func:`~dispatcher.kernel.msisdn.canonical_pattern`) and whose
+    variables are in the declared columns, none empty, none with white space at either end,
+    a backslash, a quote or a tab, is written out as its COPY line by ``subn``'s template.
+    A block with any other line goes row by row (the rows the fast path skipped are exactly
+    the ones that need :func:`normalise` or a closer look)."""
+
+    def __init__(self, number: str, prefix: str, variables: int, delimiter: str) -> None:
+        d = re.escape(delimiter)
+        edge = rf'[^\s{d}\\"\x00]'  # not white space (as str.strip() sees it), not special
+        inner = rf'[^{d}\\"\x00\t\n]'
+        value = rf"({edge}(?:{inner}*{edge})?)"
+        fields = "".join(d + value for _ in range(variables))
+        self.pattern = re.compile(rf"^{number}{fields}(?:{d}[^\n]*)?$", re.MULTILINE)
+        groups = ",".join(f'"\\g<{n}>"' for n in range(2, variables + 2))
+        self.template = rf"{prefix}\g<1>" + (f"\t{{{groups}}}" if variables else "")
+
+    def block(self, lines: list[str]) -> str | None:
+        """The block's COPY text, or None when a line is not canonical."""
+        text, found = self.pattern.subn(self.template, "\n".join(lines))
+        return text + "\n" if found == len(lines) else None
 
 
 class AudienceParser:
-    """Turns byte chunks into ``(line, msisdn, [variable values] | None)`` records.
+    """Turns byte chunks into :class:`CopyRows` of the accepted rows.
 
     ``rejected`` keeps the first ``max_shown`` bad rows; ``rejected_total`` counts them all.
     Raises :class:`~campaigns.csvstream.InputRefused` for what the reader refuses, a missing
@@ -48,6 +71,7 @@ class AudienceParser:
         max_rows: int,
         max_bytes: int,
         max_shown: int = MAX_REJECTED_SHOWN,
+        fast: bool = True,
     ) -> None:
         self.variables = list(variables)
         self.region = region
@@ -56,53 +80,91 @@ class AudienceParser:
         self.rejected: list[Rejected] = []
         self.rejected_total = 0
         self.rows = 0  # data rows seen (accepted or rejected)
+        self.canonical_rows = 0  # of which accepted by the block fast path
         self._columns: list[int] | None = None  # where each declared variable is
+        self._number = canonical_pattern(region) if fast else None  # False: row by row
+        self._canonical: _Canonical | None = None
 
     @property
     def lines(self) -> int:
         """Physical lines read."""
         return self.reader.lines
 
-    async def records(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[Record]:
-        """The records of the whole stream, parsed chunk by chunk."""
+    async def records(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[CopyRows]:
+        """The accepted rows of the whole stream, parsed chunk by chunk."""
         async for rows in self.reader.rows(chunks):
-            for record in self._records(rows):
-                yield record
+            copied = self._records(rows)
+            if copied.rows:
+                yield copied
         self._check_not_empty()
 
-    def feed(self, chunk: bytes) -> list[Record]:
-        """Records of the rows ``chunk`` completes (for callers without a stream)."""
-        records = self._records(self.reader.feed(chunk))
+    def feed(self, chunk: bytes) -> CopyRows:
+        """Accepted rows of the rows ``chunk`` completes (for callers without a stream)."""
+        copied = self._records(self.reader.feed(chunk))
         if self.reader.refused is not None:
             raise self.reader.refused
-        return records
+        return copied
 
-    def finish(self) -> list[Record]:
-        """Records of the end of the file (it need not end with a line break)."""
-        records = self._records(self.reader.close())
+    def finish(self) -> CopyRows:
+        """Accepted rows of the end of the file (it need not end with a line break)."""
+        copied = self._records(self.reader.close())
         if self.reader.refused is not None:
             raise self.reader.refused
         self._check_not_empty()
-        return records
+        return copied
 
     def _check_not_empty(self) -> None:
         if self.rows == 0:
             raise InputRefused("the file has no data rows", code="empty_audience")
 
-    def _records(self, rows: Rows) -> list[Record]:
-        records: list[Record] = []
-        if rows:
-            self._read(rows if self._columns is not None else self._start(iter(rows)), records)
-        return records
+    def _records(self, rows: Rows) -> CopyRows:
+        texts: list[str] = []
+        accepted = 0
+        for part in rows.parts:
+            if self._columns is None:
+                part = self._start(part)
+            if isinstance(part, PlainLines) and part.lines:
+                fast = self._fast(part.delimiter)
+                text = fast.block(part.lines) if fast is not None else None
+                if text is not None:
+                    self._count(len(part.lines))
+                    self.canonical_rows += len(part.lines)
+                    texts.append(text)
+                    accepted += len(part.lines)
+                    continue
+            records: list[tuple[str, list[str] | None]] = []
+            self._read(part, records)
+            if records:
+                copied = copy_rows(records)
+                texts.append(copied.text)
+                accepted += copied.rows
+        return CopyRows("".join(texts), accepted)
 
-    def _start(self, rows: Iterator[Row]) -> Iterator[Row]:
-        """On the first row: read the header if there is one."""
-        first = next(rows)
-        if not is_header(first[1]):
+    def _fast(self, delimiter: str) -> _Canonical | None:
+        """The block fast path, when the region has canonical forms and the variables are
+        the columns after the number, in declared order."""
+        if self._number is None or self._columns != list(range(1, len(self.variables) + 1)):
+            return None
+        if self._canonical is None:
+            self._canonical = _Canonical(
+                self._number, canonical_prefix(self.region), len(self.variables), delimiter
+            )
+        return self._canonical
+
+    def _start(self, part: Iterable[Row]) -> Iterable[Row]:
+        """On the first row: read the header if there is one; returns the rest of ``part``."""
+        if isinstance(part, PlainLines):
+            first = part.lines[0].split(part.delimiter)
+            rest: Iterable[Row] = PlainLines(part.first + 1, part.lines[1:], part.delimiter)
+        else:
+            rows = iter(part)
+            first = next(rows)[1]
+            rest = list(rows)
+        if not is_header(first):
             self._columns = list(range(1, len(self.variables) + 1))
-            return itertools.chain([first], rows)
-        self._columns = self._from_header([c.strip().lower() for c in first[1]])
-        return rows
+            return part
+        self._columns = self._from_header([c.strip().lower() for c in first])
+        return rest
 
     def _from_header(self, header: list[str]) -> list[int]:
         missing = [v for v in self.variables if v not in header[1:]]
@@ -114,18 +176,20 @@ class AudienceParser:
             )
         return [header.index(v, 1) for v in self.variables]
 
-    def _read(self, rows: Iterable[Row], records: list[Record]) -> None:
-        # The hot loop: one pass, no per-row function calls beyond normalise().
+    def _count(self, rows: int) -> None:
+        self.rows += rows
+        if self.rows > self.max_rows:
+            raise InputRefused(f"the audience exceeds {self.max_rows} rows", code="too_many_rows")
+
+    def _read(self, rows: Iterable[Row], records: list[tuple[str, list[str] | None]]) -> None:
+        # Row by row: what the block fast path does not take. No per-row function calls
+        # beyond normalise().
         columns, region, append = self._columns or [], self.region, records.append
         # PostgreSQL text cannot hold NUL: a value with one made COPY fail, a 500 for the
         # whole upload (tests/reliability/test_csv_fuzz.py). Rows are checked only then.
         nul = self.reader.holds_nul
         for line, row in rows:
-            self.rows += 1
-            if self.rows > self.max_rows:
-                raise InputRefused(
-                    f"the audience exceeds {self.max_rows} rows", code="too_many_rows"
-                )
+            self._count(1)
             if nul and any("\x00" in cell for cell in row):
                 self._reject(line, row[0].replace("\x00", ""), "contains a NUL character")
                 continue
@@ -135,11 +199,11 @@ class AudienceParser:
                 self._reject(line, row[0], exc.reason)
                 continue
             if not columns:
-                append((line, msisdn, None))
+                append((msisdn, None))
                 continue
             values = [row[i].strip() for i in columns if i < len(row)]
             if len(values) == len(columns) and all(values):
-                append((line, msisdn, values))
+                append((msisdn, values))
             else:
                 self._reject(line, row[0], self._why_bad(values))
 

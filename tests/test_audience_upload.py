@@ -13,7 +13,7 @@ import pytest
 
 from campaigns.audience import AudienceParser, upload_audience
 from campaigns.csvstream import MAX_LINE, InputRefused
-from campaigns.repository import CampaignRepository
+from campaigns.repository import CampaignRepository, CopyRows, copy_rows
 from dispatcher.kernel.states import Role
 from tests.factories import dnc, members, subscribers
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
@@ -258,9 +258,10 @@ async def test_uploads_to_one_campaign_run_one_at_a_time(settings, clock, databa
 
 async def _chunk_records(
     records: list[tuple[int, str, list[str] | None]],
-) -> AsyncIterator[tuple[int, str, list[str] | None]]:
-    for record in records:
-        yield record
+) -> AsyncIterator[CopyRows]:
+    """``(line, msisdn, values)`` records as the parser hands them over, one chunk each."""
+    for _, msisdn, values in records:
+        yield copy_rows([(msisdn, values)])
 
 
 async def test_a_failure_after_the_insert_leaves_nothing(settings, clock, database) -> None:

@@ -4,9 +4,16 @@
 ~20 µs a number, too slow for million-row uploads, so validity is cached by the number with
 its last four digits dropped: numbering plans assign ranges by prefix, and the last four
 digits of a subscriber number never change whether a number of that length is valid.
+
+:func:`canonical_pattern` serves bulk parsers (audience uploads) that match whole blocks of
+lines with one regular expression: the written forms of a region's mobile numbers whose
+normal form is known without asking ``phonenumbers`` (built from its own metadata; a
+property test holds it to :func:`normalise` on every input it accepts).
 """
 
 from __future__ import annotations
+
+import re
 
 import phonenumbers
 
@@ -65,3 +72,35 @@ def _normalise_cached(text: str, region: str) -> str:
     if verdict is None:
         raise InvalidMsisdn(text, "invalid number")
     return verdict + text[-4:]
+
+
+#: Regions with a canonical fast path: (country calling code, trunk prefix). Only regions
+#: that are alone with their national mobile ranges under their calling code are listed:
+#: KZ shares +7 with RU, whose ranges (leading digits 3, 4, 8, 9) never start with 7.
+_CANONICAL = {"KZ": ("7", "8")}
+
+
+def canonical_pattern(region: str) -> str | None:
+    """Source of a regular expression (one capturing group) that fully matches the common
+    written forms of ``region``'s mobile numbers: ``+7 NNN…``, ``7NNN…``, ``8NNN…`` and the
+    bare national number, digits only (no space, dash or bracket). For a match,
+    ``normalise(text, region)`` is the calling code followed by group 1 (see
+    :func:`canonical_prefix`). None when the region has no fast path: callers then call
+    :func:`normalise` for every number. Anything the pattern does not match may still be
+    valid: it goes to :func:`normalise`.
+    """
+    if region not in _CANONICAL:
+        return None
+    code, trunk = _CANONICAL[region]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    mobile = metadata.mobile if metadata is not None else None
+    national = mobile.national_number_pattern if mobile is not None else None
+    if national is None or re.compile(national).groups:  # pragma: no cover - never so
+        raise ValueError(f"no mobile pattern without groups for {region} in phonenumbers")
+    # ASCII digits only: normalise() turns other scripts' digits into ASCII ones.
+    return rf"(?a:(?:\+?{code}|{trunk})?({national}))"
+
+
+def canonical_prefix(region: str) -> str:
+    """What :func:`canonical_pattern`'s group 1 follows in the normal form (the calling code)."""
+    return _CANONICAL[region][0]
