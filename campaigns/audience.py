@@ -26,33 +26,48 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from campaigns.csvstream import CsvReader, InputRefused, PlainLines, Row, Rows, is_header
 from campaigns.models import AudienceResult, Rejected
 from campaigns.repository import CampaignRepository, CopyRows, copy_rows
-from dispatcher.kernel.msisdn import InvalidMsisdn, canonical_pattern, canonical_prefix, normalise
+from dispatcher.kernel.msisdn import CanonicalForms, InvalidMsisdn, canonical_forms, normalise
 
 MAX_REJECTED_SHOWN = 1000
 
 
 class _Canonical:
-    """Whole blocks of plain lines in one regular-expression pass: a line whose number is
-    in a canonical form (:func:`~dispatcher.kernel.msisdn.canonical_pattern`) and whose
-    variables are in the declared columns, none empty, none with white space at either end,
-    a backslash, a quote or a tab, is written out as its COPY line by ``subn``'s template.
-    A block with any other line goes row by row (the rows the fast path skipped are exactly
-    the ones that need :func:`normalise` or a closer look)."""
+    """Whole blocks of plain lines at C speed, with no Python code per row (the regular
+    expressions' replacements are constant strings): a block whose every line has its number
+    in a canonical form (:class:`~dispatcher.kernel.msisdn.CanonicalForms`) and exactly the
+    declared variables after it, none empty, none with white space at either end (as
+    ``str.strip()`` sees it), a backslash, a quote or a tab, is rewritten into COPY text;
+    any other block goes row by row. With no variables, columns after the number are
+    ignored, as row by row."""
 
-    def __init__(self, number: str, prefix: str, variables: int, delimiter: str) -> None:
+    def __init__(self, forms: CanonicalForms, variables: int, delimiter: str) -> None:
         d = re.escape(delimiter)
-        edge = rf'[^\s{d}\\"\x00]'  # not white space (as str.strip() sees it), not special
+        edge = rf'[^\s{d}\\"\x00]'
         inner = rf'[^{d}\\"\x00\t\n]'
-        value = rf"({edge}(?:{inner}*{edge})?)"
-        fields = "".join(d + value for _ in range(variables))
-        self.pattern = re.compile(rf"^{number}{fields}(?:{d}[^\n]*)?$", re.MULTILINE)
-        groups = ",".join(f'"\\g<{n}>"' for n in range(2, variables + 2))
-        self.template = rf"{prefix}\g<1>" + (f"\t{{{groups}}}" if variables else "")
+        value = rf"{edge}(?:{inner}*{edge})?"
+        if variables:
+            line = forms.number + "".join(d + value for _ in range(variables))
+        else:
+            line = rf"{forms.number}(?:{d}[^\n]*)?"
+        self.variables, self.delimiter = variables, delimiter
+        self.line = re.compile(rf"^{line}$", re.MULTILINE)
+        # The written prefix (after a line break) becomes the calling code: "\n" + normal form.
+        self.prefix = re.compile(rf"(?<=\n){forms.prefix}(?={forms.national}(?:{d}|\n))")
+        self.code = forms.code
+        # After each number: the first delimiter, once all are '","' (the array's commas).
+        self.first = re.compile(rf'(?<=\n\d{{{forms.length}}})","')
+        self.rest = re.compile(rf"{d}[^\n]*")  # columns after the number (no variables)
 
     def block(self, lines: list[str]) -> str | None:
         """The block's COPY text, or None when a line is not canonical."""
-        text, found = self.pattern.subn(self.template, "\n".join(lines))
-        return text + "\n" if found == len(lines) else None
+        text = "\n" + "\n".join(lines) + "\n"
+        if self.line.subn("", text)[1] != len(lines):
+            return None
+        text = self.prefix.sub(self.code, text)
+        if not self.variables:
+            return self.rest.sub("", text)[1:]
+        text = self.first.sub('\t{"', text.replace(self.delimiter, '","'))
+        return text.replace("\n", '"}\n')[3:]
 
 
 class AudienceParser:
@@ -82,7 +97,7 @@ class AudienceParser:
         self.rows = 0  # data rows seen (accepted or rejected)
         self.canonical_rows = 0  # of which accepted by the block fast path
         self._columns: list[int] | None = None  # where each declared variable is
-        self._number = canonical_pattern(region) if fast else None  # False: row by row
+        self._forms = canonical_forms(region) if fast else None  # False: row by row
         self._canonical: _Canonical | None = None
 
     @property
@@ -143,12 +158,10 @@ class AudienceParser:
     def _fast(self, delimiter: str) -> _Canonical | None:
         """The block fast path, when the region has canonical forms and the variables are
         the columns after the number, in declared order."""
-        if self._number is None or self._columns != list(range(1, len(self.variables) + 1)):
+        if self._forms is None or self._columns != list(range(1, len(self.variables) + 1)):
             return None
         if self._canonical is None:
-            self._canonical = _Canonical(
-                self._number, canonical_prefix(self.region), len(self.variables), delimiter
-            )
+            self._canonical = _Canonical(self._forms, len(self.variables), delimiter)
         return self._canonical
 
     def _start(self, part: Iterable[Row]) -> Iterable[Row]:

@@ -128,13 +128,14 @@ _NUMBERS = st.one_of(
 def test_canonical_forms_agree_with_normalise(text: str) -> None:
     """Whatever the fast path's pattern accepts, normalise() accepts too, with the same
     digits: the calling code and the pattern's group (it never asks phonenumbers)."""
-    from dispatcher.kernel.msisdn import canonical_pattern, canonical_prefix, normalise
+    from dispatcher.kernel.msisdn import canonical_forms, normalise
 
-    pattern = canonical_pattern("KZ")
-    assert pattern is not None
-    found = re.fullmatch(pattern, text)
+    forms = canonical_forms("KZ")
+    assert forms is not None
+    found = re.fullmatch(f"{forms.prefix}({forms.national})", text)
     if found is not None:
-        assert normalise(text, "KZ") == canonical_prefix("KZ") + found.group(1)
+        assert normalise(text, "KZ") == forms.code + found.group(1)
+        assert len(normalise(text, "KZ")) == forms.length
 
 
 _CELLS = st.one_of(
@@ -168,7 +169,11 @@ def test_the_fast_path_reads_what_row_by_row_reads(
     ``canonical``: every number in a canonical form (whole blocks take the fast path)."""
     if canonical:
         forms = ["+7701%07d", "8702%07d", "7705%07d", "747%07d"]
-        lines = [(forms[i % 4] % (i * 7919), cells) for i, (_, cells) in enumerate(lines)]
+        k = len(variables)  # and as many cells as variables: whole blocks are canonical
+        lines = [
+            (forms[i % 4] % (i * 7919), [*cells, *["A"] * k][:k] if k else cells)
+            for i, (_, cells) in enumerate(lines)
+        ]
     text = "".join(delimiter.join([n, *cells]) + "\n" for n, cells in lines)
     if header:
         text = delimiter.join(["msisdn", *variables]) + "\n" + text

@@ -5,7 +5,7 @@
 its last four digits dropped: numbering plans assign ranges by prefix, and the last four
 digits of a subscriber number never change whether a number of that length is valid.
 
-:func:`canonical_pattern` serves bulk parsers (audience uploads) that match whole blocks of
+:func:`canonical_forms` serves bulk parsers (audience uploads) that match whole blocks of
 lines with one regular expression: the written forms of a region's mobile numbers whose
 normal form is known without asking ``phonenumbers`` (built from its own metadata; a
 property test holds it to :func:`normalise` on every input it accepts).
@@ -14,6 +14,7 @@ property test holds it to :func:`normalise` on every input it accepts).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 
@@ -80,27 +81,43 @@ def _normalise_cached(text: str, region: str) -> str:
 _CANONICAL = {"KZ": ("7", "8")}
 
 
-def canonical_pattern(region: str) -> str | None:
-    """Source of a regular expression (one capturing group) that fully matches the common
-    written forms of ``region``'s mobile numbers: ``+7 NNN…``, ``7NNN…``, ``8NNN…`` and the
-    bare national number, digits only (no space, dash or bracket). For a match,
-    ``normalise(text, region)`` is the calling code followed by group 1 (see
-    :func:`canonical_prefix`). None when the region has no fast path: callers then call
-    :func:`normalise` for every number. Anything the pattern does not match may still be
-    valid: it goes to :func:`normalise`.
-    """
+@dataclass(frozen=True)
+class CanonicalForms:
+    """The common written forms of a region's mobile numbers, as regular-expression sources
+    without capturing groups (ASCII digits only: :func:`normalise` turns other scripts'
+    digits into ASCII ones). A text that fully matches ``prefix + national`` is a valid
+    number whose normal form is ``code`` followed by the part ``national`` matched:
+    ``+7 NNN…``, ``7NNN…``, ``8NNN…`` (the trunk prefix) or the bare national number,
+    digits only (no space, dash or bracket). Anything else may still be valid: it goes to
+    :func:`normalise`."""
+
+    code: str
+    prefix: str
+    national: str
+    length: int  # of the normal form
+
+    @property
+    def number(self) -> str:
+        return f"{self.prefix}{self.national}"
+
+
+def canonical_forms(region: str) -> CanonicalForms | None:
+    """The region's :class:`CanonicalForms` (built from ``phonenumbers``' own metadata), or
+    None when it has none: callers then call :func:`normalise` for every number."""
     if region not in _CANONICAL:
         return None
     code, trunk = _CANONICAL[region]
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     mobile = metadata.mobile if metadata is not None else None
     national = mobile.national_number_pattern if mobile is not None else None
-    if national is None or re.compile(national).groups:  # pragma: no cover - never so
-        raise ValueError(f"no mobile pattern without groups for {region} in phonenumbers")
-    # ASCII digits only: normalise() turns other scripts' digits into ASCII ones.
-    return rf"(?a:(?:\+?{code}|{trunk})?({national}))"
-
-
-def canonical_prefix(region: str) -> str:
-    """What :func:`canonical_pattern`'s group 1 follows in the normal form (the calling code)."""
-    return _CANONICAL[region][0]
+    lengths = mobile.possible_length if mobile is not None else ()
+    if national is None or re.compile(national).groups or len(lengths) != 1:
+        raise ValueError(
+            f"no simple mobile pattern for {region} in phonenumbers"
+        )  # pragma: no cover
+    return CanonicalForms(
+        code=code,
+        prefix=rf"(?a:(?:\+?{code}|{trunk})?)",
+        national=f"(?a:{national})",
+        length=len(code) + lengths[0],
+    )
