@@ -34,7 +34,7 @@ from aiohttp import web
 
 from bench.program import SERVER_SETTINGS
 from campaigns.audience import AudienceParser
-from campaigns.repository import DELIVERY_COLUMNS, CampaignRepository, CampaignSQL
+from campaigns.repository import CampaignRepository, CampaignSQL
 from dispatcher.db import Database, create_pool
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.kernel.states import Role
@@ -122,29 +122,26 @@ def parser_only(path: Path) -> float:
     return parser.rows / (time.perf_counter() - started)
 
 
-#: The queueing statement before issue 16's third pass (an INSERT … SELECT), for comparison.
-INSERT_SELECT = """
-WITH queued AS (
-    INSERT INTO deliveries (campaign_id, msisdn, variables)
-    SELECT DISTINCT ON (f.msisdn COLLATE "C")
-           $1, f.msisdn,
-           CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
-    FROM audience_upload f
-    WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
-    ORDER BY f.msisdn COLLATE "C", f.ctid
-    RETURNING 1
-)
-SELECT count(*) FROM queued
+#: The new deliveries of an upload, for COPY TO (then COPY FROM into deliveries): tried in
+#: issue 16's third pass as an alternative to insert_uploaded and measured here beside it.
+NEW_DELIVERIES = """
+SELECT DISTINCT ON (f.msisdn COLLATE "C")
+       $1::bigint AS campaign_id, f.msisdn,
+       CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END AS variables
+FROM audience_upload f
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
+ORDER BY f.msisdn COLLATE "C", f.ctid
 """
+DELIVERY_COLUMNS = ("campaign_id", "msisdn", "variables")
 
 
 async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
     """Where the database's time goes for the file's rows in one batch, rolled back: the
-    parse and COPY into the upload table, EXPLAIN (ANALYZE, BUFFERS) of the query that picks
-    the new deliveries, the queueing step (COPY out, COPY into deliveries) with its WAL,
-    the same with an INSERT … SELECT instead (the statement before), the same without the
-    secondary indexes of deliveries, and the floor: COPY of the rows into an empty table of
-    deliveries' shape without indexes, then its indexes built after the load."""
+    parse and COPY into the upload table, EXPLAIN (ANALYZE, BUFFERS, WAL) of the queueing
+    statement, the statement alone with its WAL, the same rows COPYed out and into
+    deliveries instead, the statement without the secondary indexes of deliveries, and the
+    floor: COPY of the rows into an empty table of deliveries' shape without indexes, then
+    its indexes built after the load."""
     repository = CampaignRepository(pool)
     cid = await pool.fetchval(
         "INSERT INTO campaigns (name, kind, scope, texts, variables) "
@@ -170,20 +167,24 @@ async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
                 f"parse+COPY into the upload table {copied - started:.2f} s, "
                 f"ANALYZE {analyzed - copied:.2f} s"
             )
-            explain = "EXPLAIN (ANALYZE, BUFFERS) " + CampaignSQL.uploaded_deliveries
-            plan = await conn.fetch(explain, cid, ["name"])
-            lines.append("the new deliveries (uploaded_deliveries), EXPLAIN (ANALYZE, BUFFERS):")
-            lines.extend("  " + r[0] for r in plan)
+            new_campaign = (
+                "INSERT INTO campaigns (name, kind, scope, texts, variables) "
+                "VALUES ('explain', 'info', 'smart', '{}', '{name}') RETURNING id"
+            )
 
             async def step(label: str, work: Any, *setup: str) -> None:
+                # Each step queues the rows for a campaign of its own: the rolled-back rows
+                # of the step before stay in the indexes as dead entries, and under the same
+                # campaign the unique key would check every one of them.
                 savepoint = conn.transaction()
                 await savepoint.start()
                 try:
                     for sql in setup:
                         await conn.execute(sql)
+                    campaign = await conn.fetchval(new_campaign)
                     lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
                     began = time.perf_counter()
-                    rows = await work()
+                    rows = await work(campaign)
                     took = time.perf_counter() - began
                     wal = await conn.fetchval(
                         "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)", lsn
@@ -194,11 +195,39 @@ async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
                 finally:
                     await savepoint.rollback()
 
-            await step("queue (COPY out + COPY into deliveries)", load.queue)
-            await step(
-                "INSERT … SELECT instead (before)",
-                lambda: conn.fetchval(INSERT_SELECT, cid, ["name"]),
-            )
+            async def explained(campaign: int) -> int:
+                explain = "EXPLAIN (ANALYZE, BUFFERS, WAL) " + CampaignSQL.insert_uploaded
+                plan = await conn.fetch(explain, campaign, ["name"])
+                lines.append("insert_uploaded, EXPLAIN (ANALYZE, BUFFERS, WAL):")
+                lines.extend("    " + r[0] for r in plan)
+                return int(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM deliveries WHERE campaign_id = $1", campaign
+                    )
+                )
+
+            async def inserted(campaign: int) -> int:
+                return int(await conn.fetchval(CampaignSQL.insert_uploaded, campaign, ["name"]))
+
+            async def copied_out(campaign: int) -> bytes:
+                parts: list[bytes] = []
+
+                async def keep(data: bytes) -> None:
+                    parts.append(data)
+
+                await conn.copy_from_query(NEW_DELIVERIES, campaign, ["name"], output=keep)
+                return b"".join(parts)
+
+            async def round_trip(campaign: int) -> int:
+                data = await copied_out(campaign)
+                await conn.copy_to_table(
+                    "deliveries", source=memoryview(data), columns=DELIVERY_COLUMNS
+                )
+                return data.count(b"\n")
+
+            await step("  under EXPLAIN", explained)
+            await step("insert_uploaded (INSERT … SELECT)", inserted)
+            await step("COPY out + COPY into deliveries instead (multi-insert heap)", round_trip)
             secondary = [
                 r["indexname"]
                 for r in await conn.fetch(
@@ -207,8 +236,9 @@ async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
                 )
             ]
             await step(
-                f"queue without the {len(secondary)} secondary indexes ({', '.join(secondary)})",
-                load.queue,
+                f"insert_uploaded without the {len(secondary)} secondary indexes "
+                f"({', '.join(secondary)})",
+                inserted,
                 *[f"DROP INDEX {name}" for name in secondary],
             )
             indexes = [
@@ -218,17 +248,9 @@ async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
                 )
             ]
 
-            async def floor() -> int:
+            async def floor(campaign: int) -> int:
                 await conn.execute("CREATE TABLE floor (LIKE deliveries INCLUDING DEFAULTS)")
-                parts: list[bytes] = []
-
-                async def keep(data: bytes) -> None:
-                    parts.append(data)
-
-                await conn.copy_from_query(
-                    CampaignSQL.uploaded_deliveries, cid, ["name"], output=keep
-                )
-                data = b"".join(parts)
+                data = await copied_out(campaign)
                 began = time.perf_counter()
                 await conn.copy_to_table("floor", source=memoryview(data), columns=DELIVERY_COLUMNS)
                 loaded = time.perf_counter()

@@ -15,6 +15,14 @@ refused as a whole (:class:`~campaigns.csvstream.InputRefused`) and nothing of i
 Memory stays flat whatever the file's size: chunks are parsed as they arrive, COPYed and
 queued a batch at a time (the database queues one batch while the next is parsed), and
 duplicates are found by the database.
+
+The parser writes COPY text (:class:`~campaigns.repository.CopyRows`), not Python rows.
+Blocks of plain lines whose numbers are all written canonically (``+7…``, ``8…``, ``7…``
+digits of a mobile range, :func:`~dispatcher.kernel.msisdn.canonical_forms`) and whose
+variables need no trimming or escaping are rewritten a block at a time by regular
+expressions with constant replacements — no Python code per row; any other block is read
+row by row with :func:`~dispatcher.kernel.msisdn.normalise`. The two agree (a property test
+compares them on generated files).
 """
 
 from __future__ import annotations
@@ -50,12 +58,14 @@ class _Canonical:
         else:
             line = rf"{forms.number}(?:{d}[^\n]*)?"
         self.variables, self.delimiter = variables, delimiter
-        self.line = re.compile(rf"^{line}$", re.MULTILINE)
+        # Each pattern starts with a literal, which the regex engine searches for (a pattern
+        # starting with a lookbehind or ^ is tried at every character: ~30% slower).
+        self.line = re.compile(rf"\n{line}(?=\n)")
         # The written prefix (after a line break) becomes the calling code: "\n" + normal form.
-        self.prefix = re.compile(rf"(?<=\n){forms.prefix}(?={forms.national}(?:{d}|\n))")
-        self.code = forms.code
+        self.prefix = re.compile(rf"\n{forms.prefix}(?={forms.national}(?:{d}|\n))")
+        self.code = "\n" + forms.code
         # After each number: the first delimiter, once all are '","' (the array's commas).
-        self.first = re.compile(rf'(?<=\n\d{{{forms.length}}})","')
+        self.first = re.compile(rf'","(?<=\n\d{{{forms.length}}}",")')
         self.rest = re.compile(rf"{d}[^\n]*")  # columns after the number (no variables)
 
     def block(self, lines: list[str]) -> str | None:

@@ -36,8 +36,6 @@ from dispatcher.kernel.states import CampaignState
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 #: Rows COPYed and queued at a time by :meth:`AudienceLoad.load` (~3 MB of COPY text).
 LOAD_BATCH = 100_000
-#: The columns of deliveries an upload writes (CampaignSQL.uploaded_deliveries reads them).
-DELIVERY_COLUMNS = ("campaign_id", "msisdn", "variables")
 S = CampaignState
 
 
@@ -60,7 +58,7 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     upload_work_mem: str
     analyze_upload: str
     clear_upload_table: str
-    uploaded_deliveries: str
+    insert_uploaded: str
     insert_segment: str
     set_segment: str
     delivery_counts: str
@@ -177,32 +175,12 @@ class AudienceLoad:
         return copied
 
     async def queue(self) -> int:
-        """Queue the copied rows as deliveries; returns how many were new.
-
-        The new deliveries are read out of the database with COPY TO and written back with
-        COPY FROM (see ``uploaded_deliveries``): COPY FROM fills the heap a page at a time,
-        where an INSERT … SELECT inserts and logs every row alone. They pass through here
-        as bytes (about 45 a row), in this transaction; the row count is the lines read."""
+        """Insert the copied rows as queued deliveries; returns how many were new."""
         await self.conn.execute(CampaignSQL.analyze_upload)
-        parts: list[bytes] = []
-
-        async def keep(data: bytes) -> None:
-            parts.append(data)
-
-        await self.conn.copy_from_query(
-            CampaignSQL.uploaded_deliveries,
-            self.campaign.id,
-            self.campaign.variables,
-            output=keep,
+        queued = await self.conn.fetchval(
+            CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables
         )
-        data = b"".join(parts)
-        parts.clear()
-        rows = data.count(b"\n")  # COPY's text format escapes a line break in a value
-        if rows:
-            await self.conn.copy_to_table(
-                "deliveries", source=memoryview(data), columns=DELIVERY_COLUMNS
-            )
-        return rows
+        return int(queued)
 
 
 class CampaignRepository:

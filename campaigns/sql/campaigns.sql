@@ -131,7 +131,7 @@ RETURNING id
 -- An audience upload holds the campaign row FOR NO KEY UPDATE for its transaction: a
 -- concurrent start or cancel waits for the upload to commit or roll back, and so does another
 -- upload or segment to the same campaign — uploads to one campaign run one at a time, which
--- lets uploaded_deliveries find duplicates by an anti-join instead of ON CONFLICT. (FOR KEY SHARE,
+-- lets insert_uploaded find duplicates by an anti-join instead of ON CONFLICT. (FOR KEY SHARE,
 -- taken by deliveries_campaign_exists, migration 0021, does not conflict with it.)
 -- $1 campaign id.
 SELECT * FROM campaigns WHERE id = $1 FOR NO KEY UPDATE
@@ -140,7 +140,7 @@ SELECT * FROM campaigns WHERE id = $1 FOR NO KEY UPDATE
 -- Rows of one upload (of one batch: AudienceLoad.load), COPYed here first (no indexes, no
 -- WAL), dropped at commit. The rows are in file order: one COPY into an empty table of this
 -- one session fills its pages from the first, in the order it reads them, so a row's ctid
--- is its place in the batch (uploaded_deliveries keeps the first of duplicate rows by it; a
+-- is its place in the batch (insert_uploaded keeps the first of duplicate rows by it; a
 -- line-number column cost the parser a number formatted per row, which the block fast
 -- path of campaigns/audience.py cannot write).
 CREATE TEMP TABLE audience_upload (msisdn text NOT NULL, vars text[])
@@ -155,37 +155,40 @@ TRUNCATE audience_upload
 SET LOCAL work_mem = '128MB'
 
 -- name: analyze_upload
--- Statistics of the upload table before uploaded_deliveries: without them the planner guesses
+-- Statistics of the upload table before insert_uploaded: without them the planner guesses
 -- 200 distinct numbers and may probe the unique index once per row (a nested-loop anti-join,
 -- measured +2 s for 1M rows) instead of hashing the campaign's existing numbers.
 ANALYZE audience_upload
 
--- name: uploaded_deliveries
--- The deliveries an upload queues (of one batch: AudienceLoad.load), read out with COPY TO
--- and COPYed into deliveries by AudienceLoad.queue: of the numbers the campaign does not
--- have yet (NOT EXISTS), the first occurrence in the file (DISTINCT ON, by ctid: the order
--- COPY wrote the batch in, see create_upload_table). Uploads to one campaign run one at a
--- time (lock_for_audience), so no other transaction adds to it meanwhile; a plain insert
--- then does what ON CONFLICT DO NOTHING did without its speculative insertion per row, and
--- deliveries_one_per_recipient still backs it (a conflict would fail the upload, never
--- queue a number twice). COPY FROM writes the heap a page of rows at a time (an INSERT …
--- SELECT writes and logs each row alone): issue 16.
--- In msisdn order: the DISTINCT ON's sort is the statement's outermost ORDER BY, above the
--- anti-join (a hash anti-join returns rows in hash order: with the sort below it, the
--- console's browser flow saw its deliveries claimed out of order), so the ids, and the
+-- name: insert_uploaded
+-- Queue the uploaded rows (of one batch: AudienceLoad.load): of the numbers the campaign does
+-- not have yet (NOT EXISTS), the first occurrence in the file (DISTINCT ON, by ctid: the
+-- order COPY wrote the batch in, see create_upload_table). Uploads
+-- to one campaign run one at a time (lock_for_audience), so no other transaction adds to it
+-- meanwhile; a plain INSERT then does what ON CONFLICT DO NOTHING did without its speculative
+-- insertion per row, and deliveries_one_per_recipient still backs it (a conflict would fail
+-- the upload, never queue a number twice).
+-- Inserted in msisdn order: the DISTINCT ON's sort is the statement's outermost ORDER BY,
+-- above the anti-join (a hash anti-join returns rows in hash order: with the sort below it,
+-- the console's browser flow saw its deliveries claimed out of order), so the ids, and the
 -- order the engine claims deliveries in, follow the numbers within a batch, with one sort;
 -- and the msisdn indexes grow by appending instead of splitting pages at random (measured:
 -- about half the index time for 1M rows). The sort compares bytes (COLLATE "C": the numbers
 -- are digits, so the order is the same; the locale's comparison made the sort of 1M rows 7
 -- of 51 s loaded).
 -- $1 campaign id, $2 variable names (the campaign's declared columns, in vars order).
--- → (campaign_id, msisdn, variables), the columns of AudienceLoad.DELIVERY_COLUMNS.
-SELECT DISTINCT ON (f.msisdn COLLATE "C")
-       $1::bigint AS campaign_id, f.msisdn,
-       CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END AS variables
-FROM audience_upload f
-WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
-ORDER BY f.msisdn COLLATE "C", f.ctid
+-- → rows queued (counted from RETURNING: Citus promises no count in a command tag).
+WITH queued AS (
+    INSERT INTO deliveries (campaign_id, msisdn, variables)
+    SELECT DISTINCT ON (f.msisdn COLLATE "C")
+           $1, f.msisdn,
+           CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
+    FROM audience_upload f
+    WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
+    ORDER BY f.msisdn COLLATE "C", f.ctid
+    RETURNING 1
+)
+SELECT count(*) FROM queued
 
 -- name: insert_segment
 -- Segment audience: every subscriber the campaign may reach, by suppression_for (migrations
