@@ -5,9 +5,11 @@ from a file to the aiohttp app on 127.0.0.1, parsed chunk by chunk, COPYed into 
 table and queued into ``deliveries`` in one transaction, on an embedded PostgreSQL.
 Prints rows/s for 100k and N rows (N ``--runs`` times: median and spread), the peak RSS after
 each (it must not grow with the file), a baseline from the same run (``executemany`` INSERT of
-50k rows, scaled), the parser alone, where the database's time goes (EXPLAIN (ANALYZE,
-BUFFERS, WAL) of the queueing statement on an N-row upload, rolled back) and a cProfile of an
-upload. The server runs with the program benchmark's settings (bench/program.py).
+50k rows, scaled), the parser alone, where the database's time goes (an N-row upload in one
+batch, rolled back: EXPLAIN (ANALYZE, BUFFERS) of the query picking the new deliveries, the
+queueing step with its WAL, against the INSERT … SELECT it replaced and without the secondary
+indexes, and the floor: COPY into an empty table, indexes built after) and a cProfile. The
+server runs with the program benchmark's settings (bench/program.py).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class Bench:
         async with self.session.post(self.base, json=payload, headers=self.headers) as response:
             return int((await response.json())["id"])
 
-    async def upload(self, path: Path) -> tuple[float, dict[str, object]]:
+    async def upload(self, path: Path) -> tuple[float, dict[str, Any]]:
         cid = await self.campaign()
         headers = {**self.headers, "Content-Type": "text/csv"}
         started = time.perf_counter()
@@ -120,9 +122,26 @@ def parser_only(path: Path) -> float:
     return parser.rows / (time.perf_counter() - started)
 
 
+#: The new deliveries of an upload, for COPY TO (then COPY FROM into deliveries): tried in
+#: issue 16's third pass as an alternative to insert_uploaded and measured here beside it.
+NEW_DELIVERIES = """
+SELECT DISTINCT ON (f.msisdn COLLATE "C")
+       $1::bigint AS campaign_id, f.msisdn,
+       CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END AS variables
+FROM audience_upload f
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
+ORDER BY f.msisdn COLLATE "C", f.ctid
+"""
+DELIVERY_COLUMNS = ("campaign_id", "msisdn", "variables")
+
+
 async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS, WAL) of insert_uploaded for the file's rows, rolled back,
-    with the time of each step of the load."""
+    """Where the database's time goes for the file's rows in one batch, rolled back: the
+    parse and COPY into the upload table, EXPLAIN (ANALYZE, BUFFERS, WAL) of the queueing
+    statement, the statement alone with its WAL, the same rows COPYed out and into
+    deliveries instead, the statement without the secondary indexes of deliveries, and the
+    floor: COPY of the rows into an empty table of deliveries' shape without indexes, then
+    its indexes built after the load."""
     repository = CampaignRepository(pool)
     cid = await pool.fetchval(
         "INSERT INTO campaigns (name, kind, scope, texts, variables) "
@@ -137,42 +156,113 @@ async def explain_queue(pool: asyncpg.Pool, path: Path) -> list[str]:
     lines: list[str] = []
     try:
         async with repository.audience_load(cid) as load:
+            conn = load.conn
             parser = AudienceParser(["name"], "KZ", max_rows=10**9, max_bytes=1 << 40)
             started = time.perf_counter()
             await load.copy(parser.records(chunks()))
             copied = time.perf_counter()
-            await load.conn.execute(CampaignSQL.analyze_upload)
+            await conn.execute(CampaignSQL.analyze_upload)
             analyzed = time.perf_counter()
-            explain = "EXPLAIN (ANALYZE, BUFFERS, WAL) " + CampaignSQL.insert_uploaded
-            savepoint = load.conn.transaction()  # rolled back: the rows go again below
-            await savepoint.start()
-            try:
-                plan = await load.conn.fetch(explain, cid, ["name"])
-                inserted = time.perf_counter()
-            finally:
-                await savepoint.rollback()
             lines.append(
-                f"parse+COPY {copied - started:.2f} s, ANALYZE {analyzed - copied:.2f} s, "
-                f"INSERT … SELECT {inserted - analyzed:.2f} s (under EXPLAIN):"
+                f"parse+COPY into the upload table {copied - started:.2f} s, "
+                f"ANALYZE {analyzed - copied:.2f} s"
             )
-            lines.extend(r[0] for r in plan)
-            # Index maintenance: the same INSERT with the secondary indexes dropped (inside
-            # this transaction, rolled back); the unique key and the primary key stay.
+            new_campaign = (
+                "INSERT INTO campaigns (name, kind, scope, texts, variables) "
+                "VALUES ('explain', 'info', 'smart', '{}', '{name}') RETURNING id"
+            )
+
+            async def step(label: str, work: Any, *setup: str) -> None:
+                # Each step queues the rows for a campaign of its own: the rolled-back rows
+                # of the step before stay in the indexes as dead entries, and under the same
+                # campaign the unique key would check every one of them.
+                savepoint = conn.transaction()
+                await savepoint.start()
+                try:
+                    for sql in setup:
+                        await conn.execute(sql)
+                    campaign = await conn.fetchval(new_campaign)
+                    lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
+                    began = time.perf_counter()
+                    rows = await work(campaign)
+                    took = time.perf_counter() - began
+                    wal = await conn.fetchval(
+                        "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)", lsn
+                    )
+                    lines.append(
+                        f"{label}: {took:.2f} s, {rows:,} rows, {wal / 2**20:,.0f} MiB WAL"
+                    )
+                finally:
+                    await savepoint.rollback()
+
+            async def explained(campaign: int) -> int:
+                explain = "EXPLAIN (ANALYZE, BUFFERS, WAL) " + CampaignSQL.insert_uploaded
+                plan = await conn.fetch(explain, campaign, ["name"])
+                lines.append("insert_uploaded, EXPLAIN (ANALYZE, BUFFERS, WAL):")
+                lines.extend("    " + r[0] for r in plan)
+                return int(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM deliveries WHERE campaign_id = $1", campaign
+                    )
+                )
+
+            async def inserted(campaign: int) -> int:
+                return int(await conn.fetchval(CampaignSQL.insert_uploaded, campaign, ["name"]))
+
+            async def copied_out(campaign: int) -> bytes:
+                parts: list[bytes] = []
+
+                async def keep(data: bytes) -> None:
+                    parts.append(data)
+
+                await conn.copy_from_query(NEW_DELIVERIES, campaign, ["name"], output=keep)
+                return b"".join(parts)
+
+            async def round_trip(campaign: int) -> int:
+                data = await copied_out(campaign)
+                await conn.copy_to_table(
+                    "deliveries", source=memoryview(data), columns=DELIVERY_COLUMNS
+                )
+                return data.count(b"\n")
+
+            await step("  under EXPLAIN", explained)
+            await step("insert_uploaded (INSERT … SELECT)", inserted)
+            await step("COPY out + COPY into deliveries instead (multi-insert heap)", round_trip)
             secondary = [
                 r["indexname"]
-                for r in await load.conn.fetch(
+                for r in await conn.fetch(
                     "SELECT indexname FROM pg_indexes WHERE tablename = 'deliveries' "
                     "AND indexname NOT IN ('deliveries_pkey', 'deliveries_one_per_recipient')"
                 )
             ]
-            for name in secondary:
-                await load.conn.execute(f"DROP INDEX {name}")
-            bare = await load.conn.fetch(explain, cid, ["name"])
-            total = [r[0] for r in bare if r[0].startswith("Execution Time")]
-            lines.append(
-                f"without the {len(secondary)} secondary indexes ({', '.join(secondary)}): "
-                + (total[0] if total else "?")
+            await step(
+                f"insert_uploaded without the {len(secondary)} secondary indexes "
+                f"({', '.join(secondary)})",
+                inserted,
+                *[f"DROP INDEX {name}" for name in secondary],
             )
+            indexes = [
+                r["indexdef"].replace("ON public.deliveries", "ON floor")
+                for r in await conn.fetch(
+                    "SELECT indexdef FROM pg_indexes WHERE tablename = 'deliveries'"
+                )
+            ]
+
+            async def floor(campaign: int) -> int:
+                await conn.execute("CREATE TABLE floor (LIKE deliveries INCLUDING DEFAULTS)")
+                data = await copied_out(campaign)
+                began = time.perf_counter()
+                await conn.copy_to_table("floor", source=memoryview(data), columns=DELIVERY_COLUMNS)
+                loaded = time.perf_counter()
+                for sql in indexes:
+                    await conn.execute(sql.replace("INDEX deliveries", "INDEX floor"))
+                lines.append(
+                    f"  floor: COPY into an empty table without indexes {loaded - began:.2f} s, "
+                    f"then its {len(indexes)} indexes built {time.perf_counter() - loaded:.2f} s"
+                )
+                return data.count(b"\n")
+
+            await step("floor (COPY out, COPY into a new table, CREATE INDEX after)", floor)
             raise _RollBack
     except _RollBack:
         pass
@@ -224,7 +314,7 @@ async def run(rows: int, profile_rows: int, runs: int, workdir: Path) -> int:
 async def report(
     bench: Bench, pool: asyncpg.Pool, files: dict[int, Path], rows: int, prof: int, runs: int
 ) -> None:
-    print("audience upload: HTTP POST text/csv → parse → COPY → INSERT … SELECT (one transaction)")
+    print("audience upload: HTTP POST text/csv → parse → COPY → queue (one transaction)")
     rates: list[float] = []
     for n in (100_000, *[rows] * runs):
         seconds, body = await bench.upload(files[n])
@@ -233,7 +323,7 @@ async def report(
         print(
             f"  {n:>9,} rows: {seconds:6.2f} s  {n / seconds:>9,.0f} rows/s  "
             f"(receive+parse+COPY {body['timing']['copy_s']:.2f} s, "
-            f"INSERT…SELECT+commit {body['timing']['queue_s']:.2f} s)  "
+            f"queue+commit {body['timing']['queue_s']:.2f} s)  "
             f"accepted {body['accepted']:,} duplicates {body['duplicates']:,}  "
             f"peak RSS {peak_rss_mib():.0f} MiB"
         )

@@ -139,15 +139,26 @@ class Rows:
     def __bool__(self) -> bool:
         return bool(self._parts)
 
+    @property
+    def parts(self) -> list[Iterable[Row]]:
+        """The rows in pieces, in order: :class:`PlainLines` (lines that are one record each,
+        for a caller that reads such lines in bulk) or lists of rows."""
+        return self._parts
+
     def _add_lines(self, first: int, lines: list[str], delimiter: str) -> None:
-        self._parts.append(_LazyRows(first, lines, delimiter))
+        self._parts.append(PlainLines(first, lines, delimiter))
 
     def _add(self, rows: list[Row]) -> None:
         if rows:
             self._parts.append(rows)
 
 
-class _LazyRows:
+class PlainLines:
+    """Lines ``first``, ``first + 1``, … each one record: no quote, no line end, none blank
+    or only white space. Its fields are exactly ``line.split(delimiter)`` (without a quote
+    the csv module splits at every delimiter); iterating parses them as :data:`Row` tuples.
+    """
+
     __slots__ = ("delimiter", "first", "lines")
 
     def __init__(self, first: int, lines: list[str], delimiter: str) -> None:

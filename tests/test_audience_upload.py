@@ -13,7 +13,7 @@ import pytest
 
 from campaigns.audience import AudienceParser, upload_audience
 from campaigns.csvstream import MAX_LINE, InputRefused
-from campaigns.repository import CampaignRepository
+from campaigns.repository import CampaignRepository, CopyRows, copy_rows
 from dispatcher.kernel.states import Role
 from tests.factories import dnc, members, subscribers
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
@@ -258,9 +258,10 @@ async def test_uploads_to_one_campaign_run_one_at_a_time(settings, clock, databa
 
 async def _chunk_records(
     records: list[tuple[int, str, list[str] | None]],
-) -> AsyncIterator[tuple[int, str, list[str] | None]]:
-    for record in records:
-        yield record
+) -> AsyncIterator[CopyRows]:
+    """``(line, msisdn, values)`` records as the parser hands them over, one chunk each."""
+    for _, msisdn, values in records:
+        yield copy_rows([(msisdn, values)])
 
 
 async def test_a_failure_after_the_insert_leaves_nothing(settings, clock, database) -> None:
@@ -362,3 +363,23 @@ async def test_deliveries_are_queued_in_msisdn_order(settings, clock, database) 
     queued = list(await _deliveries(database, cid))
     assert queued[:2] == ["77015550005", "77015550017"]
     assert queued[2:] == sorted(set(numbers) - {"77015550005", "77015550017"})
+
+
+async def test_the_first_row_of_a_number_wins_within_a_batch(settings, clock, database) -> None:
+    """Within one batch the upload table has no line column: the first of duplicate rows is
+    the one COPY wrote first (ctid). Numbers repeated across many pages of the batch, in
+    both written forms (block fast path and row by row), keep their first row's values."""
+    rows = [
+        (f"+7701{n:07d}" if k % 2 else f"8 701 {n:07d}", f"v{n}-{k}")
+        for k in range(60)
+        for n in range(50)
+    ]
+    body = "msisdn,name\n" + "".join(f"{m},{v}\n" for m, v in rows)
+    async with running_api(settings, clock, database) as api:
+        cid = (await create(api, info_payload()))["id"]
+        status, result = await upload(api, cid, body.encode())
+        assert status == 200, result
+        assert (result["accepted"], result["duplicates"]) == (50, 50 * 59)
+    assert await _deliveries(database, cid) == {
+        f"7701{n:07d}": {"name": f"v{n}-0"} for n in range(50)
+    }

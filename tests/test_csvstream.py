@@ -204,3 +204,16 @@ def test_a_csv_error_is_a_refusal_not_a_crash() -> None:
         csv.field_size_limit(limit)
     assert rows == [(1, ["a", "b"])] and refused is not None
     assert refused[0] == Malformed.__name__ and refused[1] == {"line": 2}
+
+
+@given(
+    st.text(alphabet='ab ,;\t\xa0\x0b\\д"', max_size=12).filter(lambda s: '"' not in s),
+    st.sampled_from([",", ";", "\t"]),
+)
+def test_a_plain_line_splits_at_every_delimiter(line: str, delimiter: str) -> None:
+    """What PlainLines promises its readers (the audience parser's block fast path splits
+    such lines itself): without a quote or a line end, the csv module's fields are the line
+    split at every delimiter."""
+    assert next(csv.reader([line], delimiter=delimiter), []) == (
+        line.split(delimiter) if line else []
+    )

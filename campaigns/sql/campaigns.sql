@@ -137,9 +137,13 @@ RETURNING id
 SELECT * FROM campaigns WHERE id = $1 FOR NO KEY UPDATE
 
 -- name: create_upload_table
--- Rows of one upload, COPYed here first (no indexes, no WAL), dropped at commit. line is
--- the row's line in the file, so the first of duplicate rows wins.
-CREATE TEMP TABLE audience_upload (line integer NOT NULL, msisdn text NOT NULL, vars text[])
+-- Rows of one upload (of one batch: AudienceLoad.load), COPYed here first (no indexes, no
+-- WAL), dropped at commit. The rows are in file order: one COPY into an empty table of this
+-- one session fills its pages from the first, in the order it reads them, so a row's ctid
+-- is its place in the batch (insert_uploaded keeps the first of duplicate rows by it; a
+-- line-number column cost the parser a number formatted per row, which the block fast
+-- path of campaigns/audience.py cannot write).
+CREATE TEMP TABLE audience_upload (msisdn text NOT NULL, vars text[])
 ON COMMIT DROP
 
 -- name: clear_upload_table
@@ -158,7 +162,8 @@ ANALYZE audience_upload
 
 -- name: insert_uploaded
 -- Queue the uploaded rows (of one batch: AudienceLoad.load): of the numbers the campaign does
--- not have yet (NOT EXISTS), the first occurrence in the file (DISTINCT ON, by line). Uploads
+-- not have yet (NOT EXISTS), the first occurrence in the file (DISTINCT ON, by ctid: the
+-- order COPY wrote the batch in, see create_upload_table). Uploads
 -- to one campaign run one at a time (lock_for_audience), so no other transaction adds to it
 -- meanwhile; a plain INSERT then does what ON CONFLICT DO NOTHING did without its speculative
 -- insertion per row, and deliveries_one_per_recipient still backs it (a conflict would fail
@@ -180,7 +185,7 @@ WITH queued AS (
            CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
     FROM audience_upload f
     WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
-    ORDER BY f.msisdn COLLATE "C", f.line
+    ORDER BY f.msisdn COLLATE "C", f.ctid
     RETURNING 1
 )
 SELECT count(*) FROM queued

@@ -4,9 +4,17 @@
 ~20 µs a number, too slow for million-row uploads, so validity is cached by the number with
 its last four digits dropped: numbering plans assign ranges by prefix, and the last four
 digits of a subscriber number never change whether a number of that length is valid.
+
+:func:`canonical_forms` serves bulk parsers (audience uploads) that match whole blocks of
+lines with one regular expression: the written forms of a region's mobile numbers whose
+normal form is known without asking ``phonenumbers`` (built from its own metadata; a
+property test holds it to :func:`normalise` on every input it accepts).
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import phonenumbers
 
@@ -65,3 +73,51 @@ def _normalise_cached(text: str, region: str) -> str:
     if verdict is None:
         raise InvalidMsisdn(text, "invalid number")
     return verdict + text[-4:]
+
+
+#: Regions with a canonical fast path: (country calling code, trunk prefix). Only regions
+#: that are alone with their national mobile ranges under their calling code are listed:
+#: KZ shares +7 with RU, whose ranges (leading digits 3, 4, 8, 9) never start with 7.
+_CANONICAL = {"KZ": ("7", "8")}
+
+
+@dataclass(frozen=True)
+class CanonicalForms:
+    """The common written forms of a region's mobile numbers, as regular-expression sources
+    without capturing groups (ASCII digits only: :func:`normalise` turns other scripts'
+    digits into ASCII ones). A text that fully matches ``prefix + national`` is a valid
+    number whose normal form is ``code`` followed by the part ``national`` matched:
+    ``+7 NNN…``, ``7NNN…``, ``8NNN…`` (the trunk prefix) or the bare national number,
+    digits only (no space, dash or bracket). Anything else may still be valid: it goes to
+    :func:`normalise`."""
+
+    code: str
+    prefix: str
+    national: str
+    length: int  # of the normal form
+
+    @property
+    def number(self) -> str:
+        return f"{self.prefix}{self.national}"
+
+
+def canonical_forms(region: str) -> CanonicalForms | None:
+    """The region's :class:`CanonicalForms` (built from ``phonenumbers``' own metadata), or
+    None when it has none: callers then call :func:`normalise` for every number."""
+    if region not in _CANONICAL:
+        return None
+    code, trunk = _CANONICAL[region]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    mobile = metadata.mobile if metadata is not None else None
+    national = mobile.national_number_pattern if mobile is not None else None
+    lengths = mobile.possible_length if mobile is not None else ()
+    if national is None or re.compile(national).groups or len(lengths) != 1:
+        raise ValueError(
+            f"no simple mobile pattern for {region} in phonenumbers"
+        )  # pragma: no cover
+    return CanonicalForms(
+        code=code,
+        prefix=rf"(?a:(?:\+?{code}|{trunk})?)",
+        national=f"(?a:{national})",
+        length=len(code) + lengths[0],
+    )
