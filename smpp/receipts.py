@@ -179,11 +179,31 @@ FINAL_STATES = frozenset(
 _KEY = re.compile(r"(?:(?<=\s)|^)(submit[ _]date|done[ _]date|[A-Za-z_]+)\s*:", re.IGNORECASE)
 
 
+# Appendix B's own layout, as most SMSCs (and the simulator) write it: one match, no scan
+# for keys. Values hold no whitespace, so none of them can hide a key; anything else goes
+# through the general parse below, which gives the same fields for this layout.
+_APPENDIX_B = re.compile(
+    r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*) err:(\S*)"
+    r" text:(.*)",
+    re.DOTALL,
+)
+_APPENDIX_B_KEYS = ("id", "sub", "dlvrd", "submit_date", "done_date", "stat", "err", "text")
+
+
 def parse_receipt_text(text: str) -> dict[str, str]:
     """Key/value pairs of a receipt's text form; keys lower-cased with ``_`` for spaces.
 
     Tolerates any order, any case, missing and extra fields.
     """
+    if (canonical := _APPENDIX_B.fullmatch(text)) is not None:
+        values = canonical.groups()
+        return dict(zip(_APPENDIX_B_KEYS, (*values[:7], values[7].strip()), strict=True))
+    return parse_receipt_fields(text)
+
+
+def parse_receipt_fields(text: str) -> dict[str, str]:
+    """:func:`parse_receipt_text` without its shortcut for appendix B's layout: every key
+    found where it stands."""
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))
     for index, match in enumerate(matches):
