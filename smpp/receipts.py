@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -74,6 +75,7 @@ class IdReadings:
         return self.as_is
 
 
+@functools.lru_cache(maxsize=256)  # a receipt's id is read twice: its event, then its row
 def receipt_id_readings(raw: str) -> IdReadings:
     """Every reading of a receipt's id (see :class:`IdReadings`). Only plain ASCII digits
     count (``int`` alone would also take ``0x``, ``_`` and other scripts' digits)."""
