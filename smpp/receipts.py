@@ -8,7 +8,6 @@ the id from the submit_sm_resp and the final state. These functions are pure.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import re
@@ -248,17 +247,24 @@ def _state_from_word(word: str) -> MessageState | None:
     return _STAT_WORDS.get(word.strip().upper())
 
 
+# Plain ints and a lookup table: an enum member's hash and an enum call are Python calls,
+# and these run once per receipt.
+_RECEIPTED_MESSAGE_ID = int(Tag.RECEIPTED_MESSAGE_ID)
+_MESSAGE_STATE = int(Tag.MESSAGE_STATE)
+_NETWORK_ERROR_CODE = int(Tag.NETWORK_ERROR_CODE)
+_MESSAGE_STATES = {int(state): state for state in MessageState}
+
+
 def receipt_fields(text: str, tlvs: dict[int, bytes]) -> ReceiptFields:
     """Combine the TLV form and the text form of one receipt (TLVs win on conflict)."""
     parsed = parse_receipt_text(text)
     raw_id = parsed.get("id", "")
-    if Tag.RECEIPTED_MESSAGE_ID in tlvs:
-        raw_id = tlv_str(tlvs[Tag.RECEIPTED_MESSAGE_ID]) or raw_id
+    if (receipted := tlvs.get(_RECEIPTED_MESSAGE_ID)) is not None:
+        raw_id = tlv_str(receipted) or raw_id
     state = _state_from_word(parsed.get("stat", ""))
-    if Tag.MESSAGE_STATE in tlvs:
+    if (message_state := tlvs.get(_MESSAGE_STATE)) is not None:
         # a vendor value outside the spec keeps what the text said
-        with contextlib.suppress(ValueError):
-            state = MessageState(tlv_int(tlvs[Tag.MESSAGE_STATE]))
+        state = _MESSAGE_STATES.get(tlv_int(message_state), state)
     return ReceiptFields(
         raw_message_id=raw_id,
         state=state,
@@ -268,7 +274,7 @@ def receipt_fields(text: str, tlvs: dict[int, bytes]) -> ReceiptFields:
         done_date=parsed.get("done_date", ""),
         delivered=parsed.get("dlvrd", ""),
         text=parsed.get("text", ""),
-        network_error_code=tlvs.get(Tag.NETWORK_ERROR_CODE),
+        network_error_code=tlvs.get(_NETWORK_ERROR_CODE),
         extra={k: v for k, v in parsed.items() if k not in _KNOWN},
     )
 
