@@ -8,8 +8,8 @@ the id from the submit_sm_resp and the final state. These functions are pure.
 
 from __future__ import annotations
 
-import contextlib
 import enum
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -74,6 +74,7 @@ class IdReadings:
         return self.as_is
 
 
+@functools.lru_cache(maxsize=256)  # a receipt's id is read twice: its event, then its row
 def receipt_id_readings(raw: str) -> IdReadings:
     """Every reading of a receipt's id (see :class:`IdReadings`). Only plain ASCII digits
     count (``int`` alone would also take ``0x``, ``_`` and other scripts' digits)."""
@@ -179,11 +180,31 @@ FINAL_STATES = frozenset(
 _KEY = re.compile(r"(?:(?<=\s)|^)(submit[ _]date|done[ _]date|[A-Za-z_]+)\s*:", re.IGNORECASE)
 
 
+# Appendix B's own layout, as most SMSCs (and the simulator) write it: one match, no scan
+# for keys. Values hold no whitespace, so none of them can hide a key; anything else goes
+# through the general parse below, which gives the same fields for this layout.
+_APPENDIX_B = re.compile(
+    r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*) err:(\S*)"
+    r" text:(.*)",
+    re.DOTALL,
+)
+_APPENDIX_B_KEYS = ("id", "sub", "dlvrd", "submit_date", "done_date", "stat", "err", "text")
+
+
 def parse_receipt_text(text: str) -> dict[str, str]:
     """Key/value pairs of a receipt's text form; keys lower-cased with ``_`` for spaces.
 
     Tolerates any order, any case, missing and extra fields.
     """
+    if (canonical := _APPENDIX_B.fullmatch(text)) is not None:
+        values = canonical.groups()
+        return dict(zip(_APPENDIX_B_KEYS, (*values[:7], values[7].strip()), strict=True))
+    return parse_receipt_fields(text)
+
+
+def parse_receipt_fields(text: str) -> dict[str, str]:
+    """:func:`parse_receipt_text` without its shortcut for appendix B's layout: every key
+    found where it stands."""
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))
     for index, match in enumerate(matches):
@@ -226,17 +247,24 @@ def _state_from_word(word: str) -> MessageState | None:
     return _STAT_WORDS.get(word.strip().upper())
 
 
+# Plain ints and a lookup table: an enum member's hash and an enum call are Python calls,
+# and these run once per receipt.
+_RECEIPTED_MESSAGE_ID = int(Tag.RECEIPTED_MESSAGE_ID)
+_MESSAGE_STATE = int(Tag.MESSAGE_STATE)
+_NETWORK_ERROR_CODE = int(Tag.NETWORK_ERROR_CODE)
+_MESSAGE_STATES = {int(state): state for state in MessageState}
+
+
 def receipt_fields(text: str, tlvs: dict[int, bytes]) -> ReceiptFields:
     """Combine the TLV form and the text form of one receipt (TLVs win on conflict)."""
     parsed = parse_receipt_text(text)
     raw_id = parsed.get("id", "")
-    if Tag.RECEIPTED_MESSAGE_ID in tlvs:
-        raw_id = tlv_str(tlvs[Tag.RECEIPTED_MESSAGE_ID]) or raw_id
+    if (receipted := tlvs.get(_RECEIPTED_MESSAGE_ID)) is not None:
+        raw_id = tlv_str(receipted) or raw_id
     state = _state_from_word(parsed.get("stat", ""))
-    if Tag.MESSAGE_STATE in tlvs:
+    if (message_state := tlvs.get(_MESSAGE_STATE)) is not None:
         # a vendor value outside the spec keeps what the text said
-        with contextlib.suppress(ValueError):
-            state = MessageState(tlv_int(tlvs[Tag.MESSAGE_STATE]))
+        state = _MESSAGE_STATES.get(tlv_int(message_state), state)
     return ReceiptFields(
         raw_message_id=raw_id,
         state=state,
@@ -246,7 +274,7 @@ def receipt_fields(text: str, tlvs: dict[int, bytes]) -> ReceiptFields:
         done_date=parsed.get("done_date", ""),
         delivered=parsed.get("dlvrd", ""),
         text=parsed.get("text", ""),
-        network_error_code=tlvs.get(Tag.NETWORK_ERROR_CODE),
+        network_error_code=tlvs.get(_NETWORK_ERROR_CODE),
         extra={k: v for k, v in parsed.items() if k not in _KNOWN},
     )
 

@@ -120,6 +120,37 @@ async def test_leave_after_claim_stops_the_message(
         assert await rig.states(campaign) == {"submitted": 2, "opted_out": 1}
 
 
+async def test_leave_committing_while_the_mark_waits_stops_the_message(
+    database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """R2, the race: a leave that holds its subscriber's lock when a chunk is marked makes the
+    mark wait, and the suppression it then commits wins, although the marking statement
+    began before it (issue 16: the mark is one statement, its snapshot older than the
+    leave's commit; the row's guard is checked again on its newest version)."""
+    await add_members(database, NUMBERS[:3])
+    campaign = await add_campaign(database, NUMBERS[:3])
+    async with dispatch_rig(database, settings, clock) as rig:
+        claimed = (await rig.dispatcher.claim_once()).claimed
+        membership = Membership(settings, NoBonus())
+        async with database.pool.acquire() as conn:
+            leave = conn.transaction()
+            await leave.start()
+            # the leave's first step: its subscriber's row, for update (suppressing comes later)
+            await conn.execute("SELECT FROM subscribers WHERE msisdn = $1 FOR UPDATE", NUMBERS[0])
+            mark = asyncio.ensure_future(rig.dispatcher.repo.mark_in_flight(claimed, clock.now()))
+            while not await database.pool.fetchval(
+                "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted)"
+            ):
+                assert not mark.done(), "the mark did not wait for the leave"
+                await asyncio.sleep(0.01)
+            await membership.leave(conn, NUMBERS[0], Channel.SMS, {}, clock.now(), "stop")
+            await leave.commit()
+        marked = await mark
+        left = next(m for m in claimed if m.msisdn == NUMBERS[0])
+        assert left.key not in marked and len(marked) == 2
+        assert await rig.states(campaign) == {"in_flight": 2, "opted_out": 1}
+
+
 async def test_two_engines_never_pass_the_cap(
     database: Database, settings: Settings, clock: ManualClock
 ) -> None:

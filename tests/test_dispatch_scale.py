@@ -98,9 +98,25 @@ async def test_marking_a_chunk_does_not_read_every_row_the_node_claimed(
     async with database.pool.acquire() as conn:
         await conn.execute("ANALYZE")  # as at the campaign's start: nothing claimed yet
         first = await _claim(conn, campaign, 16)
-        small = await _rows(conn, DispatchSQL.mark_in_flight["deliveries"], first, NODE)
+        small = await _rows(
+            conn,
+            DispatchSQL.mark_in_flight["deliveries"],
+            first,
+            NODE,
+            [],
+            NOW,
+            [campaign] * len(first),
+        )
         rest = await _claim(conn, campaign, 2000)
-        large = await _rows(conn, DispatchSQL.mark_in_flight["deliveries"], rest[:16], NODE)
+        large = await _rows(
+            conn,
+            DispatchSQL.mark_in_flight["deliveries"],
+            rest[:16],
+            NODE,
+            [],
+            NOW,
+            [campaign] * 16,
+        )
     assert _flat(small, large), (small, large)
 
 

@@ -112,9 +112,10 @@ NOTHING: Claim[Claimed] = Claim((), 0)
 class EngineConfig:
     batch_size: int = 500
     window: int = 64  # parts in flight at once: the SMPP window of the session(s)
-    # Messages marked in flight per transaction: a quarter of the window, so while one chunk
-    # is being recorded the next ones are already on the wire.
-    chunk: int = 16
+    # Messages marked in flight per statement; 0: half the window, so while one chunk is
+    # being recorded the next is already on the wire (issue 16: a quarter, 16 of 64, spent
+    # twice the statements a message on marking and recording for no more throughput).
+    chunk: int = 0
     poll_interval: float = 1.0
 
 
@@ -332,7 +333,8 @@ class Dispatcher:
     ) -> Iterator[tuple[list[Claimed], list[Encoded], int]]:
         """Greedy chunks of at most ``chunk`` messages and ``window`` parts (a message longer
         than the window goes alone and holds the whole window)."""
-        window, size = self.config.window, self.config.chunk
+        window = self.config.window
+        size = self.config.chunk or max(1, window // 2)
         chunk: list[Claimed] = []
         parts_of: list[Encoded] = []
         parts = 0
@@ -381,8 +383,10 @@ class Dispatcher:
             if held:  # the window closed or the bind dropped since the claim: back to the queue
                 await self.repo.unclaim(held)
             marked = await self.repo.mark_in_flight(sendable, now) if sendable else set()
+            # once a chunk, not once a message: the calendar's answers depend on now alone
+            next_window = calendar.next_open(closes) if closes is not None else None
             jobs = [
-                self._submit(m, parts, validity if m.in_window else None, closes, now)
+                self._submit(m, parts, validity if m.in_window else None, closes, next_window, now)
                 for m, parts in zip(chunk, encoded, strict=True)
                 if m.key in marked
             ]
@@ -398,15 +402,17 @@ class Dispatcher:
         encoded: Encoded,
         validity: str | None,
         closes: datetime | None,
+        opens: datetime | None,
         now: datetime,
     ) -> MessageOutcome:
         """Submit the message's parts still to send; a window-bound one only while the window
-        is open by the service clock (the session asks right before each write)."""
+        is open by the service clock (the session asks right before each write). ``opens``:
+        when the window opens next after ``closes``."""
         deadlines: list[datetime | None] = [None] * len(encoded.parts)
         next_window: datetime | None = None
         if message.in_window and closes is not None:
             retry_until = message.sent.until or closes
-            next_window = self._settings.calendar.next_open(closes)
+            next_window = opens
             # A part is written only while the parts after it can still follow before the
             # close at the granted TPS: a message is not started that cannot end in time.
             pace = timedelta(seconds=1 / max(self._tps(), MIN_PACE_TPS))
@@ -421,12 +427,19 @@ class Dispatcher:
         destination = Address.international(message.msisdn)
         self._pending += len(encoded.parts)
         try:
-            results = await asyncio.gather(
-                *(
-                    self._submit_part(part, destination, validity or "", deadline)
-                    for (_, part), deadline in zip(encoded.parts, deadlines, strict=True)
+            if len(encoded.parts) == 1:  # most messages: no task and gather of one
+                results: Sequence[PartOutcome] = (
+                    await self._submit_part(
+                        encoded.parts[0][1], destination, validity or "", deadlines[0]
+                    ),
                 )
-            )
+            else:
+                results = await asyncio.gather(
+                    *(
+                        self._submit_part(part, destination, validity or "", deadline)
+                        for (_, part), deadline in zip(encoded.parts, deadlines, strict=True)
+                    )
+                )
         finally:
             self._pending -= len(encoded.parts)
         tried = {n: r for (n, _), r in zip(encoded.parts, results, strict=True)}

@@ -8,6 +8,7 @@ one round trip per table present, never one per message.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,14 +29,15 @@ class MessageTable(enum.StrEnum):
     SERVICE_MESSAGES = "service_messages"  # confirmations, bonus notices, survey follow-ups
 
 
+IN_FLIGHT = DeliveryState.IN_FLIGHT.value
+
+
 class DispatchSQL(SqlFile, domain="dispatch"):
     running_campaigns: str
     claim_campaign_batch: str
     claim_service_batch: str
     queue_bonus_notices: str
     plan_claim: str
-    lock_subscribers_shared: str
-    hold_stopped_campaigns: str
     mark_in_flight: PerTable
     unclaim: PerTable
     record_chunk: PerTable
@@ -301,23 +303,30 @@ class DispatchRepository:
     ) -> set[tuple[MessageTable, int]]:
         """Mark ``messages`` in flight; returns the keys of those that were.
 
-        Shares the subscribers' row locks first, so a leave or 1204 that is committing
-        finishes before (and its suppression wins), and one that starts waits for this.
-        Campaign deliveries whose campaign stopped running since the claim are held back
-        first (the one step only deliveries have); the guarded mark then skips them.
+        One statement per table (see mark_in_flight in dispatch.sql), which first shares the
+        subscribers' row locks, so a leave or 1204 that is committing finishes before (and
+        its suppression wins), and one that starts waits for this; campaign deliveries whose
+        campaign stopped running since the claim are held back by the same statement. A
+        chunk of one table (every chunk of a campaign) is that statement alone, atomic by
+        itself: no BEGIN and COMMIT round trips.
         """
         by_table = _by_table(messages)
         msisdns = sorted({m.msisdn for m in messages})
         marked: set[tuple[MessageTable, int]] = set()
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(DispatchSQL.lock_subscribers_shared, msisdns)
-            if deliveries := by_table.get(MessageTable.DELIVERIES):
-                await conn.execute(
-                    DispatchSQL.hold_stopped_campaigns, _ids(deliveries), self.node, now
-                )
+        async with self._pool.acquire() as conn, contextlib.AsyncExitStack() as stack:
+            if len(by_table) > 1:
+                await stack.enter_async_context(conn.transaction())
             for table, batch in by_table.items():
-                rows = await conn.fetch(DispatchSQL.mark_in_flight[table], _ids(batch), self.node)
-                marked |= {(table, r["id"]) for r in rows}
+                campaigns = [m.campaign_id if m.kind is not None else None for m in batch]
+                rows = await conn.fetch(
+                    DispatchSQL.mark_in_flight[table],
+                    _ids(batch),
+                    self.node,
+                    msisdns,
+                    now,
+                    campaigns,
+                )
+                marked |= {(table, r["id"]) for r in rows if r["state"] == IN_FLIGHT}
         return marked
 
     async def unclaim(self, messages: Sequence[Claimed]) -> None:

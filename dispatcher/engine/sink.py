@@ -405,7 +405,10 @@ def receipt_in(event: DeliveryReceipt, zone: tzinfo, region: str | None = None) 
         raise InboundRejected(f"receipt without a usable message id: {raw[:MAX_ID_LENGTH]!r}")
     readings = receipt_id_readings(raw)
     state = RECEIPT_STATES.get(event.state, "unknown") if event.state else "unknown"
-    error = "".join(c for c in event.fields.error if c.isprintable())[:MAX_ERROR_LENGTH]
+    error = event.fields.error
+    if not error.isprintable():  # most are: no walk over their characters
+        error = "".join(c for c in error if c.isprintable())
+    error = error[:MAX_ERROR_LENGTH]
     return ReceiptIn(
         message_id=readings.as_is,
         state=state,

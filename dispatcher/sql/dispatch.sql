@@ -209,45 +209,53 @@ WITH run AS (
 )
 SELECT count(*) FROM queued
 
--- name: lock_subscribers_shared
--- Waits for any leave / 1204 in progress on these numbers (they hold FOR UPDATE) and keeps
--- new ones waiting until this transaction ends. Sorted to lock in one order everywhere.
--- $1: msisdns.
-SELECT msisdn FROM subscribers
-WHERE msisdn = ANY($1::text[])
-ORDER BY msisdn
-FOR SHARE
-
--- name: hold_stopped_campaigns
--- What marking a campaign delivery adds to mark_in_flight, run just before it in the same
--- transaction: a claimed row whose campaign stopped running since the claim is not sent.
--- Back to the queue when paused (it keeps its cap slot for the resume), suppressed when
--- cancelled or expired (the deliveries_release_cap trigger gives the slot back). The
--- guarded mark then finds it no longer claimed.
--- $1: delivery ids, $2: this node's id, $3: now.
-UPDATE deliveries d
-SET state = CASE WHEN c.state IN ('scheduled', 'paused') THEN 'queued'
-                 ELSE 'suppressed' END::delivery_state,
-    suppressed = CASE
-        WHEN c.state IN ('scheduled', 'paused') THEN NULL
-        WHEN c.state = 'expired' THEN 'outside_campaign_window'
-        ELSE 'cancelled' END::suppression_reason,
-    claimed_by = NULL,
-    finished_at = CASE WHEN c.state IN ('scheduled', 'paused') THEN NULL ELSE $3::timestamptz END
-FROM campaigns c
-WHERE d.id = ANY($1::bigint[]) AND d.state::text = 'claimed'
-  AND d.claimed_by IS NOT DISTINCT FROM $2::text
-  AND c.id = d.campaign_id AND c.state <> 'running'
-
 -- name: mark_in_flight
 -- for: deliveries, service_messages
--- Guarded: a row suppressed since its claim (a leave, a 1204) or held back is not marked,
--- so it is never written to the SMSC. Runs under lock_subscribers_shared.
--- $1: ids, $2: this node's id.
-UPDATE {table} SET state = 'in_flight'
-WHERE id = ANY($1::bigint[]) AND state::text = 'claimed'
-  AND claimed_by IS NOT DISTINCT FROM $2::text
-RETURNING id
+-- Marks a chunk's claimed messages of one table in flight, in one statement (issue 16: it
+-- was BEGIN, three statements and COMMIT per chunk), guarded: a row suppressed since its
+-- claim (a leave, a 1204) or held back is not marked, so it is never written to the SMSC.
+-- First (a one-time filter above the update: before any row of {table} is touched) it
+-- shares the subscribers' row locks, in one order everywhere: a leave or 1204 that is
+-- committing (it holds FOR UPDATE) finishes first, and one that starts waits until this
+-- statement's transaction ends. The update then finds the suppression such a leave
+-- committed even though the statement's snapshot is older: a row updated by a transaction
+-- that committed after the snapshot is re-read and its guard re-checked before it is
+-- changed (READ COMMITTED's recheck), so a suppressed row fails `state = 'claimed'`.
+-- A campaign delivery whose campaign stopped running since the claim is held back in the
+-- same update: back to the queue when scheduled or paused (it keeps its cap slot for the
+-- resume), suppressed when cancelled or expired (the deliveries_release_cap trigger gives
+-- the slot back). Service messages are never held (their campaign_id is a survey's).
+-- Returns every row it changed with its new state; those in_flight are to be sent.
+-- $1: ids, $2: this node's id, $3: the chunk's msisdns, sorted, $4: now, $5: each
+-- delivery's campaign (NULL for a service message).
+WITH locked AS MATERIALIZED (
+    SELECT msisdn FROM subscribers
+    WHERE msisdn = ANY($3::text[])
+    ORDER BY msisdn
+    FOR SHARE
+)
+UPDATE {table} m
+SET state = CASE
+        WHEN x.campaign = 'running' THEN 'in_flight'
+        WHEN x.campaign IN ('scheduled', 'paused') THEN 'queued'
+        ELSE 'suppressed' END::delivery_state,
+    suppressed = CASE
+        WHEN x.campaign IN ('running', 'scheduled', 'paused') THEN NULL
+        WHEN x.campaign = 'expired' THEN 'outside_campaign_window'
+        ELSE 'cancelled' END::suppression_reason,
+    claimed_by = CASE WHEN x.campaign = 'running' THEN m.claimed_by END,
+    finished_at = CASE WHEN x.campaign IN ('running', 'scheduled', 'paused') THEN NULL
+                       ELSE $4::timestamptz END
+FROM (
+    SELECT u.id, u.campaign_id, coalesce(c.state::text, 'running') AS campaign
+    FROM unnest($1::bigint[], $5::bigint[]) AS u (id, campaign_id)
+    LEFT JOIN campaigns c ON c.id = u.campaign_id
+) x
+WHERE m.id = ANY($1::bigint[]) AND m.id = x.id AND m.state::text = 'claimed'
+  AND m.claimed_by IS NOT DISTINCT FROM $2::text
+  AND ('{table}' <> 'deliveries' OR m.campaign_id = x.campaign_id)
+  AND (SELECT count(*) FROM locked) >= 0
+RETURNING m.id, m.state::text AS state
 
 -- name: unclaim
 -- for: deliveries, service_messages

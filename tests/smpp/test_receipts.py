@@ -18,6 +18,7 @@ from smpp.receipts import (
     format_receipt_text,
     normalise_message_id,
     parse_receipt_date,
+    parse_receipt_fields,
     parse_receipt_text,
     receipt_fields,
     receipt_id_readings,
@@ -37,6 +38,24 @@ def test_standard_text_form() -> None:
     assert fields["submit_date"] == "2601011200" and fields["done_date"] == "2601011201"
     assert fields["stat"] == "DELIVRD" and fields["err"] == "000"
     assert fields["text"] == "Hello: world"
+
+
+_VALUE = st.text(st.sampled_from("0aZ:_ \t\n\u00a0xid"), max_size=8)
+
+
+@given(st.lists(_VALUE, min_size=8, max_size=8), st.booleans())
+def test_appendix_b_shortcut_reads_what_the_general_parse_reads(
+    values: list[str], canonical: bool
+) -> None:
+    """The one-match reading of appendix B's layout (issue 16: the receipt's text parse was
+    the engine's costliest step a message) gives the fields the key-by-key parse gives, for
+    any values, whitespace and colons in them included, and any text at all."""
+    text = (
+        "id:{} sub:{} dlvrd:{} submit date:{} done date:{} stat:{} err:{} text:{}".format(*values)
+        if canonical
+        else "".join(values)
+    )
+    assert parse_receipt_text(text) == parse_receipt_fields(text)
 
 
 @pytest.mark.parametrize(
