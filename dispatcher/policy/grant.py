@@ -51,7 +51,7 @@ def pacing_burst(account_burst: int, grant: float, rate: float) -> int:
     loop's next turn): with 1, every late wake-up is lost (6-20 % of the rate). The other half
     is left for the way to the SMSC: submits written apart can reach it closer together (a
     busy SMSC or host reads them in clumps), and the SMSC holds the account to the grant plus
-    its burst. If the replicas used the whole burst, the smallest clump would be throttled,
+    its burst. If the replicas used the whole burst, any bunching at all could be throttled,
     and a throttle halves a bind's rate for seconds; with half, the submits of a sliver of
     ``account_burst / (2 * grant)`` seconds (25 ms at the default twentieth) may bunch up."""
     if grant <= 0 or rate <= 0:
