@@ -65,9 +65,11 @@ class Replica:
                 stderr=subprocess.STDOUT,
             )
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
+        """SIGKILL, reaped off the loop: the simulator runs on this loop, and a loop blocked
+        in wait() read the other replicas' submits of that moment in one clump (throttled)."""
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        await asyncio.to_thread(self.proc.wait, 10)
 
     async def stop(self) -> None:
         if self.proc.poll() is None:
@@ -147,7 +149,8 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace, shared: bo
         env = {"SMARTD_SMPP_TPS": str(grant / REPLICAS)}
     loop = asyncio.get_running_loop()
     watch = asyncio.create_task(_watch(url)) if args.verbose else None
-    replicas = [Replica(url, port, data_dir, env) for _ in range(REPLICAS)]
+    # started off the loop too (fork and exec): the simulator must not stall while they start
+    replicas = [await asyncio.to_thread(Replica, url, port, data_dir, env) for _ in range(REPLICAS)]
     try:
         for r in replicas:
             await wait_ready(r.http, "/readyz")
@@ -155,10 +158,10 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace, shared: bo
         await asyncio.sleep(2 * args.interval + 1)
         start = int(loop.time()) + 1  # the first whole second
         await asyncio.sleep(start + phase - loop.time())
-        replicas[1].kill()
+        await replicas[1].kill()
         killed = int(loop.time()) + 1
         await asyncio.sleep(killed + phase - loop.time())
-        replicas.append(Replica(url, port, data_dir, env))
+        replicas.append(await asyncio.to_thread(Replica, url, port, data_dir, env))
         joined = int(loop.time()) + 1
         await asyncio.sleep(joined + phase - loop.time())
         end = int(loop.time())
@@ -170,6 +173,7 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace, shared: bo
     seconds = range(start, end)
     if args.verbose:
         print("accepted per second:", [sim.accepted_by_second.get(s, 0) for s in seconds])
+        print("throttled per second:", [sim.throttled_by_second.get(s, 0) for s in seconds])
     return Figures(
         mode="shared" if shared else "by hand",
         seconds=end - start,

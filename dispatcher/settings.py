@@ -253,9 +253,11 @@ class Settings:
         None,
         _optional_int_between(1, 10**6),
         "an integer 1-1000000",
-        "submits the account's replicas may send back to back beyond the grant, altogether "
-        "(each replica gets the part its share gives, at least 1); unset: a twentieth of "
-        "SMARTD_SMPP_ACCOUNT_TPS. The SMSC must tolerate the grant plus this in a second",
+        "submits beyond the grant the SMSC tolerates from the account in a second: each "
+        "replica paces with half the part its share gives (at least 1) to catch up late "
+        "wake-ups, the other half is left for submits that reach the SMSC closer together "
+        "than they were written; unset: a twentieth of SMARTD_SMPP_ACCOUNT_TPS (without it, "
+        "this bind's: a twentieth of SMARTD_SMPP_TPS)",
     )
     smpp_share_interval: float = _setting(
         1.0,
@@ -466,7 +468,8 @@ class Settings:
 
     @property
     def smpp_account_burst_size(self) -> int:
-        """The account's burst (SMARTD_SMPP_ACCOUNT_BURST, or a twentieth of its grant)."""
+        """The account's burst (SMARTD_SMPP_ACCOUNT_BURST, or a twentieth of its grant; without
+        SMARTD_SMPP_ACCOUNT_TPS, of this bind's SMARTD_SMPP_TPS)."""
         if self.smpp_account_burst is not None:
             return self.smpp_account_burst
         return max(1, int((self.smpp_account_tps or self.smpp_tps) / 20))

@@ -228,6 +228,11 @@ class Session:
         """The submits/s this session is configured for now (None: unlimited)."""
         return self._bucket.configured_rate
 
+    @property
+    def burst(self) -> int:
+        """Submits this session may write back to back beyond its rate (after a pause)."""
+        return self._bucket.burst
+
     def set_tps(self, rate: float, burst: int | None = None) -> None:
         """Change the submits/s limit (and the burst: None keeps it) at run time: this
         replica's share of the account's grant changed (0: send nothing until a share comes).

@@ -197,18 +197,31 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until ``stop``: the same claim and send as :meth:`run_once`, with the next
-        batch claimed while the current one is sent; idle passes wait for :meth:`wake` or a
-        poll."""
+        batch claimed while the current one is sent, and started as soon as the window has
+        room: its first chunks are marked and waiting for the pacer while the last chunks of
+        the batch before are still being written and recorded (the pipe to the SMSC never
+        drains between batches). Idle passes wait for :meth:`wake` or a poll."""
         ahead: asyncio.Task[Claim[Claimed]] | None = None
+        tail: asyncio.Future[Any] | None = None  # the last batch's chunks, still on their way
         while not stop.is_set():
             try:
+                if not self.holds_node:  # its rows are this node's: done before it is renewed
+                    await _finish(tail)
+                    tail = None
                 await self.ensure_node()
                 claim = await (ahead or asyncio.ensure_future(self.claim_once()))
                 ahead = None
                 done = claim.rows
                 if claim.claimed:
                     ahead = asyncio.ensure_future(self.claim_once())
-                    done -= await self.send(claim.claimed)
+                    held, sending = await self._start_sending(claim.claimed)
+                    done -= held
+                    # (mostly done by now: this batch's chunks took the slots the last one freed)
+                    previous, tail = tail, sending
+                    await _finish(previous)
+                else:
+                    await _finish(tail)
+                    tail = None
             except Exception as exc:  # the loop must outlive any one pass
                 # Rows this pass held may be stuck claimed or in flight under this node id:
                 # retire it, so the next pass takes a new one and recovers the old like a
@@ -219,6 +232,8 @@ class Dispatcher:
                 )
                 await _drop(ahead)
                 ahead = None
+                await _settle(tail)  # chunks on their way end (recorded if they can be)
+                tail = None
                 await self.close()
                 done = 0
             if done:
@@ -228,6 +243,7 @@ class Dispatcher:
                 async with asyncio.timeout(self.config.poll_interval):
                     await _first(stop.wait(), self._wake.wait())
         await _drop(ahead)
+        await _settle(tail)
 
     # -- one pass -----------------------------------------------------------------------
 
@@ -304,6 +320,13 @@ class Dispatcher:
         flight than the window, so a crash leaves at most one window of unknowns. Messages
         bound to the send window whose parts cannot all be written before it closes go back
         to the queue unstarted. Returns how many went back so."""
+        held, sending = await self._start_sending(messages)
+        await sending
+        return held
+
+    async def _start_sending(self, messages: Sequence[Claimed]) -> tuple[int, asyncio.Future[Any]]:
+        """Start :meth:`send`: returns once every chunk has its window slots and is on its
+        way, with how many messages went back to the queue and the chunks' completion."""
         encoded = [self._encode(m) for m in messages]
         sending, encoded = await self._fit(messages, encoded)
         tasks = []
@@ -311,8 +334,7 @@ class Dispatcher:
             for _ in range(need):
                 await self._slots.acquire()
             tasks.append(asyncio.create_task(self._send_chunk(chunk, parts, need)))
-        await asyncio.gather(*tasks)
-        return len(messages) - len(sending)
+        return len(messages) - len(sending), asyncio.gather(*tasks)
 
     async def _fit(
         self, messages: Sequence[Claimed], encoded: Sequence[Encoded]
@@ -559,6 +581,19 @@ async def _drop(task: asyncio.Task[Claim[Claimed]] | None) -> None:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+async def _finish(sending: asyncio.Future[Any] | None) -> None:
+    """Wait for a batch's chunks to end; their first error is raised."""
+    if sending is not None:
+        await sending
+
+
+async def _settle(sending: asyncio.Future[Any] | None) -> None:
+    """Wait for a batch's chunks to end after a failed pass; their errors were the pass's."""
+    if sending is not None:
+        with contextlib.suppress(Exception):
+            await sending
 
 
 async def _first(*aws: Awaitable[Any]) -> None:
