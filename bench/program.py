@@ -6,7 +6,9 @@
     statement as it was before migration 0023 (a notice row per member as well), and a naive
     per-member executemany on a sample, scaled — where the time goes (EXPLAIN ANALYZE of both,
     rolled back), and the deferred cost: the engine queueing the notices from the grant rows.
-    ``--grant-runs`` months are granted (median and spread).
+    ``--grant-runs`` months are granted (median and spread). A third baseline is the
+    statement on the schema as it was before migration 0026 (restored in the rolled-back
+    profile's transaction), and the deferred cost of the sweep's walk 30 days later.
 (b) ``POST /gateway/ussd`` at a fixed arrival rate (default 500 req/s for 10 s) against the
     real service (``smartd serve`` in a child process, same database), a mix of ``*555#``,
     ``*555*1#`` and ``*111*3#``: achieved rate, p50/p99/max latency, errors (goal p99 <= 50 ms).
@@ -114,6 +116,17 @@ SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices)
 """
 
 
+# Baseline: the schema as it was before migration 0026, restored inside the rolled-back
+# profile's transaction — every grant also an entry of bonus_grants_pending, the month's CHECK
+# in numeric arithmetic — and the grant at the server's default work_mem (no grant_memory).
+BEFORE_0026 = (
+    "DROP INDEX bonus_grants_pending",
+    "CREATE INDEX bonus_grants_pending ON bonus_grants (deadline_at) WHERE state = 'pending'",
+    "ALTER TABLE bonus_grants DROP CONSTRAINT bonus_grants_month_check, "
+    "ADD CONSTRAINT bonus_grants_month_check CHECK (extract(day FROM month) = 1)",
+)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench program")
     parser.add_argument("--members", type=int, default=1_000_000)
@@ -191,7 +204,10 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     settings = load_settings(env, database_url=url)
     ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
     # Profiles first (January, rolled back), then the timed runs (December, February, …).
-    plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
+    plan = await _explain(
+        pool, BonusSQL.grant_month, ledger.grant_month_params, (BonusSQL.grant_memory,)
+    )
+    before_0026 = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params, BEFORE_0026)
     before = await _explain(pool, TWO_ROWS_PER_MEMBER, _two_rows_params(ledger))
     naive = await _naive(pool, args.naive_sample, settings.bonus_units)
     times: list[float] = []
@@ -221,8 +237,13 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
         f"min {min(times):.2f}, max {max(times):.2f} (goal <= 10 s)"
     )
     queue_s, queued = await _queue_notices(pool, args.queue_sample)
+    sweep_s, walked, cancelled = await _sweep_month(pool, GRANT_AT + DEADLINE)
     print("  baselines (same run, EXPLAIN ANALYZE, rolled back):")
     print(f"    this statement (grant rows only): {plan['Execution Time'] / 1000:.2f} s")
+    print(
+        "    before migration 0026 (each grant in bonus_grants_pending, numeric month CHECK, "
+        f"default work_mem): {before_0026['Execution Time'] / 1000:.2f} s"
+    )
     print(
         "    before migration 0023 (a grant and a service_messages notice per member): "
         f"{before['Execution Time'] / 1000:.2f} s"
@@ -235,8 +256,16 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
         f"  deferred cost: queue_bonus_notices queued {queued:,} notices in batches of 500 in "
         f"{queue_s:.2f} s ({queue_s / max(queued, 1) * 1e6:.0f} µs a notice, paid at send time)"
     )
+    print(
+        f"  deferred cost: 30 days later the sweep walks the month's grants (cancel_cursor, "
+        f"migration 0026): {walked:,} passed, {cancelled:,} cancelled in {sweep_s:.2f} s "
+        "(rolled back)"
+    )
     print("  where the time goes (EXPLAIN ANALYZE, January, rolled back):")
     for line in _profile(plan):
+        print("    " + line)
+    print("  before migration 0026, the same month:")
+    for line in _profile(before_0026):
         print("    " + line)
     print("  before migration 0023, the same month:")
     for line in _profile(before):
@@ -298,14 +327,41 @@ def _two_rows_params(ledger: BonusLedger) -> Any:
     return params
 
 
-async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of a grant statement for January, rolled back."""
+async def _sweep_month(pool: asyncpg.Pool, at: datetime) -> tuple[float, int, int]:
+    """The sweep's walk of the first timed month's grants (bonus.sql cancel_month_overdue,
+    10,000 a batch as the ledger does) just after their deadline, rolled back: seconds, grants
+    passed, grants cancelled."""
+    walked = cancelled = 0
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            started = time.perf_counter()
+            while True:
+                row = await conn.fetchrow(
+                    BonusSQL.cancel_month_overdue, at + timedelta(minutes=1), 10_000
+                )
+                walked += row["passed"]
+                cancelled += row["cancelled"]
+                if row["passed"] == 0:
+                    break
+            return time.perf_counter() - started, walked, cancelled
+        finally:
+            await tx.rollback()
+
+
+async def _explain(
+    pool: asyncpg.Pool, sql: str, args_of: Any, setup: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of a grant statement for January, after ``setup``, rolled back."""
     month = date(2027, 1, 1)
     args = args_of(month, PROFILE_AT)  # one slice: the whole statement's profile
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
+            for statement in setup:
+                await conn.execute(statement)
             raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
         finally:
             await tx.rollback()

@@ -408,7 +408,7 @@ class BonusLedger:
         total = 0
         while True:
             row = await self._pool.fetchrow(BonusSQL.cancel_month_overdue, now, SWEEP_BATCH)
-            total += row["cancelled"]
+            total += int(row["cancelled"])
             if row["passed"] == 0:
                 return total
 
