@@ -148,6 +148,25 @@ def _cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+# Baseline of the sweep: cancel_overdue as it was before migration 0026 (every pending grant
+# found through bonus_grants_pending, restored as BEFORE_0026 has it), 10,000 a batch.
+CANCEL_BEFORE_0026 = """
+WITH due AS (
+    SELECT id FROM bonus_grants
+    WHERE state = 'pending' AND deadline_at <= $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE bonus_grants g
+    SET state = 'cancelled', closed_at = $1
+    FROM due
+    WHERE g.id = due.id AND g.state = 'pending'
+    RETURNING g.id
+)
+SELECT count(*) FROM done
+"""
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench program")
     parser.add_argument("--members", type=int, default=1_000_000)
@@ -267,6 +286,7 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     )
     queue_s, queued = await _queue_notices(pool, args.queue_sample)
     sweep_s, walked, cancelled = await _sweep_month(pool, GRANT_AT + DEADLINE)
+    old_sweep_s, old_cancelled = await _sweep_before_0026(pool, GRANT_AT + DEADLINE)
     print("  baselines (same run, EXPLAIN ANALYZE, rolled back):")
     print(f"    this statement (grant rows only): {plan['Execution Time'] / 1000:.2f} s")
     print(
@@ -288,7 +308,8 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     print(
         f"  deferred cost: 30 days later the sweep walks the month's grants (cancel_cursor, "
         f"migration 0026): {walked:,} passed, {cancelled:,} cancelled in {sweep_s:.2f} s "
-        "(rolled back)"
+        f"(rolled back); before migration 0026, through bonus_grants_pending: "
+        f"{old_cancelled:,} cancelled in {old_sweep_s:.2f} s"
     )
     print("  where the time goes (EXPLAIN ANALYZE, January, rolled back):")
     for line in _profile(plan):
@@ -354,6 +375,25 @@ def _two_rows_params(ledger: BonusLedger) -> Any:
         )
 
     return params
+
+
+async def _sweep_before_0026(pool: asyncpg.Pool, at: datetime) -> tuple[float, int]:
+    """The same month's cancellations as the sweep made them before migration 0026, through
+    the old bonus_grants_pending (rebuilt first, not timed), rolled back: seconds, grants
+    cancelled."""
+    cancelled = 0
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            for statement in BEFORE_0026[:2]:
+                await conn.execute(statement)
+            started = time.perf_counter()
+            while n := await conn.fetchval(CANCEL_BEFORE_0026, at + timedelta(minutes=1), 10_000):
+                cancelled += n
+            return time.perf_counter() - started, cancelled
+        finally:
+            await tx.rollback()
 
 
 async def _sweep_month(pool: asyncpg.Pool, at: datetime) -> tuple[float, int, int]:
