@@ -434,7 +434,7 @@ async def _explain(
         try:
             for statement in setup:
                 await conn.execute(statement)
-            raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
+            raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT JSON) " + sql, *args)
         finally:
             await tx.rollback()
     # The pool's JSON codec (dispatcher/db.py) already decodes EXPLAIN's json; a plain
@@ -442,6 +442,17 @@ async def _explain(
     decoded = json.loads(raw) if isinstance(raw, str) else raw
     plan: dict[str, Any] = decoded[0]
     return plan
+
+
+def _io(node: dict[str, Any]) -> str:
+    """A node's buffers and WAL (inclusive of its children), from EXPLAIN's BUFFERS and WAL."""
+    return (
+        f"; buffers hit {node.get('Shared Hit Blocks', 0):,}, read "
+        f"{node.get('Shared Read Blocks', 0):,}, dirtied {node.get('Shared Dirtied Blocks', 0):,}"
+        f", written {node.get('Shared Written Blocks', 0):,}, temp written "
+        f"{node.get('Temp Written Blocks', 0):,}; WAL {node.get('WAL Records', 0):,} records, "
+        f"{node.get('WAL FPI', 0):,} full pages, {node.get('WAL Bytes', 0) / 2**20:,.0f} MiB"
+    )
 
 
 def _profile(plan: dict[str, Any]) -> list[str]:
@@ -463,6 +474,7 @@ def _profile(plan: dict[str, Any]) -> list[str]:
         if shown and self_ms >= 50:
             lines.append(
                 f"{'  ' * depth}{name}: {self_ms:,.0f} ms self, rows={node['Actual Rows']:,}"
+                + (_io(node) if node["Node Type"] == "ModifyTable" else "")
             )
         for child in children:
             walk(child, depth + 1)
