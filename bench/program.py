@@ -118,7 +118,7 @@ SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices)
 
 # Baseline: the schema as it was before migration 0026, restored inside the rolled-back
 # profile's transaction — every grant also an entry of bonus_grants_pending, the month's CHECK
-# in numeric arithmetic — and the grant at the server's default work_mem (no grant_memory).
+# in numeric arithmetic.
 BEFORE_0026 = (
     "DROP INDEX bonus_grants_pending",
     "CREATE INDEX bonus_grants_pending ON bonus_grants (deadline_at) WHERE state = 'pending'",
@@ -244,9 +244,7 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     settings = load_settings(env, database_url=url)
     ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
     # Profiles first (January, rolled back), then the timed runs (December, February, …).
-    plan = await _explain(
-        pool, BonusSQL.grant_month, ledger.grant_month_params, (BonusSQL.grant_memory,)
-    )
+    plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
     before_0026 = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params, BEFORE_0026)
     before = await _explain(pool, TWO_ROWS_PER_MEMBER, _two_rows_params(ledger))
     naive = await _naive(pool, args.naive_sample, settings.bonus_units)
@@ -293,8 +291,8 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     print("  baselines (same run, EXPLAIN ANALYZE, rolled back):")
     print(f"    this statement (grant rows only): {plan['Execution Time'] / 1000:.2f} s")
     print(
-        "    before migration 0026 (each grant in bonus_grants_pending, numeric month CHECK, "
-        f"default work_mem): {before_0026['Execution Time'] / 1000:.2f} s"
+        "    before migration 0026 (each grant in bonus_grants_pending, numeric month CHECK): "
+        f"{before_0026['Execution Time'] / 1000:.2f} s"
     )
     print(
         "    before migration 0023 (a grant and a service_messages notice per member): "

@@ -94,7 +94,6 @@ class BonusSQL(SqlFile, domain="bonus"):
     job_done: str
     record_job: str
     record_notice_texts: str
-    grant_memory: str
     grant_month: str
     cancel_overdue: str
     cancel_month_overdue: str
@@ -330,7 +329,6 @@ class BonusLedger:
         slices = len(conns)
 
         async def grant(conn: asyncpg.Connection, k: int) -> GrantSlice:
-            await conn.execute(BonusSQL.grant_memory)
             params = self.grant_month_params(month, now, slices, k)
             return GrantSlice.from_row(await conn.fetchrow(BonusSQL.grant_month, *params))
 

@@ -260,12 +260,6 @@ SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_text
     notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor),
     cancel_cursor = coalesce(j.cancel_cursor, EXCLUDED.cancel_cursor)
 
--- name: grant_memory
--- For the rest of the grant's transaction: room to hash the subscribers and keep the new ids
--- in memory (1M members: ~60 MB; at the default 4 MB the hash join spilled in 16 batches to
--- temporary files and the RETURNING rows too). Once a month, one transaction per slice.
-SELECT set_config('work_mem', '256MB', true)
-
 -- name: grant_month
 -- R3: the month's units for every current member in one set-based statement. Its notice is
 -- a property of the grant row (month_notice, migration 0023), queued by the engine's service
