@@ -6,7 +6,9 @@
     statement as it was before migration 0023 (a notice row per member as well), and a naive
     per-member executemany on a sample, scaled — where the time goes (EXPLAIN ANALYZE of both,
     rolled back), and the deferred cost: the engine queueing the notices from the grant rows.
-    ``--grant-runs`` months are granted (median and spread).
+    ``--grant-runs`` months are granted (median and spread). A third baseline is the
+    statement on the schema as it was before migration 0026 (restored in the rolled-back
+    profile's transaction), and the deferred cost of the sweep's walk 30 days later.
 (b) ``POST /gateway/ussd`` at a fixed arrival rate (default 500 req/s for 10 s) against the
     real service (``smartd serve`` in a child process, same database), a mix of ``*555#``,
     ``*555*1#`` and ``*111*3#``: achieved rate, p50/p99/max latency, errors (goal p99 <= 50 ms).
@@ -114,6 +116,57 @@ SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM notices)
 """
 
 
+# Baseline: the schema as it was before migration 0026, restored inside the rolled-back
+# profile's transaction — every grant also an entry of bonus_grants_pending, the month's CHECK
+# in numeric arithmetic.
+BEFORE_0026 = (
+    "DROP INDEX bonus_grants_pending",
+    "CREATE INDEX bonus_grants_pending ON bonus_grants (deadline_at) WHERE state = 'pending'",
+    "ALTER TABLE bonus_grants DROP CONSTRAINT bonus_grants_month_check, "
+    "ADD CONSTRAINT bonus_grants_month_check CHECK (extract(day FROM month) = 1)",
+)
+
+
+# The server's client backends (the pool's connections, where the grant runs): their CPU
+# time is the grant's cost less the waits for other processes on a shared host.
+BACKENDS = """
+SELECT pid FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND datname = current_database()
+"""
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (gone ones: 0); the
+    server runs on this host (embedded), readable by its user or root."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# Baseline of the sweep: cancel_overdue as it was before migration 0026 (every pending grant
+# found through bonus_grants_pending, restored as BEFORE_0026 has it), 10,000 a batch.
+CANCEL_BEFORE_0026 = """
+WITH due AS (
+    SELECT id FROM bonus_grants
+    WHERE state = 'pending' AND deadline_at <= $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE bonus_grants g
+    SET state = 'cancelled', closed_at = $1
+    FROM due
+    WHERE g.id = due.id AND g.state = 'pending'
+    RETURNING g.id
+)
+SELECT count(*) FROM done
+"""
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench program")
     parser.add_argument("--members", type=int, default=1_000_000)
@@ -192,17 +245,28 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     ledger = BonusLedger(pool, settings, ManualClock(GRANT_AT), LedgerCharging())
     # Profiles first (January, rolled back), then the timed runs (December, February, …).
     plan = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params)
+    before_0026 = await _explain(pool, BonusSQL.grant_month, ledger.grant_month_params, BEFORE_0026)
     before = await _explain(pool, TWO_ROWS_PER_MEMBER, _two_rows_params(ledger))
     naive = await _naive(pool, args.naive_sample, settings.bonus_units)
+    # The rolled-back profiles left a million dead grant rows each, and their dead index
+    # entries: gone before the timed runs, as autovacuum would have them in service.
+    await pool.execute("VACUUM ANALYZE bonus_grants")
     times: list[float] = []
+    cpus: list[float] = []
     granted = 0
     for run in range(args.grant_runs):
         at = _months_later(GRANT_AT, 0 if run == 0 else run + 1)
         wal_before = await pool.fetchval("SELECT pg_current_wal_lsn()")
+        cpu_before = {r["pid"]: _cpu_seconds([r["pid"]]) for r in await pool.fetch(BACKENDS)}
         started = time.perf_counter()
         granted = await ledger.grant_month(at)
         elapsed = time.perf_counter() - started
+        cpu = sum(  # a connection the pool opened for the run counts from its start
+            _cpu_seconds([r["pid"]]) - cpu_before.get(r["pid"], 0.0)
+            for r in await pool.fetch(BACKENDS)
+        )
         times.append(elapsed)
+        cpus.append(cpu)
         wal = await pool.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
         due = await pool.fetchval(
             "SELECT coalesce(sum(notices_upto - notices_cursor), 0)::bigint FROM job_runs "
@@ -214,15 +278,22 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
             f"in {elapsed:.2f} s "
             f"({granted / elapsed:,.0f} members/s; goal <= 10 s); "
             f"{settings.bonus_grant_workers} slice(s), {wal / 2**20:,.0f} MiB of WAL; "
-            f"load {os.getloadavg()[0]:.2f}"
+            f"PostgreSQL backends {cpu:.2f} s CPU; load {os.getloadavg()[0]:.2f}"
         )
     print(
         f"monthly grant, {len(times)} run(s): median {statistics.median(times):.2f} s, "
-        f"min {min(times):.2f}, max {max(times):.2f} (goal <= 10 s)"
+        f"min {min(times):.2f}, max {max(times):.2f} (goal <= 10 s); backend CPU median "
+        f"{statistics.median(cpus):.2f} s"
     )
     queue_s, queued = await _queue_notices(pool, args.queue_sample)
+    sweep_s, walked, cancelled = await _sweep_month(pool, GRANT_AT + DEADLINE)
+    old_sweep_s, old_cancelled = await _sweep_before_0026(pool, GRANT_AT + DEADLINE)
     print("  baselines (same run, EXPLAIN ANALYZE, rolled back):")
     print(f"    this statement (grant rows only): {plan['Execution Time'] / 1000:.2f} s")
+    print(
+        "    before migration 0026 (each grant in bonus_grants_pending, numeric month CHECK): "
+        f"{before_0026['Execution Time'] / 1000:.2f} s"
+    )
     print(
         "    before migration 0023 (a grant and a service_messages notice per member): "
         f"{before['Execution Time'] / 1000:.2f} s"
@@ -235,8 +306,17 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
         f"  deferred cost: queue_bonus_notices queued {queued:,} notices in batches of 500 in "
         f"{queue_s:.2f} s ({queue_s / max(queued, 1) * 1e6:.0f} µs a notice, paid at send time)"
     )
+    print(
+        f"  deferred cost: 30 days later the sweep walks the month's grants (cancel_cursor, "
+        f"migration 0026): {walked:,} passed, {cancelled:,} cancelled in {sweep_s:.2f} s "
+        f"(rolled back); before migration 0026, through bonus_grants_pending: "
+        f"{old_cancelled:,} cancelled in {old_sweep_s:.2f} s"
+    )
     print("  where the time goes (EXPLAIN ANALYZE, January, rolled back):")
     for line in _profile(plan):
+        print("    " + line)
+    print("  before migration 0026, the same month:")
+    for line in _profile(before_0026):
         print("    " + line)
     print("  before migration 0023, the same month:")
     for line in _profile(before):
@@ -298,15 +378,61 @@ def _two_rows_params(ledger: BonusLedger) -> Any:
     return params
 
 
-async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of a grant statement for January, rolled back."""
+async def _sweep_before_0026(pool: asyncpg.Pool, at: datetime) -> tuple[float, int]:
+    """The same month's cancellations as the sweep made them before migration 0026, through
+    the old bonus_grants_pending (rebuilt first, not timed), rolled back: seconds, grants
+    cancelled."""
+    cancelled = 0
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            for statement in BEFORE_0026[:2]:
+                await conn.execute(statement)
+            started = time.perf_counter()
+            while n := await conn.fetchval(CANCEL_BEFORE_0026, at + timedelta(minutes=1), 10_000):
+                cancelled += n
+            return time.perf_counter() - started, cancelled
+        finally:
+            await tx.rollback()
+
+
+async def _sweep_month(pool: asyncpg.Pool, at: datetime) -> tuple[float, int, int]:
+    """The sweep's walk of the first timed month's grants (bonus.sql cancel_month_overdue,
+    10,000 a batch as the ledger does) just after their deadline, rolled back: seconds, grants
+    passed, grants cancelled."""
+    walked = cancelled = 0
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            started = time.perf_counter()
+            while True:
+                row = await conn.fetchrow(
+                    BonusSQL.cancel_month_overdue, at + timedelta(minutes=1), 10_000
+                )
+                walked += row["passed"]
+                cancelled += row["cancelled"]
+                if row["passed"] == 0:
+                    break
+            return time.perf_counter() - started, walked, cancelled
+        finally:
+            await tx.rollback()
+
+
+async def _explain(
+    pool: asyncpg.Pool, sql: str, args_of: Any, setup: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of a grant statement for January, after ``setup``, rolled back."""
     month = date(2027, 1, 1)
     args = args_of(month, PROFILE_AT)  # one slice: the whole statement's profile
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
-            raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
+            for statement in setup:
+                await conn.execute(statement)
+            raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT JSON) " + sql, *args)
         finally:
             await tx.rollback()
     # The pool's JSON codec (dispatcher/db.py) already decodes EXPLAIN's json; a plain
@@ -314,6 +440,17 @@ async def _explain(pool: asyncpg.Pool, sql: str, args_of: Any) -> dict[str, Any]
     decoded = json.loads(raw) if isinstance(raw, str) else raw
     plan: dict[str, Any] = decoded[0]
     return plan
+
+
+def _io(node: dict[str, Any]) -> str:
+    """A node's buffers and WAL (inclusive of its children), from EXPLAIN's BUFFERS and WAL."""
+    return (
+        f"; buffers hit {node.get('Shared Hit Blocks', 0):,}, read "
+        f"{node.get('Shared Read Blocks', 0):,}, dirtied {node.get('Shared Dirtied Blocks', 0):,}"
+        f", written {node.get('Shared Written Blocks', 0):,}, temp written "
+        f"{node.get('Temp Written Blocks', 0):,}; WAL {node.get('WAL Records', 0):,} records, "
+        f"{node.get('WAL FPI', 0):,} full pages, {node.get('WAL Bytes', 0) / 2**20:,.0f} MiB"
+    )
 
 
 def _profile(plan: dict[str, Any]) -> list[str]:
@@ -335,6 +472,7 @@ def _profile(plan: dict[str, Any]) -> list[str]:
         if shown and self_ms >= 50:
             lines.append(
                 f"{'  ' * depth}{name}: {self_ms:,.0f} ms self, rows={node['Actual Rows']:,}"
+                + (_io(node) if node["Node Type"] == "ModifyTable" else "")
             )
         for child in children:
             walk(child, depth + 1)

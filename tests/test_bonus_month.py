@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -303,3 +304,68 @@ async def test_notices_of_a_failed_runs_committed_slice_go_after_the_catch_up(
         ServiceKind.BONUS_NOTICE,
     )
     assert {r["msisdn"]: r["n"] for r in rows} == dict.fromkeys(NUMBERS[:20], 1)
+
+
+async def test_the_sweep_walks_the_months_grants_with_a_cursor_of_its_own(
+    database: Database,
+    ledger: BonusLedger,
+    membership: Membership,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """R4, issue 16 (migration 0026): the monthly job's grants get no entry in
+    bonus_grants_pending; the sweep cancels them past their deadline by walking the month's
+    id range with its own cursor (job_runs.cancel_cursor) — a batch at a time, passing over
+    activated, forfeited and join grants, stopping at the first grant still within its
+    deadline (a later run's) — and a join grant is still cancelled through the index."""
+    from dispatcher.program import bonus
+    from tests.factories import members
+
+    monkeypatch.setattr(bonus, "SWEEP_BATCH", 2)  # several batches, a stop inside one
+    pool = database.pool
+    predicate = await pool.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'bonus_grants_pending'"
+    )
+    assert "NOT month_notice" in predicate
+    await members(database, NUMBERS[:5])
+    assert await ledger.grant_month(DEC_1_0005) == 5
+    first_deadline = await pool.fetchval("SELECT max(deadline_at) FROM bonus_grants")
+    day = timedelta(days=1)
+    assert (await ledger.activate(NUMBERS[0], DEC_1_0005 + day)).grant_id is not None
+    await leave(pool, membership, NUMBERS[1], DEC_1_0005 + day)  # R2: forfeited
+    await join(pool, membership, NUMBERS[5], DEC_1_0005 + day)  # a join grant, in the range
+    await members(database, NUMBERS[6:8])
+    assert await ledger.grant_month(DEC_1_0005 + 2 * day, force=True) == 2
+    second_run = await pool.fetchval(
+        "SELECT min(id) FROM bonus_grants WHERE msisdn = ANY($1)", NUMBERS[6:8]
+    )
+
+    async def cursor() -> int:
+        row = await pool.fetchrow("SELECT * FROM job_runs WHERE period = '2026-12'")
+        assert row["notices_upto"] == second_run + 1
+        return int(row["cancel_cursor"])
+
+    first_pending = await pool.fetchval(
+        "SELECT min(id) FROM bonus_grants WHERE month_notice AND state = 'pending'"
+    )
+    swept = await ledger.sweep(first_deadline - timedelta(minutes=1))
+    assert swept.cancelled == 0 and swept.expired == 1  # NUMBERS[0]'s 7 days ran out
+    assert await cursor() == first_pending - 1  # past the activated and the forfeited one
+    assert (await ledger.sweep(first_deadline + timedelta(minutes=1))).cancelled == 3
+    assert await cursor() == second_run - 1  # waits at the second run's first grant
+    assert (await ledger.sweep(first_deadline + 3 * day)).cancelled == 3  # join + 2nd run
+    assert await cursor() == second_run + 1
+    assert (await ledger.sweep(first_deadline + 4 * day)).cancelled == 0
+    states = await pool.fetch(
+        "SELECT msisdn, state FROM bonus_grants WHERE month = '2026-12-01' ORDER BY msisdn"
+    )
+    assert [r["state"] for r in states] == [
+        "expired",
+        "forfeited",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+    ]

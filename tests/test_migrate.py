@@ -253,3 +253,38 @@ async def test_distributable_keys_migration_keeps_rows(
             )
     finally:
         await conn.close()
+
+
+async def test_grant_cursor_migration_starts_each_months_walk_below_its_first_grant(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """0026: a month granted before it gets its sweep cursor just below the month's first
+    job grant (its pending grants leave bonus_grants_pending, so the walk must cover them);
+    a month whose job granted nothing starts at its end."""
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 26:
+            (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), "utf-8")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrate(conn, tmp_path)
+        ids = await conn.fetch(
+            "INSERT INTO bonus_grants (msisdn, month, units, granted_at, deadline_at, "
+            "  month_notice) "
+            "SELECT n, '2026-12-01', 500, '2026-11-30 19:05+00', '2026-12-30 19:05+00', n <> 'a' "
+            "FROM unnest(ARRAY['a', 'b', 'c']) AS n RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO job_runs (job, period, started_at, finished_at, notices_cursor, "
+            "  notices_upto) VALUES "
+            "('bonus_grant_month', '2026-12', now(), now(), $1, $1), "
+            "('bonus_grant_month', '2027-01', now(), now(), NULL, 7)",
+            ids[-1]["id"],
+        )
+        assert (await migrate(conn))[0] == "0026_grant_cursor.sql"
+        cursors = await conn.fetch("SELECT period, cancel_cursor FROM job_runs ORDER BY 1")
+        assert [(r["period"], r["cancel_cursor"]) for r in cursors] == [
+            ("2026-12", ids[1]["id"] - 1),
+            ("2027-01", 7),
+        ]
+    finally:
+        await conn.close()

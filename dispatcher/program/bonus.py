@@ -95,6 +95,7 @@ class BonusSQL(SqlFile, domain="bonus"):
     record_notice_texts: str
     grant_month: str
     cancel_overdue: str
+    cancel_month_overdue: str
     expire_active: str
 
 
@@ -338,12 +339,15 @@ class BonusLedger:
         completes it (the anti-join skips what committed slices granted)."""
         slices = len(conns)
 
+        async def grant(conn: asyncpg.Connection, k: int) -> GrantSlice:
+            params = self.grant_month_params(month, now, slices, k)
+            return GrantSlice.from_row(await conn.fetchrow(BonusSQL.grant_month, *params))
+
         async def one(k: int) -> GrantSlice:
-            conn, params = conns[k], self.grant_month_params(month, now, slices, k)
             if k == 0:
-                return GrantSlice.from_row(await conn.fetchrow(BonusSQL.grant_month, *params))
-            async with conn.transaction():
-                return GrantSlice.from_row(await conn.fetchrow(BonusSQL.grant_month, *params))
+                return await grant(conns[0], 0)
+            async with conns[k].transaction():
+                return await grant(conns[k], k)
 
         return list(await asyncio.gather(*(one(k) for k in range(slices))))
 
@@ -389,9 +393,11 @@ class BonusLedger:
         """R4: cancel pending grants past their deadline, expire active ones past 7 days.
 
         Guarded batch updates (``WHERE state = ...``, SKIP LOCKED), repeated until a batch
-        comes back short; safe to run on every replica at once.
+        comes back short; safe to run on every replica at once. The monthly job's grants are
+        not in the pending index (migration 0026): a cursor per month walks them.
         """
         cancelled = await self._drain(BonusSQL.cancel_overdue, now)
+        cancelled += await self._walk_month_grants(now)
         expired = await self._drain(BonusSQL.expire_active, now)
         if cancelled or expired:
             log.info("bonus sweep", cancelled=cancelled, expired=expired)
@@ -403,6 +409,16 @@ class BonusLedger:
             done: int = await self._pool.fetchval(query, now, SWEEP_BATCH)
             total += done
             if done < SWEEP_BATCH:
+                return total
+
+    async def _walk_month_grants(self, now: datetime) -> int:
+        """``cancel_month_overdue`` until no cursor moves (every month's walk is at its end
+        or at a grant still in its deadline): how many it cancelled."""
+        total = 0
+        while True:
+            row = await self._pool.fetchrow(BonusSQL.cancel_month_overdue, now, SWEEP_BATCH)
+            total += int(row["cancelled"])
+            if row["passed"] == 0:
                 return total
 
     async def run_charging_once(self, now: datetime) -> ChargingRun:

@@ -237,28 +237,33 @@ SELECT finished_at FROM job_runs WHERE job = $1 AND period = $2 AND finished_at 
 -- the run), $6, $7: the lowest and highest grant id the run made (NULL for another job, or a
 -- run that granted nothing): the range of the month's notices (migration 0023: the cursor,
 -- set by record_notice_texts already, starts before the month's first grant; a later run
--- only raises the end).
+-- only raises the end), which is also the range the sweep's cancel_cursor walks (0026).
 INSERT INTO job_runs AS j (job, period, started_at, finished_at, result, notices_cursor,
-                           notices_upto)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::bigint - 1, $7::bigint)
+                           notices_upto, cancel_cursor)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::bigint - 1, $7::bigint, $6::bigint - 1)
 ON CONFLICT (job, period) DO UPDATE
 SET finished_at = EXCLUDED.finished_at, result = EXCLUDED.result,
     notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor),
-    notices_upto = greatest(j.notices_upto, EXCLUDED.notices_upto)
+    notices_upto = greatest(j.notices_upto, EXCLUDED.notices_upto),
+    cancel_cursor = coalesce(j.cancel_cursor, EXCLUDED.cancel_cursor)
 
 -- name: record_notice_texts
 -- The texts of the monthly grant's notices (migration 0023), merged into the month's
 -- job_runs row before the grants: "in_window", "default" and, under the run's deadline key
 -- (epoch seconds of deadline_at), the variants. Committed on its own, before the grants;
--- the month's first call also starts its notice cursor at the highest grant id so far, so
+-- the month's first call also starts its notice cursor (and the sweep's cancel_cursor,
+-- migration 0026) at the highest grant id so far, so
 -- every grant of the month's runs is after it — also those of a run whose record failed
 -- after some slices committed (the catch-up run's record then covers them).
 -- $1: job name, $2: period, $3: started_at, $4: the texts (an object).
-INSERT INTO job_runs AS j (job, period, started_at, notice_texts, notices_cursor)
-VALUES ($1, $2, $3, $4::jsonb, (SELECT coalesce(max(id), 0) FROM bonus_grants))
+INSERT INTO job_runs AS j (job, period, started_at, notice_texts, notices_cursor,
+                           cancel_cursor)
+SELECT $1, $2, $3, $4::jsonb, top.id, top.id
+FROM (SELECT coalesce(max(id), 0) AS id FROM bonus_grants) top
 ON CONFLICT (job, period) DO UPDATE
 SET notice_texts = coalesce(j.notice_texts, '{}'::jsonb) || EXCLUDED.notice_texts,
-    notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor)
+    notices_cursor = coalesce(j.notices_cursor, EXCLUDED.notices_cursor),
+    cancel_cursor = coalesce(j.cancel_cursor, EXCLUDED.cancel_cursor)
 
 -- name: grant_month
 -- R3: the month's units for every current member in one set-based statement. Its notice is
@@ -307,11 +312,13 @@ FROM granted
 
 -- name: cancel_overdue
 -- R4: pending grants past their 30-day deadline are cancelled, a batch at a time (short
--- locks; SKIP LOCKED lets a concurrent activation or forfeit keep its row).
+-- locks; SKIP LOCKED lets a concurrent activation or forfeit keep its row). The grants of
+-- joins and returns, found by bonus_grants_pending; the monthly job's are walked by
+-- cancel_month_overdue (migration 0026).
 -- $1: now, $2: batch size.
 WITH due AS (
     SELECT id FROM bonus_grants
-    WHERE state = 'pending' AND deadline_at <= $1
+    WHERE state = 'pending' AND NOT month_notice AND deadline_at <= $1
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), done AS (
@@ -322,6 +329,59 @@ WITH due AS (
     RETURNING g.id
 )
 SELECT count(*) FROM done
+
+-- name: cancel_month_overdue
+-- R4 for the monthly job's grants (month_notice; not in bonus_grants_pending, migration
+-- 0026): the next $2 grants of the oldest month whose walk is not done, in id order from its
+-- cancel_cursor up to notices_upto (the month's recorded runs). Pending ones past their
+-- deadline are cancelled; activated, forfeited and cancelled ones, and join grants (the
+-- index finds those), are passed over; the walk stops at the first of the job's grants
+-- still pending within its deadline: a month's runs were granted in id order, so every
+-- later one is within its deadline too. One walker per month (its job_runs row FOR UPDATE
+-- SKIP LOCKED); a grant locked by an activation or forfeit is waited for, then its state
+-- re-read (the guarded update), so none is passed over while it could still be pending.
+-- $1: now, $2: batch size. Returns how many grants the cursor passed and how many it
+-- cancelled (the caller repeats while a batch comes back full).
+WITH run AS (
+    SELECT j.job, j.period, j.cancel_cursor, j.notices_upto
+    FROM job_runs j
+    WHERE j.job = 'bonus_grant_month'
+      AND j.finished_at IS NOT NULL
+      AND j.cancel_cursor < j.notices_upto
+    ORDER BY j.period
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), batch AS (
+    SELECT g.id, g.msisdn, g.state, g.month_notice, g.deadline_at
+    FROM run
+    CROSS JOIN LATERAL (
+        SELECT id, msisdn, state, month_notice, deadline_at FROM bonus_grants g
+        WHERE g.id > run.cancel_cursor AND g.id <= run.notices_upto
+        ORDER BY g.id
+        LIMIT $2
+    ) g
+), stop AS (
+    SELECT min(id) AS id FROM batch
+    WHERE month_notice AND state = 'pending' AND deadline_at > $1
+), passed AS (
+    SELECT b.* FROM batch b, stop WHERE stop.id IS NULL OR b.id < stop.id
+), done AS (
+    UPDATE bonus_grants g
+    SET state = 'cancelled', closed_at = $1
+    FROM passed p
+    WHERE g.id = p.id AND g.msisdn = p.msisdn
+      AND p.month_notice AND p.state = 'pending' AND g.state = 'pending'
+    RETURNING g.id
+), moved AS (
+    -- an empty range (nothing left between the cursor and the end) ends the month's walk
+    UPDATE job_runs j
+    SET cancel_cursor = CASE WHEN EXISTS (SELECT 1 FROM batch)
+                             THEN (SELECT max(id) FROM passed) ELSE run.notices_upto END
+    FROM run
+    WHERE j.job = run.job AND j.period = run.period
+      AND (EXISTS (SELECT 1 FROM passed) OR NOT EXISTS (SELECT 1 FROM batch))
+)
+SELECT (SELECT count(*) FROM passed)::int AS passed, (SELECT count(*) FROM done)::int AS cancelled
 
 -- name: expire_active
 -- R4: active grants past their 7 days expire; a credit still owed for one is given up (the
