@@ -49,6 +49,7 @@ from typing import Any
 import asyncpg
 
 from bench._net import free_port
+from bench._procs import cpu_seconds, server_pids
 from dispatcher.cli_common import run_loop
 from dispatcher.db import create_pool, recreate_database, with_database
 from dispatcher.embedded import EmbeddedPostgres
@@ -228,7 +229,7 @@ async def run_campaign(
             password="pw",
             window=window,
             tps=tps,
-            burst=max(1, int((tps or 0) // 20)),
+            burst=_session_burst(tps),
         )
         ledger = BonusLedger(pool, settings, clock, charging_from_settings(settings))
         engine = build_engine(
@@ -281,30 +282,6 @@ async def run_campaign(
         await pool.close()
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by the processes ``pids`` (gone ones: 0)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _server_pids(postmaster: int) -> list[int]:
-    """The PostgreSQL server's processes: the postmaster and its children."""
-    pids = [postmaster]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                pids.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
-
-
 class CpuMeter:
     """CPU seconds used by the engine (this process), the simulator and PostgreSQL between
     start() and stop(); backends that end in between are missed (the run's pool lives on)."""
@@ -316,11 +293,11 @@ class CpuMeter:
 
     def _now(self) -> dict[str, float]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        server = _server_pids(self._postmaster) if self._postmaster else []
+        server = server_pids(self._postmaster) if self._postmaster else []
         return {
             "engine": usage.ru_utime + usage.ru_stime,
-            "simulator": _cpu_seconds([self._simulator]),
-            "postgres": _cpu_seconds(server),
+            "simulator": cpu_seconds([self._simulator]),
+            "postgres": cpu_seconds(server),
         }
 
     def start(self) -> None:
@@ -563,6 +540,11 @@ async def _explain_history(url: str) -> None:
     print("  " + ", ".join(f"{r['relname']} {r['size']}" for r in rows))
 
 
+def _session_burst(tps: float | None) -> int:
+    """The bench session's pacing bucket: a twentieth of its rate, at least 1."""
+    return max(1, int((tps or 0) // 20))
+
+
 async def _tps_use(admin_url: str, granted: float = 200.0, recipients: int = 4000) -> None:
     port = free_port()
     sim = _simulator(port, "--tps", str(granted))
@@ -576,7 +558,7 @@ async def _tps_use(admin_url: str, granted: float = 200.0, recipients: int = 400
     rate = result["delivered"] / result["send_seconds"]
     print(
         f"SMSC granting {granted:.0f} TPS (burst {granted / 10:.0f}), session paced at "
-        f"{granted:.0f} (burst 1), {recipients:,} msgs:"
+        f"{granted:.0f} (burst {_session_burst(granted)}), {recipients:,} msgs:"
     )
     print(
         f"  {rate:.1f} submits/s = {100 * rate / granted:.1f} % of the grant (goal 97 %), "

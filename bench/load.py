@@ -48,6 +48,7 @@ import asyncpg
 import psutil
 
 from bench._net import SMPP_PASSWORD, free_port, serve_env
+from bench._procs import cpu_seconds
 from bench._ussd import percentiles_ms, ussd_capacity, ussd_load, wait_ready
 from dispatcher.db import create_pool
 from dispatcher.kernel.states import Role
@@ -248,16 +249,6 @@ async def measure(
     )
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time, so far, of the processes ``pids`` (those gone count 0)."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
 def _service_pids(data_dir: Path, pg_root: Path) -> tuple[list[int], list[int]]:
     """(the ``smartd serve`` processes started for ``data_dir``, the processes of the
     embedded PostgreSQL under ``pg_root``: its postmaster and every backend and worker)."""
@@ -332,11 +323,11 @@ async def cost_per_request(
             if conn is not None:
                 await conn.execute("SELECT pg_stat_statements_reset()")
             me = [os.getpid()]
-            before = _cpu_seconds(serve), _cpu_seconds(backends), _cpu_seconds(me)
+            before = cpu_seconds(serve), cpu_seconds(backends), cpu_seconds(me)
             rate, errors = await ussd_capacity(
                 base, token, FIRST_MEMBER, members, workers=workers, requests=requests
             )
-            after = _cpu_seconds(serve), _cpu_seconds(backends), _cpu_seconds(me)
+            after = cpu_seconds(serve), cpu_seconds(backends), cpu_seconds(me)
             if conn is not None:
                 for row in await conn.fetch(STATEMENTS):
                     calls, ms = row["calls"] / requests, row["total_exec_time"] / requests

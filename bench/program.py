@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from bench import _program_ussd as ussd_load
+from bench._procs import cpu_seconds
 from dispatcher.db import create_pool
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.repository import DispatchSQL
@@ -133,19 +134,6 @@ BACKENDS = """
 SELECT pid FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND datname = current_database()
 """
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by the processes ``pids`` (gone ones: 0); the
-    server runs on this host (embedded), readable by its user or root."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # Baseline of the sweep: cancel_overdue as it was before migration 0026 (every pending grant
@@ -257,12 +245,12 @@ async def _bench_grant(pool: asyncpg.Pool, url: str, args: argparse.Namespace) -
     for run in range(args.grant_runs):
         at = _months_later(GRANT_AT, 0 if run == 0 else run + 1)
         wal_before = await pool.fetchval("SELECT pg_current_wal_lsn()")
-        cpu_before = {r["pid"]: _cpu_seconds([r["pid"]]) for r in await pool.fetch(BACKENDS)}
+        cpu_before = {r["pid"]: cpu_seconds([r["pid"]]) for r in await pool.fetch(BACKENDS)}
         started = time.perf_counter()
         granted = await ledger.grant_month(at)
         elapsed = time.perf_counter() - started
         cpu = sum(  # a connection the pool opened for the run counts from its start
-            _cpu_seconds([r["pid"]]) - cpu_before.get(r["pid"], 0.0)
+            cpu_seconds([r["pid"]]) - cpu_before.get(r["pid"], 0.0)
             for r in await pool.fetch(BACKENDS)
         )
         times.append(elapsed)
