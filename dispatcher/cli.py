@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -145,22 +146,44 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"smartd: configuration error: {exc}", file=sys.stderr)
         return 2
 
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
-    log.info("serving", host=settings.http_host, port=settings.http_port)
+    # The handlers come first: a SIGTERM while starting (a database that does not answer,
+    # an orchestrator replacing a replica that has not come up) stops it cleanly too.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    runner = web.AppRunner(create_app(settings), access_log=None)
     try:
-        await stop.wait()
+        if await _unless_stopped(_start_site(runner, settings), stop):
+            log.info("serving", host=settings.http_host, port=settings.http_port)
+            await stop.wait()
         log.info("shutting down")
     finally:
         await runner.cleanup()
     return 0
+
+
+async def _start_site(runner: Any, settings: Settings) -> None:
+    from aiohttp import web
+
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Runs ``work`` unless ``stop`` is set first (then cancels it): whether it finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:

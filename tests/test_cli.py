@@ -115,6 +115,40 @@ def test_serve_answers_health_and_stops_cleanly(database_url: str, sig: signal.S
             proc.kill()
 
 
+def test_serve_stopped_while_starting_exits_cleanly() -> None:
+    """A SIGTERM while `smartd serve` is still starting (here: its database accepts the
+    connection and never answers) stops it with status 0, as a started one would; before,
+    the signal's default action killed it (status -15: a replacement replica told to stop
+    before it came up, tests/reliability/test_kill.py)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher.cli", "serve"],
+            env=_env(
+                SMARTD_DATABASE_URL=f"postgresql://smartd@127.0.0.1:{port}/smartd",
+                SMARTD_HTTP_PORT=str(free_port()),
+                SMARTD_SMPP_PORT=str(free_port()),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            silent.settimeout(60)
+            connection, _ = silent.accept()  # serve is inside its start-up, waiting on it
+            with connection:
+                proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            assert "shutting down" in err
+            assert "serving" not in err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def test_commands_run_on_the_configured_event_loop() -> None:
     """SMARTD_EVENT_LOOP: uvloop (the default) or Python's own loop."""
     import uvloop
