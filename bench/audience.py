@@ -350,11 +350,20 @@ async def report(
     print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench audience")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--profile-rows", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=3, help="uploads of --rows rows")
+    parser.add_argument("--rows", type=_positive, default=1_000_000)
+    parser.add_argument(
+        "--profile-rows", type=_positive, default=200_000, help="rows of the cProfiled upload"
+    )
+    parser.add_argument("--runs", type=_positive, default=3, help="uploads of --rows rows")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-audience-") as tmp:
         os.chmod(tmp, 0o711)  # as root the embedded server runs as its own user
