@@ -136,23 +136,11 @@ WHERE backend_type = 'client backend' AND datname = current_database()
 """
 
 
-# Baseline of the sweep: cancel_overdue as it was before migration 0026 (every pending grant
-# found through bonus_grants_pending, restored as BEFORE_0026 has it), 10,000 a batch.
-CANCEL_BEFORE_0026 = """
-WITH due AS (
-    SELECT id FROM bonus_grants
-    WHERE state = 'pending' AND deadline_at <= $1
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), done AS (
-    UPDATE bonus_grants g
-    SET state = 'cancelled', closed_at = $1
-    FROM due
-    WHERE g.id = due.id AND g.state = 'pending'
-    RETURNING g.id
-)
-SELECT count(*) FROM done
-"""
+# Baseline of the sweep: cancel_overdue as it was before migration 0026 — every pending grant
+# found through bonus_grants_pending (restored as BEFORE_0026 has it), 10,000 a batch: today's
+# statement without the filter 0026 added (derived, so it cannot drift from the statement).
+assert " AND NOT month_notice" in BonusSQL.cancel_overdue, "cancel_overdue lost 0026's filter"
+CANCEL_BEFORE_0026 = BonusSQL.cancel_overdue.replace(" AND NOT month_notice", "")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
