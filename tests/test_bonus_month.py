@@ -306,6 +306,30 @@ async def test_notices_of_a_failed_runs_committed_slice_go_after_the_catch_up(
     assert {r["msisdn"]: r["n"] for r in rows} == dict.fromkeys(NUMBERS[:20], 1)
 
 
+async def test_both_sweep_paths_cancel_at_the_same_second(
+    database: Database, ledger: BonusLedger, membership: Membership
+) -> None:
+    """R4 at its boundary: the monthly job's grants (walked by cancel_cursor, migration 0026)
+    and a join grant (found by bonus_grants_pending) with the same deadline stay pending a
+    second before it and are both cancelled at that very second — the two paths agree."""
+    from tests.factories import members
+
+    pool = database.pool
+    await members(database, NUMBERS[:2])
+    assert await ledger.grant_month(DEC_1_0005) == 2
+    await join(pool, membership, NUMBERS[5], DEC_1_0005)
+    deadlines = await pool.fetch(
+        "SELECT DISTINCT deadline_at, month_notice FROM bonus_grants WHERE state = 'pending'"
+    )
+    assert len({r["deadline_at"] for r in deadlines}) == 1, deadlines
+    assert {r["month_notice"] for r in deadlines} == {True, False}  # both paths in play
+    deadline = deadlines[0]["deadline_at"]
+    assert (await ledger.sweep(deadline - timedelta(seconds=1))).cancelled == 0
+    assert (await ledger.sweep(deadline)).cancelled == 3
+    assert (await ledger.sweep(deadline)).cancelled == 0  # the same sweep twice: nothing more
+    assert await pool.fetchval("SELECT count(*) FROM bonus_grants WHERE state = 'pending'") == 0
+
+
 async def test_the_sweep_walks_the_months_grants_with_a_cursor_of_its_own(
     database: Database,
     ledger: BonusLedger,
