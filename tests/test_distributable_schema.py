@@ -52,6 +52,15 @@ REFERENCE_TABLES = {
 #: Distributed tables not co-located with the subscribers: table → (distribution column, why).
 #: Their keys must contain that column, and none may point at a per-subscriber table.
 DISTRIBUTED_OTHERWISE = {
+    "audience_uploads": (
+        "campaign_id",
+        "one row per audience file uploaded to a campaign, read with the campaign",
+    ),
+    "audience_rejections": (
+        "campaign_id",
+        "a rejected audience row may hold no valid number, so it cannot sit beside a "
+        "subscriber; read per campaign (download) and per campaign and number (why)",
+    ),
     "survey_answers": (
         "survey_id",
         "R11: an answer carries no number, so it cannot sit beside its session; results are "
