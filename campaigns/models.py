@@ -188,3 +188,12 @@ class TransitionRefused(Exception):
         self.action = action
         self.state = state
         self.reason = reason
+
+
+class EditRefused(TransitionRefused):
+    """An edit the campaign refuses: ``code`` ``not_a_draft`` (only a draft can be edited) or
+    ``audience_columns_fixed`` (its audience's rows carry values for its columns)."""
+
+    def __init__(self, campaign_id: int, state: CampaignState, code: str, reason: str) -> None:
+        super().__init__(campaign_id, "edit", state, reason)
+        self.code = code

@@ -25,6 +25,7 @@ from campaigns.models import (
     Campaign,
     CampaignNotFound,
     DeliveryTally,
+    EditRefused,
     Survey,
     SurveyCounts,
     TransitionRefused,
@@ -49,6 +50,10 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     get_campaign: str
     get_survey: str
     list_campaigns: str
+    draft_has_audience: str
+    update_draft: str
+    upsert_survey: str
+    delete_survey: str
     why_refused: str
     start: str
     pause: str
@@ -76,6 +81,25 @@ TRANSITIONS: dict[str, tuple[str, tuple[CampaignState, ...]]] = {
     "resume": (CampaignSQL.resume, (S.PAUSED,)),
     "cancel": (CampaignSQL.cancel, (S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED)),
 }
+
+@dataclass(frozen=True, slots=True)
+class CampaignSearch:
+    """What the list is searched for: ``text`` in the name or the partner, ``name`` in the
+    name, ``partner`` in the partner; any case, each absent (None or blank) matching all."""
+
+    text: str | None = None
+    name: str | None = None
+    partner: str | None = None
+
+
+def _contains(words: str | None) -> str | None:
+    """An ILIKE pattern for "contains ``words``" (LIKE's ``%`` ``_`` ``\\`` taken literally),
+    or None for no condition."""
+    if words is None or not words.strip():
+        return None
+    escaped = words.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
 
 #: Segment → whether it takes current SMART members only (insert_segment's $2).
 _SEGMENT_MEMBERS_ONLY = {"smart_members": True, "active_subscribers": False}
@@ -241,13 +265,78 @@ class CampaignRepository:
         return None if row is None else Survey.from_row(row)
 
     async def page(
-        self, *, before_id: int | None = None, limit: int = 50, state: CampaignState | None = None
+        self,
+        *,
+        before_id: int | None = None,
+        limit: int = 50,
+        state: CampaignState | None = None,
+        search: CampaignSearch | None = None,
     ) -> list[Campaign]:
-        """A page of campaigns, newest first; pass the last id seen as ``before_id``."""
+        """A page of campaigns, newest first; pass the last id seen as ``before_id``.
+        ``search`` keeps those whose name or partner contain its words (any case)."""
+        found = search or CampaignSearch()
         rows = await self._db.fetch(
-            CampaignSQL.list_campaigns, before_id, limit, state.value if state else None
+            CampaignSQL.list_campaigns,
+            before_id,
+            limit,
+            state.value if state else None,
+            _contains(found.text),  # $4 name or partner
+            _contains(found.name),  # $5 name
+            _contains(found.partner),  # $6 partner
         )
         return [Campaign.from_row(row) for row in rows]
+
+    async def update_draft(self, campaign_id: int, spec: CampaignSpec, now: datetime) -> Campaign:
+        """Replace a draft's content with ``spec`` (and its survey) in one transaction.
+
+        Raises :class:`CampaignNotFound`, or :class:`EditRefused` when it is no longer a draft
+        or when ``spec`` changes the columns of an audience already uploaded. The row is held
+        FOR NO KEY UPDATE first, as an upload holds it: an upload or a start waits for the edit
+        (and the edit for them), so the checks below see what was committed before."""
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(CampaignSQL.lock_for_audience, campaign_id)
+            if row is None:
+                raise CampaignNotFound(campaign_id)
+            current = Campaign.from_row(row)
+            if current.state is not CampaignState.DRAFT:
+                raise EditRefused(
+                    campaign_id, current.state, "not_a_draft", "only a draft can be edited"
+                )
+            if spec.variables != current.variables and await conn.fetchval(
+                CampaignSQL.draft_has_audience, campaign_id
+            ):
+                raise EditRefused(
+                    campaign_id,
+                    current.state,
+                    "audience_columns_fixed",
+                    "its audience was uploaded with the columns "
+                    f"{', '.join(current.variables) or '(none)'}, which cannot change now",
+                )
+            row = await conn.fetchrow(
+                CampaignSQL.update_draft,
+                campaign_id,
+                spec.name,
+                spec.partner,
+                spec.kind.value,
+                spec.scope.value,
+                spec.texts,
+                spec.variables,
+                spec.priority,
+                spec.start_at,
+                spec.end_at,
+                now,
+            )
+            if spec.survey is None:
+                await conn.execute(CampaignSQL.delete_survey, campaign_id)
+            else:
+                await conn.execute(
+                    CampaignSQL.upsert_survey,
+                    campaign_id,
+                    spec.survey.questions,
+                    spec.survey.thanks,
+                    spec.survey.timeout,
+                )
+        return Campaign.from_row(row)
 
     async def transition(self, campaign_id: int, action: str, now: datetime) -> Campaign:
         """Apply ``action`` (start, pause, resume, cancel) with one guarded UPDATE.

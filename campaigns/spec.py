@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from campaigns.templates import VARIABLE_NAME, check_text, numbered
+from campaigns.templates import VARIABLE_NAME, check_text, first_message, question_message
 from dispatcher.kernel.states import CampaignScope, ContactKind, Language
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 
@@ -301,19 +301,15 @@ def _survey_texts(
     if intro and set(intro) != set(first["texts"]):
         errors["texts"] = "the survey introduction must have the survey's languages"
         return {}
-    return {
-        lang: (intro[lang].rstrip() + "\n" if lang in intro else "")
-        + numbered(question, [option[lang] for option in first["options"]])
-        for lang, question in first["texts"].items()
-    }
+    return {lang: first_message(intro.get(lang), first, lang) for lang in first["texts"]}
 
 
 def _check_follow_ups(survey: SurveySpec, max_segments: int, errors: dict[str, Any]) -> None:
     """Questions 2.. and the thank-you must encode too, and use no audience variables."""
     problems: dict[str, Any] = {}
     for number, question in enumerate(survey.questions[1:], 2):
-        for lang, text in question["texts"].items():
-            message = numbered(text, [option[lang] for option in question["options"]])
+        for lang in question["texts"]:
+            message = question_message(question, lang)
             if problem := check_text(message, frozenset(), max_segments):
                 problems[f"question {number}"] = {lang: problem}
     for lang, text in survey.thanks.items():

@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from campaigns.languages import pick_language
 from smpp.text import ConcatMode, Encoding, count_segments, max_parts
@@ -221,3 +222,27 @@ def numbered(question: str, options: list[str]) -> str:
     lines = [question.rstrip()]
     lines.extend(f"{number}. {option.strip()}" for number, option in enumerate(options, 1))
     return "\n".join(lines)
+
+
+def question_message(question: Mapping[str, Any], language: str) -> str:
+    """Survey question ``{"texts": {lang: q}, "options": [{lang: o}]}`` as sent in
+    ``language``: the one composition of a question, used for the first message (with the
+    intro: :func:`first_message`), by the survey runtime for the follow-ups, and by the
+    create preview."""
+    return numbered(question["texts"][language], [o[language] for o in question["options"]])
+
+
+def first_message(intro: str | None, question: Mapping[str, Any], language: str) -> str:
+    """A survey's campaign message in ``language``: the intro (if any) on its own line(s),
+    then question 1 numbered. Stored as the campaign's text at creation and sent as is."""
+    head = intro.rstrip() + "\n" if intro else ""
+    return head + question_message(question, language)
+
+
+def intro_of(message: str, question: Mapping[str, Any], language: str) -> str | None:
+    """The intro that :func:`first_message` put before question 1 (None when there is
+    none, or when ``message`` is not such a composition)."""
+    tail = question_message(question, language)
+    if message == tail or not message.endswith("\n" + tail):
+        return None
+    return message[: -len(tail) - 1] or None

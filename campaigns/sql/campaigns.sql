@@ -27,12 +27,48 @@ SELECT * FROM surveys WHERE campaign_id = $1
 
 -- name: list_campaigns
 -- Keyset paging, newest first. $1 show ids below this (NULL: from the newest), $2 page size,
--- $3 state filter (NULL: all).
+-- $3 state filter (NULL: all), $4 a LIKE pattern (metacharacters escaped by the caller) that
+-- the name or the partner contains, $5 one the name contains, $6 one the partner contains
+-- (NULL: any). ILIKE folds case by the database's LC_CTYPE (C.UTF-8 or a UTF-8 locale fold
+-- Cyrillic and Kazakh letters too). No index serves a substring: the campaigns table is
+-- small (thousands of rows), and the id order still bounds the page.
 SELECT * FROM campaigns
 WHERE ($1::bigint IS NULL OR id < $1)
   AND ($3::campaign_state IS NULL OR state = $3)
+  AND ($4::text IS NULL OR name ILIKE $4 OR partner ILIKE $4)
+  AND ($5::text IS NULL OR name ILIKE $5)
+  AND ($6::text IS NULL OR partner ILIKE $6)
 ORDER BY id DESC
 LIMIT $2
+
+-- name: draft_has_audience
+-- Editing a draft, with its row locked (lock_for_audience): whether deliveries exist (their
+-- variables are keyed by the campaign's columns, which then cannot change). $1 campaign id.
+SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
+
+-- name: update_draft
+-- A draft's content replaced (an edit); guarded: only while it is a draft. Neither state
+-- nor audience changes. $1 campaign id, $2 name, $3 partner, $4 kind, $5 scope, $6 texts,
+-- $7 variables, $8 priority, $9 start_at, $10 end_at, $11 now.
+UPDATE campaigns
+SET name = $2, partner = $3, kind = $4, scope = $5, texts = $6::jsonb, variables = $7,
+    priority = $8, start_at = $9, end_at = $10, updated_at = $11
+WHERE id = $1 AND state = 'draft'
+RETURNING *
+
+-- name: upsert_survey
+-- A draft survey's questions, thanks and timeout, replaced (or first set, when an edit makes
+-- the draft a survey). A draft has no sessions yet. $1 campaign id, $2 questions, $3 thanks,
+-- $4 timeout.
+INSERT INTO surveys (campaign_id, questions, thanks, timeout)
+VALUES ($1, $2::jsonb, $3::jsonb, $4)
+ON CONFLICT (campaign_id) DO UPDATE
+SET questions = excluded.questions, thanks = excluded.thanks, timeout = excluded.timeout
+
+-- name: delete_survey
+-- An edit made a draft survey an info campaign: its survey goes (a draft has no sessions,
+-- so nothing references it). $1 campaign id.
+DELETE FROM surveys WHERE campaign_id = $1
 
 -- name: why_refused
 -- After a guarded update matched nothing: the campaign's state and what a start needs.

@@ -44,7 +44,7 @@ from typing import Any
 import asyncpg
 
 from campaigns.languages import pick_language
-from campaigns.templates import numbered, render
+from campaigns.templates import question_message, render
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import ServiceKind, SurveySessionState
 from dispatcher.program.mo import IGNORED, SURVEY_ANSWER, WAITING, MoRepository
@@ -111,10 +111,7 @@ class _Session:
 
     def question(self, number: int) -> str:
         """Question ``number`` as sent: its text and numbered options."""
-        q = self.questions[number - 1]
-        return render(
-            numbered(q["texts"][self.language], [o[self.language] for o in q["options"]]), {}
-        )
+        return render(question_message(self.questions[number - 1], self.language), {})
 
 
 @dataclass(frozen=True, slots=True)

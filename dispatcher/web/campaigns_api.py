@@ -16,7 +16,8 @@ from aiohttp import BodyPartReader, web
 from campaigns.audience import upload_audience
 from campaigns.csvstream import InputRefused, TooLarge
 from campaigns.disclosure import sees_exact_counts
-from campaigns.models import SEGMENTS, Campaign, CampaignNotFound, TransitionRefused
+from campaigns.editing import duplicate, edit_draft
+from campaigns.models import SEGMENTS, Campaign, CampaignNotFound, EditRefused, TransitionRefused
 from campaigns.reports import (
     campaign_report,
     campaign_view,
@@ -24,10 +25,11 @@ from campaigns.reports import (
     results_csv,
     survey_report,
 )
-from campaigns.repository import CampaignRepository
+from campaigns.repository import CampaignRepository, CampaignSearch
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.kernel.states import CampaignState, Role
+from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.kernel.values import BIGINT_MAX
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_value
@@ -49,6 +51,8 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(BASE, list_campaigns)
     router.add_post(BASE + "/preview", preview_texts)
     router.add_get(ITEM, get_campaign)
+    router.add_patch(ITEM, edit_campaign)
+    router.add_post(ITEM + "/duplicate", duplicate_campaign)
     router.add_get(ITEM + "/results.csv", survey_results_csv)
     router.add_post(ITEM + "/audience", add_audience)
     for action in ACTIONS:
@@ -77,6 +81,13 @@ def _domain_errors() -> Iterator[None]:
         yield
     except CampaignNotFound as exc:
         raise ApiError(404, "not_found", f"no campaign {exc.args[0]}") from None
+    except EditRefused as exc:
+        message = f"campaign {exc.campaign_id} is {exc.state}: {exc.reason}"
+        if exc.code == "not_a_draft":
+            message += f"; POST {BASE}/{exc.campaign_id}/duplicate makes an editable copy"
+        raise ApiError(409, exc.code, message, {"state": exc.state.value}) from None
+    except SpecError as exc:
+        raise ApiError(400, "invalid_campaign", "the campaign is invalid", exc.details) from None
     except TransitionRefused as exc:
         details = {"state": exc.state.value, "action": exc.action, "reason": exc.reason}
         raise ApiError(409, "invalid_transition", str(exc), details) from None
@@ -100,12 +111,66 @@ async def create_campaign(request: web.Request) -> web.Response:
     except SpecError as exc:
         raise ApiError(400, "invalid_campaign", "the campaign is invalid", exc.details) from None
     campaign = await _repository(request).create(spec, request[CALLER].name, now)
-    return web.json_response(campaign_view(campaign), status=201)
+    return web.json_response(_with_warnings(request, campaign), status=201)
+
+
+@requires(Role.MARKETER)
+async def edit_campaign(request: web.Request) -> web.Response:
+    """PATCH a draft: the fields named (as in create) replace its own, validated as create
+    validates → the campaign and its schedule warnings; 409 unless it is a draft."""
+    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    body = await _json_body(request)
+    with _domain_errors():
+        campaign = await edit_draft(
+            _repository(request),
+            _campaign_id(request),
+            body,
+            now,
+            settings.campaign_max_segments,
+            settings.required_languages,
+        )
+    return web.json_response(_with_warnings(request, campaign))
+
+
+@requires(Role.MARKETER)
+async def duplicate_campaign(request: web.Request) -> web.Response:
+    """Copy any campaign into a new draft (texts and settings; no audience, nothing in the
+    past) → 201 with the copy, ``duplicated_from`` and its schedule warnings."""
+    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    with _domain_errors():
+        campaign = await duplicate(
+            _repository(request),
+            _campaign_id(request),
+            request[CALLER].name,
+            now,
+            settings.campaign_max_segments,
+            settings.required_languages,
+        )
+    body = _with_warnings(request, campaign) | {"duplicated_from": _campaign_id(request)}
+    return web.json_response(body, status=201)
+
+
+def _listed(request: web.Request, campaign: Campaign) -> dict[str, Any]:
+    """The campaign's fields, with its start and end in the program's local time (to the
+    second, with the offset)."""
+    calendar = request.app[SETTINGS].calendar
+    view = campaign_view(campaign)
+    for key, instant in (("start_at_local", campaign.start_at), ("end_at_local", campaign.end_at)):
+        view[key] = None if instant is None else calendar.local(instant).isoformat("T", "seconds")
+    return view
+
+
+def _with_warnings(request: web.Request, campaign: Campaign) -> dict[str, Any]:
+    """:func:`_listed` and ``warnings``: what its schedule means against the send window."""
+    calendar, now = request.app[SETTINGS].calendar, request.app[CLOCK].now()
+    found = schedule_warnings(calendar, campaign.start_at, campaign.end_at, now)
+    return _listed(request, campaign) | {"warnings": [w.as_dict(calendar) for w in found]}
 
 
 @requires(Role.VIEWER)
 async def list_campaigns(request: web.Request) -> web.Response:
-    """A page of campaigns, newest first: ``?limit=50&before=<id>&state=running``."""
+    """A page of campaigns, newest first: ``?limit=50&before=<id>&state=running``; searched
+    by ``?q=`` (name or partner), ``?name=``, ``?partner=`` (contains, any case)."""
     query = request.query
     asked = query_int(request, "limit", -BIGINT_MAX, BIGINT_MAX)
     limit = 50 if asked is None else min(max(asked, 1), 500)
@@ -114,10 +179,21 @@ async def list_campaigns(request: web.Request) -> web.Response:
         state = CampaignState(query["state"]) if "state" in query else None
     except ValueError:
         raise ApiError(400, "invalid_query", "state must be a campaign state") from None
-    campaigns = await _repository(request).page(before_id=before, limit=limit, state=state)
-    page = [campaign_view(c) for c in campaigns]
+    search = CampaignSearch(*(_search_words(request, key) for key in ("q", "name", "partner")))
+    campaigns = await _repository(request).page(
+        before_id=before, limit=limit, state=state, search=search
+    )
+    page = [_listed(request, c) for c in campaigns]
     next_before = campaigns[-1].id if len(campaigns) == limit else None
     return web.json_response({"campaigns": page, "next_before": next_before})
+
+
+def _search_words(request: web.Request, key: str) -> str | None:
+    """``?key=`` as search words (at most 200 characters, no NUL), else 400."""
+    words = request.query.get(key)
+    if words is not None and (len(words) > 200 or "\x00" in words):
+        raise ApiError(400, "invalid_query", f"{key} must be at most 200 characters", {"field": key})
+    return words
 
 
 @requires(Role.MARKETER)
