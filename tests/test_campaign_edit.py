@@ -390,9 +390,11 @@ async def test_console_duplicate_makes_a_draft(settings, clock, database) -> Non
         )
         assert response.status == 303, await response.text()
         copy_id = await database.pool.fetchval("SELECT max(id) FROM campaigns")
-        assert response.headers["Location"] == f"/console/campaigns/{copy_id}?done=duplicated"
+        assert response.headers["Location"] == (
+            f"/console/campaigns/{copy_id}?done=duplicated&from={campaign_id}"
+        )
         page = await (await api.client.get(response.headers["Location"])).text()
-        assert "Coffee week (copy)" in page and "copy of campaign" in page
+        assert "Coffee week (copy)" in page and f"copy of campaign #{campaign_id}" in page
         assert f'href="/console/campaigns/{copy_id}/edit"' in page
     async with running_api(settings, clock, database) as api:
         csrf = await sign_in(api, Role.VIEWER)

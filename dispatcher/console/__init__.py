@@ -17,7 +17,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from dispatcher.console import auth_views, campaign_views, create_views, subscriber_views
+from dispatcher.console import (
+    auth_views,
+    campaign_views,
+    create_views,
+    edit_views,
+    subscriber_views,
+)
 from dispatcher.console.guard import refusal_page, secured, see_other
 from dispatcher.web.auth import public
 from dispatcher.web.errors import HTML_ERRORS
@@ -58,6 +64,9 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/console/preview", create_views.preview_texts)
     router.add_get("/console/campaigns" + ID, campaign_views.campaign_page)
     router.add_post("/console/campaigns" + ID + "/audience", campaign_views.audience_upload)
+    router.add_get("/console/campaigns" + ID + "/edit", edit_views.edit_form)
+    router.add_post("/console/campaigns" + ID + "/edit", edit_views.save_edit)
+    router.add_post("/console/campaigns" + ID + "/duplicate", edit_views.duplicate_campaign)
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)

@@ -25,13 +25,14 @@ from campaigns.reports import (
     shown_counts,
     shown_survey,
 )
-from campaigns.repository import TRANSITIONS, CampaignRepository
+from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
 from dispatcher.console.guard import MULTIPART, USER, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX, parse_int
+from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 from dispatcher.web.params import path_id
@@ -50,6 +51,11 @@ DONE_NOTICES = {
     "resume": "Campaign resumed.",
     "cancel": "Campaign cancelled: its queued messages are suppressed.",
     "created": "Campaign created as a draft. Add an audience, then start it.",
+    "edited": "Campaign saved. It is still a draft: add an audience (or more), then start it.",
+    "duplicated": (
+        "Draft created as a copy of campaign #{source}: its texts and settings, no audience, "
+        "nothing scheduled in the past. Edit it, add an audience, then start it."
+    ),
     "upload_refused": (
         "Campaign created, but its audience file was refused and nothing of it was loaded. "
         "Upload it again below to see why."
@@ -69,12 +75,16 @@ def _int_query(request: web.Request, name: str) -> int | None:
 
 @view(Role.VIEWER)
 async def campaign_list(request: web.Request) -> web.StreamResponse:
-    """Campaigns, newest first, with state and progress; ``?state=`` filters,
-    ``?before=<id>`` pages."""
+    """Campaigns, newest first, with state, schedule and progress; ``?state=`` filters,
+    ``?q=`` searches names and partners, ``?before=<id>`` pages."""
     raw_state = request.query.get("state", "")
     state = CampaignState(raw_state) if raw_state in CampaignState.__members__.values() else None
+    search = request.query.get("q", "")[:200].replace("\x00", "")
     campaigns = await _repository(request).page(
-        before_id=_int_query(request, "before"), limit=PAGE_SIZE, state=state
+        before_id=_int_query(request, "before"),
+        limit=PAGE_SIZE,
+        state=state,
+        search=CampaignSearch(text=search),
     )
     states = await ProgressQueries(request.app[DATABASE].pool).states_of([c.id for c in campaigns])
     user = request.get(USER)
@@ -85,6 +95,8 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
     context = {
         "rows": rows,
         "state": state.value if state else "",
+        "q": search,
+        "zone": request.app[SETTINGS].calendar.zone.key,
         "states": [s.value for s in CampaignState],
         "next_before": campaigns[-1].id if len(campaigns) == PAGE_SIZE else None,
     }
@@ -109,6 +121,8 @@ async def campaign_page(request: web.Request) -> web.StreamResponse:
     if campaign is None:
         return error_page(request, 404, "No such campaign", "It may have been removed.")
     notice = DONE_NOTICES.get(request.query.get("done", ""))
+    if notice is not None:
+        notice = notice.format(source=_int_query(request, "from") or "?")
     if "accepted" in request.query:
         notice = _upload_notice(request)
     return render(request, "campaign.html", await _campaign_context(request, campaign, notice))
@@ -156,7 +170,17 @@ async def _campaign_context(
         "notice": notice,
         "error": error,
         "upload": upload,
+        "schedule_warnings": _schedule_warnings(request, campaign),
     }
+
+
+def _schedule_warnings(request: web.Request, campaign: Campaign) -> list[str]:
+    """For a campaign not started yet: what its schedule means against the send window."""
+    if campaign.state not in (CampaignState.DRAFT, CampaignState.SCHEDULED):
+        return []
+    calendar, now = request.app[SETTINGS].calendar, request.app[CLOCK].now()
+    found = schedule_warnings(calendar, campaign.start_at, campaign.end_at, now)
+    return [w.message for w in found]
 
 
 def _survey_charts(results: SurveyResults | None, language: str) -> dict[str, Any] | None:

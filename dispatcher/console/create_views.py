@@ -13,11 +13,19 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from campaigns.messages import campaign_messages, messages_preview
+from campaigns.models import Campaign
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.console.campaign_views import load_audience
-from dispatcher.console.forms import LANGUAGE_ORDER, campaign_payload, flatten_errors
+from dispatcher.console.forms import (
+    LANGUAGE_ORDER,
+    campaign_payload,
+    flatten_errors,
+    merge_languages,
+    parse_script,
+)
 from dispatcher.console.guard import (
     MULTIPART,
     USER,
@@ -39,13 +47,19 @@ MAX_FIELDS = 40
 @view(Role.MARKETER)
 async def new_campaign(request: web.Request) -> web.StreamResponse:
     """The empty create form."""
-    return _form_page(request, {"kind": "info", "scope": "smart", "timeout_hours": "24"}, {})
+    return form_page(request, {"kind": "info", "scope": "smart", "timeout_hours": "24"}, {})
 
 
-def _form_page(
-    request: web.Request, form: dict[str, str], errors: dict[str, str], status: int = 200
+def form_page(
+    request: web.Request,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+    editing: Campaign | None = None,
 ) -> web.Response:
+    """The create form, or with ``editing`` the same form saving that draft."""
     context = {
+        "editing": editing,
         "form": form,
         "errors": errors,
         "languages": LANGUAGE_ORDER,
@@ -53,6 +67,7 @@ def _form_page(
         "kinds": [k.value for k in ContactKind],
         "scopes": [s.value for s in CampaignScope],
         "zone": request.app[SETTINGS].calendar.zone.key,
+        "max_parts": request.app[SETTINGS].campaign_max_segments,
     }
     return render(request, "campaign_new.html", context, status=status)
 
@@ -61,7 +76,7 @@ def _form_page(
 async def create_campaign(request: web.Request) -> web.StreamResponse:
     """Create a draft campaign from the form (and load its audience file if one was
     chosen) → 303 to its page; an invalid form comes back with the problems (400)."""
-    form, file_part = await _read_form(request)
+    form, file_part = await read_form(request)
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     payload, errors = campaign_payload(form, settings.calendar.zone)
     try:
@@ -71,7 +86,7 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     except SpecError as exc:
         errors = flatten_errors(exc.details) | errors
     if errors:
-        return _form_page(request, form, errors, status=400)
+        return form_page(request, form, errors, status=400)
     repository = CampaignRepository(request.app[DATABASE].pool)
     campaign = await repository.create(spec, request[USER].name, now)
     location = f"/console/campaigns/{campaign.id}"
@@ -84,7 +99,7 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     return see_other("{}?accepted={}&rejected={}&duplicates={}".format(location, *counts))
 
 
-async def _read_form(request: web.Request) -> tuple[dict[str, str], BodyPartReader | None]:
+async def read_form(request: web.Request) -> tuple[dict[str, str], BodyPartReader | None]:
     """The text fields up to the ``file`` part, and that part if a file was chosen."""
     form: dict[str, str] = {}
     reader = request[MULTIPART]
@@ -102,16 +117,38 @@ async def _read_form(request: web.Request) -> tuple[dict[str, str], BodyPartRead
 
 @action(Role.MARKETER, body="json")
 async def preview_texts(request: web.Request) -> web.StreamResponse:
-    """``{"texts": {lang: text}}`` → per language encoding, parts and characters (the
-    campaign domain's :func:`preview`, as the API's preview endpoint)."""
+    """``{"texts": {lang: text}}`` → per language the encoding, parts and characters of the
+    campaign's (first) message; with ``"kind": "survey"``, the form's ``survey`` scripts and
+    ``thanks`` per language, that first message is intro + question 1 as sent. Beside them,
+    ``messages``: every message composed as sent (campaigns.messages), each language's cost
+    and whether it is past the part limit, the ``limit`` and the ``warnings`` to show."""
     body = await json_value(request)
     texts = body.get("texts") if isinstance(body, dict) else None
     if not isinstance(texts, dict) or not set(texts) <= LANGUAGES:
         raise ApiError(400, "invalid_preview", 'expected {"texts": {"ru": "..."}}')
-    clean = {
-        lang: text.replace("\r\n", "\n")
-        for lang, text in texts.items()
-        if isinstance(text, str) and text
-    }
-    result: dict[str, Any] = preview(clean)
+    clean = _language_texts(texts)
+    kind = "survey" if body.get("kind") == "survey" else "info"
+    questions: list[dict[str, Any]] = []
+    problem = None
+    scripts = _language_texts(body.get("survey")) if kind == "survey" else {}
+    if scripts:
+        questions, problem = merge_languages({k: parse_script(v) for k, v in scripts.items()})
+    messages = campaign_messages(kind, clean, questions, _language_texts(body.get("thanks")))
+    limit = request.app[SETTINGS].campaign_max_segments
+    detail = messages_preview(messages, limit)
+    if problem:
+        detail["warnings"].insert(0, f"Survey: {problem}")
+    first = detail["messages"][0]["costs"] if detail["messages"] else preview(clean)
+    result: dict[str, Any] = {**first, **detail, "kind": kind}
     return web.json_response(result)
+
+
+def _language_texts(value: Any) -> dict[str, str]:
+    """``{lang: text}`` of the known languages with text, browser line endings made LF."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        lang: text.replace("\r\n", "\n")
+        for lang, text in value.items()
+        if lang in LANGUAGES and isinstance(text, str) and text.strip()
+    }

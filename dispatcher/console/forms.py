@@ -133,6 +133,44 @@ def merge_languages(
     return questions, None
 
 
+def campaign_form(payload: Mapping[str, Any], zone: ZoneInfo) -> dict[str, str]:
+    """The form's fields for a campaign's create payload (:func:`campaigns.editing.
+    stored_payload`): the inverse of :func:`campaign_payload`, to edit a draft."""
+    form = {
+        "name": payload["name"],
+        "partner": payload["partner"],
+        "kind": payload["kind"],
+        "scope": payload["scope"],
+        "variables": ", ".join(payload["variables"]),
+        "timeout_hours": "24",
+    }
+    form |= {f"text_{lang}": text for lang, text in (payload.get("texts") or {}).items()}
+    for key in ("start_at", "end_at"):
+        instant = payload.get(key)
+        form[key] = "" if instant is None else local_input(datetime.fromisoformat(instant), zone)
+    survey = payload.get("survey")
+    if survey is not None:
+        form |= {f"thanks_{lang}": text for lang, text in survey["thanks"].items()}
+        form |= {f"survey_{lang}": script_of(survey["questions"], lang) for lang in survey["thanks"]}
+        form["timeout_hours"] = f"{survey['timeout_hours']:g}"
+    return form
+
+
+def local_input(instant: datetime, zone: ZoneInfo) -> str:
+    """``instant`` as a ``datetime-local`` value in ``zone`` (seconds only when it has any)."""
+    local = instant.astimezone(zone)
+    return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second else "%Y-%m-%dT%H:%M")
+
+
+def script_of(questions: list[dict[str, Any]], lang: str) -> str:
+    """One language's survey script (what :func:`parse_script` reads) for ``questions``."""
+    blocks = []
+    for question in questions:
+        options = [f"{n}. {option[lang]}" for n, option in enumerate(question["options"], 1)]
+        blocks.append("\n".join([question["texts"][lang], *options]))
+    return "\n\n".join(blocks)
+
+
 def flatten_errors(details: Any, prefix: str = "") -> dict[str, str]:
     """``SpecError.details`` (nested per field and language) as ``{"texts.ru": message}``."""
     if not isinstance(details, Mapping):

@@ -19,7 +19,7 @@
     survey.hidden = kind.value !== "survey";
   }
 
-  function render(lang, cost) {
+  function render(lang, cost, prefix = "") {
     const out = document.getElementById("preview-" + lang);
     out.className = "preview small";
     if (!cost) { out.textContent = ""; return; }
@@ -29,13 +29,74 @@
     const enc = document.createElement("span");
     enc.className = "enc";
     enc.textContent = cost.encoding === "gsm7" ? "GSM-7" : "UCS-2";
-    out.append(enc, ` · ${cost.segments} SMS part${cost.segments === 1 ? "" : "s"} · ${cost.characters} characters`);
+    out.append(prefix, enc, ` · ${cost.segments} SMS part${cost.segments === 1 ? "" : "s"} · ${cost.characters} characters`);
+  }
+
+  // Every message as sent (a survey: intro + question 1, the follow-ups, the thank-you), a
+  // row each, a column per language; then the warnings (past the part limit, placeholders).
+  function renderMessages(costs) {
+    const box = document.getElementById("preview-messages");
+    const list = document.getElementById("preview-warnings");
+    if (!box || !list) return;
+    box.textContent = "";
+    list.textContent = "";
+    const messages = (costs && costs.messages) || [];
+    if (messages.length) {
+      const langs = [...new Set(messages.flatMap((m) => Object.keys(m.costs)))];
+      const table = document.createElement("table");
+      table.className = "table compact preview-table";
+      const head = table.createTHead().insertRow();
+      for (const title of ["Message", ...langs]) {
+        const th = document.createElement("th");
+        th.textContent = title;
+        head.append(th);
+      }
+      const tbody = table.createTBody();
+      for (const message of messages) {
+        const row = tbody.insertRow();
+        row.dataset.key = message.key;
+        row.insertCell().textContent = message.label;
+        for (const lang of langs) {
+          const cell = row.insertCell();
+          const cost = message.costs[lang];
+          cell.dataset.lang = lang;
+          if (!cost) continue;
+          if (cost.error) { cell.className = "over"; cell.textContent = cost.error; continue; }
+          if (cost.segments > costs.limit) cell.className = "over";
+          const enc = cost.encoding === "gsm7" ? "GSM-7" : "UCS-2";
+          cell.textContent = `${enc} · ${cost.segments} part${cost.segments === 1 ? "" : "s"}`;
+        }
+      }
+      box.append(table);
+    }
+    for (const warning of (costs && costs.warnings) || []) {
+      const item = document.createElement("li");
+      item.textContent = warning;
+      if (warning.includes("SMS parts")) item.className = "over";
+      list.append(item);
+    }
+  }
+
+  function scriptFields(prefix) {
+    const values = {};
+    for (const field of form.querySelectorAll(`[name^="${prefix}_"]`)) {
+      if (field.value.trim()) values[field.name.slice(prefix.length + 1)] = field.value;
+    }
+    return values;
   }
 
   async function refresh() {
-    const body = { texts: {} };
+    const body = { texts: {}, kind: kind.value };
     for (const area of texts) if (area.value.trim()) body.texts[area.dataset.lang] = area.value;
-    if (!Object.keys(body.texts).length) { texts.forEach((a) => render(a.dataset.lang, null)); return; }
+    if (kind.value === "survey") {
+      body.survey = scriptFields("survey");
+      body.thanks = scriptFields("thanks");
+    }
+    if (!Object.keys(body.texts).length && !Object.keys(body.survey || {}).length) {
+      texts.forEach((a) => render(a.dataset.lang, null));
+      renderMessages(null);
+      return;
+    }
     const response = await fetch("/console/preview", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
@@ -44,14 +105,19 @@
     });
     if (!response.ok) return;
     const costs = await response.json();
-    for (const area of texts) render(area.dataset.lang, costs[area.dataset.lang]);
+    const first = costs.kind === "survey" && costs.messages.length ? "First message: " : "";
+    for (const area of texts) render(area.dataset.lang, costs[area.dataset.lang], first);
+    renderMessages(costs);
   }
 
-  texts.forEach((area) => area.addEventListener("input", () => {
+  function later() {
     clearTimeout(timer);
     timer = setTimeout(refresh, 250);
-  }));
-  kind.addEventListener("change", showSurvey);
+  }
+
+  texts.forEach((area) => area.addEventListener("input", later));
+  survey.querySelectorAll("textarea, input").forEach((field) => field.addEventListener("input", later));
+  kind.addEventListener("change", () => { showSurvey(); later(); });
   showSurvey();
   refresh();
 })();
