@@ -90,9 +90,7 @@ async def edit_draft(
     if campaign.state is not CampaignState.DRAFT:
         raise EditRefused(campaign_id, campaign.state, "not_a_draft", "only a draft can be edited")
     current = stored_payload(campaign, await repository.get_survey(campaign_id))
-    spec = parse_campaign(
-        edited_payload(current, changes), now, max_segments, required_languages
-    )
+    spec = parse_campaign(edited_payload(current, changes), now, max_segments, required_languages)
     return await repository.update_draft(campaign_id, spec, now)
 
 

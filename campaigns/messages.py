@@ -12,6 +12,7 @@ audience's values once it has one).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,8 +102,6 @@ def messages_preview(messages: Sequence[Message], limit: int) -> dict[str, Any]:
 def _placeholders(texts: Mapping[str, str]) -> set[str]:
     found: set[str] = set()
     for text in texts.values():
-        try:
+        with suppress(TemplateError):  # the cost shows the error
             found |= variables_of(text)
-        except TemplateError:
-            pass  # the cost shows the error
     return found

@@ -82,6 +82,7 @@ TRANSITIONS: dict[str, tuple[str, tuple[CampaignState, ...]]] = {
     "cancel": (CampaignSQL.cancel, (S.DRAFT, S.SCHEDULED, S.RUNNING, S.PAUSED)),
 }
 
+
 @dataclass(frozen=True, slots=True)
 class CampaignSearch:
     """What the list is searched for: ``text`` in the name or the partner, ``name`` in the

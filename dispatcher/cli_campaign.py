@@ -1,5 +1,5 @@
 """``smartd campaign create|upload|start|pause|resume|cancel|status``: straight to the database,
-through the same campaign domain code as the HTTP API."""
+through the same campaign domain code as the HTTP API (``edit`` and ``duplicate``: cli_edit)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from campaigns.models import CampaignNotFound, TransitionRefused
 from campaigns.reports import CampaignReport, campaign_report, campaign_view
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
+from dispatcher import cli_edit
 from dispatcher.cli_common import (
     EXIT_REJECTED_ROWS,
     Command,
@@ -65,6 +66,7 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     upload.add_argument("file", type=readable_file)
     for action in ACTIONS:
         actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
+    cli_edit.add_parsers(actions)
     status = actions.add_parser("status", help="counts by state and suppression reason")
     status.add_argument("id", type=int)
     status.add_argument("--watch", action="store_true", help="refresh until it finishes")
@@ -74,6 +76,7 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
 
 async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
     handlers = {"create": _create, "upload": _upload, "status": _status}
+    handlers |= {"edit": cli_edit.edit, "duplicate": cli_edit.copy}
     handler = handlers.get(args.campaign_command, _transition)
     async with open_database(settings) as db:
         repository = CampaignRepository(db.pool)

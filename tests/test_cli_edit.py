@@ -41,9 +41,7 @@ def _draft(database_url: str) -> int:
     )
 
 
-def test_edit_changes_a_draft_and_warns_of_its_schedule(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_edit_changes_a_draft_and_warns_of_its_schedule(database_url: str, tmp_path: Path) -> None:
     """Flags (or a JSON file of fields) change a draft; a start outside the window is warned
     in local time, without microseconds."""
     campaign = _draft(database_url)
@@ -62,7 +60,7 @@ def test_edit_changes_a_draft_and_warns_of_its_schedule(
     assert edited.returncode == 0, edited.stderr
     lines = edited.stdout.splitlines()
     assert lines[0] == f"saved campaign {campaign} (Coffee 2), state draft"
-    assert "  en: GSM7, 1 SMS part, 13 characters" in lines
+    assert "  en: GSM7, 1 SMS part, 11 characters" in lines
     assert "starts 2026-11-24 08:30:00 (Asia/Almaty)" in edited.stdout
     assert (
         "warning: start_at 2026-11-24 08:30 is outside the send window 10:00-21:00 "

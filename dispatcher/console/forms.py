@@ -151,7 +151,8 @@ def campaign_form(payload: Mapping[str, Any], zone: ZoneInfo) -> dict[str, str]:
     survey = payload.get("survey")
     if survey is not None:
         form |= {f"thanks_{lang}": text for lang, text in survey["thanks"].items()}
-        form |= {f"survey_{lang}": script_of(survey["questions"], lang) for lang in survey["thanks"]}
+        questions = survey["questions"]
+        form |= {f"survey_{lang}": script_of(questions, lang) for lang in survey["thanks"]}
         form["timeout_hours"] = f"{survey['timeout_hours']:g}"
     return form
 

@@ -29,8 +29,8 @@ from campaigns.repository import CampaignRepository, CampaignSearch
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.kernel.states import CampaignState, Role
-from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.kernel.values import BIGINT_MAX
+from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_value
 from dispatcher.web.errors import ApiError
@@ -192,7 +192,8 @@ def _search_words(request: web.Request, key: str) -> str | None:
     """``?key=`` as search words (at most 200 characters, no NUL), else 400."""
     words = request.query.get(key)
     if words is not None and (len(words) > 200 or "\x00" in words):
-        raise ApiError(400, "invalid_query", f"{key} must be at most 200 characters", {"field": key})
+        message = f"{key} must be at most 200 characters, without NUL"
+        raise ApiError(400, "invalid_query", message, {"field": key})
     return words
 
 
