@@ -56,9 +56,10 @@ def stored_payload(campaign: Campaign, survey: Survey | None) -> dict[str, Any]:
 def edited_payload(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """``current`` with the fields ``changes`` names replaced (``null`` clears ``start_at``
     or ``end_at``); an info campaign made a survey loses its info text unless one is given
-    (a survey's ``texts`` are its intro), and the other way round its survey."""
+    (a survey's ``texts`` are its intro), and a survey made an info campaign its survey (a
+    ``survey`` given with an info kind is kept, for the validation to refuse, as create does)."""
     payload = {**current, **changes}
-    if payload.get("kind") != ContactKind.SURVEY.value:
+    if payload.get("kind") != ContactKind.SURVEY.value and "survey" not in changes:
         payload.pop("survey", None)
     elif current.get("kind") != ContactKind.SURVEY.value and "texts" not in changes:
         payload.pop("texts", None)

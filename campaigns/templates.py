@@ -242,6 +242,8 @@ def first_message(intro: str | None, question: Mapping[str, Any], language: str)
 def intro_of(message: str, question: Mapping[str, Any], language: str) -> str | None:
     """The intro that :func:`first_message` put before question 1 (None when there is
     none, or when ``message`` is not such a composition)."""
+    if language not in question["texts"]:
+        return None
     tail = question_message(question, language)
     if message == tail or not message.endswith("\n" + tail):
         return None

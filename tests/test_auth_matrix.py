@@ -46,6 +46,8 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/campaigns/{id}/pause"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/resume"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/cancel"): frozenset({A, M}),
+    ("PATCH", "/api/v1/campaigns/{id}"): frozenset({A, M}),
+    ("POST", "/api/v1/campaigns/{id}/duplicate"): frozenset({A, M}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).
@@ -65,6 +67,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "data": f"msisdn\n{MSISDN}\n",
         "headers": {"Content-Type": "text/csv"},
     },
+    ("PATCH", "/api/v1/campaigns/{id}"): {"json": {"priority": 1}},
 }
 
 

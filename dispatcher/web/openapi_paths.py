@@ -302,8 +302,29 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": TIME,
             "started_at": TIME,
             "finished_at": TIME,
+            "start_at_local": _nullable({**STRING, "description": "local time, to the second"}),
+            "end_at_local": _nullable({**STRING, "description": "local time, to the second"}),
+            "warnings": {
+                "type": "array",
+                "items": ref("ScheduleWarning"),
+                "description": "create, edit, duplicate: what the schedule means against the "
+                "send window (R8)",
+            },
+            "duplicated_from": INTEGER,
         },
         ("id", "name", "kind", "scope", "state", "texts"),
+    ),
+    "ScheduleWarning": _obj(
+        {
+            "code": {
+                "type": "string",
+                "enum": ["start_outside_window", "ends_before_window_opens"],
+            },
+            "field": STRING,
+            "message": STRING,
+            "opens_at": {"type": "string", "format": "date-time"},
+        },
+        ("code", "field", "message", "opens_at"),
     ),
     "CampaignPage": _obj(
         {
@@ -349,6 +370,18 @@ SCHEMAS: dict[str, Schema] = {
         },
         ("accepted", "rejected", "duplicates"),
     ),
+}
+
+
+#: PATCH of a draft: any fields of a create (none required); null clears start_at or end_at.
+SCHEMAS["CampaignEdit"] = {
+    "type": "object",
+    "description": "the fields of CampaignCreate to change; the result is validated as a create",
+    "properties": {
+        **SCHEMAS["CampaignCreate"]["properties"],
+        "start_at": TIME,
+        "end_at": TIME,
+    },
 }
 
 
@@ -497,8 +530,37 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                 "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
             },
             {"name": "state", "in": "query", "schema": _enum(CampaignState)},
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "description": f"{what} contains this, any case",
+                    "schema": {"type": "string", "maxLength": 200},
+                }
+                for name, what in (
+                    ("q", "name or partner"),
+                    ("name", "name"),
+                    ("partner", "partner"),
+                )
+            ),
         ],
         "responses": json_ok(ref("CampaignPage")),
+    },
+    ("PATCH", "/api/v1/campaigns/{id}"): {
+        "summary": "Edit a draft: the fields given replace its own, validated as a create "
+        "(409 not_a_draft unless it is a draft; 409 audience_columns_fixed when its uploaded "
+        "audience's columns would change); the answer has schedule warnings",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "requestBody": json_body(ref("CampaignEdit")),
+        "responses": json_ok(ref("Campaign")),
+    },
+    ("POST", "/api/v1/campaigns/{id}/duplicate"): {
+        "summary": "Copy any campaign into a new draft named '… (copy)': texts and settings, "
+        "no audience, no time in the past",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "responses": json_ok(ref("Campaign"), "created", "201"),
     },
     ("POST", "/api/v1/campaigns/preview"): {
         "summary": "Encoding, SMS parts and characters of texts per language",
