@@ -101,6 +101,8 @@ async def test_patch_validates_like_create(settings, clock, database) -> None:
         assert body["error"]["details"]["end_at"] == "must be in the future"
         status, body = await patch(api, draft["id"], ["not", "an", "object"])
         assert status == 400
+        status, body = await patch(api, draft["id"], {"survey": survey_payload()["survey"]})
+        assert status == 400 and "only a campaign of kind 'survey'" in str(body)
         texts = await database.pool.fetchval(
             "SELECT texts FROM campaigns WHERE id = $1", draft["id"]
         )

@@ -63,9 +63,7 @@ async def test_create_edit_duplicate_and_search(settings, clock, database) -> No
         await expect(page.locator(".alert-ok")).to_contain_text("Campaign saved")
         await expect(page.locator("h1")).to_contain_text("Kofe taste v2")
         warning = page.locator("#schedule-warnings")
-        await expect(warning).to_contain_text(
-            "nothing is sent before it opens at 2026-11-24 10:00"
-        )
+        await expect(warning).to_contain_text("nothing is sent before it opens at 2026-11-24 10:00")
         await shot(page, "create-03-edited-draft")
 
         await page.get_by_role("button", name="Duplicate").click()
