@@ -9,6 +9,7 @@ import re
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from dispatcher.demo_data import SURVEY
 from dispatcher.kernel.states import Role
 from dispatcher.web.app import create_app
 from dispatcher.web.auth import public
@@ -101,3 +102,11 @@ async def test_texts_in_kk_ru_en_carry_their_lang(settings, clock, database) -> 
             for name in ("text", "survey", "thanks"):
                 tag = re.search(rf'<(textarea|input) id="{name}_{lang}"[^>]*>', form)
                 assert tag and f'lang="{lang}"' in tag.group(0), (name, lang)
+        survey = await api.client.post(
+            "/api/v1/campaigns", json=SURVEY, headers=api.auth(Role.MARKETER)
+        )
+        assert survey.status == 201, await survey.text()
+        survey_id = (await survey.json())["id"]
+        results = await (await api.client.get(f"/console/campaigns/{survey_id}")).text()
+        language = settings.default_language
+        assert f'<figure class="question" lang="{language}">' in results
