@@ -180,10 +180,15 @@ class CampaignNotFound(LookupError):
 
 
 class TransitionRefused(Exception):
-    """A state change that the campaign's current state (or its content) does not allow."""
+    """A state change that the campaign's current state (or its content) does not allow.
+
+    ``str()`` is one sentence for people: ``campaign 7: cannot start: the campaign is already
+    running``; ``reason`` is its part after the action (the console shows "Cannot start: …",
+    the API puts it in ``details.reason`` beside the stable code ``invalid_transition``).
+    """
 
     def __init__(self, campaign_id: int, action: str, state: CampaignState, reason: str) -> None:
-        super().__init__(f"campaign {campaign_id}: cannot {action} ({reason})")
+        super().__init__(f"campaign {campaign_id}: cannot {action}: {reason}")
         self.campaign_id = campaign_id
         self.action = action
         self.state = state
@@ -197,3 +202,29 @@ class EditRefused(TransitionRefused):
     def __init__(self, campaign_id: int, state: CampaignState, code: str, reason: str) -> None:
         super().__init__(campaign_id, "edit", state, reason)
         self.code = code
+
+
+_FINISHED_REASONS = {
+    CampaignState.COMPLETED: "the campaign has finished",
+    CampaignState.CANCELLED: "the campaign was cancelled",
+    CampaignState.EXPIRED: "the campaign's end time has passed",
+}
+#: (action, state) → why that state refuses it, in words; the rest fall back to the state.
+_STATE_REASONS = {
+    ("start", CampaignState.RUNNING): "the campaign is already running",
+    ("start", CampaignState.SCHEDULED): "the campaign is already scheduled",
+    ("start", CampaignState.PAUSED): "the campaign is paused; resume it instead",
+    ("pause", CampaignState.PAUSED): "the campaign is already paused",
+    ("pause", CampaignState.DRAFT): "the campaign has not been started",
+    ("resume", CampaignState.RUNNING): "the campaign is already running",
+    ("resume", CampaignState.SCHEDULED): "the campaign is scheduled, not paused",
+    ("resume", CampaignState.DRAFT): "the campaign has not been started",
+    ("cancel", CampaignState.CANCELLED): "the campaign is already cancelled",
+    ("add an audience", CampaignState.RUNNING): "the campaign is running; pause it first",
+}
+
+
+def state_refusal(action: str, state: CampaignState) -> str:
+    """Why a campaign in ``state`` cannot ``action``, as words for the operator."""
+    reason = _STATE_REASONS.get((action, state)) or _FINISHED_REASONS.get(state)
+    return reason or f"the campaign is {state}"

@@ -29,6 +29,7 @@ from campaigns.models import (
     Survey,
     SurveyCounts,
     TransitionRefused,
+    state_refusal,
 )
 from campaigns.spec import CampaignSpec
 from dispatcher.kernel.sql import SqlFile
@@ -360,13 +361,13 @@ class CampaignRepository:
             return CampaignNotFound(campaign_id)
         state = CampaignState(row["state"])
         if state not in allowed:
-            reason = f"a {state} campaign cannot {action}"
+            reason = state_refusal(action, state)
         elif row["window_over"]:
-            reason = "the campaign's end_at has passed"
+            reason = "the campaign's end time has passed"
         elif not row["has_audience"]:
             reason = "the campaign has no audience yet"
         else:
-            reason = "the state changed meanwhile"
+            reason = "someone changed the campaign meanwhile; look again"
         return TransitionRefused(campaign_id, action, state, reason)
 
     # ----------------------------------------------------------- engine, periodically
@@ -398,11 +399,9 @@ class CampaignRepository:
                 raise CampaignNotFound(campaign_id)
             campaign = Campaign.from_row(row)
             if campaign.state not in AUDIENCE_OPEN:
+                action = "add an audience"
                 raise TransitionRefused(
-                    campaign_id,
-                    "add an audience",
-                    campaign.state,
-                    "only in draft, scheduled, paused",
+                    campaign_id, action, campaign.state, state_refusal(action, campaign.state)
                 )
             await conn.execute(CampaignSQL.create_upload_table)
             await conn.execute(CampaignSQL.upload_work_mem)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -22,7 +21,12 @@ from dispatcher.cli_common import run_loop
 from dispatcher.kernel.states import Role
 from dispatcher.settings import ConfigError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from dispatcher.tokens import TokenRepository
+
 log = structlog.get_logger(__name__)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -42,12 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="token_command", required=True, metavar="ACTION"
     )
-    create = token.add_parser("create", help="create a token; prints it once")
+    demo_db = argparse.ArgumentParser(add_help=False)
+    demo_db.add_argument(
+        "--demo", action="store_true", help="in the database of `smartd demo` (smartd_demo)"
+    )
+    create = token.add_parser("create", help="create a token; prints it once", parents=[demo_db])
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", required=True)
     create.add_argument("--expires-in-days", type=int, default=None, metavar="DAYS")
-    token.add_parser("list", help="list tokens (never their secrets)")
-    revoke = token.add_parser("revoke", help="revoke a token by id")
+    token.add_parser("list", help="list tokens (never their secrets)", parents=[demo_db])
+    revoke = token.add_parser("revoke", help="revoke a token by id", parents=[demo_db])
     revoke.add_argument("id", type=int)
     from dispatcher import cli_campaign, cli_ops
 
@@ -70,15 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from dispatcher.logs import configure_logging
 
-    level = settings.log_level
-    if args.command == "demo" and "SMARTD_LOG_LEVEL" not in os.environ:
-        level = "warning"  # the demo tells its own story; its info lines would drown it
-    configure_logging(settings.log_format, level)
+    configure_logging(settings.log_format, command_log_level(args.command, settings.log_level))
     command = _COMMANDS[args.command]
     try:
         return run_loop(command(settings, args), settings.event_loop)
     except KeyboardInterrupt:
         return 130
+
+
+def command_log_level(command: str, configured: str) -> str:
+    """``serve`` logs at the configured level; every other command (the demo too) at warning
+    or above: its output is what the operator reads, and info lines on stderr would come
+    before it on a terminal (a deployment's ``SMARTD_LOG_LEVEL=info`` is meant for serve)."""
+    if command == "serve":
+        return configured
+    return max(configured, "warning", key=lambda level: LOG_LEVELS.index(level))
 
 
 async def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
@@ -107,30 +121,39 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatcher.cli_common import cli_clock, fail
     from dispatcher.db import open_database
+    from dispatcher.demo import DemoNotRun, open_demo_database
     from dispatcher.tokens import TokenRepository
 
-    now = datetime.now(UTC)
-    async with open_database(settings) as db:
-        tokens = TokenRepository(db.pool)
-        if args.token_command == "create":
-            expires = None
-            if args.expires_in_days is not None:
-                expires = now + timedelta(days=args.expires_in_days)
-            token, info = await tokens.create(args.name, Role(args.role), expires)
-            print(
-                f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:"
-            )
-            print(token)
-        elif args.token_command == "list":
-            from dispatcher.cli_ops import token_lines
+    now = cli_clock(settings).now()
+    opened = open_demo_database(settings) if args.demo else open_database(settings)
+    try:
+        async with opened as db:
+            return await _token_action(settings, args, TokenRepository(db.pool), now)
+    except DemoNotRun as exc:
+        return fail(str(exc))
 
-            print("\n".join(token_lines(await tokens.list(), now)))
-        elif not await tokens.revoke(args.id, now):
-            print(f"smartd: no active token with id {args.id}", file=sys.stderr)
-            return 1
-        else:
-            print(f"revoked token {args.id}")
+
+async def _token_action(
+    settings: Settings, args: argparse.Namespace, tokens: TokenRepository, now: datetime
+) -> int:
+    if args.token_command == "create":
+        expires = None
+        if args.expires_in_days is not None:
+            expires = now + timedelta(days=args.expires_in_days)
+        token, info = await tokens.create(args.name, Role(args.role), expires)
+        print(f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:")
+        print(token)
+    elif args.token_command == "list":
+        from dispatcher.cli_ops import token_lines
+
+        print("\n".join(token_lines(await tokens.list(), now, settings.timezone)))
+    elif not await tokens.revoke(args.id, now):
+        print(f"smartd: no active token with id {args.id}", file=sys.stderr)
+        return 1
+    else:
+        print(f"revoked token {args.id}")
     return 0
 
 

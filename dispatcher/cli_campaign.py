@@ -8,7 +8,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from dispatcher.cli_common import (
     cli_clock,
     fail,
     file_with_progress,
+    local_minute,
     out,
     print_rejected,
     readable_file,
@@ -85,7 +86,7 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
         except CampaignNotFound:
             return fail(f"no campaign {args.id}")
         except TransitionRefused as exc:
-            return fail(f"{exc} (it is {exc.state.value})")
+            return fail(str(exc))
 
 
 def spec_payload(args: argparse.Namespace) -> dict[str, Any]:
@@ -193,13 +194,13 @@ async def _status(
     clock = cli_clock(settings)
     report = await _report(repository, args.id, clock.now())
     if not args.watch or report.campaign.state in FINISHED:
-        out.print(_render(report))
+        out.print(_render(report, settings.timezone))
         return 0
-    with Live(_render(report), console=out, refresh_per_second=4) as live:
+    with Live(_render(report, settings.timezone), console=out, refresh_per_second=4) as live:
         while report.campaign.state not in FINISHED:
             await asyncio.sleep(args.interval)  # an operator watching: poll, not a test
             report = await _report(repository, args.id, clock.now())
-            live.update(_render(report))
+            live.update(_render(report, settings.timezone))
     return 0
 
 
@@ -212,8 +213,9 @@ async def _report(
     return await campaign_report(repository, campaign, now)
 
 
-def _render(report: CampaignReport) -> Group:
-    """Title, a progress bar, counts by state and by suppression reason, rate and ETA."""
+def _render(report: CampaignReport, zone: tzinfo) -> Group:
+    """Title, a progress bar, counts by state and by suppression reason, rate and ETA (in
+    the program's zone)."""
     campaign, counts, progress = report.campaign, report.counts, report.progress
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
     bar.add_task(
@@ -229,8 +231,7 @@ def _render(report: CampaignReport) -> Group:
     if progress.throughput_per_s:
         eta = progress.estimated_completion
         parts.append(
-            f"{progress.throughput_per_s}/s over the last 5 min, "
-            f"done by {eta.isoformat() if eta else '-'}"
+            f"{progress.throughput_per_s}/s over the last 5 min, done by {local_minute(eta, zone)}"
         )
     if report.survey:
         parts.append(f"survey results: GET /api/v1/campaigns/{campaign.id}/results.csv")

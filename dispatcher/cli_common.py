@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,12 @@ err = Console(stderr=True, highlight=False)
 def cli_clock(settings: Settings) -> Clock:
     """The service's clock (``SMARTD_CLOCK_START`` shifts it, as for ``smartd serve``)."""
     return OffsetClock(settings.clock_start) if settings.clock_start else SystemClock()
+
+
+def local_minute(instant: datetime | None, zone: tzinfo, none: str = "-") -> str:
+    """An instant as ``YYYY-MM-DD HH:MM`` in the program's zone (Astana), as the console
+    shows it: no seconds, microseconds or offset."""
+    return none if instant is None else instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def fail(message: str, status: int = EXIT_REFUSED) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import signal
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from campaigns.csvstream import InputRefused
@@ -18,6 +18,7 @@ from dispatcher.cli_common import (
     cli_clock,
     err,
     file_with_progress,
+    local_minute,
     print_rejected,
     readable_file,
     refused,
@@ -94,8 +95,9 @@ async def cmd_bonus(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def token_lines(tokens: Sequence[TokenInfo], now: datetime) -> list[str]:
-    """``smartd token list``: tab-separated, a header first, never a secret."""
+def token_lines(tokens: Sequence[TokenInfo], now: datetime, zone: tzinfo) -> list[str]:
+    """``smartd token list``: tab-separated, a header first, never a secret; times in the
+    program's zone, to the minute."""
     lines = ["id\tname\trole\tstate\tcreated\texpires\tlast used"]
     for t in tokens:
         if t.revoked_at is not None:
@@ -105,14 +107,11 @@ def token_lines(tokens: Sequence[TokenInfo], now: datetime) -> list[str]:
         else:
             state = "active"
         lines.append(
-            f"{t.id}\t{t.name}\t{t.role}\t{state}\t{_when(t.created_at)}\t"
-            f"{_when(t.expires_at, 'never')}\t{_when(t.last_used_at, 'never')}"
+            f"{t.id}\t{t.name}\t{t.role}\t{state}\t{local_minute(t.created_at, zone)}\t"
+            f"{local_minute(t.expires_at, zone, 'never')}\t"
+            f"{local_minute(t.last_used_at, zone, 'never')}"
         )
     return lines
-
-
-def _when(value: datetime | None, none: str = "-") -> str:
-    return none if value is None else value.isoformat(timespec="minutes")
 
 
 def run_simulator(argv: Sequence[str]) -> int:

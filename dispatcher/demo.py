@@ -8,28 +8,41 @@ that starts at 20:58 Astana time, so the window closes at 21:00 mid-campaign and
 waits for 10:00 the next morning. Receipts come back, subscribers answer the survey (some
 badly), one texts STOP and one texts 1204, some activate their bonus. A summary table ends it;
 ``--serve`` then leaves the API and console running on the configured port.
+
+Served, the demo is a playground for the console: its clock moves on to the next opening of
+the send window (10:00 Astana on December 1st) and from there runs in real time, and the
+engine's loops run as under ``smartd serve``, so a campaign started in the console is sent at
+once over the simulator (the bonus notices queued at 00:05 go first). The scripted part
+cannot use a running clock (it jumps across nights), and a served clock left at 00:05 would
+queue every new campaign until a morning that never comes. The demo prints a token per
+operator role; they live in the demo's own database (``smartd_demo``, recreated each run),
+where ``smartd token create --demo`` adds more (without ``--demo`` a token goes to the
+service's database, which the demo does not read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
-from dispatcher.db import Database, create_pool, recreate_database
+from dispatcher.db import Database, create_pool, recreate_database, with_database
 from dispatcher.demo_data import NAMES, PARTNER, SURVEY
 from dispatcher.embedded import EmbeddedPostgres
 from dispatcher.engine.build import Engine, Program, build_engine
 from dispatcher.engine.engine import EngineConfig
-from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
@@ -43,14 +56,70 @@ START = datetime(2026, 11, 23, 15, 58, tzinfo=UTC)  # 20:58 in Astana (UTC+5)
 SIMULATED_TPS = 40.0  # the pace of the simulated clock: messages per simulated second
 PREFIXES = ("700", "701", "702", "705", "707", "708", "747", "771", "775", "776", "777", "778")
 DB_NAME = "smartd_demo"
+#: The tokens the served demo prints: the operator roles (the gateway's is the USSD gateway's).
+PRINTED_ROLES = (Role.ADMIN, Role.MARKETER, Role.VIEWER)
 
 console = Console()
+
+
+class DemoClock:
+    """Manual while the script runs (it jumps across the night), then, once :meth:`run` is
+    called, real time from where it stands: the served demo's clock."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start.astimezone(UTC)
+        self._since: float | None = None  # time.monotonic() when it began to run
+
+    def now(self) -> datetime:
+        if self._since is None:
+            return self._now
+        return self._now + timedelta(seconds=time.monotonic() - self._since)
+
+    def set(self, instant: datetime) -> None:
+        self._now, self._since = instant.astimezone(UTC), None
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+    def run(self) -> None:
+        self._now, self._since = self.now(), time.monotonic()
+
+
+class DemoNotRun(LookupError):
+    """There is no demo database to put a token in."""
+
+
+@asynccontextmanager
+async def open_demo_database(settings: Settings) -> AsyncIterator[Database]:
+    """The database of the last ``smartd demo`` on the configured (or embedded) server, for
+    ``smartd token --demo``; :class:`DemoNotRun` when the demo never ran there."""
+    embedded = None
+    admin_url = settings.database_url
+    if admin_url is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        admin_url = await asyncio.to_thread(embedded.start, "postgres")
+    url = with_database(admin_url, DB_NAME)
+    try:
+        try:
+            pool = await create_pool(url, min_size=1, max_size=2)
+        except asyncpg.InvalidCatalogNameError:
+            raise DemoNotRun(
+                f"no demo database ({DB_NAME}) on this server: run `smartd demo --serve` first"
+            ) from None
+        try:
+            yield Database(pool=pool, url=url)
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
 
 
 @dataclass
 class Demo:
     settings: Settings
-    clock: ManualClock
+    clock: DemoClock
     database: Database
     base: str
     http: aiohttp.ClientSession
@@ -110,7 +179,7 @@ async def run_demo(
         )
     )
     sim_port = await sim.start()
-    clock = ManualClock(START)
+    clock = DemoClock(START)
     database = Database(pool=pool, url=url)
     app = create_app(settings, clock=clock, database=database, scheduler=False, engine=False)
     runner = web.AppRunner(app, access_log=None)
@@ -141,10 +210,7 @@ async def run_demo(
             await _story(demo, rng)
             await _summary(demo, asyncio.get_running_loop().time() - started)
             if serve:
-                console.print(
-                    f"\nConsole and API on http://127.0.0.1:{http_port}/ — admin "
-                    f"token:\n{tokens[Role.ADMIN]}\nCtrl-C to stop."
-                )
+                await _serve(demo)
                 await asyncio.Event().wait()
     finally:
         await engine.close()
@@ -159,7 +225,7 @@ async def run_demo(
 def _engine(
     app: web.Application,
     settings: Settings,
-    clock: ManualClock,
+    clock: DemoClock,
     database: Database,
     sim_port: int,
 ) -> Engine:
@@ -174,6 +240,31 @@ def _engine(
         session_config=config,
         engine_config=EngineConfig(window=64, batch_size=400),
         smsc="demo-smsc",
+    )
+
+
+async def _serve(demo: Demo) -> None:
+    """After the script: the clock to the window's next opening, running in real time, the
+    engine's loops started, and what a newcomer needs printed (where, when, which tokens)."""
+    calendar = demo.settings.calendar
+    opens = calendar.next_open(demo.clock.now())
+    demo.clock.set(opens)
+    demo.clock.run()
+    demo.engine.run_loops()
+    local = calendar.local(opens)
+    closes = calendar.closes_at(opens)
+    until = f" until {calendar.local(closes):%H:%M}" if closes else ""
+    roles = "\n".join(f"  {role:<9} {demo.tokens[role]}" for role in PRINTED_ROLES)
+    console.print(
+        f"\nServing the demo: console {demo.base}/console, API {demo.base}/api/v1\n"
+        f"demo clock: {local:%A} {local.day} {local:%B %Y}, {local:%H:%M} Astana time, running "
+        f"in real time from now: the send window is open{until}, so a campaign you start is "
+        "sent at once over the simulator (the bonus notices queued at 00:05 go first)\n"
+        f"Tokens of this demo's database ({DB_NAME}, recreated by each demo run):\n{roles}\n"
+        "More: smartd token create --demo --role ROLE --name NAME (without --demo a token "
+        "goes to the service's database, which the demo does not read)\nCtrl-C to stop.",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -452,7 +452,10 @@ class Settings:
     )
     log_format: str = _setting("json", _choice("json", "console"), "json or console", "log output")
     log_level: str = _setting(
-        "info", _choice("debug", "info", "warning", "error"), "debug|info|warning|error", "level"
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "debug|info|warning|error",
+        "level of `smartd serve`; other commands log at warning or above",
     )
 
     @cached_property

@@ -146,8 +146,7 @@ def test_start_refused_names_the_state(database_url: str) -> None:
     )
     result = _smartd(database_url, "campaign", "start", str(campaign))
     assert result.returncode == 1
-    assert f"campaign {campaign}: cannot start" in result.stderr
-    assert "(it is draft)" in result.stderr
+    assert f"campaign {campaign}: cannot start: the campaign has no audience yet" in result.stderr
 
 
 async def test_import_subscribers(database_url: str, tmp_path: Path) -> None:

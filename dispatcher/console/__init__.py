@@ -53,6 +53,7 @@ def setup(app: web.Application) -> None:
 
 
 def _routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/", home)  # a browser at the bare address (the demo prints it)
     router.add_get("/console", home)
     router.add_get("/console/static/{name}", static_file)
     router.add_get("/console/login", auth_views.login_form)
@@ -74,7 +75,7 @@ def _routes(router: web.UrlDispatcher) -> None:
 
 @public
 async def home(request: web.Request) -> web.StreamResponse:
-    """``/console`` → the campaigns list (which sends a stranger to sign in)."""
+    """``/`` and ``/console`` → the campaigns list (which sends a stranger to sign in)."""
     return see_other("/console/campaigns")
 
 

@@ -16,6 +16,7 @@ from aiohttp import BodyPartReader, web
 from campaigns.audience import upload_audience
 from campaigns.csvstream import InputRefused
 from campaigns.disclosure import sees_exact_counts
+from campaigns.languages import pick_language
 from campaigns.models import AUDIENCE_OPEN, Campaign, TransitionRefused
 from campaigns.reports import (
     DeliveryCounts,
@@ -194,6 +195,7 @@ def _survey_charts(results: SurveyResults | None, language: str) -> dict[str, An
             {
                 "no": question.no,
                 "text": in_language(question.texts, language),
+                "lang": pick_language(question.texts, language),
                 "answers": question.answers,
                 "bars": option_bars(labels),
             }

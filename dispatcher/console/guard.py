@@ -228,8 +228,19 @@ def refusal_page(request: web.Request, status: int, code: str, message: str) -> 
     except for a JSON action (the preview), which keeps the API's error shape."""
     if getattr(request.match_info.handler, _BODY, None) == "json":
         return None
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
+    if status == 404:
+        return error_page(request, 404, "Page not found", f"There is no page at {request.path}.")
+    if status >= 500:
+        title, message = "Something went wrong", SERVER_ERROR
+    else:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
     return error_page(request, status, title, message)
+
+
+SERVER_ERROR = (
+    "The console could not show this page; the error has been logged. Try again in a "
+    "moment, or go back to the campaigns."
+)

@@ -4,7 +4,9 @@ Handlers raise :class:`ApiError`; the middleware turns it, refused input (an upl
 domain refuses as a whole: :class:`~campaigns.csvstream.InputRefused`), aiohttp's own HTTP
 errors (404, 405, 413, ...) and anything unexpected (500, logged, no internals leaked) into
 that shape. Under ``/console`` the same errors are HTML pages: the console registers its
-renderer under :data:`HTML_ERRORS` (a browser is never shown the API's JSON).
+renderer under :data:`HTML_ERRORS` (a browser is never shown the API's JSON). So are they on
+any other path outside :data:`MACHINE_PREFIXES` for a client that asks for HTML (a browser
+at a mistyped address); the API, the gateway, health and metrics always answer JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ log = structlog.get_logger(__name__)
 #: console's JSON actions). Registered by the console for its paths.
 ErrorRenderer = Callable[[web.Request, int, str, str], web.Response | None]
 HTML_ERRORS: web.AppKey[ErrorRenderer] = web.AppKey("html_errors")
+#: Paths whose clients are programs: their errors are JSON, whatever the client accepts.
+MACHINE_PREFIXES = ("/api", "/gateway", "/healthz", "/readyz", "/metrics")
 
 
 class ApiError(Exception):
@@ -88,10 +92,18 @@ def _error(
 ) -> web.Response:
     """The error shape, or the console's HTML page for a console path."""
     renderer = request.app.get(HTML_ERRORS)
-    if renderer is not None and (
-        request.path == "/console" or request.path.startswith("/console/")
-    ):
+    if renderer is not None and _html_wanted(request):
         page = renderer(request, status, code, message)
         if page is not None:
             return page
     return error_response(status, code, message, details)
+
+
+def _html_wanted(request: web.Request) -> bool:
+    """A console path, or a browser (it accepts text/html) on a path no program uses."""
+    path = request.path
+    if path == "/console" or path.startswith("/console/"):
+        return True
+    if any(path == p or path.startswith(p + "/") for p in MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
