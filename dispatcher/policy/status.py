@@ -115,6 +115,11 @@ def when(instant: datetime, now: datetime, calendar: ProgramCalendar) -> str:
     return f"{clock} on {day}"
 
 
+def _wait(n: int | None) -> str:
+    """``4 messages wait``, ``1 message waits``; without a count ``messages wait``."""
+    return _plural(n, "message") + (" waits" if n == 1 else " wait")
+
+
 def _plural(n: int | None, word: str) -> str:
     """``4 messages``, ``1 message``; without a count (R11) ``messages``."""
     if n is None:
@@ -166,7 +171,7 @@ def campaign_status(
             f"its end time passed{ended}; what was not sent by then was suppressed",
         )
     if state is CampaignState.PAUSED:
-        left = f"; {_plural(shown(to_send), 'message')} wait" if to_send else ""
+        left = f"; {_wait(shown(to_send))}" if to_send else ""
         return say(
             Phrase.PAUSED,
             Reason.PAUSED,
@@ -208,7 +213,7 @@ def campaign_status(
             Phrase.WAITING,
             Reason.WINDOW_CLOSED,
             f"window closed until {when(opens, now, calendar)} (local time); "
-            f"{_plural(shown(queued), 'message')} wait for it",
+            f"{_wait(shown(queued))} for it",
             until=opens,
             count=shown(queued),
         )
@@ -217,7 +222,7 @@ def campaign_status(
             Phrase.WAITING,
             Reason.SMSC_NOT_BOUND,
             "SMSC not bound: nothing can be sent until the connection is back; "
-            f"{_plural(shown(queued), 'message')} wait",
+            f"{_wait(shown(queued))}",
             count=shown(queued),
         )
     if queued and facts.service_ahead > 0:
