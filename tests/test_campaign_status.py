@@ -13,8 +13,9 @@ from dispatcher.engine.nodes import NodeLock, new_node_id
 from dispatcher.engine.status import BindReport, smsc_bound
 from dispatcher.kernel.states import Role
 from tests.dispatch_helpers import dispatch_rig
-from tests.factories import members
+from tests.factories import campaign, members
 from tests.test_campaign_support import action, create, info_payload, report, upload
+from tests.test_cli import _run
 from tests.test_console import sign_in
 from tests.web_helpers import Api, running_api
 
@@ -209,3 +210,20 @@ async def test_a_finished_campaign_is_completed_even_paused(settings, clock, dat
         assert body["progress"]["percent"] == 100.0
         assert (body["state"], body["status"]["phrase"]) == ("completed", "sent")
         assert body["status"]["message"].startswith("Sent — finished at ")
+
+
+async def test_cli_show_says_why(database, database_url) -> None:
+    """`smartd campaign show ID` prints the same status line under its title (local time)."""
+    cid = await campaign(database, NUMBERS[:2], name="Night offer", started_at=local(23, 21, 30))
+    result = _run(
+        "campaign",
+        "show",
+        str(cid),
+        env={"SMARTD_DATABASE_URL": database_url, "SMARTD_CLOCK_START": "2026-11-23T17:00:00Z"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"campaign {cid} Night offer — running")
+    assert lines[1] == (
+        "Waiting — window closed until 10:00 on 24 Nov (local time); 2 messages wait for it."
+    )
