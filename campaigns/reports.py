@@ -71,7 +71,7 @@ class DeliveryCounts:
             return 0.0
         if not self.remaining:
             return 100.0
-        return max(1000 * self.done // self.total, 1) / 10
+        return min(max(round(100.0 * self.done / self.total, 1), 0.1), 99.9)
 
 
 @dataclass(frozen=True, slots=True)
