@@ -12,6 +12,7 @@ from campaigns.repository import CampaignRepository
 from dispatcher.engine.nodes import NodeLock, new_node_id
 from dispatcher.engine.status import BindReport, smsc_bound
 from dispatcher.kernel.states import Role
+from tests.bonus_helpers import join
 from tests.dispatch_helpers import dispatch_rig
 from tests.factories import campaign, members
 from tests.test_campaign_support import action, create, info_payload, report, upload
@@ -227,3 +228,30 @@ async def test_cli_show_says_why(database, database_url) -> None:
     assert lines[1] == (
         "Waiting — window closed until 10:00 on 24 Nov (local time); 2 messages wait for it."
     )
+
+
+async def test_behind_the_monthly_notices_not_yet_queued(
+    settings, clock, database, ledger, membership
+) -> None:
+    """The month's bonus notices are queued by the engine from the grant rows as it goes
+    (migration 0023), yet each goes before any campaign: counted as program messages ahead
+    before they are queued."""
+    for msisdn in NUMBERS[:3]:
+        await join(database.pool, membership, msisdn, clock.now())
+    await database.pool.execute(  # the join confirmations went out in November
+        "UPDATE service_messages SET state = 'delivered', finished_at = $1", clock.now()
+    )
+    assert await ledger.grant_month(datetime(2026, 11, 30, 19, 5, tzinfo=UTC)) == 3
+    assert await database.pool.fetchval("SELECT count(*) FROM service_messages") == 3
+    clock.set(datetime(2026, 12, 1, 5, 0, tzinfo=UTC))  # 10:00 on 1 December, Astana
+    node = new_node_id()
+    lock = NodeLock(database.pool, node)
+    await lock.hold()
+    try:
+        await BindReport(database.pool, "smsc", lambda: node, lambda: True, clock.now).run_once()
+        async with running_api(settings, clock, database) as api:
+            cid = await campaign(database, NUMBERS, started_at=clock.now())
+            status = await _status(api, cid)
+            assert (status["reason"], status["count"]) == ("behind_service_messages", 3)
+    finally:
+        await lock.release()

@@ -170,3 +170,13 @@ def test_percent_reads_100_only_when_nothing_is_left(states) -> None:
         return
     assert (counts.percent == 100.0) == (counts.remaining == 0)
     assert (counts.percent == 0.0) == (counts.done == 0)
+
+
+def test_program_messages_ahead_past_the_count_limit() -> None:
+    """Counted up to AHEAD_COUNTED: from there on the status says "10,000+"."""
+    day = local(2026, 11, 23, 12, 0)
+    for ahead, said in ((9_999, "behind 9,999 program messages"), (10_000, "behind 10,000+")):
+        facts = CampaignFacts(
+            CampaignState.RUNNING, None, None, {DeliveryState.QUEUED: 1}, True, ahead
+        )
+        assert said in campaign_status(facts, day, CALENDAR).message

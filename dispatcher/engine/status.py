@@ -19,10 +19,11 @@ import asyncpg
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState, DeliveryState
 from dispatcher.policy.calendar import ProgramCalendar
-from dispatcher.policy.status import CampaignFacts, CampaignStatus, campaign_status
+from dispatcher.policy.status import AHEAD_COUNTED, CampaignFacts, CampaignStatus, campaign_status
 
-#: The program messages ahead of a campaign are counted up to this many.
-AHEAD_LIMIT = 100_000
+#: The program messages ahead of a campaign are counted up to this many (queued ones, and
+#: monthly notices still to be queued, each); the status then says "10,000+".
+AHEAD_LIMIT = AHEAD_COUNTED
 #: Seconds between two looks at the session's bind (a write only when it changed).
 BIND_REPORT_INTERVAL = 1.0
 
@@ -80,7 +81,8 @@ async def smsc_bound(pool: asyncpg.Pool) -> bool:
 
 
 async def service_ahead(pool: asyncpg.Pool, now: datetime, window_open: bool) -> int:
-    """Program messages the engine claims before any campaign's (up to AHEAD_LIMIT)."""
+    """Program messages the engine claims before any campaign's: those queued and the
+    monthly notices still to be queued (up to AHEAD_LIMIT of each)."""
     return int(await pool.fetchval(StatusSQL.service_ahead, now, window_open, AHEAD_LIMIT))
 
 

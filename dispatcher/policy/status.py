@@ -27,6 +27,8 @@ from dispatcher.policy.calendar import ProgramCalendar
 TO_SEND = (DeliveryState.QUEUED, DeliveryState.CLAIMED, DeliveryState.IN_FLIGHT)
 #: Handed to the SMSC, its delivery receipt not yet in.
 AWAITING_RECEIPT = DeliveryState.SUBMITTED
+#: Program messages ahead are counted up to this many; from it on they read "10,000+".
+AHEAD_COUNTED = 10_000
 
 
 class Phrase(enum.StrEnum):
@@ -118,6 +120,13 @@ def when(instant: datetime, now: datetime, calendar: ProgramCalendar) -> str:
 def _wait(n: int | None) -> str:
     """``4 messages wait``, ``1 message waits``; without a count ``messages wait``."""
     return _plural(n, "message") + (" waits" if n == 1 else " wait")
+
+
+def _ahead(n: int | None) -> str:
+    """``12 program messages``; ``10,000+ program messages`` at the counting limit."""
+    if n is not None and n >= AHEAD_COUNTED:
+        return f"{AHEAD_COUNTED:,}+ program messages"
+    return _plural(n, "program message")
 
 
 def _plural(n: int | None, word: str) -> str:
@@ -229,7 +238,7 @@ def campaign_status(
         return say(
             Phrase.WAITING,
             Reason.BEHIND_SERVICE,
-            f"behind {_plural(shown(facts.service_ahead), 'program message')} (confirmations, "
+            f"behind {_ahead(shown(facts.service_ahead))} (confirmations, "
             "bonus notices, survey questions), which the engine sends first",
             count=shown(facts.service_ahead),
         )

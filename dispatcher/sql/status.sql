@@ -41,13 +41,30 @@ WHERE EXISTS (
 )
 
 -- name: service_ahead
--- Program service messages the engine claims before any campaign's, by claim_service_batch's
--- filter (queued and due; those bound to the window only while it is open, $2), counted up
--- to $3 (service_messages_queued). $1: now, $2: window open, $3: count limit.
-SELECT count(*) FROM (
-    SELECT 1 FROM service_messages sm
-    WHERE sm.state = 'queued'
-      AND (sm.not_before IS NULL OR sm.not_before <= $1)
-      AND ($2::boolean OR NOT sm.in_window)
-    LIMIT $3
-) ahead
+-- Program service messages the engine claims before any campaign's, counted up to $3 each:
+-- those queued and due, by claim_service_batch's filter (service_messages_queued; bound to
+-- the window only while it is open, $2), and the monthly grant's notices not yet queued,
+-- which claim_service queues from the grant rows as it goes (queue_bonus_notices' filter,
+-- through the bonus_grants primary key between the month's cursor and its last id).
+-- $1: now, $2: window open, $3: count limit (of each).
+SELECT (
+    SELECT count(*) FROM (
+        SELECT 1 FROM service_messages sm
+        WHERE sm.state = 'queued'
+          AND (sm.not_before IS NULL OR sm.not_before <= $1)
+          AND ($2::boolean OR NOT sm.in_window)
+        LIMIT $3
+    ) queued
+) + (
+    SELECT count(*) FROM (
+        SELECT 1
+        FROM job_runs j
+        JOIN bonus_grants g ON g.id > j.notices_cursor AND g.id <= j.notices_upto
+        WHERE j.job = 'bonus_grant_month'
+          AND j.finished_at IS NOT NULL
+          AND j.notices_cursor < j.notices_upto
+          AND ($2::boolean OR NOT (j.notice_texts ->> 'in_window')::boolean)
+          AND g.month_notice AND g.state IN ('pending', 'active')
+        LIMIT $3
+    ) notices
+) AS ahead
