@@ -64,8 +64,14 @@ class DeliveryCounts:
 
     @property
     def percent(self) -> float:
-        """The done share in percent, one decimal (0.0 without recipients)."""
-        return round(100.0 * self.done / self.total, 1) if self.total else 0.0
+        """The done share in percent, one decimal (0.0 without recipients), never rounded to
+        100 while a recipient is left nor to 0 once one is done (issue 14: 99.96 read as
+        100% beside a campaign still running)."""
+        if not self.total or not self.done:
+            return 0.0
+        if not self.remaining:
+            return 100.0
+        return min(max(round(100.0 * self.done / self.total, 1), 0.1), 99.9)
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,7 +383,7 @@ class CampaignRepository:
         return {row["id"]: row["suppressed"] for row in rows}
 
     async def complete_finished(self, now: datetime) -> list[int]:
-        """Running campaigns with nothing queued, claimed or in flight → completed."""
+        """Running or paused campaigns with nothing queued, claimed or in flight → completed."""
         return [row["id"] for row in await self._db.fetch(CampaignSQL.complete_finished, now)]
 
     # ----------------------------------------------------------- audience

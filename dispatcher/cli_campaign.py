@@ -1,17 +1,20 @@
-"""``smartd campaign create|upload|start|pause|resume|cancel|status``: straight to the database,
-through the same campaign domain code as the HTTP API (``edit`` and ``duplicate``: cli_edit)."""
+"""``smartd campaign create|upload|start|pause|resume|cancel|status|show``: straight to the
+database, through the same campaign domain code as the HTTP API (``edit`` and ``duplicate``:
+cli_edit)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
@@ -40,7 +43,9 @@ from dispatcher.cli_common import (
     refused,
 )
 from dispatcher.db import open_database
+from dispatcher.engine.status import status_of
 from dispatcher.kernel.states import CampaignState
+from dispatcher.policy.status import CampaignStatus
 from dispatcher.settings import Settings
 
 ACTIONS = ("start", "pause", "resume", "cancel")
@@ -68,18 +73,28 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     for action in ACTIONS:
         actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
     cli_edit.add_parsers(actions)
-    status = actions.add_parser("status", help="counts by state and suppression reason")
-    status.add_argument("id", type=int)
-    status.add_argument("--watch", action="store_true", help="refresh until it finishes")
-    status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
+    for name in ("status", "show"):
+        status = actions.add_parser(
+            name, help="what it is doing in plain words, counts by state and suppression reason"
+        )
+        status.add_argument("id", type=int)
+        status.add_argument("--watch", action="store_true", help="refresh until it finishes")
+        status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
     return {"campaign": cmd_campaign}
 
 
 async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
-    handlers = {"create": _create, "upload": _upload, "status": _status}
-    handlers |= {"edit": cli_edit.edit, "duplicate": cli_edit.copy}
-    handler = handlers.get(args.campaign_command, _transition)
     async with open_database(settings) as db:
+        shown = functools.partial(_status, pool=db.pool)
+        handlers: dict[str, Callable[..., Awaitable[int]]] = {
+            "create": _create,
+            "upload": _upload,
+            "status": shown,
+            "show": shown,
+            "edit": cli_edit.edit,
+            "duplicate": cli_edit.copy,
+        }
+        handler = handlers.get(args.campaign_command, _transition)
         repository = CampaignRepository(db.pool)
         try:
             return await handler(settings, repository, args)
@@ -189,33 +204,53 @@ async def _transition(
 
 
 async def _status(
-    settings: Settings, repository: CampaignRepository, args: argparse.Namespace
+    settings: Settings,
+    repository: CampaignRepository,
+    args: argparse.Namespace,
+    *,
+    pool: asyncpg.Pool,
 ) -> int:
     clock = cli_clock(settings)
-    report = await _report(repository, args.id, clock.now())
+    report, status = await _report(settings, pool, repository, args.id, clock.now())
     if not args.watch or report.campaign.state in FINISHED:
-        out.print(_render(report, settings.timezone))
+        out.print(_render(report, status, settings.timezone))
         return 0
-    with Live(_render(report, settings.timezone), console=out, refresh_per_second=4) as live:
+    with Live(
+        _render(report, status, settings.timezone), console=out, refresh_per_second=4
+    ) as live:
         while report.campaign.state not in FINISHED:
             await asyncio.sleep(args.interval)  # an operator watching: poll, not a test
-            report = await _report(repository, args.id, clock.now())
-            live.update(_render(report, settings.timezone))
+            report, status = await _report(settings, pool, repository, args.id, clock.now())
+            live.update(_render(report, status, settings.timezone))
     return 0
 
 
 async def _report(
-    repository: CampaignRepository, campaign_id: int, now: datetime
-) -> CampaignReport:
+    settings: Settings,
+    pool: asyncpg.Pool,
+    repository: CampaignRepository,
+    campaign_id: int,
+    now: datetime,
+) -> tuple[CampaignReport, CampaignStatus]:
     campaign = await repository.get(campaign_id)
     if campaign is None:
         raise CampaignNotFound(campaign_id)
-    return await campaign_report(repository, campaign, now)
+    report = await campaign_report(repository, campaign, now)
+    status = await status_of(
+        pool,
+        settings.calendar,
+        state=campaign.state,
+        start_at=campaign.start_at,
+        finished_at=campaign.finished_at,
+        counts=report.counts.states,
+        now=now,
+    )
+    return report, status
 
 
-def _render(report: CampaignReport, zone: tzinfo) -> Group:
-    """Title, a progress bar, counts by state and by suppression reason, rate and ETA (in
-    the program's zone)."""
+def _render(report: CampaignReport, status: CampaignStatus, zone: tzinfo) -> Group:
+    """Title, what it is doing in plain words (status.message: local times), a progress
+    bar, counts by state and by suppression reason, rate and ETA (in the program's zone)."""
     campaign, counts, progress = report.campaign, report.counts, report.progress
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
     bar.add_task(
@@ -223,6 +258,7 @@ def _render(report: CampaignReport, zone: tzinfo) -> Group:
     )
     parts: list[Any] = [
         f"campaign {campaign.id} [bold]{escape(campaign.name)}[/] — {campaign.state}",
+        escape(status.message),
         bar.get_renderable(),
         _counts_table("state", counts.states.items()),
     ]

@@ -452,6 +452,7 @@ async def _summary(demo: Demo, elapsed: float) -> None:
         states = report["states"]
         sent = sum(states[s] for s in ("submitted", "delivered", "undelivered", "expired"))
         table.add_row(name, "recipients", f"{report['total']:,}")
+        table.add_row("", f"status: {report['status']['message']}", report["state"])
         table.add_row("", "sent", f"{sent:,}")
         for state in ("delivered", "undelivered", "expired", "unknown", "failed"):
             if states.get(state):

@@ -28,6 +28,9 @@ def test_demo_runs_and_summarises(pg_server_url: str) -> None:
     out = result.stdout
     assert "window is closed" in out and "10:00 next morning" in out
     assert "SMART demo summary" in out
+    # issue 14: every recipient final, both campaigns finished (not left running at 100%)
+    assert out.count("status: Sent — finished at ") == 2, out
+    assert out.count("completed") >= 2
     for row in (
         "delivered",
         "suppressed: not_member",

@@ -45,6 +45,7 @@ REFERENCE_TABLES = {
     "console_sessions": "web console sign-ins, keyed by a token (a reference table itself)",
     "smsc_id_formats": "one row per SMSC, read by every receipt the applier matches",
     "smsc_members": "the replicas sharing an SMSC account: a row per live replica",
+    "smsc_binds": "each engine's SMPP bind, read by the campaign status: a row per engine",
     "job_runs": "one row per periodic job and period (the monthly grant)",
     "schema_migrations": "the migrations applied, one row each",
 }

@@ -152,11 +152,13 @@ SELECT e.id, (SELECT count(*) FROM suppressed s WHERE s.campaign_id = e.id) AS s
 FROM expired e
 
 -- name: complete_finished
--- Engine, periodically: running campaigns with nothing left to send or in progress →
--- completed. The NOT EXISTS probes deliveries_campaign_state (campaign_id, state). $1 now.
+-- Engine, periodically: running or paused campaigns with nothing left to send or in
+-- progress → completed (issue 14: one paused after its last claim stayed "paused" at 100%
+-- for good, every recipient final). The NOT EXISTS probes deliveries_campaign_state
+-- (campaign_id, state). $1 now.
 UPDATE campaigns c
 SET state = 'completed', finished_at = $1, updated_at = $1
-WHERE c.state = 'running'
+WHERE c.state IN ('running', 'paused')
   AND NOT EXISTS (
       SELECT 1 FROM deliveries d
       WHERE d.campaign_id = c.id AND d.state IN ('queued', 'claimed', 'in_flight')

@@ -31,6 +31,7 @@ from campaigns.templates import preview
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
 from dispatcher.console.guard import MULTIPART, USER, action, error_page, render, see_other, view
 from dispatcher.console.progress import ProgressQueries
+from dispatcher.engine.status import EngineFacts, needs_engine_facts, status_of
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX, parse_int
 from dispatcher.policy.schedule import schedule_warnings
@@ -93,6 +94,7 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
     if user is not None and not sees_exact_counts(user.role):
         min_cell = request.app[SETTINGS].report_min_cell
     rows = [_list_row(c, states.get(c.id, {}), min_cell) for c in campaigns]
+    await _list_statuses(request, rows, exact=min_cell == 1)
     context = {
         "rows": rows,
         "state": state.value if state else "",
@@ -111,7 +113,35 @@ def _list_row(campaign: Campaign, states: dict[str, int], min_cell: int) -> dict
     if min_cell > 1:  # R11: a partner-facing page
         view_counts, total, segments = _partner_counts(counts, segments, min_cell)
         percent = view_counts["percent"]
-    return {"campaign": campaign, "total": total, "segments": segments, "done_percent": percent}
+    return {
+        "campaign": campaign,
+        "total": total,
+        "segments": segments,
+        "done_percent": percent,
+        "counts": counts,
+    }
+
+
+async def _list_statuses(request: web.Request, rows: list[dict[str, Any]], exact: bool) -> None:
+    """Each row's status in plain words (the engine's facts read once for the page)."""
+    pool, calendar = request.app[DATABASE].pool, request.app[SETTINGS].calendar
+    now = request.app[CLOCK].now()
+    engine = None
+    if any(needs_engine_facts(r["campaign"].state, r["counts"].states) for r in rows):
+        engine = await EngineFacts.read(pool, calendar, now)
+    for row in rows:
+        campaign = row["campaign"]
+        row["status"] = await status_of(
+            pool,
+            calendar,
+            state=campaign.state,
+            start_at=campaign.start_at,
+            finished_at=campaign.finished_at,
+            counts=row["counts"].states,
+            now=now,
+            exact=exact,
+            engine=engine,
+        )
 
 
 @view(Role.VIEWER)
@@ -153,11 +183,23 @@ async def _campaign_context(
     survey = _survey_charts(report.survey, language)
     counts: Any = report.counts
     user = request.get(USER)
-    if user is not None and not sees_exact_counts(user.role):
+    exact = user is None or sees_exact_counts(user.role)
+    if not exact:
         min_cell = request.app[SETTINGS].report_min_cell
         counts, total, segments = _partner_counts(report.counts, segments, min_cell)
         survey = _partner_survey(report.survey, survey, min_cell)
+    status = await status_of(
+        request.app[DATABASE].pool,
+        request.app[SETTINGS].calendar,
+        state=campaign.state,
+        start_at=campaign.start_at,
+        finished_at=campaign.finished_at,
+        counts=report.counts.states,
+        now=request.app[CLOCK].now(),
+        exact=exact,
+    )
     return {
+        "status": status,
         "campaign": campaign,
         "report": report,
         "counts": counts,

@@ -29,6 +29,7 @@ from dispatcher.engine.services import (
 )
 from dispatcher.engine.share import GrantShare
 from dispatcher.engine.sink import InboundSink
+from dispatcher.engine.status import BindReport
 from dispatcher.kernel.clock import Clock
 from dispatcher.policy.grant import pacing_burst
 from dispatcher.program import surveys
@@ -109,6 +110,7 @@ class Engine:
         housekeeping: HousekeepingService,
         recovery: RecoveryService,
         share: GrantShare | None = None,
+        binds: BindReport | None = None,
     ) -> None:
         self.session = session
         self.share = share
@@ -120,6 +122,9 @@ class Engine:
         self.services: tuple[Service, ...] = (receipts, housekeeping, recovery)
         if share is not None:
             self.services = (share, *self.services)
+        self.binds = binds  # the bind in smsc_binds, for every replica's status (issue 14)
+        if binds is not None:
+            self.services = (*self.services, binds)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -136,6 +141,8 @@ class Engine:
             if self.share is not None:
                 await self.share.beat()  # a first share (0 until the others make room)
             await self.receipts.start()
+            if self.binds is not None:
+                await self.binds.run_once()
         except BaseException:
             await self.session.close()
             raise
@@ -175,6 +182,9 @@ class Engine:
         if self.share is not None:
             with contextlib.suppress(Exception):  # the node lock's release frees it anyway
                 await self.share.leave()
+        if self.binds is not None:
+            with contextlib.suppress(Exception):  # a dead node's row is ignored anyway
+                await self.binds.leave()
         await self.dispatcher.close()
 
     async def __aenter__(self) -> Self:
@@ -259,6 +269,13 @@ def build_engine(
         ),
         RecoveryService(dispatcher, settings),
         share,
+        BindReport(
+            pool,
+            smsc or config.host,
+            node=lambda: dispatcher.node,
+            bound=lambda: session.state is SessionState.BOUND,
+            now=clock.now,
+        ),
     )
 
 

@@ -121,3 +121,43 @@
   showSurvey();
   refresh();
 })();
+
+// Campaign page: while the campaign may change by itself (#campaign-status has data-refresh),
+// fetch the page every few seconds and replace its [data-live] parts; stop once it is done.
+// Nothing is replaced while the operator is in a form or a dialog on the page.
+(function () {
+  "use strict";
+  const first = document.getElementById("campaign-status");
+  if (!first || !first.dataset.refresh) return;
+  const every = Math.max(1000, parseInt(first.dataset.refresh, 10) || 5000);
+
+  function busy() {
+    const active = document.activeElement;
+    const typing = active && active !== document.body && active.matches("input, select, textarea");
+    return typing || document.querySelector("dialog[open]") !== null;
+  }
+
+  async function tick() {
+    if (document.hidden || busy()) { setTimeout(tick, every); return; }
+    let next = null;
+    try {
+      const response = await fetch(window.location.pathname, { credentials: "same-origin" });
+      if (response.ok) next = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (error) { next = null; }
+    if (next && !busy()) {
+      for (const old of Array.from(document.querySelectorAll("[data-live]"))) {
+        const fresh = next.getElementById(old.id);
+        if (!fresh) continue;
+        for (const open of old.querySelectorAll("details[open]")) {
+          const same = open.id && fresh.querySelector("#" + open.id);
+          if (same) same.open = true;
+        }
+        old.replaceWith(document.adoptNode(fresh));
+      }
+    }
+    const status = document.getElementById("campaign-status");
+    if (status && status.dataset.refresh) setTimeout(tick, every);
+  }
+
+  setTimeout(tick, every);
+})();

@@ -28,6 +28,7 @@ from campaigns.reports import (
 from campaigns.repository import CampaignRepository, CampaignSearch
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
+from dispatcher.engine.status import status_of
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX
 from dispatcher.policy.schedule import schedule_warnings
@@ -216,12 +217,25 @@ async def preview_texts(request: web.Request) -> web.Response:
 
 @requires(Role.VIEWER)
 async def get_campaign(request: web.Request) -> web.Response:
-    """State, counts by delivery state and suppression reason, progress, survey results."""
+    """State, what it is doing in plain words (``status``), counts by delivery state and
+    suppression reason, progress, survey results."""
     repository = _repository(request)
     campaign = await _campaign_or_404(request, repository)
     now = request.app[CLOCK].now()
     report = await campaign_report(repository, campaign, now)
-    return web.json_response(report_json(report, _min_cell(request)))
+    body = report_json(report, _min_cell(request))
+    status = await status_of(
+        request.app[DATABASE].pool,
+        request.app[SETTINGS].calendar,
+        state=campaign.state,
+        start_at=campaign.start_at,
+        finished_at=campaign.finished_at,
+        counts=report.counts.states,
+        now=now,
+        exact=sees_exact_counts(request[CALLER].role),
+    )
+    body["status"] = status.as_json()
+    return web.json_response(body)
 
 
 def _min_cell(request: web.Request) -> int:

@@ -18,6 +18,7 @@ from dispatcher.kernel.states import (
     SubscriberStatus,
     SuppressionReason,
 )
+from dispatcher.policy.status import Phrase, Reason
 
 #: The example number: +7 799 is a zone code of Kazakhstan's +7 7xx allocation that no
 #: operator holds (no fictional range is published for Kazakhstan), so an example copied
@@ -342,6 +343,7 @@ SCHEMAS: dict[str, Schema] = {
                     "states": _counts(DeliveryState),
                     "suppressed": _counts(SuppressionReason),
                     "progress": {"type": "object"},
+                    "status": ref("CampaignStatus"),
                     "survey": _nullable(
                         _obj(
                             {
@@ -352,9 +354,27 @@ SCHEMAS: dict[str, Schema] = {
                         )
                     ),
                 },
-                ("total", "states", "suppressed", "progress", "survey"),
+                ("total", "states", "suppressed", "progress", "status", "survey"),
             ),
         ]
+    },
+    "CampaignStatus": {
+        **_obj(
+            {
+                "phrase": _enum(Phrase),
+                "reason": _enum(Reason),
+                "until": TIME,
+                "count": _nullable(INTEGER),
+                "message": STRING,
+            },
+            ("phrase", "reason", "until", "count", "message"),
+        ),
+        "description": "What the campaign is doing in plain words (issue 14): the plain word "
+        "first, then the reason. 'until' is the instant waited for (the window's opening, the "
+        "scheduled start), 'count' what the reason counts (messages waiting, program messages "
+        "ahead, receipts awaited; null for a partner-facing caller, R11), 'message' a "
+        "sentence with local times, e.g. 'Waiting — window closed until 10:00 (local time); "
+        "4 messages wait for it.'",
     },
     "Preview": _obj(
         {"texts": LANGUAGE_TEXTS, "variables": {"type": "object", "additionalProperties": STRING}},
@@ -569,7 +589,8 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": json_ok({"type": "object", "additionalProperties": {"type": "object"}}),
     },
     ("GET", "/api/v1/campaigns/{id}"): {
-        "summary": "State, counts by delivery state and suppression reason, survey results",
+        "summary": "State, status in plain words (why it is not sending), counts by delivery "
+        "state and suppression reason, survey results",
         "tags": ["campaigns"],
         "parameters": [_campaign_id()],
         "responses": json_ok(ref("CampaignReport")),
