@@ -325,13 +325,45 @@ SCHEMAS: dict[str, Schema] = {
                         _obj(
                             {
                                 "sessions": {"type": "object", "additionalProperties": COUNT},
-                                "questions": {"type": "array", "items": {"type": "object"}},
+                                "languages": {"type": "array", "items": _enum(Language)},
+                                "sent": COUNT,
+                                "respondents": COUNT,
+                                "response_rate": _nullable(
+                                    {
+                                        "type": "number",
+                                        "description": "respondents in percent of the surveys "
+                                        "sent (first questions the SMSC accepted); null where "
+                                        "a count is hidden (R11)",
+                                    }
+                                ),
+                                "response_rate_of": {"type": "string", "enum": ["sent"]},
+                                "questions": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "description": "no, texts, answers, and options: no, "
+                                        "texts, count and percent (of the question's answers; "
+                                        "null where a count is hidden)",
+                                    },
+                                },
                             },
                             ("sessions", "questions"),
                         )
                     ),
                 },
                 ("total", "states", "suppressed", "progress", "survey"),
+            ),
+            _obj(
+                {
+                    "answered_without_receipt": _nullable(
+                        {
+                            "type": "integer",
+                            "description": "at least this many recipients answered the survey "
+                            "though their message has no delivered receipt (receipts lost, e.g. "
+                            "in an SMSC restart); null for an info campaign or a hidden count",
+                        }
+                    )
+                }
             ),
         ]
     },
