@@ -323,17 +323,20 @@ def report_json(report: CampaignReport, min_cell: int = 1) -> dict[str, Any]:
             "last_submitted_at": _iso(progress.last_submitted_at),
         },
         "survey": None if report.survey is None else survey_json(report.survey, min_cell),
-        "answered_without_receipt": _answered_without_receipt(report, shown, min_cell),
+        "answered_without_receipt": shown_answered_without_receipt(report, min_cell, shown),
     }
 
 
-def _answered_without_receipt(
-    report: CampaignReport, shown: Mapping[CellKey, Shown], min_cell: int
+def shown_answered_without_receipt(
+    report: CampaignReport, min_cell: int, shown: Mapping[CellKey, Shown] | None = None
 ) -> int | None:
     """:attr:`CampaignReport.answered_without_receipt`, for a partner (R11) only where the
-    respondents and the delivered count are both shown (it is their difference)."""
+    respondents and the delivered count are both shown (it is their difference). ``shown``:
+    the delivery counts as shown, if already at hand."""
     if report.survey is None:
         return None
+    if shown is None:
+        shown = shown_counts(report.counts, min_cell)
     answers = shown_survey(report.survey, min_cell).get(("answers", 1), 0)
     delivered = shown[("state", DeliveryState.DELIVERED)]
     if isinstance(answers, int) and isinstance(delivered, int):

@@ -20,6 +20,7 @@ from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import Rig, add_campaign, dispatch_rig
 from tests.factories import campaign_from_spec, members
+from tests.test_console import sign_in
 from tests.test_dispatch_survey import SURVEY
 from tests.test_receipt_matching import restart_smsc
 from tests.web_helpers import running_api
@@ -82,7 +83,9 @@ async def test_a_true_repeat_of_a_finished_receipt_still_settles(
     as that repeat at the next look and changes nothing."""
     await members(database, NUMBERS[:3])
     campaign = await add_campaign(database, NUMBERS[:3])
-    async with dispatch_rig(database, settings, clock, sim_options={"duplicate_receipts": True}) as rig:
+    async with dispatch_rig(
+        database, settings, clock, sim_options={"duplicate_receipts": True}
+    ) as rig:
         await rig.drain()
         await rig.receipts_settled(6)
         clock.advance(timedelta(seconds=settings.receipts_recheck))
@@ -108,6 +111,10 @@ async def test_answers_beyond_the_delivered_count_are_explained(
     async with running_api(settings, clock, database) as api:
         response = await api.client.get(f"/api/v1/campaigns/{survey}", headers=api.auth(Role.ADMIN))
         report = await response.json()
+        await sign_in(api, Role.ADMIN)
+        page = await (await api.client.get(f"/console/campaigns/{survey}")).text()
     assert report["states"]["delivered"] == 0
     assert report["survey"]["respondents"] == 6
     assert report["answered_without_receipt"] == 6
+    assert 'id="receipts-missing"' in page
+    assert "6 recipients answered the survey although their message has no delivered" in page
