@@ -17,7 +17,7 @@ from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.console.campaign_views import load_audience
-from dispatcher.console.forms import LANGUAGE_ORDER, campaign_payload, flatten_errors
+from dispatcher.console.forms import LANGUAGE_ORDER, campaign_payload, form_errors
 from dispatcher.console.guard import (
     MULTIPART,
     USER,
@@ -43,9 +43,14 @@ async def new_campaign(request: web.Request) -> web.StreamResponse:
 
 
 def _form_page(
-    request: web.Request, form: dict[str, str], errors: dict[str, str], status: int = 200
+    request: web.Request,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+    chosen_file: str | None = None,
 ) -> web.Response:
     context = {
+        "chosen_file": chosen_file,
         "form": form,
         "errors": errors,
         "languages": LANGUAGE_ORDER,
@@ -69,9 +74,12 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
             payload, now, settings.campaign_max_segments, settings.required_languages
         )
     except SpecError as exc:
-        errors = flatten_errors(exc.details) | errors
+        errors = form_errors(exc.details, errors)
     if errors:
-        return _form_page(request, form, errors, status=400)
+        # The browser cannot be given a chosen file back: name it, to be chosen again
+        # (with the console's script the page is not reloaded and the file stays chosen).
+        chosen = file_part.filename if file_part is not None else None
+        return _form_page(request, form, errors, status=400, chosen_file=chosen)
     repository = CampaignRepository(request.app[DATABASE].pool)
     campaign = await repository.create(spec, request[USER].name, now)
     location = f"/console/campaigns/{campaign.id}"
