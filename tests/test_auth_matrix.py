@@ -46,6 +46,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/campaigns/{id}/pause"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/resume"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/cancel"): frozenset({A, M}),
+    ("GET", "/api/v1/inbox"): frozenset({A, M, V}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).

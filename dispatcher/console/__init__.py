@@ -17,7 +17,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from dispatcher.console import auth_views, campaign_views, create_views, subscriber_views
+from dispatcher.console import (
+    auth_views,
+    campaign_views,
+    create_views,
+    inbox_views,
+    subscriber_views,
+)
 from dispatcher.console.guard import refusal_page, secured, see_other
 from dispatcher.web.auth import public
 from dispatcher.web.errors import HTML_ERRORS
@@ -62,6 +68,7 @@ def _routes(router: web.UrlDispatcher) -> None:
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)
+    router.add_get("/console/inbox", inbox_views.inbox_page)
 
 
 @public

@@ -394,6 +394,37 @@ def json_ok(schema: Schema, description: str = "OK", status: str = "200") -> dic
     }
 
 
+_INBOX_KIND: Schema = {"type": "string", "enum": ["reply", "stop", "dnc"]}
+_INBOX_ATTRIBUTION: Schema = _nullable(
+    _obj({"id": INTEGER, "name": STRING, "partner": STRING}, ("id", "name", "partner"))
+)
+_INBOX_MESSAGE: Schema = _obj(
+    {
+        "id": INTEGER,
+        "msisdn": STRING,
+        "to": STRING,
+        "text": {"type": "string", "description": "empty for a survey answer (R11)"},
+        "kind": _INBOX_KIND,
+        "outcome": STRING,
+        "received_at": {"type": "string", "format": "date-time"},
+        "campaign": _INBOX_ATTRIBUTION,
+    },
+    ("id", "msisdn", "kind", "received_at", "campaign"),
+)
+_INBOX_CAMPAIGN: Schema = _obj(
+    {
+        "id": INTEGER,
+        "name": STRING,
+        "partner": STRING,
+        "counts": _obj(
+            {k: COUNT for k in ("reply", "stop", "dnc", "total")},
+            ("reply", "stop", "dnc", "total"),
+        ),
+    },
+    ("id", "name", "partner", "counts"),
+)
+
+
 def _campaign_id() -> Schema:
     return {
         "name": "id",
@@ -577,4 +608,45 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": json_ok(ref("AudienceResult")),
     },
     **{("POST", f"/api/v1/campaigns/{{id}}/{a}"): _transition(a) for a in CAMPAIGN_ACTIONS},
+    ("GET", "/api/v1/inbox"): {
+        "summary": "Subscribers' SMS (replies, STOP, 1204), each attributed to the campaign "
+        "that last reached the number within SMARTD_INBOX_ATTRIBUTION_DAYS: messages newest "
+        "first for admins; counts per campaign and kind only for viewer and marketer (R11)",
+        "tags": ["inbox"],
+        "parameters": [
+            {
+                "name": "campaign",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+            },
+            {"name": "kind", "in": "query", "schema": _INBOX_KIND},
+            {
+                "name": "before",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+            },
+        ],
+        "responses": json_ok(
+            {
+                "oneOf": [
+                    _obj(
+                        {
+                            "messages": {"type": "array", "items": _INBOX_MESSAGE},
+                            "next_before": _nullable(INTEGER),
+                        },
+                        ("messages", "next_before"),
+                    ),
+                    _obj(
+                        {"campaigns": {"type": "array", "items": _INBOX_CAMPAIGN}},
+                        ("campaigns",),
+                    ),
+                ]
+            }
+        ),
+    },
 }
