@@ -406,7 +406,7 @@ def results_csv(results: SurveyResults, language: str, min_cell: int = 1) -> str
     answers per line (no numbers, R11; ``min_cell`` as in :func:`report_json`: a percent only
     where both counts are shown; texts made safe for spreadsheets)."""
     shown = shown_survey(results, min_cell)
-    header = ["question_no", "question", "option_no", "option", "count", "percent"]
+    header: list[object] = ["question_no", "question", "option_no", "option", "count", "percent"]
     rows: list[list[object]] = [header]
     for question in results.questions:
         q_text = in_language(question.texts, language)
