@@ -118,3 +118,24 @@ async def test_answers_beyond_the_delivered_count_are_explained(
     assert report["answered_without_receipt"] == 6
     assert 'id="receipts-missing"' in page
     assert "6 recipients answered the survey although their message has no delivered" in page
+
+
+def test_cli_status_says_answers_outnumber_receipts() -> None:
+    """`smartd campaign status`: three answered, none with a delivered receipt — the answer
+    rate and the missing receipts are printed beside the counts."""
+    from rich.console import Console
+
+    from campaigns.models import SurveyCounts
+    from campaigns.reports import CampaignReport, SurveyResults, delivery_summary
+    from dispatcher.cli_campaign import _render
+    from dispatcher.kernel.states import DeliveryState, SurveySessionState
+    from tests.test_reports import NOW, SURVEY, _campaign, _tally
+
+    counts, progress = delivery_summary([_tally(DeliveryState.SUBMITTED, 3)], NOW)
+    answers = SurveyCounts({(1, 1): 3}, {SurveySessionState.COMPLETED: 3})
+    report = CampaignReport(_campaign(), counts, progress, SurveyResults.of(SURVEY, answers))
+    console = Console(record=True, width=200)
+    console.print(_render(report))
+    text = console.export_text()
+    assert "answered: 3 of 3 surveys sent (100.0%)" in text
+    assert "at least 3 answered without a delivered receipt" in text
