@@ -3,7 +3,9 @@ campaign that last reached the number (:mod:`dispatcher.program.inbox`).
 
 The operator's admins see the messages newest first with their numbers (linked to the
 subscriber lookup) and texts, filtered by campaign and kind, keyset-paged; the newest page
-refreshes itself. Partner-facing roles see counts per campaign and kind only (R11).
+refreshes itself (static/inbox.js: new messages are put on top and older pages load as the
+list is scrolled; without it, a link pages and the page reloads). Partner-facing roles see
+counts per campaign and kind only (R11).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
         "messages": [],
         "campaigns": [],
         "next_before": None,
-        "refresh": REFRESH_SECONDS if before is None else None,
+        "refresh": REFRESH_SECONDS if before is None else None,  # the plain page's
+        "refresh_every": REFRESH_SECONDS,  # the script's: it pages on and polls the newest
         "settings_days": request.app[SETTINGS].inbox_attribution_days,
     }
     if context["detail"]:

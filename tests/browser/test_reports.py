@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from playwright.async_api import Page, expect
 
+from dispatcher.console import inbox_views
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
@@ -75,9 +76,12 @@ async def refused_then_created(page: Page) -> int:
     return int(page.url.split("/console/campaigns/")[1].split("?")[0])
 
 
-async def test_survey_results_and_inbox(settings, clock, database) -> None:
+async def test_survey_results_and_inbox(settings, clock, database, monkeypatch) -> None:
     """Refused form keeps its input; results with a language switch and percentages; the
-    inbox for a partner-facing marketer (counts) and for the operator's admin (messages)."""
+    inbox for a partner-facing marketer (counts) and for the operator's admin (messages,
+    older pages loading as the list ends, a new message appearing on top)."""
+    monkeypatch.setattr(inbox_views, "PAGE_SIZE", 5)  # 12 messages: three pages
+    monkeypatch.setattr(inbox_views, "REFRESH_SECONDS", 1)
     await members(database, PANEL)
     tokens = TokenRepository(database.pool)
     marketer, _ = await tokens.create("ops-aida", Role.MARKETER)
@@ -136,7 +140,13 @@ async def test_survey_results_and_inbox(settings, clock, database) -> None:
         await expect(rows.first).to_contain_text("1204")
         await expect(rows.nth(1)).to_contain_text("stop")
         await expect(rows.first).to_contain_text("Kofe taste")
+        await expect(rows.last).to_contain_text(PANEL[0])  # the oldest, from the third page
+        await expect(operator.locator("#inbox-older")).to_have_count(0)
+        await rig.sim.inject_mo(PANEL[0], settings.short_code, "Кофе керемет!")
+        await expect(rows).to_have_count(len(PANEL) + 1)
+        await expect(rows.first).to_contain_text("Кофе керемет!")
+        await shot(operator, "reports-05-inbox-operator")
         await operator.get_by_label("Kind").select_option("stop")
         await operator.get_by_role("button", name="Filter").click()
         await expect(rows).to_have_count(1)
-        await shot(operator, "reports-05-inbox-operator")
+        await shot(operator, "reports-06-inbox-operator-stop")
