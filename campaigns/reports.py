@@ -114,6 +114,24 @@ class SurveyResults:
     sessions: Mapping[SurveySessionState, int]
     questions: tuple[QuestionResult, ...]
 
+    @property
+    def sent(self) -> int:
+        """Surveys sent: one session per first question the SMSC accepted (a delivery
+        receipt is not needed: receipts can be lost, answers prove the arrival anyway)."""
+        return sum(self.sessions.values())
+
+    @property
+    def respondents(self) -> int:
+        """Recipients who answered at least once: the answers to question 1 (one per
+        session; every later question follows an answer to it)."""
+        return self.questions[0].answers if self.questions else 0
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The survey's own languages, in the console's order (kk, ru, en)."""
+        own = self.questions[0].texts if self.questions else {}
+        return tuple(lang for lang in ("kk", "ru", "en") if lang in own)
+
     @classmethod
     def of(cls, survey: Survey, counts: SurveyCounts) -> SurveyResults:
         questions = tuple(
@@ -140,6 +158,15 @@ class CampaignReport:
     counts: DeliveryCounts
     progress: Progress
     survey: SurveyResults | None
+
+    @property
+    def answered_without_receipt(self) -> int | None:
+        """At least this many recipients answered the survey although their message has no
+        delivered receipt (receipts lost, e.g. by an SMSC restart without its store): the
+        respondents beyond the delivered count; None for an info campaign."""
+        if self.survey is None:
+            return None
+        return max(0, self.survey.respondents - self.counts.states[DeliveryState.DELIVERED])
 
 
 async def campaign_report(
@@ -263,7 +290,10 @@ def shown_survey(results: SurveyResults, min_cell: int) -> dict[CellKey, Shown]:
     """Survey counts as shown with minimum cell size ``min_cell``: sessions per state, and
     per question its answers (the group's total) and its options' counts."""
     cells: dict[CellKey, int] = {("sessions", s): n for s, n in results.sessions.items()}
-    groups: list[tuple[CellKey, list[CellKey]]] = []
+    cells[("sent",)] = results.sent
+    groups: list[tuple[CellKey, list[CellKey]]] = [
+        (("sent",), [("sessions", s) for s in results.sessions])
+    ]
     for question in results.questions:
         cells[("answers", question.no)] = question.answers
         parts: list[CellKey] = []
@@ -299,32 +329,77 @@ def report_json(report: CampaignReport, min_cell: int = 1) -> dict[str, Any]:
             "last_submitted_at": _iso(progress.last_submitted_at),
         },
         "survey": None if report.survey is None else survey_json(report.survey, min_cell),
+        "answered_without_receipt": shown_answered_without_receipt(report, min_cell, shown),
     }
+
+
+def shown_answered_without_receipt(
+    report: CampaignReport, min_cell: int, shown: Mapping[CellKey, Shown] | None = None
+) -> int | None:
+    """:attr:`CampaignReport.answered_without_receipt`, for a partner (R11) only where the
+    respondents and the delivered count are both shown (it is their difference). ``shown``:
+    the delivery counts as shown, if already at hand."""
+    if report.survey is None:
+        return None
+    if shown is None:
+        shown = shown_counts(report.counts, min_cell)
+    answers = shown_survey(report.survey, min_cell).get(("answers", 1), 0)
+    delivered = shown[("state", DeliveryState.DELIVERED)]
+    if isinstance(answers, int) and isinstance(delivered, int):
+        return report.answered_without_receipt
+    return None
 
 
 def survey_json(results: SurveyResults, min_cell: int = 1) -> dict[str, Any]:
     """Survey results as JSON: sessions per state, per question its options' counts
     (``min_cell`` as in :func:`report_json`)."""
     shown = shown_survey(results, min_cell)
+    respondents = shown.get(("answers", 1), 0)
     return {
         "sessions": {state.value: shown[("sessions", state)] for state in results.sessions},
-        "questions": [
-            {
-                "no": question.no,
-                "texts": dict(question.texts),
-                "answers": shown[("answers", question.no)],
-                "options": [
-                    {
-                        "no": option.no,
-                        "texts": dict(option.texts),
-                        "count": shown[("option", question.no, option.no)],
-                    }
-                    for option in question.options
-                ],
-            }
-            for question in results.questions
-        ],
+        "languages": list(results.languages),
+        "sent": shown[("sent",)],
+        "respondents": respondents,
+        # Of the surveys sent (first questions the SMSC accepted), not of those delivered:
+        # receipts can be lost (an SMSC restart), answers cannot be undone.
+        "response_rate": shown_percent(respondents, shown[("sent",)]),
+        "response_rate_of": "sent",
+        "questions": [_question_json(question, shown) for question in results.questions],
     }
+
+
+def _question_json(question: QuestionResult, shown: Mapping[CellKey, Shown]) -> dict[str, Any]:
+    """A question's counts, each option's with its percent of the question's answers."""
+    answers = shown[("answers", question.no)]
+    options = []
+    for option in question.options:
+        count = shown[("option", question.no, option.no)]
+        options.append(
+            {
+                "no": option.no,
+                "texts": dict(option.texts),
+                "count": count,
+                "percent": shown_percent(count, answers),
+            }
+        )
+    return {
+        "no": question.no,
+        "texts": dict(question.texts),
+        "answers": answers,
+        "options": options,
+    }
+
+
+def percent_of(part: int, whole: int) -> float | None:
+    """``part`` in percent of ``whole``, one decimal; None when ``whole`` is 0."""
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def shown_percent(part: Shown, whole: Shown) -> float | None:
+    """A percentage as shown to a partner (R11): only where both counts are shown."""
+    if isinstance(part, int) and isinstance(whole, int):
+        return percent_of(part, whole)
+    return None
 
 
 def in_language(texts: Mapping[str, str], language: str | None) -> str:
@@ -333,20 +408,26 @@ def in_language(texts: Mapping[str, str], language: str | None) -> str:
 
 
 def results_csv(results: SurveyResults, language: str, min_cell: int = 1) -> str:
-    """The survey results as CSV: question, option and count per line (no numbers, R11;
-    ``min_cell`` as in :func:`report_json`; texts made safe for spreadsheets)."""
+    """The survey results as CSV: question, option, count and its percent of the question's
+    answers per line (no numbers, R11; ``min_cell`` as in :func:`report_json`: a percent only
+    where both counts are shown; texts made safe for spreadsheets)."""
     shown = shown_survey(results, min_cell)
-    rows: list[list[object]] = [["question_no", "question", "option_no", "option", "count"]]
+    header: list[object] = ["question_no", "question", "option_no", "option", "count", "percent"]
+    rows: list[list[object]] = [header]
     for question in results.questions:
         q_text = in_language(question.texts, language)
+        answers = shown[("answers", question.no)]
         for option in question.options:
+            count = shown[("option", question.no, option.no)]
+            share = shown_percent(count, answers)
             rows.append(
                 [
                     question.no,
                     q_text,
                     option.no,
                     in_language(option.texts, language),
-                    shown[("option", question.no, option.no)],
+                    count,
+                    "" if share is None else share,
                 ]
             )
     return csv_text(rows)

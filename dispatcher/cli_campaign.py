@@ -24,7 +24,7 @@ from rich.table import Table
 from campaigns.audience import upload_audience
 from campaigns.csvstream import InputRefused
 from campaigns.models import CampaignNotFound, TransitionRefused
-from campaigns.reports import CampaignReport, campaign_report, campaign_view
+from campaigns.reports import CampaignReport, campaign_report, campaign_view, percent_of
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
 from dispatcher import cli_edit
@@ -270,6 +270,17 @@ def _render(report: CampaignReport, status: CampaignStatus, zone: tzinfo) -> Gro
             f"{progress.throughput_per_s}/s over the last 5 min, done by {local_minute(eta, zone)}"
         )
     if report.survey:
+        survey = report.survey
+        rate = percent_of(survey.respondents, survey.sent)
+        parts.append(
+            f"answered: {survey.respondents} of {survey.sent} surveys sent"
+            + ("" if rate is None else f" ({rate}%)")
+        )
+        if report.answered_without_receipt:
+            parts.append(
+                f"at least {report.answered_without_receipt} answered without a delivered "
+                "receipt (the SMSC did not report them: lost receipts, e.g. an SMSC restart)"
+            )
         parts.append(f"survey results: GET /api/v1/campaigns/{campaign.id}/results.csv")
     return Group(*parts)
 

@@ -430,6 +430,13 @@ class Settings:
         "a closed survey session's number is erased this long after its close (R11; answers "
         "are unlinked from the session at the close already)",
     )
+    inbox_attribution_days: int = _setting(
+        7,
+        _int_between(1, 365),
+        "days 1-365",
+        "a subscriber's SMS (reply, STOP, 1204) is attributed in the inbox to the campaign that "
+        "last reached the number at most this long before it arrived (the boundary included)",
+    )
     report_min_cell: int = _setting(
         5,
         _int_between(1, 1000),

@@ -48,6 +48,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/campaigns/{id}/cancel"): frozenset({A, M}),
     ("PATCH", "/api/v1/campaigns/{id}"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/duplicate"): frozenset({A, M}),
+    ("GET", "/api/v1/inbox"): frozenset({A, M, V}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).

@@ -137,11 +137,22 @@ def test_throughput_fills_empty_buckets() -> None:
     assert throughput([], minute) is None
 
 
-def test_option_bars_scale_to_the_most_chosen() -> None:
-    """The most chosen option is the full width; shares are of all answers."""
+def test_option_bars_are_relative_to_100_percent() -> None:
+    """Issue 14: a bar is as long as its share of the answers (the track is 100 %), not
+    scaled to the most chosen option."""
     bars = option_bars([("Yes", 3), ("No", 1), ("Maybe", 0)])
-    assert [(b.width, b.share) for b in bars] == [(100.0, 75.0), (33.33, 25.0), (0.0, 0.0)]
+    assert [(b.width, b.share) for b in bars] == [(75.0, 75.0), (25.0, 25.0), (0.0, 0.0)]
     assert [b.width for b in option_bars([("a", 0)])] == [0.0]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=9))
+def test_option_bars_fill_the_track_together(counts: list[int]) -> None:
+    """Whatever the counts, each bar is its share and the bars together fill the track
+    (to rounding) once anyone answered."""
+    bars = option_bars([(str(n), n) for n in counts])
+    assert all(b.width == b.share and 0.0 <= b.width <= 100.0 for b in bars)
+    if sum(counts):
+        assert abs(sum(b.width for b in bars) - 100.0) <= 0.05 * len(counts)
 
 
 def test_sign_in_redirects_only_within_the_console() -> None:

@@ -176,8 +176,8 @@ def test_report_json_keeps_the_contract_shape() -> None:
         "texts": {"ru": "Ещё?", "en": "More?"},
         "answers": 1,
         "options": [
-            {"no": 1, "texts": {"ru": "Да", "en": "Yes"}, "count": 0},
-            {"no": 2, "texts": {"ru": "Нет", "en": "No"}, "count": 1},
+            {"no": 1, "texts": {"ru": "Да", "en": "Yes"}, "count": 0, "percent": 0.0},
+            {"no": 2, "texts": {"ru": "Нет", "en": "No"}, "count": 1, "percent": 100.0},
         ],
     }
     info = CampaignReport(_campaign(ContactKind.INFO), counts, progress, None)
@@ -189,12 +189,12 @@ def test_results_csv_in_the_asked_language_else_the_first() -> None:
     first language), and counts only."""
     results = SurveyResults.of(SURVEY, COUNTS)
     assert results_csv(results, "en").splitlines() == [
-        "question_no,question,option_no,option,count",
-        "1,Happy?,1,Yes,2",
-        "2,More?,1,Yes,0",
-        "2,More?,2,No,1",
+        "question_no,question,option_no,option,count,percent",
+        "1,Happy?,1,Yes,2,100.0",
+        "2,More?,1,Yes,0,0.0",
+        "2,More?,2,No,1,100.0",
     ]
-    assert results_csv(results, "kk").splitlines()[1] == "1,Довольны?,1,Да,2"
+    assert results_csv(results, "kk").splitlines()[1] == "1,Довольны?,1,Да,2,100.0"
 
 
 class _NoDeliveries(CampaignRepository):

@@ -116,8 +116,8 @@ async def test_two_questions_reprompt_thanks_and_timeout(settings, clock, databa
         csv_text = await response.text()
         assert response.status == 200 and response.content_type == "text/csv"
         assert csv_text.splitlines()[1:3] == [
-            "1,Happy with the network?,1,Yes,1",
-            "1,Happy with the network?,2,No,0",
+            "1,Happy with the network?,1,Yes,1,100.0",
+            "1,Happy with the network?,2,No,0,0.0",
         ]
         assert A not in csv_text and B not in csv_text
 

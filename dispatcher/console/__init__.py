@@ -22,6 +22,7 @@ from dispatcher.console import (
     campaign_views,
     create_views,
     edit_views,
+    inbox_views,
     subscriber_views,
 )
 from dispatcher.console.guard import refusal_page, secured, see_other
@@ -68,9 +69,11 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_get("/console/campaigns" + ID + "/edit", edit_views.edit_form)
     router.add_post("/console/campaigns" + ID + "/edit", edit_views.save_edit)
     router.add_post("/console/campaigns" + ID + "/duplicate", edit_views.duplicate_campaign)
+    router.add_get("/console/campaigns" + ID + "/results.csv", campaign_views.results_download)
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)
+    router.add_get("/console/inbox", inbox_views.inbox_page)
 
 
 @public

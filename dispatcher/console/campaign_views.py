@@ -23,8 +23,13 @@ from campaigns.reports import (
     SurveyResults,
     campaign_report,
     in_language,
+    percent_of,
+    results_csv,
+    shown_answered_without_receipt,
     shown_counts,
+    shown_percent,
     shown_survey,
+    survey_report,
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
@@ -178,14 +183,14 @@ async def _campaign_context(
     chart = await ProgressQueries(request.app[DATABASE].pool).throughput(
         campaign.id, report.progress.first_submitted_at, report.progress.last_submitted_at
     )
-    language = request.app[SETTINGS].default_language
+    language = results_language(request, report.survey)
     total, segments = progress(report.counts.states)
     survey = _survey_charts(report.survey, language)
     counts: Any = report.counts
     user = request.get(USER)
     exact = user is None or sees_exact_counts(user.role)
-    if not exact:
-        min_cell = request.app[SETTINGS].report_min_cell
+    min_cell = _min_cell(request)
+    if min_cell > 1:
         counts, total, segments = _partner_counts(report.counts, segments, min_cell)
         survey = _partner_survey(report.survey, survey, min_cell)
     status = await status_of(
@@ -200,6 +205,7 @@ async def _campaign_context(
     )
     return {
         "status": status,
+        "answered_without_receipt": shown_answered_without_receipt(report, min_cell),
         "campaign": campaign,
         "report": report,
         "counts": counts,
@@ -226,8 +232,27 @@ def _schedule_warnings(request: web.Request, campaign: Campaign) -> list[str]:
     return [w.message for w in found]
 
 
+def _min_cell(request: web.Request) -> int:
+    """R11: 1 for the operator's admins, the minimum cell size for partner-facing roles."""
+    user = request.get(USER)
+    if user is None or sees_exact_counts(user.role):
+        return 1
+    return int(request.app[SETTINGS].report_min_cell)
+
+
+def results_language(request: web.Request, results: SurveyResults | None) -> str:
+    """The language survey results are shown in: ``?lang=`` if the survey has it, else the
+    default language if it has that, else its first."""
+    own = results.languages if results is not None else ()
+    for language in (request.query.get("lang", ""), request.app[SETTINGS].default_language):
+        if language in own:
+            return language
+    return own[0] if own else request.app[SETTINGS].default_language
+
+
 def _survey_charts(results: SurveyResults | None, language: str) -> dict[str, Any] | None:
-    """Per question its text and option bars in ``language`` (else the first language)."""
+    """Per question its text and option bars in ``language`` (bars in percent of the
+    question's answers), the response rate (of the surveys sent) and the languages."""
     if results is None:
         return None
     questions = []
@@ -242,7 +267,15 @@ def _survey_charts(results: SurveyResults | None, language: str) -> dict[str, An
                 "bars": option_bars(labels),
             }
         )
-    return {"sessions": results.sessions, "questions": questions}
+    return {
+        "sessions": results.sessions,
+        "questions": questions,
+        "language": language,
+        "languages": results.languages,
+        "sent": results.sent,
+        "respondents": results.respondents,
+        "response_rate": percent_of(results.respondents, results.sent),
+    }
 
 
 def _partner_counts(
@@ -278,20 +311,50 @@ def _partner_survey(
     questions = []
     for question, chart in zip(results.questions, charts["questions"], strict=True):
         counts = [shown[("option", question.no, o.no)] for o in question.options]
-        widest = max((n for n in counts if isinstance(n, int)), default=0)
         answers = shown[("answers", question.no)]
-        bars = [
-            dataclasses.replace(
-                bar,
-                count=n,
-                share=bar.share if isinstance(n, int) and isinstance(answers, int) else "–",
-                width=round(100.0 * n / widest, 2) if isinstance(n, int) and widest else 0.0,
+        bars = []
+        for bar, n in zip(chart["bars"], counts, strict=True):
+            share = shown_percent(n, answers)
+            bars.append(
+                dataclasses.replace(
+                    bar,
+                    count=n,
+                    share="–" if share is None else share,
+                    width=0.0 if share is None else share,
+                )
             )
-            for bar, n in zip(chart["bars"], counts, strict=True)
-        ]
         questions.append({**chart, "answers": answers, "bars": bars})
     sessions = {state: shown[("sessions", state)] for state in results.sessions}
-    return {"sessions": sessions, "questions": questions}
+    respondents = shown.get(("answers", 1), 0)
+    rate = shown_percent(respondents, shown[("sent",)])
+    return {
+        **charts,
+        "sessions": sessions,
+        "questions": questions,
+        "sent": shown[("sent",)],
+        "respondents": respondents,
+        "response_rate": rate,
+    }
+
+
+@view(Role.VIEWER)
+async def results_download(request: web.Request) -> web.StreamResponse:
+    """The survey results as CSV (``?lang=``), as the API's ``results.csv``: counts and
+    percentages, never a number; small counts hidden for partner-facing roles (R11)."""
+    campaign = await _repository(request).get(path_id(request))
+    if campaign is None:
+        return error_page(request, 404, "No such campaign", "It may have been removed.")
+    results = await survey_report(_repository(request), campaign.id)
+    if results is None:
+        return error_page(request, 404, "No survey", "This campaign has no survey results.")
+    language = results_language(request, results)
+    return web.Response(
+        text=results_csv(results, language, _min_cell(request)),
+        content_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="campaign-{campaign.id}-{language}.csv"'
+        },
+    )
 
 
 def _transition(name: str) -> Any:

@@ -132,8 +132,9 @@ def nice_ceiling(value: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class OptionBar:
-    """A survey option: its label, answer count, share of the question's answers and the
-    bar's width in percent of the widest bar."""
+    """A survey option: its label, answer count, share of the question's answers (percent)
+    and the bar's width in percent of the full track: the share itself, so a bar's length
+    reads as its percentage (100 % is the whole track, not the most chosen option)."""
 
     label: str
     count: int | str  # str: a partner-facing count shown as "< 5" (R11)
@@ -142,15 +143,10 @@ class OptionBar:
 
 
 def option_bars(options: Sequence[tuple[str, int]]) -> list[OptionBar]:
-    """Horizontal bars for a question's options, scaled to the most chosen one."""
+    """Horizontal bars for a question's options, each as long as its share of the answers."""
     total = sum(n for _, n in options)
-    widest = max((n for _, n in options), default=0)
-    return [
-        OptionBar(
-            label,
-            n,
-            round(100.0 * n / total, 1) if total else 0.0,
-            round(100.0 * n / widest, 2) if widest else 0.0,
-        )
-        for label, n in options
-    ]
+    bars = []
+    for label, n in options:
+        share = round(100.0 * n / total, 1) if total else 0.0
+        bars.append(OptionBar(label, n, share, share))
+    return bars

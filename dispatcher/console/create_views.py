@@ -22,7 +22,7 @@ from dispatcher.console.campaign_views import load_audience
 from dispatcher.console.forms import (
     LANGUAGE_ORDER,
     campaign_payload,
-    flatten_errors,
+    form_errors,
     merge_languages,
     parse_script,
 )
@@ -56,10 +56,12 @@ def form_page(
     errors: dict[str, str],
     status: int = 200,
     editing: Campaign | None = None,
+    chosen_file: str | None = None,
 ) -> web.Response:
     """The create form, or with ``editing`` the same form saving that draft."""
     context = {
         "editing": editing,
+        "chosen_file": chosen_file,
         "form": form,
         "errors": errors,
         "languages": LANGUAGE_ORDER,
@@ -84,9 +86,12 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
             payload, now, settings.campaign_max_segments, settings.required_languages
         )
     except SpecError as exc:
-        errors = flatten_errors(exc.details) | errors
+        errors = form_errors(exc.details, errors)
     if errors:
-        return form_page(request, form, errors, status=400)
+        # The browser cannot be given a chosen file back: name it, to be chosen again
+        # (with the console's script the page is not reloaded and the file stays chosen).
+        chosen = file_part.filename if file_part is not None else None
+        return form_page(request, form, errors, status=400, chosen_file=chosen)
     repository = CampaignRepository(request.app[DATABASE].pool)
     campaign = await repository.create(spec, request[USER].name, now)
     location = f"/console/campaigns/{campaign.id}"

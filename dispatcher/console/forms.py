@@ -87,7 +87,8 @@ def survey_payload(form: Mapping[str, str], errors: dict[str, Any]) -> dict[str,
         lang: parse_script(s) for lang in LANGUAGE_ORDER if (s := _text(form, f"survey_{lang}"))
     }
     thanks = {lang: t for lang in LANGUAGE_ORDER if (t := _text(form, f"thanks_{lang}"))}
-    questions, problem = merge_languages(scripts)
+    lines = {lang: question_lines(_text(form, f"survey_{lang}")) for lang in scripts}
+    questions, problem = merge_languages(scripts, lines)
     if problem:
         errors["survey"] = problem
     hours: float | str = form.get("timeout_hours", "").strip() or "24"
@@ -109,10 +110,26 @@ def parse_script(script: str) -> list[Question]:
     return questions
 
 
+def question_lines(script: str) -> list[int]:
+    """The line (from 1) where each question of a script starts, as :func:`parse_script`
+    splits it: the first non-blank line after the start or a blank line."""
+    starts, in_block = [], False
+    for number, line in enumerate(script.split("\n"), 1):
+        if not line.strip():
+            in_block = False
+        elif not in_block:
+            starts.append(number)
+            in_block = True
+    return starts
+
+
 def merge_languages(
     scripts: Mapping[str, list[Question]],
+    lines: Mapping[str, list[int]] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The API's ``questions`` from per-language scripts of the same shape, or why not."""
+    """The API's ``questions`` from per-language scripts of the same shape, or why not: the
+    first place they differ (question, languages and, given ``lines`` from
+    :func:`question_lines`, the script's line), then the shapes."""
     if not scripts:
         return [], "write the survey's questions in at least one language"
     shapes = {lang: [len(options) for _, options in qs] for lang, qs in scripts.items()}
@@ -120,8 +137,8 @@ def merge_languages(
         described = "; ".join(f"{lang}: {shape}" for lang, shape in shapes.items())
         return (
             [],
-            "every language needs the same questions and options "
-            f"(options per question: {described})",
+            f"{_first_difference(shapes, lines or {})} — every language needs the same "
+            f"questions and options (options per question: {described})",
         )
     count = len(next(iter(scripts.values())))
     questions = []
@@ -170,6 +187,48 @@ def script_of(questions: list[dict[str, Any]], lang: str) -> str:
         options = [f"{n}. {option[lang]}" for n, option in enumerate(question["options"], 1)]
         blocks.append("\n".join([question["texts"][lang], *options]))
     return "\n\n".join(blocks)
+
+
+def _first_difference(shapes: Mapping[str, list[int]], lines: Mapping[str, list[int]]) -> str:
+    """Where per-language shapes (options per question) first differ, in words."""
+
+    def line(lang: str, number: int) -> str:
+        found = lines.get(lang, [])
+        return f", line {found[number - 1]}" if number <= len(found) else ""
+
+    first, *others = shapes
+    for number in range(1, max(len(shape) for shape in shapes.values()) + 1):
+        for lang in others:
+            mine, theirs = shapes[first], shapes[lang]
+            if number > len(theirs):
+                return f"question {number} ({first}{line(first, number)}) has no {lang} counterpart"
+            if number > len(mine):
+                return f"question {number} ({lang}{line(lang, number)}) has no {first} counterpart"
+            if mine[number - 1] != theirs[number - 1]:
+                return (
+                    f"question {number}: {first} has {mine[number - 1]} options "
+                    f"({first}{line(first, number)}), {lang} has {theirs[number - 1]} "
+                    f"({lang}{line(lang, number)})"
+                )
+    return "the languages differ"
+
+
+#: A problem the form finds itself → the campaign domain's problems it causes (a survey
+#: script the form could not read leaves the domain no questions; hours that are no number
+#: are no hours): not shown, they would stand above the real cause and mislead.
+CAUSED_BY = {"survey": ("survey.questions",), "timeout_hours": ("survey.timeout_hours",)}
+
+
+def form_errors(details: Any, own: Mapping[str, str]) -> dict[str, str]:
+    """The form's own problems first (each is a cause), then the campaign domain's
+    (``SpecError.details``) except those one of the form's caused (:data:`CAUSED_BY`)."""
+    caused = tuple(key for field in own for key in CAUSED_BY.get(field, ()))
+    spec = {
+        name: message
+        for name, message in flatten_errors(details).items()
+        if name not in own and not any(name == c or name.startswith(c + ".") for c in caused)
+    }
+    return dict(own) | spec
 
 
 def flatten_errors(details: Any, prefix: str = "") -> dict[str, str]:

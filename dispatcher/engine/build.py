@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Self
 
 import asyncpg
@@ -257,6 +257,7 @@ def build_engine(
         ussd_reply=ussd_replier(session, settings),
         region=settings.default_region,
         receipt_zone=settings.calendar.zone,
+        attribution_span=timedelta(days=settings.inbox_attribution_days),
     )
     session.set_handler(sink)
     return Engine(

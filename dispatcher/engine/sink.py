@@ -67,7 +67,13 @@ from dispatcher.engine.nodes import node_dead
 from dispatcher.engine.repository import DispatchRepository, ReceiptIn
 from dispatcher.kernel.clock import Clock
 from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
-from dispatcher.program.mo import Answer, MoDesk, MoRepository, UnacknowledgedCopy
+from dispatcher.program.mo import (
+    ATTRIBUTION_SPAN,
+    Answer,
+    MoDesk,
+    MoRepository,
+    UnacknowledgedCopy,
+)
 from dispatcher.program.ussd import UssdDesk
 from smpp.constants import MessageState, Tag
 from smpp.errors import InboundRejected
@@ -272,11 +278,14 @@ class InboundSink:
         region: str,
         receipt_zone: tzinfo,
         node: Callable[[], str],
+        attribution_span: timedelta = ATTRIBUTION_SPAN,
     ) -> None:
         """Built once, by :func:`dispatcher.engine.build.build_engine`. ``region``: how
         national numbers are read; ``receipt_zone``: the SMSC's local time, in which
         receipts write their dates; ``node``: this node's id now (the dispatcher's, whose
-        advisory lock says it is alive)."""
+        advisory lock says it is alive); ``attribution_span``: how long after a campaign
+        reached a number an MO from it is that campaign's in the inbox."""
+        self._attribution_span = attribution_span
         self._pool = pool
         self._repo = repo
         self._clock = clock
@@ -337,6 +346,7 @@ class InboundSink:
                     now,
                     node=node,
                     acked_at=acked_at,
+                    span=self._attribution_span,
                 )
                 tracked = self._track(mo.id, 0, ack)
                 outcome = await self._mo.handle(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -34,6 +34,9 @@ class MoSQL(SqlFile, domain="mo"):
     waiting_replies: str
     unwait_stale: str
 
+
+#: The default attribution span of the inbox (setting ``inbox_attribution_days``).
+ATTRIBUTION_SPAN = timedelta(days=7)
 
 STOP_WORDS = frozenset({"stop", "стоп", "тоқтат", "токтат"})
 HELP_WORDS = frozenset({"help", "помощь", "көмек", "комек", "?"})
@@ -134,6 +137,7 @@ class ReceivedMo:
     body: str
     dedupe_key: str
     received_at: datetime
+    campaign_id: int | None = None  # the campaign that last reached the number (inbox)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ReceivedMo:
@@ -145,6 +149,7 @@ class ReceivedMo:
             body=row["body"],
             dedupe_key=row["dedupe_key"],
             received_at=row["received_at"],
+            campaign_id=row["campaign_id"],
         )
 
 
@@ -213,12 +218,23 @@ class MoRepository:
         *,
         node: str | None = None,
         acked_at: datetime | None = None,
+        span: timedelta = ATTRIBUTION_SPAN,
     ) -> ReceivedMo:
         """Record a received message, being answered by ``node``; ``acked_at``: when it was
         acknowledged already (no SMPP response follows), else the answer is recorded later
-        (:meth:`answered`)."""
+        (:meth:`answered`). It names the campaign that last reached the number within
+        ``span`` before ``now`` (the inbox; the setting ``inbox_attribution_days``)."""
         row = await self._conn.fetchrow(
-            MoSQL.insert_mo, smsc, msisdn, destination, body, dedupe_key, node, acked_at, now
+            MoSQL.insert_mo,
+            smsc,
+            msisdn,
+            destination,
+            body,
+            dedupe_key,
+            node,
+            acked_at,
+            now,
+            span,
         )
         return ReceivedMo.from_row(row)
 

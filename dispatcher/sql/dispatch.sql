@@ -431,11 +431,13 @@ SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
 -- comes before any other subscriber's (issue 13): a late repeat of a finished message's
 -- receipt settles as that repeat and never finalises another number's message that was
 -- given the same id after a restart. When every part with the key holds a final receipt, the
--- receipt is a repeat (same subscriber) and settles as matched, or a new message's that beat
--- its submit_sm_resp (another subscriber) and waits. A receipt naming no subscriber cannot
--- be told from either: it waits for one more look ($3) and settles as a repeat only if no
--- part has been recorded under its key by then (else an SMSC that restarted and reused the
--- id would lose the new message's receipt to the finished part's).
+-- receipt is a repeat, or a new message's that beat its submit_sm_resp: it waits for one
+-- more look ($3) and settles as a repeat only if no part of its subscriber (or, for a
+-- receipt naming no subscriber, of anyone) has been recorded under its key by then; one of
+-- another subscriber only waits (until the give-up cutoff). The same subscriber is no proof
+-- of a repeat (issue 14): an SMSC that restarted numbers from 1 again, so a list sent in the
+-- same order gets each number the id its earlier message had, and a receipt faster than its
+-- response was settled as the old message's repeat ("delivered 0" beside the answers).
 -- A part counts once: the submit's receipt is set only from NULL or an intermediate state
 -- (in the UPDATE's own WHERE, so a concurrent applier's change is rechecked).
 -- The part is found per receipt by a LATERAL probe of submits_message_id, not by a join
@@ -482,7 +484,7 @@ WITH r AS (
 ), probed AS (
     SELECT k.id, k.state, k.received_at, k.msisdn, p.submit_id, p.submit_msisdn,
            p.submit_id IS NOT NULL
-               AND (NOT p.final OR p.same_msisdn OR (k.msisdn IS NULL AND k.looked)) AS known,
+               AND (NOT p.final OR ((p.same_msisdn OR k.msisdn IS NULL) AND k.looked)) AS known,
            p.submit_id IS NOT NULL AND NOT p.final AS fresh,
            p.submit_id IS NOT NULL AND NOT p.final AND k.msisdn IS NOT NULL
                AND NOT p.same_msisdn AS mismatch

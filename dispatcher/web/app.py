@@ -18,7 +18,15 @@ from dispatcher.runtime import SESSION, engine_ctx
 from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
-from dispatcher.web import campaigns_api, gateway, health, openapi, subscribers, uploads
+from dispatcher.web import (
+    campaigns_api,
+    gateway,
+    health,
+    inbox_api,
+    openapi,
+    subscribers,
+    uploads,
+)
 from dispatcher.web.auth import auth_middleware, check_routes
 from dispatcher.web.errors import error_middleware
 from dispatcher.web.keys import (
@@ -45,6 +53,7 @@ def setup_routes(app: web.Application) -> None:
     gateway.setup_routes(app)
     subscribers.setup_routes(app)
     campaigns_api.setup_routes(app)
+    inbox_api.setup_routes(app)
     console.setup(app)
     openapi.setup_routes(app)
     install_metrics(app, lambda: app.get(SESSION))

@@ -348,13 +348,45 @@ SCHEMAS: dict[str, Schema] = {
                         _obj(
                             {
                                 "sessions": {"type": "object", "additionalProperties": COUNT},
-                                "questions": {"type": "array", "items": {"type": "object"}},
+                                "languages": {"type": "array", "items": _enum(Language)},
+                                "sent": COUNT,
+                                "respondents": COUNT,
+                                "response_rate": _nullable(
+                                    {
+                                        "type": "number",
+                                        "description": "respondents in percent of the surveys "
+                                        "sent (first questions the SMSC accepted); null where "
+                                        "a count is hidden (R11)",
+                                    }
+                                ),
+                                "response_rate_of": {"type": "string", "enum": ["sent"]},
+                                "questions": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "description": "no, texts, answers, and options: no, "
+                                        "texts, count and percent (of the question's answers; "
+                                        "null where a count is hidden)",
+                                    },
+                                },
                             },
                             ("sessions", "questions"),
                         )
                     ),
                 },
                 ("total", "states", "suppressed", "progress", "status", "survey"),
+            ),
+            _obj(
+                {
+                    "answered_without_receipt": _nullable(
+                        {
+                            "type": "integer",
+                            "description": "at least this many recipients answered the survey "
+                            "though their message has no delivered receipt (receipts lost, e.g. "
+                            "in an SMSC restart); null for an info campaign or a hidden count",
+                        }
+                    )
+                }
             ),
         ]
     },
@@ -413,6 +445,37 @@ def json_ok(schema: Schema, description: str = "OK", status: str = "200") -> dic
     return {
         status: {"description": description, "content": {"application/json": {"schema": schema}}}
     }
+
+
+_INBOX_KIND: Schema = {"type": "string", "enum": ["reply", "stop", "dnc"]}
+_INBOX_ATTRIBUTION: Schema = _nullable(
+    _obj({"id": INTEGER, "name": STRING, "partner": STRING}, ("id", "name", "partner"))
+)
+_INBOX_MESSAGE: Schema = _obj(
+    {
+        "id": INTEGER,
+        "msisdn": STRING,
+        "to": STRING,
+        "text": {"type": "string", "description": "empty for a survey answer (R11)"},
+        "kind": _INBOX_KIND,
+        "outcome": STRING,
+        "received_at": {"type": "string", "format": "date-time"},
+        "campaign": _INBOX_ATTRIBUTION,
+    },
+    ("id", "msisdn", "kind", "received_at", "campaign"),
+)
+_INBOX_CAMPAIGN: Schema = _obj(
+    {
+        "id": INTEGER,
+        "name": STRING,
+        "partner": STRING,
+        "counts": _obj(
+            {k: COUNT for k in ("reply", "stop", "dnc", "total")},
+            ("reply", "stop", "dnc", "total"),
+        ),
+    },
+    ("id", "name", "partner", "counts"),
+)
 
 
 def _campaign_id() -> Schema:
@@ -628,4 +691,45 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": json_ok(ref("AudienceResult")),
     },
     **{("POST", f"/api/v1/campaigns/{{id}}/{a}"): _transition(a) for a in CAMPAIGN_ACTIONS},
+    ("GET", "/api/v1/inbox"): {
+        "summary": "Subscribers' SMS (replies, STOP, 1204), each attributed to the campaign "
+        "that last reached the number within SMARTD_INBOX_ATTRIBUTION_DAYS: messages newest "
+        "first for admins; counts per campaign and kind only for viewer and marketer (R11)",
+        "tags": ["inbox"],
+        "parameters": [
+            {
+                "name": "campaign",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+            },
+            {"name": "kind", "in": "query", "schema": _INBOX_KIND},
+            {
+                "name": "before",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+            },
+        ],
+        "responses": json_ok(
+            {
+                "oneOf": [
+                    _obj(
+                        {
+                            "messages": {"type": "array", "items": _INBOX_MESSAGE},
+                            "next_before": _nullable(INTEGER),
+                        },
+                        ("messages", "next_before"),
+                    ),
+                    _obj(
+                        {"campaigns": {"type": "array", "items": _INBOX_CAMPAIGN}},
+                        ("campaigns",),
+                    ),
+                ]
+            }
+        ),
+    },
 }
