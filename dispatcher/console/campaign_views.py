@@ -146,7 +146,7 @@ async def _campaign_context(
         "campaign": campaign,
         "report": report,
         "counts": counts,
-        "preview": preview(campaign.texts),
+        "preview": preview(campaign.texts, None, campaign.variable_defaults),
         "total": total,
         "segments": segments,
         "chart": chart,
