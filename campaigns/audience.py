@@ -184,10 +184,10 @@ def resolve_columns(
             missing.append(name)
             columns.append(None)
     if missing:
-        found = ", ".join(shown) if header else "no header row"
+        seen = ", ".join(shown) if header else "no header row"
         names = ", ".join(missing)
         raise UnmappedColumns(
-            f"the file has no column for {names} (found: {found}); {_how_to_map(missing)}",
+            f"the file has no column for {names} (found: {seen}); {_how_to_map(missing)}",
             shown,
             missing,
         )
@@ -210,7 +210,10 @@ class RejectionLog:
         self.prefix = f"{campaign_id}\t{upload_no}\t"
         self.region = region
         self.count = 0
-        self.file: IO[str] = tempfile.SpooledTemporaryFile(1 << 20, mode="w+", encoding="utf-8")
+        # Closed by close() (upload_audience's finally): it outlives any one block.
+        self.file: IO[str] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            1 << 20, mode="w+", encoding="utf-8"
+        )
 
     def add(self, line: int, value: str, number: str | None, reason: str) -> None:
         cell = value.strip()[: self.MAX_VALUE].translate(_COPY_TEXT)
@@ -227,9 +230,7 @@ class RejectionLog:
         self.file.close()
 
 
-_COPY_TEXT = str.maketrans(
-    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""}
-)
+_COPY_TEXT = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
 
 
 class AudienceParser:

@@ -234,9 +234,7 @@ def preview(
     return result
 
 
-def _render_sample(
-    template: str, sample: Mapping[str, str], defaults: Mapping[str, str]
-) -> str:
+def _render_sample(template: str, sample: Mapping[str, str], defaults: Mapping[str, str]) -> str:
     out: list[str] = []
     for literal, name in parse_template(template):
         out.append(literal)

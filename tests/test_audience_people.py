@@ -11,7 +11,8 @@ import io
 import aiohttp
 import phonenumbers
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from campaigns.audience import AudienceParser
@@ -51,9 +52,7 @@ async def test_a_cyrillic_header_is_mapped_by_the_operator(settings, clock, data
         message = body["error"]["message"]
         assert "Телефон, Имя" in message and "column.name=" in message, message
         assert await _deliveries(database, cid) == {}
-        status, body = await _upload(
-            api, cid, csv_bytes, "?number_column=Телефон&column.name=Имя"
-        )
+        status, body = await _upload(api, cid, csv_bytes, "?number_column=Телефон&column.name=Имя")
         assert status == 200, body
         assert body["accepted"] == 2 and body["rejected_total"] == 0
         assert await _deliveries(database, cid) == {
@@ -104,6 +103,7 @@ async def test_a_mapping_to_an_unknown_column_names_the_header(settings, clock, 
 
 # ------------------------------------------------------------------ numbers that take SMS
 
+
 def _kz() -> numbers.MobilePolicy:
     return numbers.MobilePolicy("KZ")
 
@@ -151,8 +151,22 @@ _KZ_MOBILE = st.builds(
 _OTHER = st.builds(
     lambda p, rest: p + rest,
     st.sampled_from(
-        ["87172", "87273", "8800", "+7809", "+7751", "+7912", "+7495", "+49151", "+4930",
-         "+1201", "+44207", "+4479", "+99650", "+99890"]
+        [
+            "87172",
+            "87273",
+            "8800",
+            "+7809",
+            "+7751",
+            "+7912",
+            "+7495",
+            "+49151",
+            "+4930",
+            "+1201",
+            "+44207",
+            "+4479",
+            "+99650",
+            "+99890",
+        ]
     ),
     st.text(alphabet="0123456789", min_size=6, max_size=7),
 )
@@ -210,7 +224,8 @@ async def test_every_rejected_row_is_kept_and_downloadable(settings, clock, data
     good = ["77011234567", "77021234567"]
     data = ("msisdn\n" + "\n".join(good[:1] + bad + good[1:]) + "\n").encode()
     async with running_api(settings, clock, database) as api:
-        cid = (await create(api, info_payload(variables=[], texts={"kk": "Сәлем", "ru": "Привет"})))["id"]
+        plain = info_payload(variables=[], texts={"kk": "Сәлем", "ru": "Привет"})
+        cid = (await create(api, plain))["id"]
         status, body = await upload(api, cid, data)
         assert status == 200, body
         assert (body["accepted"], body["rejected_total"]) == (2, 5_000)

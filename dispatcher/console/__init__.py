@@ -58,6 +58,9 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/console/preview", create_views.preview_texts)
     router.add_get("/console/campaigns" + ID, campaign_views.campaign_page)
     router.add_post("/console/campaigns" + ID + "/audience", campaign_views.audience_upload)
+    router.add_get(
+        "/console/campaigns" + ID + "/audience/rejected.csv", campaign_views.rejected_rows_csv
+    )
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)

@@ -203,7 +203,8 @@ async def add_audience(request: web.Request) -> web.Response:
         raise TooLarge("audience", settings.audience_max_bytes)
     limit = settings.audience_max_bytes
     fields: dict[str, str] = dict(request.query)
-    async with spooled_upload(request, _upload_chunks(request, fields), "audience", limit) as chunks:
+    body = _upload_chunks(request, fields)
+    async with spooled_upload(request, body, "audience", limit) as chunks:
         with _domain_errors():
             result = await upload_audience(
                 repository,
@@ -258,7 +259,8 @@ async def rejected_rows_csv(request: web.Request) -> web.StreamResponse:
     repository = _repository(request)
     campaign = await _campaign_or_404(request, repository)
     upload_no = query_int(request, "upload", 1, 2**31 - 1)
-    if upload_no is not None and upload_no not in {u.upload_no for u in await repository.uploads(campaign.id)}:
+    uploads = {u.upload_no for u in await repository.uploads(campaign.id)}
+    if upload_no is not None and upload_no not in uploads:
         raise ApiError(404, "not_found", f"campaign {campaign.id} has no upload {upload_no}")
     name = f"campaign-{campaign.id}-rejected" + (f"-{upload_no}" if upload_no else "") + ".csv"
     response = web.StreamResponse(
