@@ -183,6 +183,22 @@ def resolve_columns(
         else:
             missing.append(name)
             columns.append(None)
+    defaulted = [
+        n for n, c in zip(variables, columns, strict=True) if c is None and n not in missing
+    ]
+    used = {number, *columns}
+    unused = [cell for i, cell in enumerate(shown) if i not in used and cell]
+    if header and not mapping and defaulted and unused and not missing:
+        # A column the file has may be the one meant for a variable that would otherwise
+        # take its default for every row: ask rather than guess.
+        names, extra = ", ".join(defaulted), ", ".join(unused)
+        raise UnmappedColumns(
+            f"the file has no column named {names} (which would take its default) but has "
+            f"column(s) {extra} (found: {', '.join(shown)}); {_how_to_map(defaulted)}, "
+            "or map the number column alone to keep the defaults",
+            shown,
+            defaulted,
+        )
     if missing:
         seen = ", ".join(shown) if header else "no header row"
         names = ", ".join(missing)
