@@ -366,9 +366,11 @@ class CampaignRepository:
     async def add_segment(self, campaign_id: int, segment: str, now: datetime) -> int:
         """Queue every number of ``segment`` (set-based); returns how many were new."""
         async with self.audience_load(campaign_id) as load:
-            if load.campaign.variables:
+            campaign = load.campaign
+            if not set(campaign.variables) <= set(campaign.variable_defaults):
                 raise InputRefused(
-                    "this campaign's texts use audience columns; upload a file that has them",
+                    "this campaign's texts use audience columns without defaults; upload a "
+                    "file that has them (or give every variable a default)",
                     {"variables": load.campaign.variables},
                     code="segment_without_variables",
                 )

@@ -336,3 +336,18 @@ def test_the_parser_refuses_a_header_without_a_variable_and_no_default() -> None
         parser.feed("Телефон;Имя\n77011234567;A\n".encode())
     assert "found: Телефон, Имя" in refused.value.message
     assert "--map name=" in refused.value.message
+
+
+async def test_a_segment_may_fill_a_campaign_whose_variables_all_have_defaults(
+    settings, clock, database
+) -> None:
+    """A segment has no columns: allowed once every variable has a default (the engine
+    renders the defaults), refused while one has none."""
+    async with running_api(settings, clock, database) as api:
+        headers = api.auth(Role.MARKETER)
+        for defaults, expected in (({"name": "друг"}, 200), ({}, 400)):
+            cid = (await create(api, info_payload(variable_defaults=defaults)))["id"]
+            response = await api.client.post(
+                f"{BASE}/{cid}/audience", json={"segment": "active_subscribers"}, headers=headers
+            )
+            assert response.status == expected, await response.text()
