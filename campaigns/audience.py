@@ -450,9 +450,15 @@ async def read_header(chunks: AsyncIterable[bytes], max_bytes: int) -> list[str]
     """The first row of a file when it is a header (its first cell is no number), else
     None (for the console's mapping step; the file's other rows are not read)."""
     reader = CsvReader("audience", max_bytes=max_bytes)
-    async for rows in reader.rows(chunks):
-        for _, fields in rows:
-            return [cell.strip() for cell in fields] if is_header(fields) else None
+    batches = reader.rows(chunks)
+    try:
+        async for rows in batches:
+            for _, fields in rows:
+                return [cell.strip() for cell in fields] if is_header(fields) else None
+    finally:
+        close = getattr(batches, "aclose", None)  # an async generator: close it now
+        if close is not None:
+            await close()
     return None
 
 

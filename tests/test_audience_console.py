@@ -43,7 +43,8 @@ async def test_a_refused_file_on_the_create_form_shows_an_error_banner(
     async with running_api(settings, clock, database) as api:
         csrf = await sign_in(api, Role.MARKETER)
         form = _create_form(csrf, CREATE, None)
-        form.add_field("file", b"msisdn,name\n\xff\xfe\n", filename="a.csv", content_type="text/csv")
+        broken = b"msisdn,name\n\xff\xfe\n"
+        form.add_field("file", broken, filename="a.csv", content_type="text/csv")
         response = await api.client.post("/console/campaigns/new", data=form)
         page = await response.text()
         banners = _banners(page)
@@ -113,9 +114,7 @@ async def test_the_create_form_sends_a_file_needing_a_mapping_to_the_step(
     async with running_api(settings, clock, database) as api:
         csrf = await sign_in(api, Role.MARKETER)
         form = _create_form(csrf, fields, "Телефон;Город\n87010000001;Алматы\n")
-        response = await api.client.post(
-            "/console/campaigns/new", data=form, allow_redirects=False
-        )
+        response = await api.client.post("/console/campaigns/new", data=form, allow_redirects=False)
         assert response.status == 303, await response.text()
         assert "?mapping=" in response.headers["Location"]
         defaults = await database.pool.fetchval("SELECT variable_defaults FROM campaigns")

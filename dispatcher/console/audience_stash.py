@@ -55,6 +55,7 @@ def kept(campaign_id: int, token: str) -> Path | None:
 
 
 async def chunks_of(path: Path, size: int = 1 << 16) -> AsyncIterator[bytes]:
+    """The kept file's bytes, 64 KiB at a time."""
     with open(path, "rb") as fh:  # noqa: ASYNC230 - small sequential reads
         while chunk := fh.read(size):
             yield chunk

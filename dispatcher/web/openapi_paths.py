@@ -271,7 +271,7 @@ SCHEMAS: dict[str, Schema] = {
             "variable_defaults": {
                 "type": "object",
                 "additionalProperties": {"type": "string", "maxLength": 200},
-                "description": "what a blank audience cell of a variable takes; \"\" makes "
+                "description": 'what a blank audience cell of a variable takes; "" makes '
                 "the variable optional (it renders empty); a blank cell of a variable without "
                 "a default rejects its row",
             },
