@@ -351,3 +351,20 @@ async def test_a_segment_may_fill_a_campaign_whose_variables_all_have_defaults(
                 f"{BASE}/{cid}/audience", json={"segment": "active_subscribers"}, headers=headers
             )
             assert response.status == expected, await response.text()
+
+
+async def test_the_preview_endpoint_counts_blank_samples_as_their_default(
+    settings, clock, database
+) -> None:
+    body = {
+        "texts": {"ru": "{name}, скидка{bonus}!"},
+        "variables": {"name": ""},
+        "variable_defaults": {"name": "Дорогой покупатель", "bonus": ""},
+    }
+    async with running_api(settings, clock, database) as api:
+        response = await api.client.post(
+            f"{BASE}/preview", json=body, headers=api.auth(Role.MARKETER)
+        )
+        counted = await response.json()
+        assert response.status == 200, counted
+        assert counted["ru"]["characters"] == len("Дорогой покупатель, скидка!")

@@ -128,19 +128,23 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 @requires(Role.MARKETER)
 async def preview_texts(request: web.Request) -> web.Response:
-    """``{"texts": {lang: text}, "variables": {name: sample}}`` → per language the
-    encoding, SMS parts and characters."""
+    """``{"texts": {lang: text}, "variables": {name: sample}, "variable_defaults": {…}}``
+    → per language the encoding, SMS parts and characters (a blank or absent sample takes
+    its default, as when sending)."""
     body = await _json_body(request)
     texts = body.get("texts") if isinstance(body, dict) else None
     sample = body.get("variables") or {} if isinstance(body, dict) else {}
+    defaults = body.get("variable_defaults") or {} if isinstance(body, dict) else {}
     if (
         not isinstance(texts, dict)
         or not set(texts) <= LANGUAGES
         or not all(isinstance(t, str) for t in texts.values())
         or not isinstance(sample, dict)
+        or not isinstance(defaults, dict)
     ):
         raise ApiError(400, "invalid_preview", 'expected {"texts": {"ru": "..."}}')
-    return web.json_response(preview(texts, {k: str(v) for k, v in sample.items()}))
+    values = {k: str(v) for k, v in sample.items()}
+    return web.json_response(preview(texts, values, {k: str(v) for k, v in defaults.items()}))
 
 
 @requires(Role.VIEWER)

@@ -344,7 +344,11 @@ SCHEMAS: dict[str, Schema] = {
         ]
     },
     "Preview": _obj(
-        {"texts": LANGUAGE_TEXTS, "variables": {"type": "object", "additionalProperties": STRING}},
+        {
+            "texts": LANGUAGE_TEXTS,
+            "variables": {"type": "object", "additionalProperties": STRING},
+            "variable_defaults": {"type": "object", "additionalProperties": STRING},
+        },
         ("texts",),
     ),
     "AudienceResult": _obj(
