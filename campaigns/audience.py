@@ -3,18 +3,24 @@
 The file: first column the msisdn (any common written form, normalised to E.164 digits),
 further columns the campaign's variables. A header row is optional: when the first cell of
 the first row is not a number, that row names the columns (matched to the declared
-variables case-insensitively, extra columns ignored); without one, the columns after the
-msisdn are the declared variables in declared order. Bytes, lines and fields are read by
-:mod:`campaigns.csvstream` (UTF-8 with or without BOM, LF, CRLF or CR, ``,`` ``;`` or tab,
-quoted fields; a row's line is where its record starts).
+variables ignoring case, spaces, ``_`` and ``-``; extra columns ignored); without one, the
+columns after the msisdn are the declared variables in declared order. A
+:class:`ColumnMapping` (the operator's choice) names the number's and each variable's
+column instead, by header in any language or by position (:func:`resolve_columns`). Only
+numbers that can receive SMS are accepted (:class:`~dispatcher.kernel.msisdn.MobileNumbers`:
+a fixed-line, foreign or toll-free number is rejected with its kind). A blank cell takes its
+variable's default (:func:`~campaigns.templates.fill_variables`). Every rejected row is
+written to ``audience_rejections`` in the upload's transaction (:class:`RejectionLog`).
+Bytes, lines and fields are read by :mod:`campaigns.csvstream` (UTF-8 with or without BOM,
+LF, CRLF or CR, ``,`` ``;`` or tab, quoted fields; a row's line is where its record starts).
 
-Bad rows (invalid number, missing or empty variable, a NUL) are reported with their line
-number and skipped; duplicates (within the file, or already in the campaign) are counted
-and skipped; a file that is not UTF-8, too large, with a line too long or too many rows is
-refused as a whole (:class:`~campaigns.csvstream.InputRefused`) and nothing of it stays.
-Memory stays flat whatever the file's size: chunks are parsed as they arrive, COPYed and
-queued a batch at a time (the database queues one batch while the next is parsed), and
-duplicates are found by the database.
+Bad rows (invalid or non-mobile number, a blank variable without a default, a NUL) are
+reported with their line number and skipped; duplicates (within the file, or already in the
+campaign) are counted and skipped; a file that is not UTF-8, too large, with a line too
+long or too many rows is refused as a whole (:class:`~campaigns.csvstream.InputRefused`)
+and nothing of it stays. Memory stays flat whatever the file's size: chunks are parsed as
+they arrive, COPYed and queued a batch at a time (the database queues one batch while the
+next is parsed), and duplicates are found by the database.
 
 The parser writes COPY text (:class:`~campaigns.repository.CopyRows`), not Python rows.
 Blocks of plain lines whose numbers are all written canonically (``+7…``, ``8…``, ``7…``
