@@ -34,6 +34,7 @@ def stored_payload(campaign: Campaign, survey: Survey | None) -> dict[str, Any]:
         "kind": campaign.kind.value,
         "scope": campaign.scope.value,
         "variables": list(campaign.variables),
+        "variable_defaults": dict(campaign.variable_defaults),
         "priority": campaign.priority,
         "start_at": campaign.start_at.isoformat() if campaign.start_at else None,
         "end_at": campaign.end_at.isoformat() if campaign.end_at else None,

@@ -41,6 +41,8 @@ class Campaign:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: variable → the value a blank cell takes ("" : optional, renders empty); migration 0031
+    variable_defaults: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -62,6 +64,7 @@ class Campaign:
             created_at=row["created_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            variable_defaults=dict(row.get("variable_defaults") or {}),
         )
 
 
@@ -159,9 +162,20 @@ class AudienceResult:
     lines: int = 0
     copy_seconds: float = 0.0  # receiving, parsing (batches COPYed and queued meanwhile)
     queue_seconds: float = 0.0  # after the last row was read: the last batches queued, commit
+    upload_no: int | None = None  # audience_uploads (migration 0029)
+    campaign_id: int | None = None
+
+    @property
+    def rejected_csv(self) -> str | None:
+        """Where every rejected row of this upload is downloaded (HTTP API)."""
+        if self.campaign_id is None or self.upload_no is None:
+            return None
+        return f"/api/v1/campaigns/{self.campaign_id}/audience/rejected.csv?upload={self.upload_no}"
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "upload_no": self.upload_no,
+            "rejected_csv": self.rejected_csv,
             "accepted": self.accepted,
             "rejected": [r.as_dict() for r in self.rejected],
             "rejected_total": self.rejected_total,

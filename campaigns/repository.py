@@ -71,6 +71,10 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     insert_uploaded: str
     insert_segment: str
     set_segment: str
+    begin_upload: str
+    finish_upload: str
+    audience_uploads: str
+    rejected_rows: str
     delivery_counts: str
     survey_counts: str
 
@@ -105,6 +109,19 @@ def _contains(words: str | None) -> str | None:
 
 #: Segment → whether it takes current SMART members only (insert_segment's $2).
 _SEGMENT_MEMBERS_ONLY = {"smart_members": True, "active_subscribers": False}
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceUpload:
+    """One audience upload of a campaign (``audience_uploads``, migration 0029)."""
+
+    upload_no: int
+    uploaded_at: datetime
+    uploaded_by: str | None
+    lines: int
+    accepted: int
+    duplicates: int
+    rejected: int
 
 
 class CopyRows(NamedTuple):
@@ -209,6 +226,33 @@ class AudienceLoad:
         await self._copy(encoded())
         return copied
 
+    async def begin_upload(self, now: datetime, uploaded_by: str | None) -> int:
+        """Record this upload (counts set by :meth:`finish_upload`); returns its number."""
+        no = await self.conn.fetchval(CampaignSQL.begin_upload, self.campaign.id, now, uploaded_by)
+        return int(no)
+
+    async def finish_upload(
+        self, upload_no: int, lines: int, accepted: int, duplicates: int, rejected: int
+    ) -> None:
+        await self.conn.execute(
+            CampaignSQL.finish_upload,
+            self.campaign.id,
+            upload_no,
+            lines,
+            accepted,
+            duplicates,
+            rejected,
+        )
+
+    async def copy_rejections(self, source: AsyncIterable[bytes]) -> None:
+        """COPY every rejected row (COPY text of all six columns: campaign, upload, line,
+        value, number, reason; :class:`campaigns.audience.RejectionLog`)."""
+        await self.conn.copy_to_table(
+            "audience_rejections",
+            source=source,
+            columns=("campaign_id", "upload_no", "line", "value", "number", "reason"),
+        )
+
     async def queue(self) -> int:
         """Insert the copied rows as queued deliveries; returns how many were new."""
         await self.conn.execute(CampaignSQL.analyze_upload)
@@ -247,6 +291,7 @@ class CampaignRepository:
                 spec.end_at,
                 created_by,
                 now,
+                spec.variable_defaults,
             )
             if spec.survey is not None:
                 await conn.execute(
@@ -327,6 +372,7 @@ class CampaignRepository:
                 spec.start_at,
                 spec.end_at,
                 now,
+                spec.variable_defaults,
             )
             if spec.survey is None:
                 await conn.execute(CampaignSQL.delete_survey, campaign_id)
@@ -410,9 +456,11 @@ class CampaignRepository:
     async def add_segment(self, campaign_id: int, segment: str, now: datetime) -> int:
         """Queue every number of ``segment`` (set-based); returns how many were new."""
         async with self.audience_load(campaign_id) as load:
-            if load.campaign.variables:
+            campaign = load.campaign
+            if not set(campaign.variables) <= set(campaign.variable_defaults):
                 raise InputRefused(
-                    "this campaign's texts use audience columns; upload a file that has them",
+                    "this campaign's texts use audience columns without defaults; upload a "
+                    "file that has them (or give every variable a default)",
                     {"variables": load.campaign.variables},
                     code="segment_without_variables",
                 )
@@ -421,6 +469,30 @@ class CampaignRepository:
             )
             await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)
         return int(queued)
+
+    async def uploads(self, campaign_id: int) -> list[AudienceUpload]:
+        """The campaign's audience uploads, oldest first."""
+        rows = await self._db.fetch(CampaignSQL.audience_uploads, campaign_id)
+        return [AudienceUpload(**dict(row)) for row in rows]
+
+    async def rejected_rows(
+        self, campaign_id: int, upload_no: int | None, batch: int = 5000
+    ) -> AsyncIterator[list[asyncpg.Record]]:
+        """Every rejected row of the campaign's uploads (of one: ``upload_no``), a batch at a
+        time from a cursor in one read-only transaction: memory stays flat however many."""
+        async with self._read_only() as conn:
+            cursor = await conn.cursor(CampaignSQL.rejected_rows, campaign_id, upload_no)
+            while rows := await cursor.fetch(batch):
+                yield rows
+
+    @asynccontextmanager
+    async def _read_only(self) -> AsyncIterator[asyncpg.Connection]:
+        if isinstance(self._db, asyncpg.Pool):
+            async with self._db.acquire() as conn, conn.transaction(readonly=True):
+                yield conn
+        else:
+            async with self._db.transaction():
+                yield self._db
 
     # ----------------------------------------------------------- reports
 

@@ -18,7 +18,7 @@ follow-up questions, options and the thank-you go out as written.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,8 @@ class CampaignSpec:
     start_at: datetime | None = None
     end_at: datetime | None = None
     survey: SurveySpec | None = None
+    #: variable → what a blank audience cell takes ("": optional, renders empty)
+    variable_defaults: dict[str, str] = field(default_factory=dict)
 
 
 def parse_campaign(
@@ -79,6 +81,7 @@ def parse_campaign(
     kind = _enum(payload, "kind", ContactKind, errors, None)
     scope = _enum(payload, "scope", CampaignScope, errors, CampaignScope.SMART)
     variables = _variables(payload.get("variables", []), errors)
+    defaults = _defaults(payload.get("variable_defaults"), variables, errors)
     priority = _integer(payload, "priority", errors, -32768, 32767)
     _caps_stay_on(payload, errors)
     start_at, end_at = _window(payload, now, errors)
@@ -97,7 +100,7 @@ def parse_campaign(
         raise SpecError(errors)
     assert kind is not None and scope is not None
     return CampaignSpec(
-        name, partner, kind, scope, texts, variables, priority, start_at, end_at, survey
+        name, partner, kind, scope, texts, variables, priority, start_at, end_at, survey, defaults
     )
 
 
@@ -183,6 +186,26 @@ def _variables(value: Any, errors: dict[str, Any]) -> list[str]:
     elif len(set(value)) != len(value):
         errors["variables"] = "a column is named twice"
     return list(value)
+
+
+MAX_DEFAULT = 200  # characters of a variable's default
+
+
+def _defaults(value: Any, variables: list[str], errors: dict[str, Any]) -> dict[str, str]:
+    """``{"variable": "default"}``: what a blank audience cell of that variable takes; an
+    empty default makes the variable optional (it renders empty). Variables left out have
+    no default: a blank cell rejects its row."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        errors["variable_defaults"] = 'expected {"variable": "default text"} ("" for optional)'
+        return {}
+    unknown = sorted(set(value) - set(variables))
+    if unknown:
+        errors["variable_defaults"] = f"not declared variables: {', '.join(unknown)}"
+    elif any(len(v) > MAX_DEFAULT for v in value.values()):
+        errors["variable_defaults"] = f"a default is at most {MAX_DEFAULT} characters"
+    return {name: text.strip() for name, text in value.items()}
 
 
 def _window(

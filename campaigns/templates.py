@@ -123,11 +123,32 @@ def variables_of(template: str) -> frozenset[str]:
     return frozenset(name for _, name in parse_template(template) if name is not None)
 
 
-def render(template: str, variables: Mapping[str, str] | None) -> str:
-    """``template`` with every ``{name}`` replaced by ``variables[name]``.
+def fill_variables(
+    values: Mapping[str, str], defaults: Mapping[str, str] | None
+) -> dict[str, str] | None:
+    """The one rule for a blank variable, at upload, when sending and in the preview:
+    ``values`` with each blank (empty, white space or absent) value replaced by its
+    variable's default (``""`` for an optional one); None when a blank one has no default
+    (the upload rejects that row)."""
+    filled: dict[str, str] = {}
+    for name, value in values.items():
+        if value is not None and value.strip():
+            filled[name] = value
+        elif defaults is not None and name in defaults:
+            filled[name] = defaults[name]
+        else:
+            return None
+    return filled
+
+
+def render(
+    template: str, variables: Mapping[str, str] | None, defaults: Mapping[str, str] | None = None
+) -> str:
+    """``template`` with every ``{name}`` replaced by ``variables[name]``, or by the
+    campaign's default for ``name`` when that value is blank or absent (:func:`fill_variables`).
 
     Pure and cheap after the first call for a template. Raises :class:`MissingVariable`
-    when a placeholder has no value, :class:`TemplateError` for a malformed template.
+    when a placeholder has neither, :class:`TemplateError` for a malformed template.
     """
     pieces = parse_template(template)
     if len(pieces) == 1:
@@ -137,10 +158,12 @@ def render(template: str, variables: Mapping[str, str] | None) -> str:
     for literal, name in pieces:
         out.append(literal)
         if name is not None:
-            try:
-                out.append(values[name])
-            except KeyError:
-                raise MissingVariable(name) from None
+            value = values.get(name)
+            if value is None or not value.strip():
+                if defaults is None or name not in defaults:
+                    raise MissingVariable(name)
+                value = defaults[name]
+            out.append(value)
     return "".join(out)
 
 
@@ -195,26 +218,34 @@ def check_text(template: str, declared: frozenset[str], max_segments: int) -> st
 
 
 def preview(
-    texts: Mapping[str, str], sample: Mapping[str, str] | None = None
+    texts: Mapping[str, str],
+    sample: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, object]]:
     """Per language: encoding, segments and characters of the text, rendered with ``sample``
-    values where given (placeholders without a sample value are counted as written)."""
+    values where given, else the variable's default (as :func:`render` does; placeholders
+    with neither are counted as written)."""
     result: dict[str, dict[str, object]] = {}
     for language, template in texts.items():
         try:
-            text = _render_sample(template, sample or {})
+            text = _render_sample(template, sample or {}, defaults or {})
             result[language] = text_cost(text).as_dict()
         except (TemplateError, ValueError) as exc:
             result[language] = {"error": str(exc)}
     return result
 
 
-def _render_sample(template: str, sample: Mapping[str, str]) -> str:
-    pieces = parse_template(template)
-    return "".join(
-        literal + ("" if name is None else sample.get(name, "{" + name + "}"))
-        for literal, name in pieces
-    )
+def _render_sample(template: str, sample: Mapping[str, str], defaults: Mapping[str, str]) -> str:
+    out: list[str] = []
+    for literal, name in parse_template(template):
+        out.append(literal)
+        if name is None:
+            continue
+        value = sample.get(name)
+        if value is None or not value.strip():
+            value = defaults.get(name, "{" + name + "}")
+        out.append(value)
+    return "".join(out)
 
 
 def numbered(question: str, options: list[str]) -> str:

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from campaigns.audience import upload_audience
+from campaigns.audience import ColumnMapping, rejected_csv, upload_audience
 from campaigns.csvstream import InputRefused
 from campaigns.models import CampaignNotFound, TransitionRefused
 from campaigns.reports import CampaignReport, campaign_report, campaign_view, percent_of
@@ -65,11 +65,34 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
         "--text", action="append", default=[], metavar="LANG=TEXT", help="repeat per language"
     )
     create.add_argument("--variable", action="append", default=[], metavar="NAME")
+    create.add_argument(
+        "--default",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help="what a blank cell of variable NAME takes (NAME= : optional, renders empty)",
+    )
     create.add_argument("--start-at", metavar="ISO8601")
     create.add_argument("--end-at", metavar="ISO8601")
     upload = actions.add_parser("upload", help="add an audience CSV (msisdn first)")
     upload.add_argument("id", type=int)
     upload.add_argument("file", type=readable_file)
+    upload.add_argument(
+        "--number-column", metavar="HEADER", help="the column holding the number (name or 1-based)"
+    )
+    upload.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="VARIABLE=HEADER",
+        help="the column holding a variable, e.g. --map name=Имя (repeat per variable)",
+    )
+    rejected = actions.add_parser(
+        "rejected", help="every rejected row of the audience uploads, as CSV"
+    )
+    rejected.add_argument("id", type=int)
+    rejected.add_argument("--upload", type=int, metavar="N", help="only upload N")
+    rejected.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
     for action in ACTIONS:
         actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
     cli_edit.add_parsers(actions)
@@ -93,6 +116,7 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
             "show": shown,
             "edit": cli_edit.edit,
             "duplicate": cli_edit.copy,
+            "rejected": _rejected,
         }
         handler = handlers.get(args.campaign_command, _transition)
         repository = CampaignRepository(db.pool)
@@ -121,6 +145,7 @@ def spec_payload(args: argparse.Namespace) -> dict[str, Any]:
         "start_at": args.start_at,
         "end_at": args.end_at,
         "variables": args.variable or None,
+        "variable_defaults": _defaults(args.default) or None,
         "texts": texts or None,
         "kind": args.kind,
         "scope": args.scope,
@@ -128,6 +153,16 @@ def spec_payload(args: argparse.Namespace) -> dict[str, Any]:
     payload.update({k: v for k, v in flags.items() if v is not None})
     payload.setdefault("kind", "info")
     return payload
+
+
+def _defaults(items: list[str]) -> dict[str, str]:
+    defaults = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--default {item!r}: expected NAME=TEXT")
+        defaults[name.strip()] = text
+    return defaults
 
 
 async def _create(
@@ -174,6 +209,13 @@ async def _upload(
     settings: Settings, repository: CampaignRepository, args: argparse.Namespace
 ) -> int:
     path: Path = args.file
+    variables: dict[str, str] = {}
+    for item in args.map:
+        name, sep, header = item.partition("=")
+        if not sep or not name.strip() or not header.strip():
+            return fail(f"--map {item!r}: expected VARIABLE=HEADER")
+        variables[name.strip()] = header.strip()
+    mapping = ColumnMapping(args.number_column, variables)
     try:
         with byte_progress() as progress:
             result = await upload_audience(
@@ -183,15 +225,42 @@ async def _upload(
                 region=settings.default_region,
                 max_rows=settings.audience_max_rows,
                 max_bytes=settings.audience_max_bytes,
+                now=cli_clock(settings).now(),
+                uploaded_by="cli",
+                policy=settings.mobile_policy,
+                mapping=mapping,
             )
     except InputRefused as exc:
         return refused(path, exc, "nothing was added")
     print(
-        f"accepted {result.accepted}, duplicates {result.duplicates}, "
-        f"rejected {result.rejected_total} ({result.lines} lines)"
+        f"upload {result.upload_no}: accepted {result.accepted}, "
+        f"duplicates {result.duplicates}, rejected {result.rejected_total} ({result.lines} lines)"
     )
     print_rejected(result.rejected, result.rejected_total)
+    if result.rejected_total:
+        print(f"all rejected rows: smartd campaign rejected {args.id} --upload {result.upload_no}")
     return EXIT_REJECTED_ROWS if result.rejected_total else 0
+
+
+async def _rejected(
+    settings: Settings, repository: CampaignRepository, args: argparse.Namespace
+) -> int:
+    """Every rejected row (or upload N's) as CSV, to ``--output`` or standard output."""
+    if await repository.get(args.id) is None:
+        raise CampaignNotFound(args.id)
+    uploads = {u.upload_no: u.rejected for u in await repository.uploads(args.id)}
+    if args.upload is not None and args.upload not in uploads:
+        return fail(f"campaign {args.id} has no upload {args.upload}")
+    rows = uploads[args.upload] if args.upload is not None else sum(uploads.values())
+    if not args.output:
+        async for text in rejected_csv(repository, args.id, args.upload):
+            sys.stdout.write(text)
+        return 0
+    with open(args.output, "w", encoding="utf-8", newline="") as target:  # noqa: ASYNC230
+        async for text in rejected_csv(repository, args.id, args.upload):
+            target.write(text)
+    print(f"{rows} rejected rows written to {args.output}")
+    return 0
 
 
 async def _transition(

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import platformdirs
 
 from dispatcher.kernel.clock import load_zone
+from dispatcher.kernel.msisdn import MobilePolicy
 from dispatcher.policy.calendar import ProgramCalendar
 from dispatcher.policy.window import SendWindow
 
@@ -138,6 +139,16 @@ def _languages(raw: str) -> tuple[str, ...]:
     """A comma-separated list of program languages (kk, ru, en), possibly empty."""
     values = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
     if not set(values) <= {"kk", "ru", "en"}:
+        raise ValueError(raw)
+    return values
+
+
+def _prefixes(raw: str) -> tuple[str, ...]:
+    """Comma-separated E.164 prefixes (digits, a leading '+' allowed), possibly empty."""
+    values = tuple(
+        dict.fromkeys(part.strip().removeprefix("+") for part in raw.split(",") if part.strip())
+    )
+    if not all(v.isdecimal() and v.isascii() and 1 <= len(v) <= 12 for v in values):
         raise ValueError(raw)
     return values
 
@@ -386,6 +397,19 @@ class Settings:
     audience_max_bytes: int = _setting(
         512 * 1024 * 1024, _int_between(1, 1 << 40), "a byte count", "largest audience upload (413)"
     )
+    audience_mobile_prefixes: tuple[str, ...] = _setting(
+        (),
+        _prefixes,
+        "comma-separated E.164 prefixes, e.g. 7700,7708 (may be empty)",
+        "numbers under these prefixes count as mobile in audience uploads (the operator's "
+        "own ranges phonenumbers does not know as mobile)",
+    )
+    audience_refused_prefixes: tuple[str, ...] = _setting(
+        (),
+        _prefixes,
+        "comma-separated E.164 prefixes (may be empty)",
+        "numbers under these prefixes are rejected by audience uploads ('refused range')",
+    )
     audience_max_rows: int = _setting(
         5_000_000, _int_between(1, 10**9), "an integer", "most data rows in one audience upload"
     )
@@ -470,6 +494,14 @@ class Settings:
         """Program time from ``timezone`` and ``send_window``: every window, month and local
         time question goes through it, never through those two fields directly."""
         return ProgramCalendar(self.timezone, self.send_window)
+
+    @cached_property
+    def mobile_policy(self) -> MobilePolicy:
+        """Which numbers audience uploads accept: mobile numbers of ``default_region``, plus
+        ``audience_mobile_prefixes``, minus ``audience_refused_prefixes``."""
+        return MobilePolicy(
+            self.default_region, self.audience_mobile_prefixes, self.audience_refused_prefixes
+        )
 
     @property
     def smpp_account(self) -> str:

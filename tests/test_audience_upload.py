@@ -71,6 +71,8 @@ async def test_multipart_bom_crlf_semicolon_quotes(settings, clock, database) ->
         assert response.status == 200, body
         assert body.pop("timing").keys() == {"copy_s", "queue_s"}
         assert body == {
+            "upload_no": 1,
+            "rejected_csv": f"{BASE}/{cid}/audience/rejected.csv?upload=1",
             "accepted": 2,
             "rejected": [],
             "rejected_total": 0,
@@ -227,7 +229,7 @@ async def test_uploads_to_one_campaign_run_one_at_a_time(settings, clock, databa
     repository = CampaignRepository(database.pool)
     async with running_api(settings, clock, database) as api:
         cid = (await create(api, info_payload(variables=[], texts={"kk": "Hi"})))["id"]
-    limits = {"region": "KZ", "max_rows": 100, "max_bytes": 10_000}
+    limits = {"region": "KZ", "max_rows": 100, "max_bytes": 10_000, "now": clock.now()}
     async with repository.audience_load(cid) as first:
         copied = await first.copy(
             _chunk_records([(1, "77011234567", None), (2, "77021234567", None)])

@@ -190,6 +190,22 @@ async def test_duplicate_copies_any_campaign_into_a_new_draft(settings, clock, d
         assert (await duplicate(api, 999999))[0] == 404
 
 
+async def test_variable_defaults_survive_an_edit_and_a_copy(settings, clock, database) -> None:
+    """A variable's default (issue 14, blank cells) is the campaign's like its texts: an edit
+    that does not name it keeps it, one that does replaces it, and a copy carries it."""
+    async with running_api(settings, clock, database) as api:
+        draft = await create(api, info_payload(variable_defaults={"name": "друг"}))
+        status, edited = await patch(api, draft["id"], {"priority": 2})
+        assert status == 200, edited
+        assert edited["variable_defaults"] == {"name": "друг"}
+        status, copy = await duplicate(api, draft["id"])
+        assert status == 201, copy
+        assert copy["variable_defaults"] == {"name": "друг"}
+        status, edited = await patch(api, draft["id"], {"variable_defaults": {"name": ""}})
+        assert status == 200, edited
+        assert edited["variable_defaults"] == {"name": ""}
+
+
 async def test_duplicate_copies_a_survey_and_a_long_name(settings, clock, database) -> None:
     """A survey's questions, thank-you and timeout are copied; a 200-character name is
     shortened to make room for " (copy)"."""
@@ -320,12 +336,16 @@ async def test_console_edit_form_is_prefilled_and_saves(settings, clock, databas
     """The edit form of a draft shows its fields; submitting it changes the draft and goes
     back to its page, which warns of a start outside the window."""
     async with running_api(settings, clock, database) as api:
-        draft = await create(api, info_payload(start_at="2026-11-24T12:00:00+05:00"))
+        draft = await create(
+            api,
+            info_payload(start_at="2026-11-24T12:00:00+05:00", variable_defaults={"name": "друг"}),
+        )
         csrf = await sign_in(api, Role.MARKETER)
         page = await api.client.get(f"/console/campaigns/{draft['id']}/edit")
         text = await page.text()
         assert page.status == 200, text
         assert 'value="Coffee week"' in text and 'value="2026-11-24T12:00"' in text
+        assert ">name=друг</textarea>" in text
         assert "{name}, скидка 20% в Coffee Boom</textarea>" in text
         assert 'value="name"' in text
         fields = {
@@ -349,6 +369,7 @@ async def test_console_edit_form_is_prefilled_and_saves(settings, clock, databas
         assert location == f"/console/campaigns/{draft['id']}?done=edited"
         row = await database.pool.fetchrow("SELECT * FROM campaigns WHERE id = $1", draft["id"])
         assert row["name"] == "Coffee week 2" and "en" not in row["texts"]
+        assert row["variable_defaults"] in ({}, "{}")  # the emptied defaults box clears them
         shown = await (await api.client.get(location)).text()
         assert "Campaign saved" in shown
         assert re.search(r"nothing is sent before it opens at 2026-11-24 10:00", shown)

@@ -4,11 +4,12 @@
 
 -- name: insert_campaign
 -- $1 name, $2 partner, $3 kind, $4 scope, $5 texts {language: text}, $6 variables (text[]),
--- $7 priority, $8 start_at, $9 end_at, $10 created_by, $11 now. apply_caps keeps its
--- default, true: the campaigns_always_capped CHECK (migration 0015) allows nothing else (R7).
+-- $7 priority, $8 start_at, $9 end_at, $10 created_by, $11 now, $12 variable defaults
+-- {variable: default} (migration 0031). apply_caps keeps its default, true: the
+-- campaigns_always_capped CHECK (migration 0015) allows nothing else (R7).
 INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority,
-                       start_at, end_at, created_by, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11)
+                       start_at, end_at, created_by, created_at, updated_at, variable_defaults)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11, $12::jsonb)
 RETURNING *
 
 -- name: insert_survey
@@ -49,10 +50,11 @@ SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
 -- name: update_draft
 -- A draft's content replaced (an edit); guarded: only while it is a draft. Neither state
 -- nor audience changes. $1 campaign id, $2 name, $3 partner, $4 kind, $5 scope, $6 texts,
--- $7 variables, $8 priority, $9 start_at, $10 end_at, $11 now.
+-- $7 variables, $8 priority, $9 start_at, $10 end_at, $11 now, $12 variable defaults.
 UPDATE campaigns
 SET name = $2, partner = $3, kind = $4, scope = $5, texts = $6::jsonb, variables = $7,
-    priority = $8, start_at = $9, end_at = $10, updated_at = $11
+    priority = $8, start_at = $9, end_at = $10, updated_at = $11,
+    variable_defaults = $12::jsonb
 WHERE id = $1 AND state = 'draft'
 RETURNING *
 
@@ -278,3 +280,32 @@ SELECT NULL, NULL, state::text, count(*)
 FROM survey_sessions
 WHERE survey_id = $1
 GROUP BY state
+
+-- name: begin_upload
+-- An audience upload's record (migration 0029), numbered on from the campaign's last one;
+-- its counts are set by finish_upload in the same transaction. The campaign row is locked
+-- (lock_for_audience), so no other upload to it takes the same number.
+-- $1 campaign id, $2 now, $3 uploaded by. → upload_no.
+INSERT INTO audience_uploads (campaign_id, upload_no, uploaded_at, uploaded_by,
+                              lines, accepted, duplicates, rejected)
+SELECT $1, coalesce(max(upload_no), 0) + 1, $2, $3, 0, 0, 0, 0
+FROM audience_uploads WHERE campaign_id = $1
+RETURNING upload_no
+
+-- name: finish_upload
+-- $1 campaign id, $2 upload_no, $3 lines, $4 accepted, $5 duplicates, $6 rejected.
+UPDATE audience_uploads SET lines = $3, accepted = $4, duplicates = $5, rejected = $6
+WHERE campaign_id = $1 AND upload_no = $2
+
+-- name: audience_uploads
+-- A campaign's uploads, oldest first. $1 campaign id.
+SELECT upload_no, uploaded_at, uploaded_by, lines, accepted, duplicates, rejected
+FROM audience_uploads WHERE campaign_id = $1 ORDER BY upload_no
+
+-- name: rejected_rows
+-- Every rejected row of a campaign's uploads (of one, $2 not null), in upload and line
+-- order, read through a cursor. $1 campaign id, $2 upload_no or NULL.
+SELECT upload_no, line, value, number, reason
+FROM audience_rejections
+WHERE campaign_id = $1 AND ($2::integer IS NULL OR upload_no = $2)
+ORDER BY upload_no, line

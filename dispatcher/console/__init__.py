@@ -70,6 +70,9 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/console/campaigns" + ID + "/edit", edit_views.save_edit)
     router.add_post("/console/campaigns" + ID + "/duplicate", edit_views.duplicate_campaign)
     router.add_get("/console/campaigns" + ID + "/results.csv", campaign_views.results_download)
+    router.add_get(
+        "/console/campaigns" + ID + "/audience/rejected.csv", campaign_views.rejected_rows_csv
+    )
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)

@@ -8,12 +8,21 @@ the HTTP API does: the same repository, report, transitions and audience loader.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from campaigns.audience import upload_audience
+from campaigns.audience import (
+    ColumnMapping,
+    UnmappedColumns,
+    header_key,
+    mapping_from_fields,
+    read_header,
+    rejected_csv,
+    resolve_columns,
+    upload_audience,
+)
 from campaigns.csvstream import InputRefused
 from campaigns.disclosure import sees_exact_counts
 from campaigns.languages import pick_language
@@ -33,8 +42,20 @@ from campaigns.reports import (
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
+from dispatcher.console import audience_stash
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
-from dispatcher.console.guard import MULTIPART, USER, action, error_page, render, see_other, view
+from dispatcher.console.guard import (
+    MULTIPART,
+    USER,
+    action,
+    can_act,
+    error_page,
+    read_field,
+    render,
+    secured,
+    see_other,
+    view,
+)
 from dispatcher.console.progress import ProgressQueries
 from dispatcher.engine.status import EngineFacts, needs_engine_facts, status_of
 from dispatcher.kernel.states import CampaignState, Role
@@ -43,7 +64,7 @@ from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 from dispatcher.web.params import path_id
-from dispatcher.web.uploads import UPLOADS_RETRY_AFTER, BodyTimeout, Busy, spooled_upload
+from dispatcher.web.uploads import UPLOADS, UPLOADS_RETRY_AFTER, BodyTimeout, Busy, spooled_upload
 
 PAGE_SIZE = 25
 CHUNK = 1 << 16
@@ -63,6 +84,9 @@ DONE_NOTICES = {
         "Draft created as a copy of campaign #{source}: its texts and settings, no audience, "
         "nothing scheduled in the past. Edit it, add an audience, then start it."
     ),
+}
+#: Outcomes shown on the error-coloured banner (a refusal is never shown as a success).
+DONE_ERRORS = {
     "upload_refused": (
         "Campaign created, but its audience file was refused and nothing of it was loaded. "
         "Upload it again below to see why."
@@ -159,9 +183,28 @@ async def campaign_page(request: web.Request) -> web.StreamResponse:
     notice = DONE_NOTICES.get(request.query.get("done", ""))
     if notice is not None:
         notice = notice.format(source=_int_query(request, "from") or "?")
+    error = DONE_ERRORS.get(request.query.get("done", ""))
     if "accepted" in request.query:
         notice = _upload_notice(request)
-    return render(request, "campaign.html", await _campaign_context(request, campaign, notice))
+    mapping = None
+    token = request.query.get("mapping", "")
+    if token and can_act(request.get(USER)):  # the create form's file needs its columns
+        path = audience_stash.kept(campaign.id, token)
+        header = await read_header(audience_stash.chunks_of(path), 1 << 20) if path else None
+        if header is not None:
+            error = "The audience file was kept, not loaded: " + _unmapped(campaign, header)
+            mapping = _mapping_step(campaign, token, header, ColumnMapping())
+    context = await _campaign_context(request, campaign, notice, error, mapping=mapping)
+    return render(request, "campaign.html", context)
+
+
+def _unmapped(campaign: Campaign, header: list[str]) -> str:
+    """Why the file's columns need mapping (or that they can be chosen)."""
+    try:
+        resolve_columns(header, campaign.variables, ColumnMapping(), campaign.variable_defaults)
+    except UnmappedColumns as exc:
+        return exc.message + "."
+    return "choose its columns below."
 
 
 def _upload_notice(request: web.Request) -> str:
@@ -178,8 +221,10 @@ async def _campaign_context(
     notice: str | None = None,
     error: str | None = None,
     upload: dict[str, Any] | None = None,
+    mapping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     report = await campaign_report(_repository(request), campaign, request.app[CLOCK].now())
+    uploads = await _repository(request).uploads(campaign.id) if can_act(request.get(USER)) else []
     chart = await ProgressQueries(request.app[DATABASE].pool).throughput(
         campaign.id, report.progress.first_submitted_at, report.progress.last_submitted_at
     )
@@ -209,7 +254,7 @@ async def _campaign_context(
         "campaign": campaign,
         "report": report,
         "counts": counts,
-        "preview": preview(campaign.texts),
+        "preview": preview(campaign.texts, None, campaign.variable_defaults),
         "total": total,
         "segments": segments,
         "chart": chart,
@@ -220,6 +265,9 @@ async def _campaign_context(
         "error": error,
         "upload": upload,
         "schedule_warnings": _schedule_warnings(request, campaign),
+        "mapping": mapping,
+        "uploads": uploads,
+        "rejected_total": sum(u.rejected for u in uploads),
     }
 
 
@@ -383,64 +431,210 @@ def _transition(name: str) -> Any:
 TRANSITION_VIEWS = {name: _transition(name) for name in TRANSITIONS}
 
 
+MAPPING_FIELD_BYTES = 1024  # one field of the upload or mapping form
+MAX_UPLOAD_FIELDS = 40
+
+
 @action(Role.MARKETER, body="multipart")
 async def audience_upload(request: web.Request) -> web.StreamResponse:
-    """Upload an audience CSV (multipart: ``csrf`` first, then ``file``); the page shows
-    the counts and the rejected lines. A refused file changes nothing (409/413/400)."""
+    """Upload an audience CSV (multipart: ``csrf`` first, then ``choose_columns``, then
+    ``file``), or load a kept file with the columns chosen in the mapping step (``stash``,
+    ``number_column``, ``column.<variable>``). The page shows the counts, the first rejected
+    lines and the link to all of them; a file whose columns need mapping comes back as the
+    mapping step. A refused file changes nothing (409/413/400)."""
     campaign_id = path_id(request)
     repository = _repository(request)
     campaign = await repository.get(campaign_id)
     if campaign is None:
         return error_page(request, 404, "No such campaign", "It may have been removed.")
-    part = await file_part(request)
-    if part is None:
+    fields, part = await _upload_form(request)
+    token = fields.get("stash", "")
+    if part is None and not token:
         context = await _campaign_context(request, campaign, error="Choose a CSV file to upload.")
         return render(request, "campaign.html", context, status=400)
-    result, error, status = await load_audience(request, campaign_id, part)
+    outcome = await load_or_map(
+        request,
+        campaign,
+        part,
+        token=token,
+        mapping=mapping_from_fields(fields),
+        choose=fields.get("choose_columns") == "1",
+    )
     campaign = await repository.get(campaign_id)
     assert campaign is not None
-    context = await _campaign_context(request, campaign, error=error, upload=result)
-    response = render(request, "campaign.html", context, status=status)
-    if status == 503:  # too many uploads at once (dispatcher/web/uploads.py)
+    context = await _campaign_context(
+        request, campaign, error=outcome.error, upload=outcome.result, mapping=outcome.mapping
+    )
+    response = render(request, "campaign.html", context, status=outcome.status)
+    if outcome.status == 503:  # too many uploads at once (dispatcher/web/uploads.py)
         response.headers["Retry-After"] = str(UPLOADS_RETRY_AFTER)
     return response
 
 
-async def file_part(request: web.Request) -> BodyPartReader | None:
-    """The next ``file`` part of an action's multipart body, if a file was chosen."""
+async def _upload_form(request: web.Request) -> tuple[dict[str, str], BodyPartReader | None]:
+    """The form's text fields up to ``file``, and that part if a file was chosen."""
+    fields: dict[str, str] = {}
     reader = request[MULTIPART]
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.name == "file":
-            return part if part.filename else None
-    return None
+    for _ in range(MAX_UPLOAD_FIELDS):
+        part = await reader.next()
+        if not isinstance(part, BodyPartReader):
+            break
+        if part.name == "file":
+            return fields, part if part.filename else None
+        text = await read_field(part, MAPPING_FIELD_BYTES)
+        if part.name and text is not None:
+            fields[part.name] = text
+    return fields, None
+
+
+@dataclasses.dataclass
+class AudienceOutcome:
+    """What the console did with an audience file: loaded it (``result``), refused it
+    (``error`` and ``status``), or kept it for the mapping step (``mapping``)."""
+
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    status: int = 200
+    mapping: dict[str, Any] | None = None
 
 
 async def load_audience(
     request: web.Request, campaign_id: int, part: BodyPartReader
 ) -> tuple[dict[str, Any] | None, str | None, int]:
-    """(result, error, status) of loading ``part`` as the campaign's audience."""
+    """(result, error, status) of loading ``part`` as the campaign's audience (a file
+    whose columns need mapping is refused here; :func:`load_or_map` keeps it)."""
+    campaign = await _repository(request).get(campaign_id)
+    if campaign is None:
+        return None, "No such campaign.", 404
+    outcome = await load_or_map(request, campaign, part, keep=False)
+    return outcome.result, outcome.error, outcome.status
+
+
+async def load_or_map(
+    request: web.Request,
+    campaign: Campaign,
+    part: BodyPartReader | None,
+    *,
+    token: str = "",
+    mapping: ColumnMapping | None = None,
+    choose: bool = False,
+    keep: bool = True,
+) -> AudienceOutcome:
+    """Receive ``part`` (or take the kept file ``token``) and load it with ``mapping``;
+    when its columns need mapping, or ``choose`` asks for the step, the file is kept and
+    the outcome holds the mapping step (unless ``keep`` is False: then it is refused)."""
     settings = request.app[SETTINGS]
     limit = settings.audience_max_bytes
+    mapping = mapping or ColumnMapping()
+    header: list[str] | None = None
     try:
-        async with spooled_upload(request, _chunks(part), "audience", limit) as chunks:
+        if part is not None:
+            async with spooled_upload(request, _chunks(part), "audience", limit) as chunks:
+                token = await audience_stash.keep(campaign.id, chunks)
+        path = audience_stash.kept(campaign.id, token)
+        if path is None:
+            return AudienceOutcome(error="The file is no longer kept: choose it again.", status=400)
+        header = await read_header(audience_stash.chunks_of(path), limit)
+        if choose and keep and header is not None and not mapping:
+            return AudienceOutcome(mapping=_mapping_step(campaign, token, header, mapping))
+        async with request.app[UPLOADS].admit():
             result = await upload_audience(
                 _repository(request),
-                campaign_id,
-                chunks,
+                campaign.id,
+                audience_stash.chunks_of(path),
                 region=settings.default_region,
                 max_rows=settings.audience_max_rows,
                 max_bytes=limit,
+                now=request.app[CLOCK].now(),
+                uploaded_by=request[USER].name,
+                policy=settings.mobile_policy,
+                mapping=mapping,
             )
     except Busy as exc:
-        return None, f"The file was not loaded: {exc.message}.", 503
+        return _refused(campaign, token, f"The file was not loaded: {exc.message}.", 503)
     except BodyTimeout as exc:
-        return None, f"The file was not loaded: {exc.message}.", exc.status
+        return _refused(campaign, token, f"The file was not loaded: {exc.message}.", exc.status)
     except InputRefused as exc:
         message = f"The file was refused, nothing was loaded: {exc.explained}"
-        return None, message, refused_status(exc)
+        if keep and header is not None and (mapping or isinstance(exc, UnmappedColumns)):
+            step = _mapping_step(campaign, token, header, mapping)
+            return AudienceOutcome(error=message, status=refused_status(exc), mapping=step)
+        return _refused(campaign, token, message, refused_status(exc))
     except TransitionRefused as exc:
-        return None, f"No audience can be added: {exc.reason}.", 409
-    return result.as_dict(), None, 200
+        return _refused(campaign, token, f"No audience can be added: {exc.reason}.", 409)
+    audience_stash.discard(campaign.id, token)
+    return AudienceOutcome(result=result.as_dict())
+
+
+def _refused(campaign: Campaign, token: str, error: str, status: int) -> AudienceOutcome:
+    if token:
+        audience_stash.discard(campaign.id, token)
+    return AudienceOutcome(error=error, status=status)
+
+
+_NUMBER_HEADERS = frozenset(
+    header_key(name)
+    for name in ("msisdn", "phone", "number", "mobile", "телефон", "номер", "тел", "нөмір")
+)
+
+
+def _mapping_step(
+    campaign: Campaign, token: str, header: Sequence[str], mapping: ColumnMapping
+) -> dict[str, Any]:
+    """The mapping step's context: the file's header, and per select the column chosen
+    (as a 1-based position: header cells may be blank or repeated), from ``mapping``, else
+    guessed from the names."""
+    keys = [header_key(cell) for cell in header]
+
+    def position(wanted: str | None) -> str:
+        if wanted is None or not wanted.strip():
+            return ""
+        text = wanted.strip()
+        if text.isdecimal() and 1 <= int(text) <= len(header):
+            return text
+        return str(keys.index(header_key(text)) + 1) if header_key(text) in keys else ""
+
+    number = position(mapping.number) or next(
+        (str(i + 1) for i, key in enumerate(keys) if key in _NUMBER_HEADERS), "1"
+    )
+    columns = {}
+    for name in campaign.variables:
+        chosen = position(mapping.variables.get(name))
+        if not chosen and not mapping and header_key(name) in keys:
+            chosen = str(keys.index(header_key(name)) + 1)
+        columns[name] = chosen
+    return {
+        "token": token,
+        "header": [(str(i + 1), cell or f"column {i + 1}") for i, cell in enumerate(header)],
+        "number": number,
+        "columns": columns,
+        "defaults": campaign.variable_defaults,
+    }
+
+
+@view(Role.MARKETER)
+async def rejected_rows_csv(request: web.Request) -> web.StreamResponse:
+    """Every rejected row of the campaign's audience uploads as CSV (``?upload=N``: of one),
+    as the API's ``GET …/audience/rejected.csv``."""
+    repository = _repository(request)
+    campaign = await repository.get(path_id(request))
+    if campaign is None:
+        return error_page(request, 404, "No such campaign", "It may have been removed.")
+    upload_no = _int_query(request, "upload")
+    name = f"campaign-{campaign.id}-rejected" + (f"-{upload_no}" if upload_no else "") + ".csv"
+    response = secured(
+        web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{name}"',
+            }
+        )
+    )
+    await response.prepare(request)
+    async for text in rejected_csv(repository, campaign.id, upload_no or None):
+        await response.write(text.encode())
+    await response.write_eof()
+    return response
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:

@@ -18,7 +18,7 @@ from campaigns.models import Campaign
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
-from dispatcher.console.campaign_views import load_audience
+from dispatcher.console.campaign_views import load_or_map
 from dispatcher.console.forms import (
     LANGUAGE_ORDER,
     campaign_payload,
@@ -97,7 +97,10 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     location = f"/console/campaigns/{campaign.id}"
     if file_part is None:
         return see_other(location + "?done=created")
-    result, _, _ = await load_audience(request, campaign.id, file_part)
+    outcome = await load_or_map(request, campaign, file_part)
+    if outcome.mapping is not None:  # its columns need mapping: the campaign page asks
+        return see_other(f"{location}?mapping={outcome.mapping['token']}")
+    result = outcome.result
     if result is None:
         return see_other(location + "?done=upload_refused")
     counts = (result["accepted"], result["rejected_total"], result["duplicates"])

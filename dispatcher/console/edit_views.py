@@ -89,10 +89,12 @@ async def save_edit(request: web.Request) -> web.StreamResponse:
 
 def _changes(form: dict[str, str], zone: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The form as the fields of an edit: every field the form has replaces the draft's, so
-    an emptied start, end or survey intro clears it (the priority, not on the form, stays)."""
+    an emptied start, end, defaults or survey intro clears it (the priority, not on the
+    form, stays)."""
     payload, errors = campaign_payload(form, zone)
     for key in ("start_at", "end_at"):
         payload.setdefault(key, None)
+    payload.setdefault("variable_defaults", {})
     if payload["kind"] == ContactKind.SURVEY.value:
         payload.setdefault("texts", None)
     return payload, errors

@@ -46,6 +46,11 @@ def campaign_payload(
         "scope": form.get("scope") or "smart",
         "variables": [v.strip().lower() for v in form.get("variables", "").split(",") if v.strip()],
     }
+    defaults = variable_defaults(form.get("variable_defaults", ""))
+    if isinstance(defaults, str):
+        errors["variable_defaults"] = defaults
+    elif defaults:
+        payload["variable_defaults"] = defaults
     texts = {lang: text for lang in LANGUAGE_ORDER if (text := _text(form, f"text_{lang}"))}
     if texts or payload["kind"] != "survey":
         payload["texts"] = texts
@@ -58,6 +63,23 @@ def campaign_payload(
     if payload["kind"] == "survey":
         payload["survey"] = survey_payload(form, errors)
     return payload, errors
+
+
+def variable_defaults(text: str) -> dict[str, str] | str:
+    """The form's defaults, one ``variable=default`` a line (``bonus=`` : optional, renders
+    empty), as the payload's ``variable_defaults``; the problem if a line is not so."""
+    defaults: dict[str, str] = {}
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            return (
+                "expected one variable=default a line (name=friend; bonus= for optional): "
+                f"{line.strip()[:40]!r}"
+            )
+        defaults[name.strip().lower()] = value.strip()
+    return defaults
 
 
 def _text(form: Mapping[str, str], key: str) -> str:
@@ -159,6 +181,9 @@ def campaign_form(payload: Mapping[str, Any], zone: ZoneInfo) -> dict[str, str]:
         "kind": payload["kind"],
         "scope": payload["scope"],
         "variables": ", ".join(payload["variables"]),
+        "variable_defaults": "\n".join(
+            f"{name}={text}" for name, text in (payload.get("variable_defaults") or {}).items()
+        ),
         "timeout_hours": "24",
     }
     form |= {f"text_{lang}": text for lang, text in (payload.get("texts") or {}).items()}

@@ -298,7 +298,7 @@ class Dispatcher:
         preferred = recipient.sent_language if recipient.sent.parts else recipient.language
         language, template = pick_text(campaign.texts, preferred, self._settings.default_language)
         try:
-            text = render(template, recipient.variables)
+            text = render(template, recipient.variables, campaign.variable_defaults)
         except (KeyError, ValueError):
             text = ""  # judged failed below: a template that passed validation at creation
         return Claimed(

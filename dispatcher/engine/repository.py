@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -74,6 +74,8 @@ class CampaignRef:
     kind: ContactKind
     texts: Mapping[str, str]
     apply_caps: bool
+    #: what a blank variable renders as (campaigns.templates.fill_variables; migration 0031)
+    variable_defaults: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CampaignRef:
@@ -82,6 +84,7 @@ class CampaignRef:
             kind=ContactKind(row["kind"]),
             texts=row["texts"],  # jsonb: decoded by the pool's codec (dispatcher.db)
             apply_caps=row["apply_caps"],
+            variable_defaults=row.get("variable_defaults") or {},
         )
 
 

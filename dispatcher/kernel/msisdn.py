@@ -121,3 +121,156 @@ def canonical_forms(region: str) -> CanonicalForms | None:
         national=f"(?a:{national})",
         length=len(code) + lengths[0],
     )
+
+
+# ---------------------------------------------------------------- numbers that take SMS
+
+#: phonenumbers' types that can receive SMS: mobile, and the plans (US, CA, …) where a
+#: mobile number cannot be told from a fixed one.
+_SMS_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+_TYPE_NAMES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "fixed-line number",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost number",
+    phonenumbers.PhoneNumberType.VOIP: "VoIP number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal number",
+    phonenumbers.PhoneNumberType.PAGER: "pager number",
+    phonenumbers.PhoneNumberType.UAN: "UAN (company) number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail number",
+}
+
+
+@dataclass(frozen=True)
+class MobilePolicy:
+    """Which numbers an audience accepts: mobile numbers of ``region`` (phonenumbers'
+    number type), plus numbers under the operator's own ``mobile`` prefixes (E.164 digits,
+    e.g. a new range phonenumbers does not know yet), minus any under ``refused`` prefixes
+    (a refused prefix wins). Settings ``SMARTD_AUDIENCE_MOBILE_PREFIXES`` and
+    ``SMARTD_AUDIENCE_REFUSED_PREFIXES``."""
+
+    region: str = "KZ"
+    mobile: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A number's cached verdict, by its prefix (the last four digits dropped): the E.164
+    digits of the prefix when phonenumbers could parse it at all, whether a number of that
+    shape is possible (its length), and why it cannot take SMS (None: it can)."""
+
+    prefix: str | None
+    possible: bool
+    reason: str | None
+
+
+_judged: dict[MobilePolicy, dict[str, _Judged]] = {}
+
+
+class NotMobile(InvalidMsisdn):
+    """The text is a number, but one that cannot receive SMS (``reason`` says which kind);
+    ``msisdn`` holds its E.164 digits."""
+
+    def __init__(self, value: str, reason: str, msisdn: str | None) -> None:
+        super().__init__(value, reason)
+        self.msisdn = msisdn
+
+
+class MobileNumbers:
+    """Reads numbers that can receive SMS under ``policy`` (see :meth:`__call__`); one per
+    upload, its verdicts shared by every reader of the same policy."""
+
+    def __init__(self, policy: MobilePolicy) -> None:
+        self.policy = policy
+        self._cache = _judged.setdefault(policy, {})
+
+    def __call__(self, raw: str) -> str:
+        """E.164 digits of ``raw`` if it is a number that can receive SMS.
+
+        Raises :class:`InvalidMsisdn` ("not a phone number", "invalid number") or
+        :class:`NotMobile` with the kind ("fixed-line number", "foreign number (+49,
+        Germany)", "toll-free number", "refused range +7700"). The verdict is cached by the
+        number without its last four digits, as :func:`normalise`'s (numbering plans assign
+        types by range); the operator's prefixes are checked on the whole number, one
+        ``startswith`` each.
+        """
+        text = raw.strip().translate(_SEPARATORS)
+        digits = text[1:] if text[:1] == "+" else text
+        if not (6 <= len(digits) <= 16 and digits.isdecimal()):
+            raise InvalidMsisdn(raw, "not a phone number")
+        policy, cache = self.policy, self._cache
+        judged = cache.get(text[:-4])
+        if judged is None:
+            judged = _judge(text, policy)
+            if len(cache) >= _MAX_CACHED:
+                cache.clear()
+            cache[text[:-4]] = judged
+        if judged.prefix is None:
+            raise InvalidMsisdn(text, "invalid number")
+        msisdn = judged.prefix + text[-4:]
+        if policy.refused and msisdn.startswith(policy.refused):
+            prefix = next(p for p in policy.refused if msisdn.startswith(p))
+            raise NotMobile(text, f"refused range +{prefix}", msisdn)
+        if judged.reason is None:
+            return msisdn
+        if policy.mobile and judged.possible and msisdn.startswith(policy.mobile):
+            return msisdn
+        if judged.reason == "invalid number":
+            raise InvalidMsisdn(text, judged.reason)
+        raise NotMobile(text, judged.reason, msisdn)
+
+
+def mobile_number(raw: str, policy: MobilePolicy) -> str:
+    """:class:`MobileNumbers` for one number."""
+    return MobileNumbers(policy)(raw)
+
+
+def _judge(text: str, policy: MobilePolicy) -> _Judged:
+    try:
+        number = phonenumbers.parse(text, policy.region)
+    except phonenumbers.NumberParseException:
+        return _Judged(None, False, "invalid number")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    if not 3 <= len(e164) <= 15 or len(e164) <= 4:
+        return _Judged(None, False, "invalid number")
+    prefix, possible = e164[:-4], phonenumbers.is_possible_number(number)
+    if not phonenumbers.is_valid_number(number):
+        return _Judged(prefix, possible, "invalid number")
+    kind = phonenumbers.number_type(number)
+    where = phonenumbers.region_code_for_number(number)
+    home_code = phonenumbers.country_code_for_region(policy.region)
+    country = f"+{number.country_code}, {_country_name(number)}"
+    if kind not in _SMS_TYPES:
+        name = _TYPE_NAMES.get(kind, "number of unknown type")
+        # Beside a foreign calling code the country says more; under the home calling code
+        # (+7, shared by KZ and RU) a toll-free 8 800 is not "Russian" to the reader.
+        foreign = number.country_code != home_code
+        return _Judged(prefix, possible, f"{name} ({country})" if foreign else name)
+    if where != policy.region:
+        return _Judged(prefix, possible, f"foreign number ({country})")
+    return _Judged(prefix, possible, None)
+
+
+def _country_name(number: phonenumbers.PhoneNumber) -> str:
+    from phonenumbers import geocoder  # its data loads on first use (~10 ms)
+
+    region = phonenumbers.region_code_for_number(number)
+    return geocoder.country_name_for_number(number, "en") or region or "unknown country"
+
+
+def number_in_any_country(raw: str, region: str) -> str | None:
+    """``raw`` read as a number of any country (E.164 digits, no '+'), valid or not, for
+    finding a rejected row by its number; None when it is no number at all."""
+    text = raw.strip().translate(_SEPARATORS)
+    digits = text[1:] if text[:1] == "+" else text
+    if not (3 <= len(digits) <= 16 and digits.isdecimal()):
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    return e164 if 3 <= len(e164) <= 15 and e164.isdigit() else None

@@ -12,7 +12,7 @@
 
 -- name: running_campaigns
 -- Campaigns to claim from, highest priority first.
-SELECT id, kind, scope, texts, apply_caps
+SELECT id, kind, scope, texts, apply_caps, variable_defaults
 FROM campaigns WHERE state = 'running'
 ORDER BY priority DESC, id
 

@@ -13,7 +13,12 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from campaigns.audience import upload_audience
+from campaigns.audience import (
+    ColumnMapping,
+    mapping_from_fields,
+    rejected_csv,
+    upload_audience,
+)
 from campaigns.csvstream import InputRefused, TooLarge
 from campaigns.disclosure import sees_exact_counts
 from campaigns.editing import duplicate, edit_draft
@@ -56,6 +61,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_post(ITEM + "/duplicate", duplicate_campaign)
     router.add_get(ITEM + "/results.csv", survey_results_csv)
     router.add_post(ITEM + "/audience", add_audience)
+    router.add_get(ITEM + "/audience/rejected.csv", rejected_rows_csv)
     for action in ACTIONS:
         router.add_post(f"{ITEM}/{action}", _transition_handler(action))
 
@@ -200,19 +206,23 @@ def _search_words(request: web.Request, key: str) -> str | None:
 
 @requires(Role.MARKETER)
 async def preview_texts(request: web.Request) -> web.Response:
-    """``{"texts": {lang: text}, "variables": {name: sample}}`` → per language the
-    encoding, SMS parts and characters."""
+    """``{"texts": {lang: text}, "variables": {name: sample}, "variable_defaults": {…}}``
+    → per language the encoding, SMS parts and characters (a blank or absent sample takes
+    its default, as when sending)."""
     body = await _json_body(request)
     texts = body.get("texts") if isinstance(body, dict) else None
     sample = body.get("variables") or {} if isinstance(body, dict) else {}
+    defaults = body.get("variable_defaults") or {} if isinstance(body, dict) else {}
     if (
         not isinstance(texts, dict)
         or not set(texts) <= LANGUAGES
         or not all(isinstance(t, str) for t in texts.values())
         or not isinstance(sample, dict)
+        or not isinstance(defaults, dict)
     ):
         raise ApiError(400, "invalid_preview", 'expected {"texts": {"ru": "..."}}')
-    return web.json_response(preview(texts, {k: str(v) for k, v in sample.items()}))
+    values = {k: str(v) for k, v in sample.items()}
+    return web.json_response(preview(texts, values, {k: str(v) for k, v in defaults.items()}))
 
 
 @requires(Role.VIEWER)
@@ -276,7 +286,10 @@ def _transition_handler(action: str) -> Handler:
 
 @requires(Role.MARKETER)
 async def add_audience(request: web.Request) -> web.Response:
-    """A CSV body (``text/csv``), a multipart field ``file``, or ``{"segment": name}``."""
+    """A CSV body (``text/csv``), a multipart field ``file``, or ``{"segment": name}``.
+    Columns: ``?number_column=<header>&column.<variable>=<header>`` (or the same as
+    multipart fields before ``file``); without them the number is first and headers are
+    matched to the variables by name."""
     settings = request.app[SETTINGS]
     repository, campaign_id = _repository(request), _campaign_id(request)
     if request.content_type == "application/json":
@@ -284,7 +297,9 @@ async def add_audience(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > settings.audience_max_bytes:
         raise TooLarge("audience", settings.audience_max_bytes)
     limit = settings.audience_max_bytes
-    async with spooled_upload(request, _upload_chunks(request), "audience", limit) as chunks:
+    fields: dict[str, str] = dict(request.query)
+    body = _upload_chunks(request, fields)
+    async with spooled_upload(request, body, "audience", limit) as chunks:
         with _domain_errors():
             result = await upload_audience(
                 repository,
@@ -293,12 +308,24 @@ async def add_audience(request: web.Request) -> web.Response:
                 region=settings.default_region,
                 max_rows=settings.audience_max_rows,
                 max_bytes=limit,
+                now=request.app[CLOCK].now(),
+                uploaded_by=request[CALLER].name,
+                policy=settings.mobile_policy,
+                mapping=_mapping(fields),
             )
     return web.json_response(result.as_dict())
 
 
-async def _upload_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The CSV bytes as they arrive: the raw body, or the multipart field ``file``."""
+def _mapping(fields: dict[str, str]) -> ColumnMapping:
+    return mapping_from_fields(fields)
+
+
+MAX_MAPPING_FIELD = 1024  # bytes of one multipart mapping field
+
+
+async def _upload_chunks(request: web.Request, fields: dict[str, str]) -> AsyncIterator[bytes]:
+    """The CSV bytes as they arrive: the raw body, or the multipart field ``file``; mapping
+    fields of a multipart body before ``file`` are added to ``fields``."""
     if not request.content_type.startswith("multipart/"):
         async for chunk in request.content.iter_chunked(CHUNK):
             yield chunk
@@ -309,7 +336,39 @@ async def _upload_chunks(request: web.Request) -> AsyncIterator[bytes]:
             while chunk := await part.read_chunk(CHUNK):
                 yield chunk
             return
+        name = part.name or "" if isinstance(part, BodyPartReader) else ""
+        if isinstance(part, BodyPartReader) and (
+            name == "number_column" or name.startswith("column.")
+        ):
+            raw = await part.read(decode=False)
+            if len(raw) > MAX_MAPPING_FIELD:
+                raise InputRefused(f"the field {name} is too long", code="invalid_mapping")
+            fields[name] = raw.decode("utf-8", "replace")
     raise InputRefused("the multipart body has no field named 'file'", code="no_file")
+
+
+@requires(Role.MARKETER)
+async def rejected_rows_csv(request: web.Request) -> web.StreamResponse:
+    """Every rejected row of the campaign's audience uploads as CSV (``upload, line, value,
+    reason``), or of one upload: ``?upload=N``. Streamed from a cursor."""
+    repository = _repository(request)
+    campaign = await _campaign_or_404(request, repository)
+    upload_no = query_int(request, "upload", 1, 2**31 - 1)
+    uploads = {u.upload_no for u in await repository.uploads(campaign.id)}
+    if upload_no is not None and upload_no not in uploads:
+        raise ApiError(404, "not_found", f"campaign {campaign.id} has no upload {upload_no}")
+    name = f"campaign-{campaign.id}-rejected" + (f"-{upload_no}" if upload_no else "") + ".csv"
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        }
+    )
+    await response.prepare(request)
+    async for text in rejected_csv(repository, campaign.id, upload_no):
+        await response.write(text.encode())
+    await response.write_eof()
+    return response
 
 
 async def _add_segment(

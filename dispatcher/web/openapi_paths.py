@@ -269,6 +269,13 @@ SCHEMAS: dict[str, Schema] = {
                 "for a survey in its questions, options and thank-you, else a 400 naming it",
             },
             "variables": {"type": "array", "items": {"type": "string", "pattern": "^[a-z_]\\w*$"}},
+            "variable_defaults": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "maxLength": 200},
+                "description": 'what a blank audience cell of a variable takes; "" makes '
+                "the variable optional (it renders empty); a blank cell of a variable without "
+                "a default rejects its row",
+            },
             "priority": {"type": "integer", "minimum": -32768, "maximum": 32767},
             "apply_caps": {
                 "type": "boolean",
@@ -295,6 +302,7 @@ SCHEMAS: dict[str, Schema] = {
             "apply_caps": {"type": "boolean", "enum": [True], "deprecated": True},
             "texts": {"type": "object", "additionalProperties": STRING},
             "variables": {"type": "array", "items": STRING},
+            "variable_defaults": {"type": "object", "additionalProperties": STRING},
             "preview": {"type": "object", "additionalProperties": {"type": "object"}},
             "segment": _nullable(STRING),
             "start_at": TIME,
@@ -409,7 +417,11 @@ SCHEMAS: dict[str, Schema] = {
         "4 messages wait for it.'",
     },
     "Preview": _obj(
-        {"texts": LANGUAGE_TEXTS, "variables": {"type": "object", "additionalProperties": STRING}},
+        {
+            "texts": LANGUAGE_TEXTS,
+            "variables": {"type": "object", "additionalProperties": STRING},
+            "variable_defaults": {"type": "object", "additionalProperties": STRING},
+        },
         ("texts",),
     ),
     "AudienceResult": _obj(
@@ -418,6 +430,11 @@ SCHEMAS: dict[str, Schema] = {
             "rejected": {"type": "array", "items": ref("Rejected")},
             "duplicates": INTEGER,
             "rejected_total": INTEGER,
+            "upload_no": _nullable(INTEGER),
+            "rejected_csv": {
+                **_nullable(STRING),
+                "description": "where every rejected row of this upload is downloaded as CSV",
+            },
             "segment": STRING,
         },
         ("accepted", "rejected", "duplicates"),
@@ -672,13 +689,41 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/api/v1/campaigns/{id}/audience"): {
         "summary": "Add recipients: a CSV body, a multipart field 'file', or a segment",
         "tags": ["campaigns"],
-        "parameters": [_campaign_id()],
+        "description": "Numbers that cannot receive SMS (fixed-line, foreign, toll-free, "
+        "premium-rate, …; SMARTD_AUDIENCE_MOBILE_PREFIXES / _REFUSED_PREFIXES) are rejected "
+        "with their kind. Every rejected row is kept: GET …/audience/rejected.csv?upload=N. "
+        "Without a mapping the number is the first column and headers are matched to the "
+        "variables ignoring case and spaces; a header that cannot be matched is a 400 "
+        "unmapped_columns naming the columns found.",
+        "parameters": [
+            _campaign_id(),
+            {
+                "name": "number_column",
+                "in": "query",
+                "schema": STRING,
+                "description": "the header (or 1-based position) of the number column",
+            },
+            {
+                "name": "column.{variable}",
+                "in": "query",
+                "schema": STRING,
+                "description": "per variable, the header (or position) of its column, "
+                "e.g. column.name=Имя",
+            },
+        ],
         "requestBody": {
             "required": True,
             "content": {
                 "text/csv": _AUDIENCE_CSV,
                 "multipart/form-data": {
-                    "schema": _obj({"file": {"type": "string", "format": "binary"}}, ("file",))
+                    "schema": _obj(
+                        {
+                            "number_column": STRING,
+                            "column.{variable}": STRING,
+                            "file": {"type": "string", "format": "binary"},
+                        },
+                        ("file",),
+                    )
                 },
                 "application/json": {
                     "schema": _obj(
@@ -689,6 +734,19 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             },
         },
         "responses": json_ok(ref("AudienceResult")),
+    },
+    ("GET", "/api/v1/campaigns/{id}/audience/rejected.csv"): {
+        "summary": "Every rejected row of the campaign's audience uploads as CSV",
+        "description": "Columns upload, line, value, reason; cells a spreadsheet would run "
+        "as formulas start with an apostrophe. All uploads, or one with ?upload=N.",
+        "tags": ["campaigns"],
+        "parameters": [
+            _campaign_id(),
+            {"name": "upload", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        ],
+        "responses": {
+            "200": {"description": "rejected rows", "content": {"text/csv": {"schema": STRING}}}
+        },
     },
     **{("POST", f"/api/v1/campaigns/{{id}}/{a}"): _transition(a) for a in CAMPAIGN_ACTIONS},
     ("GET", "/api/v1/inbox"): {
