@@ -254,7 +254,7 @@ async def test_why_not_in_the_audience_and_unknown_campaign(
     async with running_api(settings, clock, database) as api:
         answer = await why(api, NUMBER, campaign_id)
         assert answer["answer"] == "not_in_audience"
-        assert "not in the audience" in answer["summary"]
+        assert "is not in the audience of campaign" in answer["summary"]
         assert answer["campaign"]["name"] == "Coffee week"
         status, body = await get_json(api, f"/api/v1/subscribers/{NUMBER}/campaigns/999999")
         assert status == 404 and body["error"]["code"] == "not_found"
@@ -415,6 +415,7 @@ async def test_a_foreign_number_is_named_for_what_it_is(
         assert "not a Kazakhstan mobile number" in body["error"]["message"]
         assert body["error"]["details"]["number"]["country"] == "RU"
         answer = await why(api, "+7 916 123-45-67", campaign_id)
+        assert (await why(api, RUSSIAN, campaign_id))["number"]["msisdn"] == RUSSIAN
         assert answer["number"] == {
             "msisdn": RUSSIAN,
             "country": "RU",
@@ -426,7 +427,8 @@ async def test_a_foreign_number_is_named_for_what_it_is(
         assert answer["answer"] == "suppressed"
         assert "not a Kazakhstan mobile number" in answer["summary"]
         status, page = await get_json(api, f"/api/v1/subscribers/{RUSSIAN}/messages")
-        assert status == 200 and page["number"]["home_mobile"] is False
+        assert status == 200, page
+        assert page["number"]["home_mobile"] is False
         assert [m["campaign"]["id"] for m in page["messages"]] == [campaign_id]
         await sign_in(api, Role.VIEWER)
         console = await api.client.get("/console/subscribers", params={"msisdn": "+79161234567"})
