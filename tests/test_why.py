@@ -21,7 +21,7 @@ from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
-from tests.factories import campaign, deliveries, dnc, members, subscribers
+from tests.factories import campaign, dnc, members, subscribers
 from tests.test_cli import _run
 from tests.test_console import sign_in
 from tests.web_helpers import Api, running_api
@@ -135,7 +135,9 @@ async def service_message(
     )
 
 
-async def rejected(database: Database, campaign_id: int, rows: list[tuple[int, str, str | None, str]]) -> None:
+async def rejected(
+    database: Database, campaign_id: int, rows: list[tuple[int, str, str | None, str]]
+) -> None:
     """Upload 1 of ``campaign_id`` rejected ``rows`` (line, value, number, reason), as the
     audience upload records them (migration 0029)."""
     await database.pool.execute(
@@ -159,7 +161,9 @@ async def get_json(api: Api, path: str, role: Role = Role.VIEWER, **params: Any)
 
 async def why(api: Api, number: str, campaign_id: int, role: Role = Role.VIEWER) -> Any:
     quoted = urllib.parse.quote(number, safe="")
-    status, body = await get_json(api, f"/api/v1/subscribers/{quoted}/campaigns/{campaign_id}", role)
+    status, body = await get_json(
+        api, f"/api/v1/subscribers/{quoted}/campaigns/{campaign_id}", role
+    )
     assert status == 200, body
     return body
 
@@ -210,9 +214,7 @@ async def test_history_tells_a_delivered_number_from_an_undelivered_one(
         }
         assert by_campaign[second]["state"] == "suppressed"
         assert by_campaign[second]["suppressed"] == "dnc"
-        status, paged = await get_json(
-            api, f"/api/v1/subscribers/{NUMBER}/messages", limit="2"
-        )
+        status, paged = await get_json(api, f"/api/v1/subscribers/{NUMBER}/messages", limit="2")
         assert status == 200 and len(paged["messages"]) == 2 and paged["next_offset"] == 2
         status, rest = await get_json(
             api, f"/api/v1/subscribers/{NUMBER}/messages", limit="2", offset="2"
@@ -269,8 +271,10 @@ async def test_why_rejected_at_upload_names_the_line_and_reason(
     await rejected(
         database,
         campaign_id,
-        [(7, "+7 701 000 00 42", NUMBER, "duplicate of line 3 with other values"),
-         (9, "hello", None, "not a phone number")],
+        [
+            (7, "+7 701 000 00 42", NUMBER, "duplicate of line 3 with other values"),
+            (9, "hello", None, "not a phone number"),
+        ],
     )
     async with running_api(settings, clock, database) as api:
         answer = await why(api, "8 701 000 00 42", campaign_id)
@@ -457,9 +461,7 @@ async def test_every_written_form_gets_the_same_answer(
 ) -> None:
     """+7…, 8…, with spaces, dashes or brackets: the number is normalised as the lookup
     does, so every spelling gets the answer of the number itself."""
-    campaign_id = await database.pool.fetchval(
-        "SELECT id FROM campaigns WHERE name = 'Spellings'"
-    )
+    campaign_id = await database.pool.fetchval("SELECT id FROM campaigns WHERE name = 'Spellings'")
     if campaign_id is None:
         await members(database, [NUMBER])
         campaign_id = await named_campaign(database, [NUMBER], "Spellings")

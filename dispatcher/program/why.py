@@ -23,7 +23,7 @@ receipt with the SMSC's error code. :func:`why_not` answers for one campaign wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -239,7 +239,11 @@ async def _suppressed(
         for r in await db.fetch(WhySQL.cap_users, msisdn, month, kind)
     ]
     reservations = [
-        {"channel": r["channel"], "reference": r["reference"], "reserved_at": _iso(r["reserved_at"])}
+        {
+            "channel": r["channel"],
+            "reference": r["reference"],
+            "reserved_at": _iso(r["reserved_at"]),
+        }
         for r in await db.fetch(WhySQL.cap_reservations, msisdn, month, kind)
     ]
     details |= {
@@ -304,8 +308,9 @@ async def _waiting(
             until=datetime.fromisoformat(not_before),
         )
     services = await db.fetchval(WhySQL.service_ahead, now, True, AHEAD_COUNTED)
-    earlier = await db.fetchval(WhySQL.ahead_in_campaign, campaign["id"], message["id"], AHEAD_COUNTED)
-    more = lambda n: f"{n}+" if n >= AHEAD_COUNTED else str(n)  # noqa: E731
+    earlier = await db.fetchval(
+        WhySQL.ahead_in_campaign, campaign["id"], message["id"], AHEAD_COUNTED
+    )
     return _wait(
         "behind_queue",
         f"behind {more(services)} program messages (sent first) and {more(earlier)} earlier "
@@ -313,6 +318,11 @@ async def _waiting(
         service_ahead=services,
         ahead_in_campaign=earlier,
     )
+
+
+def more(count: int) -> str:
+    """A count of messages ahead, ``100000+`` where counting stopped."""
+    return f"{count}+" if count >= AHEAD_COUNTED else str(count)
 
 
 def _wait(reason: str, words: str, until: datetime | None = None, **counts: int) -> Answer:
@@ -339,7 +349,9 @@ async def _with_parts(
     return [_message(msisdn, r, parts.get((r["source"], r["id"]), [])) for r in rows]
 
 
-def _message(msisdn: str, row: Mapping[str, Any], parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _message(
+    msisdn: str, row: Mapping[str, Any], parts: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     campaign = None
     if row["campaign_id"] is not None:
         campaign = {
@@ -402,7 +414,10 @@ def _iso(value: datetime | date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _local_formatter(settings: Settings) -> Any:
+Formatter = Callable[[datetime | str | None], str]
+
+
+def _local_formatter(settings: Settings) -> Formatter:
     calendar = settings.calendar
 
     def when(value: datetime | str | None) -> str:

@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.models import SEGMENTS
-from dispatcher.program.why import ANSWERS as WHY_ANSWERS
-from dispatcher.program.why import MAX_PAGE as WHY_MAX_PAGE
-from dispatcher.program.why import WAITING_REASONS
 from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
@@ -21,6 +18,9 @@ from dispatcher.kernel.states import (
     SubscriberStatus,
     SuppressionReason,
 )
+from dispatcher.program.why import ANSWERS as WHY_ANSWERS
+from dispatcher.program.why import MAX_PAGE as WHY_MAX_PAGE
+from dispatcher.program.why import WAITING_REASONS
 
 #: The example number: +7 799 is a zone code of Kazakhstan's +7 7xx allocation that no
 #: operator holds (no fictional range is published for Kazakhstan), so an example copied

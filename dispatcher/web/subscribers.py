@@ -6,13 +6,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from campaigns.csvstream import TooLarge
+from dispatcher.kernel.msisdn import InvalidMsisdn
+from dispatcher.kernel.numbering import lookup_number
 from dispatcher.kernel.states import Role
 from dispatcher.program.imports import import_subscribers
 from dispatcher.program.lookup import subscriber_view
 from dispatcher.program.why import MAX_PAGE, message_history, not_home_mobile, number_info, why_not
 from dispatcher.web.auth import requires
-from dispatcher.kernel.msisdn import InvalidMsisdn
-from dispatcher.kernel.numbering import lookup_number
 from dispatcher.web.errors import ApiError
 from dispatcher.web.keys import CLOCK, DATABASE, MEMBERSHIP, SETTINGS
 from dispatcher.web.params import path_id, query_int
