@@ -4,7 +4,8 @@
 -- A number's campaign messages are found campaign by campaign: one probe of the unique key
 -- deliveries_one_per_recipient (campaign_id, msisdn) per campaign, so the history needs no
 -- index of its own on deliveries (the biggest table; its inserts are the audience upload's
--- cost). Service messages and receipts are found by number through migration 0030's indexes.
+-- cost). Service messages and failed receipts are found by number through migration 0030's
+-- indexes.
 
 -- name: campaign_of
 -- $1: campaign id.
@@ -55,17 +56,18 @@ WHERE c.id = $1
 
 -- name: parts
 -- The parts the SMSC accepted of these messages, each with the receipt the applier matched
--- to it and that receipt's error code: the number's own receipts (receipts_msisdn, migration
--- 0030) under any reading of their id, the newest in the part's receipt state.
--- $1: msisdn, $2: delivery ids, $3: service message ids.
+-- to it and, for a part not delivered, that receipt's error code: the number's own failed
+-- receipts (receipts_msisdn_failed, migration 0030, whose predicate `state <> 'delivered'`
+-- is repeated here for a generic plan) under any reading of their id, the newest in the
+-- part's receipt state. $1: msisdn, $2: delivery ids, $3: service message ids.
 SELECT s.delivery_id, s.service_message_id, s.part_no, s.parts, s.submitted_at, s.smsc,
        s.receipt::text AS receipt, s.receipt_at, r.error_code
 FROM submits s
 LEFT JOIN LATERAL (
     SELECT x.error_code
     FROM receipts x
-    WHERE x.msisdn = $1 AND x.smsc = s.smsc AND x.state = s.receipt
-      AND s.message_id IN (x.message_id, x.id_hex, x.id_dec)
+    WHERE x.msisdn = $1 AND x.state <> 'delivered' AND x.smsc = s.smsc
+      AND x.state = s.receipt AND s.message_id IN (x.message_id, x.id_hex, x.id_dec)
     ORDER BY x.id DESC
     LIMIT 1
 ) r ON true
