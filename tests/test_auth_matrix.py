@@ -35,6 +35,8 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/gateway/events"): frozenset({A, G}),
     ("POST", "/api/v1/contacts/reserve"): frozenset({A, G}),
     ("GET", "/api/v1/subscribers/{msisdn}"): frozenset({A, M, V}),
+    ("GET", "/api/v1/subscribers/{msisdn}/messages"): frozenset({A, M, V}),
+    ("GET", "/api/v1/subscribers/{msisdn}/campaigns/{id}"): frozenset({A, M, V}),
     ("POST", "/api/v1/subscribers/import"): frozenset({A}),
     ("POST", "/api/v1/campaigns"): frozenset({A, M}),
     ("GET", "/api/v1/campaigns"): frozenset({A, M, V}),

@@ -19,6 +19,9 @@ from dispatcher.kernel.states import (
     SuppressionReason,
 )
 from dispatcher.policy.status import Phrase, Reason
+from dispatcher.program.why import ANSWERS as WHY_ANSWERS
+from dispatcher.program.why import MAX_PAGE as WHY_MAX_PAGE
+from dispatcher.program.why import WAITING_REASONS
 
 #: The example number: +7 799 is a zone code of Kazakhstan's +7 7xx allocation that no
 #: operator holds (no fictional range is published for Kazakhstan), so an example copied
@@ -210,6 +213,114 @@ SCHEMAS: dict[str, Schema] = {
             "consent": {"type": "array", "items": {"type": "object"}},
         },
         ("msisdn", "status", "member", "memberships", "dnc", "counters", "grants", "consent"),
+    ),
+    "NumberInfo": _obj(
+        {
+            "msisdn": STRING,
+            "country": _nullable(STRING),
+            "country_name": STRING,
+            "type": {
+                "type": "string",
+                "description": "mobile, fixed-line, toll-free, premium-rate, … or unknown",
+            },
+            "home_mobile": {
+                "type": "boolean",
+                "description": "a mobile number of the home region (one the program can text)",
+            },
+            "description": {"type": "string", "example": "a mobile number of Russia"},
+        },
+        ("msisdn", "country", "type", "home_mobile", "description"),
+    ),
+    "SubscriberMessage": _obj(
+        {
+            "source": {
+                "type": "string",
+                "enum": ["campaign", "service"],
+                "description": "a campaign delivery, or a program service message",
+            },
+            "id": INTEGER,
+            "msisdn": STRING,
+            "campaign": _nullable(
+                _obj(
+                    {
+                        "id": INTEGER,
+                        "name": STRING,
+                        "partner": STRING,
+                        "kind": _enum(ContactKind),
+                        "state": _enum(CampaignState),
+                    }
+                )
+            ),
+            "kind": {
+                "type": "string",
+                "description": "info or survey (campaign), or the service kind "
+                "(join_confirmation, bonus_notice, survey_question, …)",
+            },
+            "state": _enum(DeliveryState),
+            "suppressed": _nullable(_enum(SuppressionReason)),
+            "parts": _nullable(INTEGER),
+            "parts_delivered": INTEGER,
+            "attempts": INTEGER,
+            "language": _nullable(_enum(Language)),
+            "claimed_at": TIME,
+            "submitted_at": TIME,
+            "finished_at": TIME,
+            "not_before": TIME,
+            "submit_status": _nullable({**INTEGER, "description": "last SMPP command_status"}),
+            "error": _nullable(STRING),
+            "receipt": _nullable(
+                _obj(
+                    {
+                        "state": STRING,
+                        "at": TIME,
+                        "error_code": _nullable({**STRING, "description": "the SMSC's err:"}),
+                    },
+                    ("state", "at", "error_code"),
+                )
+            ),
+        },
+        ("source", "id", "campaign", "kind", "state", "suppressed", "parts", "receipt"),
+    ),
+    "SubscriberMessages": _obj(
+        {
+            "msisdn": STRING,
+            "number": ref("NumberInfo"),
+            "messages": {"type": "array", "items": ref("SubscriberMessage")},
+            "limit": INTEGER,
+            "offset": INTEGER,
+            "next_offset": _nullable(INTEGER),
+        },
+        ("msisdn", "number", "messages", "limit", "offset", "next_offset"),
+    ),
+    "WhyAnswer": _obj(
+        {
+            "msisdn": STRING,
+            "number": ref("NumberInfo"),
+            "campaign": _obj(
+                {
+                    "id": INTEGER,
+                    "name": STRING,
+                    "partner": STRING,
+                    "kind": _enum(ContactKind),
+                    "scope": _enum(CampaignScope),
+                    "state": _enum(CampaignState),
+                    "start_at": TIME,
+                }
+            ),
+            "answer": {"type": "string", "enum": list(WHY_ANSWERS)},
+            "summary": {"type": "string", "description": "the answer in plain words"},
+            "details": {
+                "type": "object",
+                "description": "rejected_at_upload: rejections [{upload_no, line, value, "
+                "reason, uploaded_at}]; suppressed: rule, at, and at a cap month, cap, used, "
+                "used_by [campaigns], reservations [other channels]; waiting: reason ("
+                + ", ".join(WAITING_REASONS)
+                + "), until, service_ahead, ahead_in_campaign; sent/failed/unknown: outcome, "
+                "submitted_at, receipt_at, error_code, parts, parts_delivered",
+            },
+            "message": _nullable(ref("SubscriberMessage")),
+        },
+        ("msisdn", "number", "campaign", "answer", "summary", "details", "message"),
     ),
     "Rejected": _obj(
         {"line": INTEGER, "value": STRING, "reason": STRING}, ("line", "value", "reason")
@@ -594,6 +705,37 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             {"name": "msisdn", "in": "path", "required": True, "schema": {"type": "string"}}
         ],
         "responses": json_ok(ref("Subscriber")),
+    },
+    ("GET", "/api/v1/subscribers/{msisdn}/messages"): {
+        "summary": "The number's messages, newest first: campaign deliveries and program "
+        "service messages, with state, suppression reason, parts, times and receipt "
+        "(operator roles only)",
+        "tags": ["subscribers"],
+        "parameters": [
+            {"name": "msisdn", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": WHY_MAX_PAGE},
+            },
+            {
+                "name": "offset",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+            },
+        ],
+        "responses": json_ok(ref("SubscriberMessages")),
+    },
+    ("GET", "/api/v1/subscribers/{msisdn}/campaigns/{id}"): {
+        "summary": "Why the number did (not) get the campaign: not in the audience, rejected "
+        "at upload, suppressed (which rule; at a cap, who used the slots), waiting (why, "
+        "until when), sending, sent with its receipt, failed, unknown",
+        "tags": ["subscribers"],
+        "parameters": [
+            {"name": "msisdn", "in": "path", "required": True, "schema": {"type": "string"}},
+            _campaign_id(),
+        ],
+        "responses": json_ok(ref("WhyAnswer")),
     },
     ("POST", "/api/v1/subscribers/import"): {
         "summary": "Bulk upsert of subscribers from CSV msisdn,status,language (streamed)",
