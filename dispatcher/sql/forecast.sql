@@ -1,0 +1,56 @@
+-- The forecast before a start (issue 15, "Forecast before start"; issue 14): what the claim
+-- (dispatch.sql claim_campaign_batch) would decide for each still-queued recipient if it ran
+-- now, in one set-based statement, reading only: the same campaign end check, the same
+-- eligibility rule (suppression_for, migrations 0008/0014) and the same cap rule (cap_open and
+-- cap_slot_fits, migration 0036, which take_cap_slots calls). Nothing is written or locked.
+-- The only caller is dispatcher/engine/forecast.py.
+
+-- name: forecast
+-- One row per suppression reason (language and variables NULL), and per distinct (language,
+-- variables) among the recipients that would be sent (reason NULL): the engine's render and
+-- encoding then count their parts in Python, once per distinct pair, never per row.
+-- A row that already holds its slot (cap_month set: a retry) takes no second one, as in the
+-- claim. $1 campaign id, $2 now, $3 the Astana month, $4 info cap, $5 survey cap.
+WITH c AS (
+    SELECT id, kind, scope, end_at FROM campaigns WHERE id = $1
+), verdict AS (
+    SELECT f.language, d.variables,
+           CASE
+               WHEN c.end_at IS NOT NULL AND c.end_at <= $2 THEN
+                   'outside_campaign_window'::suppression_reason
+               ELSE coalesce(
+                   suppression_for(f.status, f.dnc_since, f.member_since, c.scope,
+                                   c.kind::text::traffic_kind),
+                   CASE
+                       WHEN d.cap_month IS NOT NULL THEN NULL
+                       WHEN NOT cap_open(c.kind, $4::int, $5::int)
+                            OR NOT coalesce(cap_slot_fits(c.kind, cc.info_count, cc.survey_count,
+                                                          cc.info_cap, cc.survey_cap), true) THEN
+                           CASE c.kind WHEN 'info' THEN 'cap_info' ELSE 'cap_survey' END
+                               ::suppression_reason
+                   END)
+           END AS reason
+    FROM deliveries d
+    CROSS JOIN c
+    LEFT JOIN subscriber_facts f ON f.msisdn = d.msisdn
+    LEFT JOIN subscribers s ON s.msisdn = d.msisdn
+    LEFT JOIN contact_counters cc
+        ON cc.msisdn = d.msisdn AND cc.owner_epoch = s.owner_epoch AND cc.month = $3::date
+    WHERE d.campaign_id = $1 AND d.state = 'queued'
+)
+SELECT reason::text AS reason,
+       CASE WHEN reason IS NULL THEN language::text END AS language,
+       CASE WHEN reason IS NULL THEN variables END AS variables,
+       count(*) AS n
+FROM verdict
+GROUP BY 1, 2, 3
+
+-- name: pending
+-- Messages of a running campaign not yet written (queued or claimed) and its submits in the
+-- last $2 seconds before $3 (the current rate, for the ETA). $1 campaign id.
+SELECT (SELECT count(*) FROM deliveries
+        WHERE campaign_id = $1 AND state IN ('queued', 'claimed')) AS remaining,
+       (SELECT count(*) FROM deliveries
+        WHERE campaign_id = $1 AND state NOT IN ('queued', 'claimed', 'suppressed')
+          AND submitted_at > $3::timestamptz - make_interval(secs => $2)
+          AND submitted_at <= $3::timestamptz) AS recent
