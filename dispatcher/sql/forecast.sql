@@ -6,7 +6,8 @@
 -- The only caller is dispatcher/engine/forecast.py.
 
 -- name: forecast
--- One row per suppression reason (language and variables NULL), and per distinct (language,
+-- One row per suppression reason (language and variables NULL; for not_member, how many of
+-- them left the program), and per distinct (language,
 -- variables) among the recipients that would be sent (reason NULL): the engine's render and
 -- encoding then count their parts in Python, once per distinct pair, never per row.
 -- A row that already holds its slot (cap_month set: a retry) takes no second one, as in the
@@ -29,7 +30,8 @@ WITH c AS (
                            CASE c.kind WHEN 'info' THEN 'cap_info' ELSE 'cap_survey' END
                                ::suppression_reason
                    END)
-           END AS reason
+           END AS reason,
+           d.msisdn
     FROM deliveries d
     CROSS JOIN c
     LEFT JOIN subscriber_facts f ON f.msisdn = d.msisdn
@@ -38,11 +40,16 @@ WITH c AS (
         ON cc.msisdn = d.msisdn AND cc.owner_epoch = s.owner_epoch AND cc.month = $3::date
     WHERE d.campaign_id = $1 AND d.state = 'queued'
 )
-SELECT reason::text AS reason,
-       CASE WHEN reason IS NULL THEN language::text END AS language,
-       CASE WHEN reason IS NULL THEN variables END AS variables,
-       count(*) AS n
-FROM verdict
+SELECT v.reason::text AS reason,
+       CASE WHEN v.reason IS NULL THEN v.language::text END AS language,
+       CASE WHEN v.reason IS NULL THEN v.variables END AS variables,
+       count(*) AS n,
+       -- of the not_member ones, how many were members and left (R2: STOP, *111*0#, …)
+       count(*) FILTER (
+           WHERE v.reason = 'not_member'
+             AND EXISTS (SELECT 1 FROM memberships m
+                         WHERE m.msisdn = v.msisdn AND m.left_at IS NOT NULL)) AS left_program
+FROM verdict v
 GROUP BY 1, 2, 3
 
 -- name: pending

@@ -27,6 +27,7 @@ from campaigns.reports import (
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
+from dispatcher.engine.forecast import campaign_forecast, forecast_json
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX
 from dispatcher.web.auth import requires
@@ -50,6 +51,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_post(BASE + "/preview", preview_texts)
     router.add_get(ITEM, get_campaign)
     router.add_get(ITEM + "/results.csv", survey_results_csv)
+    router.add_get(ITEM + "/forecast", campaign_forecast_view)
     router.add_post(ITEM + "/audience", add_audience)
     for action in ACTIONS:
         router.add_post(f"{ITEM}/{action}", _transition_handler(action))
@@ -145,6 +147,19 @@ async def get_campaign(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     report = await campaign_report(repository, campaign, now)
     return web.json_response(report_json(report, _min_cell(request)))
+
+
+@requires(Role.VIEWER)
+async def campaign_forecast_view(request: web.Request) -> web.Response:
+    """What starting the campaign now would do with its queued audience: eligible,
+    suppressed by reason, SMS parts per recipient (their values and language) and in total,
+    and when sending would finish at the configured TPS through the send window. Counts
+    for partner-facing callers as in the report (R11)."""
+    repository = _repository(request)
+    campaign = await _campaign_or_404(request, repository)
+    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    forecast = await campaign_forecast(request.app[DATABASE].pool, campaign, settings, now)
+    return web.json_response(forecast_json(forecast, _min_cell(request)))
 
 
 def _min_cell(request: web.Request) -> int:
