@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
@@ -38,6 +39,7 @@ from dispatcher.cli_common import (
     refused,
 )
 from dispatcher.db import open_database
+from dispatcher.engine.forecast import campaign_forecast, forecast_lines
 from dispatcher.kernel.states import CampaignState
 from dispatcher.settings import Settings
 
@@ -65,6 +67,10 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     upload.add_argument("file", type=readable_file)
     for action in ACTIONS:
         actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
+    forecast = actions.add_parser(
+        "forecast", help="what a start now would do: eligible, suppressed, SMS parts, finish"
+    )
+    forecast.add_argument("id", type=int)
     status = actions.add_parser("status", help="counts by state and suppression reason")
     status.add_argument("id", type=int)
     status.add_argument("--watch", action="store_true", help="refresh until it finishes")
@@ -78,6 +84,8 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
     async with open_database(settings) as db:
         repository = CampaignRepository(db.pool)
         try:
+            if args.campaign_command == "forecast":
+                return await _forecast(settings, db.pool, repository, args.id)
             return await handler(settings, repository, args)
         except CampaignNotFound:
             return fail(f"no campaign {args.id}")
@@ -173,6 +181,21 @@ async def _upload(
     )
     print_rejected(result.rejected, result.rejected_total)
     return EXIT_REJECTED_ROWS if result.rejected_total else 0
+
+
+async def _forecast(
+    settings: Settings, pool: asyncpg.Pool, repository: CampaignRepository, campaign_id: int
+) -> int:
+    """The operator's forecast (exact counts: the CLI reads the database as the operator)."""
+    campaign = await repository.get(campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
+    now = cli_clock(settings).now()
+    forecast = await campaign_forecast(pool, campaign, settings, now)
+    print(f"campaign {campaign.id} ({campaign.name}), {campaign.state.value}")
+    for line in forecast_lines(forecast, settings.calendar.zone):
+        print(line)
+    return 0
 
 
 async def _transition(

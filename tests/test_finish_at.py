@@ -128,6 +128,4 @@ def test_boundary_at_the_close(calendar: ProgramCalendar, start: datetime, rate:
     n = seconds * rate
     assert calendar.finish_at(opened, n, float(rate)) == closes
     following = calendar.next_open(closes)
-    assert calendar.finish_at(opened, n + 1, float(rate)) == following + timedelta(
-        seconds=1 / rate
-    )
+    assert calendar.finish_at(opened, n + 1, float(rate)) == following + timedelta(seconds=1 / rate)

@@ -5,8 +5,10 @@ parts and encoding as the SMSC received them."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from dispatcher.db import Database
@@ -15,6 +17,7 @@ from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from tests import factories
 from tests.dispatch_helpers import dispatch_rig
+from tests.test_cli_commands import _smartd
 from tests.test_campaign_support import BASE, action, create, info_payload, survey_payload, upload
 from tests.web_helpers import Api, running_api
 
@@ -125,7 +128,9 @@ async def test_forecast_agrees_with_sending_by_reason_and_parts(
             reasons, sent_parts = await _sent(database, created["id"])
             assert reasons == {k: v for k, v in forecast["suppressed"].items() if v}
             assert sent_parts == {1: 9, 2: 12}
-            by_number = Counter((sm.destination_addr, sm.data_coding) for _, sm in rig.sim.submits())
+            by_number = Counter(
+                (sm.destination_addr, sm.data_coding) for _, sm in rig.sim.submits()
+            )
         for msisdn in LATIN:
             assert by_number[(msisdn, 0)] == 1
         for msisdn in CYRILLIC:
@@ -140,7 +145,11 @@ async def test_survey_forecast_counts_the_composed_first_message(
     numbers = [f"7701300{n:04d}" for n in range(5)]
     await factories.members(database, numbers)
     await factories.subscribers(database, numbers, language="ru")
-    intro = {"kk": "Сауалнама", "ru": "Короткий опрос SMART, ответ бесплатный и займёт минуту", "en": "Survey"}
+    intro = {
+        "kk": "Сауалнама",
+        "ru": "Короткий опрос SMART, ответ бесплатный и займёт минуту",
+        "en": "Survey",
+    }
     async with running_api(settings, clock, database) as api:
         created = await create(api, survey_payload(texts=intro))
         status, _ = await upload(api, created["id"], ("\n".join(numbers) + "\n").encode())
@@ -173,3 +182,41 @@ async def test_partner_facing_roles_see_small_counts_hidden(
         assert (await missing.json())["error"]["code"] == "not_found"
         anonymous = await api.client.get(f"{BASE}/{created['id']}/forecast")
         assert anonymous.status == 401
+
+
+async def test_cli_forecast_prints_counts_parts_and_finish(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    """`smartd campaign forecast ID`: reasons in words, parts per encoding, total and the
+    finish in Astana time without microseconds; an unknown id is a message and exit ≠ 0."""
+    await factories.members(database, LATIN[:2] + CYRILLIC[:3])
+    await factories.subscribers(database, LATIN[:2] + CYRILLIC[:3], language="en")
+    await factories.subscribers(database, STRANGER)
+    created = _smartd(
+        database_url,
+        "campaign",
+        "create",
+        "--name",
+        "F",
+        "--variable",
+        "name",
+        *[f"--text={lang}={text}" for lang, text in TEXTS.items()],
+    )
+    assert created.returncode == 0, created.stderr
+    campaign = created.stdout.split()[2]
+    audience = tmp_path / "a.csv"
+    rows = [f"{m},Aigerim" for m in LATIN[:2]] + [f"{m},Айгерим" for m in CYRILLIC[:3]]
+    rows += [f"{m},Dana" for m in STRANGER]
+    audience.write_text("msisdn,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert _smartd(database_url, "campaign", "upload", campaign, str(audience)).returncode == 0
+    result = _smartd(database_url, "campaign", "forecast", campaign)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "7 queued recipients, 5 would be sent" in out
+    assert "not a SMART member: 2" in out
+    assert "GSM-7: 2 × 1 part" in out and "UCS-2: 3 × 2 parts" in out
+    assert "worst case: UCS-2, 2 parts" in out and "total SMS parts: 8" in out
+    finish = re.search(r"would finish by (\d{4}-\d\d-\d\d \d\d:\d\d) \(Astana time\)", out)
+    assert finish is not None, out
+    missing = _smartd(database_url, "campaign", "forecast", "999999")
+    assert missing.returncode != 0 and "no campaign 999999" in missing.stderr

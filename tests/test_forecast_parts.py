@@ -48,7 +48,9 @@ def test_forecast_parts_equal_the_engines_submits(
         _settings=SimpleNamespace(default_language="ru"), _refs=ReferenceCounter()
     )
     campaign = CampaignRef(1, ContactKind.INFO, texts, True)
-    claimed = Dispatcher._delivery(engine, campaign, Recipient(1, "77010000000", language, variables))
+    claimed = Dispatcher._delivery(
+        engine, campaign, Recipient(1, "77010000000", language, variables)
+    )
     encoded = Dispatcher._encode(engine, claimed)
     _, text = message_text(texts, language, variables, "ru")
     forecast = message_parts(text)

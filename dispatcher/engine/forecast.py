@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -33,6 +34,17 @@ from dispatcher.settings import Settings
 from smpp.text import ConcatMode, Encoding, count_segments, max_parts
 
 ENCODING_NAMES = {Encoding.GSM7: "gsm7", Encoding.UCS2: "ucs2"}
+ENCODING_LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+#: A reason in words an operator reads (the API keeps the enum's values).
+REASON_WORDS = {
+    SuppressionReason.NOT_MEMBER: "not a SMART member",
+    SuppressionReason.DNC: "1204 (no advertising)",
+    SuppressionReason.BLOCKED: "number blocked",
+    SuppressionReason.RECYCLED: "number recycled",
+    SuppressionReason.CAP_INFO: "info cap already used this month",
+    SuppressionReason.CAP_SURVEY: "survey cap already used this month",
+    SuppressionReason.OUTSIDE_CAMPAIGN_WINDOW: "campaign end passed",
+}
 
 
 class ForecastSQL(SqlFile, domain="forecast"):
@@ -79,7 +91,10 @@ class Forecast:
     def over_limit(self) -> int:
         """Recipients whose message needs more parts than the limit."""
         return sum(
-            n for parts in self.distribution.values() for k, n in parts.items() if k > self.part_limit
+            n
+            for parts in self.distribution.values()
+            for k, n in parts.items()
+            if k > self.part_limit
         )
 
     @property
@@ -98,7 +113,9 @@ class Forecast:
                 "values or language"
             )
         if self.unsendable:
-            out.append(f"{self.unsendable} recipient(s) cannot be sent: the text cannot be rendered")
+            out.append(
+                f"{self.unsendable} recipient(s) cannot be sent: the text cannot be rendered"
+            )
         return out
 
 
@@ -127,9 +144,7 @@ async def campaign_forecast(
             left += int(row["left_program"])
             continue
         eligible += n
-        _, text = message_text(
-            texts, row["language"], row["variables"], settings.default_language
-        )
+        _, text = message_text(texts, row["language"], row["variables"], settings.default_language)
         counted = message_parts(text)
         if counted is None:
             unsendable += n
@@ -175,6 +190,42 @@ async def running_eta(
     return settings.calendar.finish_at(now, remaining, recent / span_s)
 
 
+def forecast_lines(forecast: Forecast, zone: ZoneInfo) -> list[str]:
+    """The forecast as plain lines (the CLI), exact counts, times in the program's zone."""
+
+    def local(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    lines = [
+        f"as of {local(forecast.as_of)}: {forecast.audience} queued recipients, "
+        f"{forecast.eligible} would be sent",
+    ]
+    reasons = [(r, n) for r, n in forecast.suppressed.items() if n]
+    if reasons:
+        lines.append("would be suppressed:")
+        for reason, n in reasons:
+            extra = ""
+            if reason is SuppressionReason.NOT_MEMBER and forecast.left_program:
+                extra = f" (of which {forecast.left_program} left the program)"
+            lines.append(f"  {REASON_WORDS.get(reason, reason.value)}: {n}{extra}")
+    else:
+        lines.append("would be suppressed: none")
+    for encoding, parts in forecast.distribution.items():
+        shares = ", ".join(f"{n} × {k} part{'s' if k != 1 else ''}" for k, n in parts.items())
+        lines.append(f"{ENCODING_LABELS[encoding]}: {shares}")
+    if forecast.worst is not None:
+        encoding, parts_ = forecast.worst
+        lines.append(f"worst case: {ENCODING_LABELS[encoding]}, {parts_} parts")
+    lines.append(f"total SMS parts: {forecast.total_parts}")
+    lines.append(
+        f"would finish by {local(forecast.finishes_at)} (Astana time) at "
+        f"{forecast.rate_per_second:g} parts/s through the send window, from "
+        f"{local(forecast.starts_at)}"
+    )
+    lines.extend(f"warning: {w}" for w in forecast.warnings)
+    return lines
+
+
 # -- what a caller is shown (R11) ------------------------------------------------------
 
 
@@ -194,9 +245,7 @@ def forecast_json(forecast: Forecast, min_cell: int = 1) -> dict[str, Any]:
         "as_of": forecast.as_of.isoformat(),
         "audience": shown[("audience",)],
         "eligible": shown[("eligible",)],
-        "suppressed": {
-            reason.value: shown[("reason", reason)] for reason in forecast.suppressed
-        },
+        "suppressed": {reason.value: shown[("reason", reason)] for reason in forecast.suppressed},
         "left_program": shown[("left",)],
         "parts": {
             "distribution": {
@@ -222,9 +271,7 @@ def shown_forecast(forecast: Forecast, min_cell: int) -> dict[tuple[Any, ...], S
     """Every count of the forecast as shown with minimum cell size ``min_cell``. Groups: the
     audience of eligible and each reason; the eligible of each (encoding, parts) cell and the
     unsendable; not_member of those who left and the others."""
-    parts_keys = [
-        ("parts", e, k) for e, parts in forecast.distribution.items() for k in parts
-    ]
+    parts_keys = [("parts", e, k) for e, parts in forecast.distribution.items() for k in parts]
     cells: dict[tuple[Any, ...], int] = {
         ("audience",): forecast.audience,
         ("eligible",): forecast.eligible,

@@ -577,8 +577,16 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                     "warnings": {"type": "array", "items": STRING},
                 },
                 (
-                    "campaign_id", "as_of", "audience", "eligible", "suppressed",
-                    "left_program", "parts", "rate_per_second", "starts_at", "finishes_at",
+                    "campaign_id",
+                    "as_of",
+                    "audience",
+                    "eligible",
+                    "suppressed",
+                    "left_program",
+                    "parts",
+                    "rate_per_second",
+                    "starts_at",
+                    "finishes_at",
                     "warnings",
                 ),
             )
