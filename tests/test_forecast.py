@@ -17,8 +17,8 @@ from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from tests import factories
 from tests.dispatch_helpers import dispatch_rig
-from tests.test_cli_commands import _smartd
 from tests.test_campaign_support import BASE, action, create, info_payload, survey_payload, upload
+from tests.test_cli_commands import _smartd
 from tests.web_helpers import Api, running_api
 
 # 72 characters of English around the name: GSM-7, one part with a Latin name; with a

@@ -60,6 +60,8 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post("/console/campaigns" + ID + "/audience", campaign_views.audience_upload)
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
+    for name, handler in campaign_views.CONFIRM_VIEWS.items():
+        router.add_get(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)
 
 

@@ -27,14 +27,27 @@ import asyncpg
 
 from campaigns.disclosure import Shown, suppress
 from campaigns.models import Campaign
+from campaigns.reports import CampaignReport
 from campaigns.templates import message_text
 from dispatcher.kernel.sql import SqlFile
-from dispatcher.kernel.states import SuppressionReason
+from dispatcher.kernel.states import DeliveryState, SuppressionReason
+from dispatcher.policy.calendar import ProgramCalendar
 from dispatcher.settings import Settings
 from smpp.text import ConcatMode, Encoding, count_segments, max_parts
 
 ENCODING_NAMES = {Encoding.GSM7: "gsm7", Encoding.UCS2: "ucs2"}
 ENCODING_LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+#: The reasons a forecast can give: the claim's (campaign end, eligibility, caps). The
+#: others (opted_out, cancelled, invalid_text) are never decided by a claim.
+FORECAST_REASONS = (
+    SuppressionReason.NOT_MEMBER,
+    SuppressionReason.DNC,
+    SuppressionReason.BLOCKED,
+    SuppressionReason.RECYCLED,
+    SuppressionReason.CAP_INFO,
+    SuppressionReason.CAP_SURVEY,
+    SuppressionReason.OUTSIDE_CAMPAIGN_WINDOW,
+)
 #: A reason in words an operator reads (the API keeps the enum's values).
 REASON_WORDS = {
     SuppressionReason.NOT_MEMBER: "not a SMART member",
@@ -49,7 +62,6 @@ REASON_WORDS = {
 
 class ForecastSQL(SqlFile, domain="forecast"):
     forecast: str
-    pending: str
 
 
 def message_parts(text: str) -> tuple[str, int] | None:
@@ -133,7 +145,7 @@ async def campaign_forecast(
         settings.info_cap,
         settings.survey_cap,
     )
-    suppressed = dict.fromkeys(SuppressionReason, 0)
+    suppressed = dict.fromkeys(FORECAST_REASONS, 0)
     distribution: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     eligible = unsendable = total_parts = left = 0
     texts = dict(campaign.texts)
@@ -177,17 +189,18 @@ async def campaign_forecast(
     )
 
 
-async def running_eta(
-    pool: asyncpg.Pool, campaign_id: int, settings: Settings, now: datetime, span_s: float
+def eta_through_window(
+    calendar: ProgramCalendar, report: CampaignReport, now: datetime
 ) -> datetime | None:
-    """A running campaign's finish: what is left (queued or claimed) at its submits/s over
-    the last ``span_s`` seconds, through the send window (None before any submit)."""
-    row = await pool.fetchrow(ForecastSQL.pending, campaign_id, span_s, now)
-    assert row is not None
-    remaining, recent = int(row["remaining"]), int(row["recent"])
-    if not remaining or not recent:
+    """A running campaign's finish: the messages not yet written (queued or claimed) at its
+    submits/s over the report's throughput window, through the send window across days
+    (None before any submit in that window, or with nothing left)."""
+    states = report.counts.states
+    remaining = states[DeliveryState.QUEUED] + states[DeliveryState.CLAIMED]
+    rate = report.progress.throughput_per_s
+    if not remaining or rate <= 0:
         return None
-    return settings.calendar.finish_at(now, remaining, recent / span_s)
+    return calendar.finish_at(now, remaining, rate)
 
 
 def forecast_lines(forecast: Forecast, zone: ZoneInfo) -> list[str]:
@@ -284,7 +297,7 @@ def shown_forecast(forecast: Forecast, min_cell: int) -> dict[tuple[Any, ...], S
         ("parts", e, k): n for e, parts in forecast.distribution.items() for k, n in parts.items()
     }
     groups: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = [
-        (("audience",), [("eligible",), *[("reason", r) for r in SuppressionReason]]),
+        (("audience",), [("eligible",), *[("reason", r) for r in FORECAST_REASONS]]),
         (("eligible",), [*parts_keys, ("unsendable",)]),
         (("reason", SuppressionReason.NOT_MEMBER), [("left",), ("never",)]),
     ]

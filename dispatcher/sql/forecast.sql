@@ -51,13 +51,3 @@ SELECT v.reason::text AS reason,
                          WHERE m.msisdn = v.msisdn AND m.left_at IS NOT NULL)) AS left_program
 FROM verdict v
 GROUP BY 1, 2, 3
-
--- name: pending
--- Messages of a running campaign not yet written (queued or claimed) and its submits in the
--- last $2 seconds before $3 (the current rate, for the ETA). $1 campaign id.
-SELECT (SELECT count(*) FROM deliveries
-        WHERE campaign_id = $1 AND state IN ('queued', 'claimed')) AS remaining,
-       (SELECT count(*) FROM deliveries
-        WHERE campaign_id = $1 AND state NOT IN ('queued', 'claimed', 'suppressed')
-          AND submitted_at > $3::timestamptz - make_interval(secs => $2)
-          AND submitted_at <= $3::timestamptz) AS recent

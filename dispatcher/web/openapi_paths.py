@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.models import SEGMENTS
+from dispatcher.engine.forecast import FORECAST_REASONS
 from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
@@ -546,7 +547,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                     "as_of": {"type": "string", "format": "date-time"},
                     "audience": COUNT,
                     "eligible": COUNT,
-                    "suppressed": _counts(SuppressionReason),
+                    "suppressed": _counts(FORECAST_REASONS),
                     "left_program": COUNT,
                     "parts": _obj(
                         {
