@@ -125,8 +125,8 @@ async def test_running_campaign_eta_walks_the_window_into_tomorrow(
     clock.set(datetime(2026, 11, 23, 15, 50, tzinfo=UTC))
     campaign_id = await factories.campaign(database, numbers, texts={"kk": "Сәлем", "ru": "Привет"})
     await database.pool.execute(
-        "UPDATE deliveries SET state = 'submitted', submitted_at = $2::timestamptz - interval '1 second' * "
-        "(id % 290) WHERE campaign_id = $1 AND id IN (SELECT id FROM deliveries "
+        "UPDATE deliveries SET state = 'submitted', "
+        "submitted_at = $2::timestamptz - interval '1 second' * (id % 290) WHERE campaign_id = $1 AND id IN (SELECT id FROM deliveries "
         "WHERE campaign_id = $1 ORDER BY id LIMIT 300)",
         campaign_id,
         clock.now(),
