@@ -126,8 +126,9 @@ async def test_running_campaign_eta_walks_the_window_into_tomorrow(
     campaign_id = await factories.campaign(database, numbers, texts={"kk": "Сәлем", "ru": "Привет"})
     await database.pool.execute(
         "UPDATE deliveries SET state = 'submitted', "
-        "submitted_at = $2::timestamptz - interval '1 second' * (id % 290) WHERE campaign_id = $1 AND id IN (SELECT id FROM deliveries "
-        "WHERE campaign_id = $1 ORDER BY id LIMIT 300)",
+        "submitted_at = $2::timestamptz - interval '1 second' * (id % 290) "
+        "WHERE campaign_id = $1 AND id IN "
+        "(SELECT id FROM deliveries WHERE campaign_id = $1 ORDER BY id LIMIT 300)",
         campaign_id,
         clock.now(),
     )
