@@ -62,6 +62,7 @@ REASON_WORDS = {
 
 class ForecastSQL(SqlFile, domain="forecast"):
     forecast: str
+    plan_forecast: str
 
 
 def message_parts(text: str) -> tuple[str, int] | None:
@@ -137,14 +138,16 @@ async def campaign_forecast(
     """The forecast of ``campaign`` as of ``now``: one read-only statement over its queued
     deliveries, then the parts of each distinct (language, values) pair."""
     calendar = settings.calendar
-    rows = await pool.fetch(
-        ForecastSQL.forecast,
-        campaign.id,
-        now,
-        calendar.month_of(now),
-        settings.info_cap,
-        settings.survey_cap,
-    )
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(ForecastSQL.plan_forecast)
+        rows = await conn.fetch(
+            ForecastSQL.forecast,
+            campaign.id,
+            now,
+            calendar.month_of(now),
+            settings.info_cap,
+            settings.survey_cap,
+        )
     suppressed = dict.fromkeys(FORECAST_REASONS, 0)
     distribution: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     eligible = unsendable = total_parts = left = 0

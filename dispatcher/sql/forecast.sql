@@ -6,10 +6,12 @@
 -- The only caller is dispatcher/engine/forecast.py.
 
 -- name: forecast
--- One row per suppression reason (language and variables NULL; for not_member, how many of
--- them left the program), and per distinct (language,
--- variables) among the recipients that would be sent (reason NULL): the engine's render and
--- encoding then count their parts in Python, once per distinct pair, never per row.
+-- One row per (reason, language, variables): reason NULL for the recipients that would be
+-- sent, whose parts the engine's render and encoding then count in Python once per distinct
+-- (language, variables), never per row; for not_member, how many of them left the program.
+-- (Grouped by the reason as computed, not by language and values nulled for the suppressed:
+-- each row's reason is then computed once, not once per grouping key.) Run under
+-- plan_forecast, in a read-only transaction.
 -- A row that already holds its slot (cap_month set: a retry) takes no second one, as in the
 -- claim. $1 campaign id, $2 now, $3 the Astana month, $4 info cap, $5 survey cap.
 WITH c AS (
@@ -40,9 +42,7 @@ WITH c AS (
         ON cc.msisdn = d.msisdn AND cc.owner_epoch = s.owner_epoch AND cc.month = $3::date
     WHERE d.campaign_id = $1 AND d.state = 'queued'
 )
-SELECT v.reason::text AS reason,
-       CASE WHEN v.reason IS NULL THEN v.language::text END AS language,
-       CASE WHEN v.reason IS NULL THEN v.variables END AS variables,
+SELECT v.reason::text AS reason, v.language::text AS language, v.variables,
        count(*) AS n,
        -- of the not_member ones, how many were members and left (R2: STOP, *111*0#, …)
        count(*) FILTER (
@@ -50,4 +50,12 @@ SELECT v.reason::text AS reason,
              AND EXISTS (SELECT 1 FROM memberships m
                          WHERE m.msisdn = v.msisdn AND m.left_at IS NOT NULL)) AS left_program
 FROM verdict v
-GROUP BY 1, 2, 3
+GROUP BY v.reason, v.language, v.variables
+
+-- name: plan_forecast
+-- The forecast's transaction hashes its groups in memory: a few thousand (reason, language,
+-- values) groups of up to a million rows, which the planner, unable to estimate groups of an
+-- expression, otherwise sorted on disk (measured: 1.6 of 6.3 s at 200,000 rows). Scoped to
+-- the forecast's read-only transaction.
+SELECT set_config('work_mem', '256MB', true),
+       set_config('enable_sort', 'off', true)
