@@ -255,7 +255,7 @@ def forecast_json(forecast: Forecast, min_cell: int = 1) -> dict[str, Any]:
         isinstance(shown[("parts", e, k)], int)
         for e, parts in forecast.distribution.items()
         for k in parts
-    ) and isinstance(shown[("unsendable",)], int)
+    )
     return {
         "campaign_id": forecast.campaign_id,
         "as_of": forecast.as_of.isoformat(),
@@ -285,13 +285,12 @@ def forecast_json(forecast: Forecast, min_cell: int = 1) -> dict[str, Any]:
 
 def shown_forecast(forecast: Forecast, min_cell: int) -> dict[tuple[Any, ...], Shown]:
     """Every count of the forecast as shown with minimum cell size ``min_cell``. Groups: the
-    audience of eligible and each reason; the eligible of each (encoding, parts) cell and the
-    unsendable; not_member of those who left and the others."""
+    audience of eligible and each reason; the eligible (less the unsendable, shown as they
+    are) of each (encoding, parts) cell; not_member of those who left and the others."""
     parts_keys = [("parts", e, k) for e, parts in forecast.distribution.items() for k in parts]
     cells: dict[tuple[Any, ...], int] = {
         ("audience",): forecast.audience,
         ("eligible",): forecast.eligible,
-        ("unsendable",): forecast.unsendable,
         ("left",): forecast.left_program,
         ("never",): forecast.suppressed[SuppressionReason.NOT_MEMBER] - forecast.left_program,
     }
@@ -301,7 +300,11 @@ def shown_forecast(forecast: Forecast, min_cell: int) -> dict[tuple[Any, ...], S
     }
     groups: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = [
         (("audience",), [("eligible",), *[("reason", r) for r in FORECAST_REASONS]]),
-        (("eligible",), [*parts_keys, ("unsendable",)]),
+        (("eligible",), parts_keys),
         (("reason", SuppressionReason.NOT_MEMBER), [("left",), ("never",)]),
     ]
-    return suppress(cells, groups, min_cell)
+    shown = suppress(cells, groups, min_cell)
+    # The texts that cannot be rendered are the partner's own file's doing (a value missing),
+    # nothing of a subscriber: shown as they are. The eligible less them is the parts' sum.
+    shown[("unsendable",)] = forecast.unsendable
+    return shown
