@@ -84,9 +84,8 @@ SELECT d.msisdn, d.variables, f.status, f.dnc_since, f.member_since, f.language,
        cc.info_count, cc.survey_count, cc.info_cap, cc.survey_cap
 FROM deliveries d
 LEFT JOIN subscriber_facts f ON f.msisdn = d.msisdn
-LEFT JOIN subscribers s ON s.msisdn = d.msisdn
 LEFT JOIN contact_counters cc
-    ON cc.msisdn = d.msisdn AND cc.owner_epoch = s.owner_epoch AND cc.month = $2
+    ON cc.msisdn = d.msisdn AND cc.owner_epoch = f.owner_epoch AND cc.month = $2
 WHERE d.campaign_id = $1 AND d.state = 'queued'
 """
 

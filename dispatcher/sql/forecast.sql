@@ -37,9 +37,8 @@ WITH c AS (
     FROM deliveries d
     CROSS JOIN c
     LEFT JOIN subscriber_facts f ON f.msisdn = d.msisdn
-    LEFT JOIN subscribers s ON s.msisdn = d.msisdn
     LEFT JOIN contact_counters cc
-        ON cc.msisdn = d.msisdn AND cc.owner_epoch = s.owner_epoch AND cc.month = $3::date
+        ON cc.msisdn = d.msisdn AND cc.owner_epoch = f.owner_epoch AND cc.month = $3::date
     WHERE d.campaign_id = $1 AND d.state = 'queued'
 )
 SELECT v.reason::text AS reason, v.language::text AS language, v.variables,
