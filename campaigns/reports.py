@@ -11,7 +11,7 @@ console read the dataclass itself. Survey results have their own query
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,12 +169,27 @@ class CampaignReport:
         return max(0, self.survey.respondents - self.counts.states[DeliveryState.DELIVERED])
 
 
+#: When ``n`` messages written at ``rate`` per second from ``start`` are done: the service
+#: passes its send calendar's (``ProgramCalendar.finish_at``, which walks the open window
+#: across days); without one, straight on.
+Finish = Callable[[datetime, int, float], datetime]
+
+
+def straight_on(start: datetime, messages: int, rate_per_second: float) -> datetime:
+    """``messages`` at ``rate_per_second`` from ``start``, with no hour closed."""
+    return start + timedelta(seconds=messages / rate_per_second)
+
+
 async def campaign_report(
-    repository: CampaignRepository, campaign: Campaign, now: datetime
+    repository: CampaignRepository,
+    campaign: Campaign,
+    now: datetime,
+    finish: Finish = straight_on,
 ) -> CampaignReport:
-    """The report of ``campaign`` as of ``now`` (the end of the throughput window)."""
+    """The report of ``campaign`` as of ``now`` (the end of the throughput window); its
+    estimated completion by ``finish``."""
     tallies = await repository.delivery_counts(campaign.id, now - THROUGHPUT_WINDOW)
-    counts, progress = delivery_summary(tallies, now)
+    counts, progress = delivery_summary(tallies, now, finish)
     return CampaignReport(campaign, counts, progress, await survey_report(repository, campaign.id))
 
 
@@ -187,9 +202,10 @@ async def survey_report(repository: CampaignRepository, campaign_id: int) -> Sur
 
 
 def delivery_summary(
-    tallies: Iterable[DeliveryTally], now: datetime
+    tallies: Iterable[DeliveryTally], now: datetime, finish: Finish = straight_on
 ) -> tuple[DeliveryCounts, Progress]:
-    """Counts by state and reason, and the progress of submits, from the grouped rows."""
+    """Counts by state and reason, and the progress of submits, from the grouped rows (the
+    remaining messages at the recent rate finish by ``finish``)."""
     states = dict.fromkeys(DeliveryState, 0)
     suppressed = dict.fromkeys(SuppressionReason, 0)
     recent = 0
@@ -207,7 +223,7 @@ def delivery_summary(
     counts = DeliveryCounts(states, suppressed)
     rate = recent / THROUGHPUT_WINDOW.total_seconds()
     remaining = counts.remaining
-    eta = now + timedelta(seconds=remaining / rate) if rate > 0 and remaining else None
+    eta = finish(now, remaining, rate) if rate > 0 and remaining else None
     progress = Progress(round(rate, 2), eta, min(firsts, default=None), max(lasts, default=None))
     return counts, progress
 

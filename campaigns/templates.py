@@ -173,6 +173,25 @@ def pick_text(texts: Mapping[str, str], language: str | None, default: str) -> t
     return chosen, texts[chosen]
 
 
+def message_text(
+    texts: Mapping[str, str],
+    language: str | None,
+    variables: Mapping[str, str] | None,
+    default: str,
+    defaults: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """(language, text) a campaign recipient is sent: the text in the language
+    :func:`pick_text` chooses, rendered with the recipient's values (a blank one takes the
+    campaign's ``defaults``, :func:`render`); the text is ``""`` when
+    it cannot be rendered (the engine then fails the message). The engine's message and the
+    forecast's parts count (dispatcher/engine/forecast.py) are both this function's answer."""
+    chosen, template = pick_text(texts, language, default)
+    try:
+        return chosen, render(template, variables, defaults)
+    except (KeyError, ValueError):
+        return chosen, ""  # a template that passed validation at creation
+
+
 @dataclass(frozen=True, slots=True)
 class TextCost:
     """What one text costs: alphabet, SMS parts (UDH concatenation) and characters."""

@@ -43,6 +43,7 @@ from dispatcher.cli_common import (
     refused,
 )
 from dispatcher.db import open_database
+from dispatcher.engine.forecast import campaign_forecast, forecast_lines
 from dispatcher.engine.status import status_of
 from dispatcher.kernel.states import CampaignState
 from dispatcher.policy.status import CampaignStatus
@@ -95,6 +96,10 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     rejected.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
     for action in ACTIONS:
         actions.add_parser(action, help=f"{action} a campaign").add_argument("id", type=int)
+    forecast = actions.add_parser(
+        "forecast", help="what a start now would do: eligible, suppressed, SMS parts, finish"
+    )
+    forecast.add_argument("id", type=int)
     cli_edit.add_parsers(actions)
     for name in ("status", "show"):
         status = actions.add_parser(
@@ -117,6 +122,7 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
             "edit": cli_edit.edit,
             "duplicate": cli_edit.copy,
             "rejected": _rejected,
+            "forecast": functools.partial(_forecast, pool=db.pool),
         }
         handler = handlers.get(args.campaign_command, _transition)
         repository = CampaignRepository(db.pool)
@@ -263,6 +269,25 @@ async def _rejected(
     return 0
 
 
+async def _forecast(
+    settings: Settings,
+    repository: CampaignRepository,
+    args: argparse.Namespace,
+    *,
+    pool: asyncpg.Pool,
+) -> int:
+    """The operator's forecast (exact counts: the CLI reads the database as the operator)."""
+    campaign = await repository.get(args.id)
+    if campaign is None:
+        raise CampaignNotFound(args.id)
+    now = cli_clock(settings).now()
+    forecast = await campaign_forecast(pool, campaign, settings, now)
+    print(f"campaign {campaign.id} ({campaign.name}), {campaign.state.value}")
+    for line in forecast_lines(forecast, settings.calendar.zone):
+        print(line)
+    return 0
+
+
 async def _transition(
     settings: Settings, repository: CampaignRepository, args: argparse.Namespace
 ) -> int:
@@ -304,7 +329,7 @@ async def _report(
     campaign = await repository.get(campaign_id)
     if campaign is None:
         raise CampaignNotFound(campaign_id)
-    report = await campaign_report(repository, campaign, now)
+    report = await campaign_report(repository, campaign, now, settings.calendar.finish_at)
     status = await status_of(
         pool,
         settings.calendar,

@@ -185,7 +185,8 @@ async def test_marketer_starts_pauses_resumes_and_cancels(settings, clock, datab
             ("cancel", "cancelled"),
         ]:
             url = f"/console/campaigns/{campaign_id}/{action}"
-            response = await api.client.post(url, data={"csrf": csrf}, allow_redirects=False)
+            data = {"csrf": csrf, "confirm": "yes"}  # start and cancel are confirmed
+            response = await api.client.post(url, data=data, allow_redirects=False)
             assert response.status == 303, (action, await response.text())
             assert await campaign_state(database, campaign_id) == state
         again = await api.client.post(

@@ -221,3 +221,20 @@ async def test_survey_report_reads_no_delivery(database: Database) -> None:
     info_spec = parse_campaign({"name": "x", "kind": "info", "texts": {"kk": "Иә"}}, NOW, 10)
     info = await repository.create(info_spec, "test", NOW)
     assert await survey_report(repository, info.id) is None
+
+
+def test_estimated_completion_walks_the_send_window() -> None:
+    """Issue 14: the ETA accounts for the window and spans days. At 20:55 Astana (15:55 UTC)
+    with 6 messages left at 0.01/s (600 s of sending), 300 s go before the 21:00 close and
+    the other 300 s the next morning from 10:00: done at 10:05 local."""
+    from zoneinfo import ZoneInfo
+
+    from dispatcher.policy.calendar import ProgramCalendar
+    from dispatcher.policy.window import SendWindow
+
+    calendar = ProgramCalendar(ZoneInfo("Asia/Almaty"), SendWindow.parse("10:00-21:00"))
+    late = datetime(2026, 11, 23, 15, 55, tzinfo=UTC)
+    _, progress = delivery_summary(TALLIES, late, calendar.finish_at)
+    assert progress.estimated_completion == datetime(2026, 11, 24, 5, 5, tzinfo=UTC)
+    _, straight = delivery_summary(TALLIES, late)
+    assert straight.estimated_completion == late + timedelta(seconds=600)

@@ -75,6 +75,8 @@ def _routes(router: web.UrlDispatcher) -> None:
     )
     for name, handler in campaign_views.TRANSITION_VIEWS.items():
         router.add_post(f"/console/campaigns{ID}/{name}", handler)
+    for name, handler in campaign_views.CONFIRM_VIEWS.items():
+        router.add_get(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)
     router.add_get("/console/inbox", inbox_views.inbox_page)
 

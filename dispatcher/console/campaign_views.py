@@ -57,8 +57,9 @@ from dispatcher.console.guard import (
     view,
 )
 from dispatcher.console.progress import ProgressQueries
+from dispatcher.engine.forecast import campaign_forecast, eta_through_window, forecast_json
 from dispatcher.engine.status import EngineFacts, needs_engine_facts, status_of
-from dispatcher.kernel.states import CampaignState, Role
+from dispatcher.kernel.states import CampaignState, DeliveryState, Role
 from dispatcher.kernel.values import BIGINT_MAX, parse_int
 from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.web.errors import refused_status
@@ -73,6 +74,10 @@ ACTIONS_IN: dict[CampaignState, tuple[str, ...]] = {
     state: tuple(name for name, (_, allowed) in TRANSITIONS.items() if state in allowed)
     for state in CampaignState
 }
+#: States whose page shows the forecast of the queued audience (running shows its ETA).
+#: Pages that show the forecast: not a scheduled one, which refreshes itself every few seconds
+#: (the forecast of a large audience takes seconds; its start confirmation shows it).
+FORECAST_IN = frozenset({CampaignState.DRAFT, CampaignState.PAUSED})
 DONE_NOTICES = {
     "start": "Campaign started.",
     "pause": "Campaign paused: nothing more is sent until it is resumed.",
@@ -223,7 +228,12 @@ async def _campaign_context(
     upload: dict[str, Any] | None = None,
     mapping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    report = await campaign_report(_repository(request), campaign, request.app[CLOCK].now())
+    report = await campaign_report(
+        _repository(request),
+        campaign,
+        request.app[CLOCK].now(),
+        request.app[SETTINGS].calendar.finish_at,
+    )
     uploads = await _repository(request).uploads(campaign.id) if can_act(request.get(USER)) else []
     chart = await ProgressQueries(request.app[DATABASE].pool).throughput(
         campaign.id, report.progress.first_submitted_at, report.progress.last_submitted_at
@@ -248,11 +258,19 @@ async def _campaign_context(
         now=request.app[CLOCK].now(),
         exact=exact,
     )
+    forecast = None
+    if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
+        forecast = await _forecast_view(request, campaign)
+    eta = None
+    if campaign.state is CampaignState.RUNNING:
+        eta = eta_through_window(request.app[SETTINGS].calendar, report, request.app[CLOCK].now())
     return {
         "status": status,
         "answered_without_receipt": shown_answered_without_receipt(report, min_cell),
         "campaign": campaign,
         "report": report,
+        "forecast": forecast,
+        "eta": eta,
         "counts": counts,
         "preview": preview(campaign.texts, None, campaign.variable_defaults),
         "total": total,
@@ -405,10 +423,19 @@ async def results_download(request: web.Request) -> web.StreamResponse:
     )
 
 
+#: State changes a person confirms on a page first (issue 14): a start sends to everyone,
+#: a cancel ends the campaign for good. The API stays one call (its clients confirm).
+CONFIRMED = ("start", "cancel")
+CONFIRM_VERBS = {"start": "Start", "cancel": "Cancel"}
+
+
 def _transition(name: str) -> Any:
     @action(Role.MARKETER)
     async def change_state(request: web.Request) -> web.StreamResponse:
         campaign_id = path_id(request)
+        if name in CONFIRMED and (await request.post()).get("confirm") != "yes":
+            # not confirmed (an old form, a script): nothing changes; the confirm page
+            return see_other(f"/console/campaigns/{campaign_id}/{name}")
         repository = _repository(request)
         try:
             await repository.transition(campaign_id, name, request.app[CLOCK].now())
@@ -424,8 +451,50 @@ def _transition(name: str) -> Any:
         return see_other(f"/console/campaigns/{campaign_id}?done={name}")
 
     change_state.__name__ = change_state.__qualname__ = f"console_{name}_campaign"
-    change_state.__doc__ = f"POST (form with CSRF): {name} the campaign; 409 page if refused."
+    change_state.__doc__ = f"POST (form with CSRF): {name} the campaign; 409 page if refused." + (
+        " Needs confirm=yes (else 303 to the confirm page)." if name in CONFIRMED else ""
+    )
     return change_state
+
+
+def _confirm(name: str) -> Any:
+    @view(Role.MARKETER)
+    async def confirm_page(request: web.Request) -> web.StreamResponse:
+        campaign = await _repository(request).get(path_id(request))
+        if campaign is None:
+            return error_page(request, 404, "No such campaign", "It may have been removed.")
+        error = None
+        if name not in ACTIONS_IN[campaign.state]:
+            error = f"Cannot {name}: the campaign is {campaign.state.value}."
+        forecast = None
+        if name == "start" and error is None:
+            forecast = await _forecast_view(request, campaign)
+        context = {
+            "campaign": campaign,
+            "name": name,
+            "verb": CONFIRM_VERBS[name],
+            "forecast": forecast,
+            "error": error,
+        }
+        return render(request, "campaign_confirm.html", context, status=409 if error else 200)
+
+    confirm_page.__name__ = confirm_page.__qualname__ = f"console_confirm_{name}"
+    confirm_page.__doc__ = f"GET: the page that asks to confirm '{name}' (with the forecast)."
+    return confirm_page
+
+
+async def _forecast_view(request: web.Request, campaign: Campaign) -> dict[str, Any]:
+    """The forecast as this user may see it (R11: partner-facing roles, small counts hidden)."""
+    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    forecast = await campaign_forecast(request.app[DATABASE].pool, campaign, settings, now)
+    user = request.get(USER)
+    min_cell = 1
+    if user is not None and not sees_exact_counts(user.role):
+        min_cell = settings.report_min_cell
+    return forecast_json(forecast, min_cell)
+
+
+CONFIRM_VIEWS = {name: _confirm(name) for name in CONFIRMED}
 
 
 TRANSITION_VIEWS = {name: _transition(name) for name in TRANSITIONS}

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from campaigns.templates import pick_text, render
+from campaigns.templates import message_text
 from dispatcher.engine.nodes import NodeLock, new_node_id, recover_dead
 from dispatcher.engine.repository import (
     CampaignRef,
@@ -296,11 +296,13 @@ class Dispatcher:
     def _delivery(self, campaign: CampaignRef, recipient: Recipient) -> Claimed:
         # A retry of missing parts is written in the language its other parts went in.
         preferred = recipient.sent_language if recipient.sent.parts else recipient.language
-        language, template = pick_text(campaign.texts, preferred, self._settings.default_language)
-        try:
-            text = render(template, recipient.variables, campaign.variable_defaults)
-        except (KeyError, ValueError):
-            text = ""  # judged failed below: a template that passed validation at creation
+        language, text = message_text(  # "" is judged failed below
+            campaign.texts,
+            preferred,
+            recipient.variables,
+            self._settings.default_language,
+            campaign.variable_defaults,
+        )
         return Claimed(
             id=recipient.id,
             msisdn=recipient.msisdn,

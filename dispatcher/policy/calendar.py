@@ -13,7 +13,7 @@ Pure: every answer is a function of the calendar and an explicit ``now``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dispatcher.policy.window import SendWindow
@@ -52,3 +52,26 @@ class ProgramCalendar:
         SMSC must not deliver late), written in local time with its offset; None when shut."""
         closes = self.closes_at(now)
         return None if closes is None else format_absolute(self.local(closes))
+
+    def finish_at(self, start: datetime, messages: int, rate_per_second: float) -> datetime:
+        """When ``messages`` written at ``rate_per_second``, only while the window is open
+        (R8), from ``start`` on, are all written: the first open instant ≥ ``start``, plus
+        ``messages / rate`` seconds of open window, walked across the closed hours (days).
+
+        The end lies in (opened, closes] of a window — work that exactly fills a window ends
+        at its close, never in the closed hours after it — and is ``start + messages / rate``
+        when that fits in the window open at ``start``. ``start`` itself for no message.
+        """
+        if rate_per_second <= 0:
+            raise ValueError("the rate must be positive")
+        if messages <= 0:
+            return start
+        left = timedelta(seconds=messages / rate_per_second)
+        at = self.next_open(start)
+        while True:
+            closes = self.closes_at(at)
+            assert closes is not None  # next_open answers an open instant
+            if at + left <= closes:
+                return at + left
+            left -= closes - at
+            at = self.next_open(closes)

@@ -33,6 +33,7 @@ from campaigns.reports import (
 from campaigns.repository import CampaignRepository, CampaignSearch
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
+from dispatcher.engine.forecast import campaign_forecast, forecast_json
 from dispatcher.engine.status import status_of
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX
@@ -60,6 +61,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_patch(ITEM, edit_campaign)
     router.add_post(ITEM + "/duplicate", duplicate_campaign)
     router.add_get(ITEM + "/results.csv", survey_results_csv)
+    router.add_get(ITEM + "/forecast", campaign_forecast_view)
     router.add_post(ITEM + "/audience", add_audience)
     router.add_get(ITEM + "/audience/rejected.csv", rejected_rows_csv)
     for action in ACTIONS:
@@ -232,7 +234,9 @@ async def get_campaign(request: web.Request) -> web.Response:
     repository = _repository(request)
     campaign = await _campaign_or_404(request, repository)
     now = request.app[CLOCK].now()
-    report = await campaign_report(repository, campaign, now)
+    report = await campaign_report(
+        repository, campaign, now, request.app[SETTINGS].calendar.finish_at
+    )
     body = report_json(report, _min_cell(request))
     status = await status_of(
         request.app[DATABASE].pool,
@@ -246,6 +250,19 @@ async def get_campaign(request: web.Request) -> web.Response:
     )
     body["status"] = status.as_json()
     return web.json_response(body)
+
+
+@requires(Role.VIEWER)
+async def campaign_forecast_view(request: web.Request) -> web.Response:
+    """What starting the campaign now would do with its queued audience: eligible,
+    suppressed by reason, SMS parts per recipient (their values and language) and in total,
+    and when sending would finish at the configured TPS through the send window. Counts
+    for partner-facing callers as in the report (R11)."""
+    repository = _repository(request)
+    campaign = await _campaign_or_404(request, repository)
+    settings, now = request.app[SETTINGS], request.app[CLOCK].now()
+    forecast = await campaign_forecast(request.app[DATABASE].pool, campaign, settings, now)
+    return web.json_response(forecast_json(forecast, _min_cell(request)))
 
 
 def _min_cell(request: web.Request) -> int:

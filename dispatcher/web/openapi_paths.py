@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.models import SEGMENTS
+from dispatcher.engine.forecast import FORECAST_REASONS
 from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
@@ -50,6 +51,10 @@ def _nullable(schema: Schema) -> Schema:
 
 def _enum(values: Any) -> Schema:
     return {"type": "string", "enum": [v.value for v in values]}
+
+
+def _enum_strings(values: tuple[str, ...]) -> Schema:
+    return {"type": "string", "enum": list(values)}
 
 
 #: A count in a report: the number, or for a partner-facing caller a text in its place
@@ -827,6 +832,71 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": {
             "200": {"description": "results", "content": {"text/csv": {"schema": STRING}}}
         },
+    },
+    ("GET", "/api/v1/campaigns/{id}/forecast"): {
+        "summary": "Forecast before start: eligible, suppressed by reason, SMS parts, finish",
+        "description": "For the campaign's still-queued audience, as of now, by the claim's "
+        "own rules (eligibility, 1204, caps already used this month): how many would be sent, "
+        "how many suppressed and why; each recipient's SMS parts with their own values and "
+        "language (per encoding: how many get 1, 2, 3… parts), the worst case, the total parts "
+        "(cost) and when sending would finish at the configured TPS through the send window. "
+        "Nothing is changed. Counts for partner-facing roles as in the report (R11); the "
+        "total parts, the finish and the warnings only where no cell they derive from is "
+        "hidden.",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "responses": json_ok(
+            _obj(
+                {
+                    "campaign_id": INTEGER,
+                    "as_of": {"type": "string", "format": "date-time"},
+                    "audience": COUNT,
+                    "eligible": COUNT,
+                    "suppressed": _counts(FORECAST_REASONS),
+                    "left_program": COUNT,
+                    "parts": _obj(
+                        {
+                            "distribution": {
+                                "type": "object",
+                                "description": "encoding (gsm7, ucs2) → parts → recipients",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "additionalProperties": COUNT,
+                                },
+                            },
+                            "worst": _nullable(
+                                _obj(
+                                    {"encoding": _enum_strings(("gsm7", "ucs2")), "parts": INTEGER},
+                                    ("encoding", "parts"),
+                                )
+                            ),
+                            "limit": INTEGER,
+                            "over_limit": _nullable(INTEGER),
+                            "unsendable": COUNT,
+                            "total": _nullable(INTEGER),
+                        },
+                        ("distribution", "worst", "limit", "over_limit", "unsendable", "total"),
+                    ),
+                    "rate_per_second": {"type": "number"},
+                    "starts_at": {"type": "string", "format": "date-time"},
+                    "finishes_at": TIME,
+                    "warnings": {"type": "array", "items": STRING},
+                },
+                (
+                    "campaign_id",
+                    "as_of",
+                    "audience",
+                    "eligible",
+                    "suppressed",
+                    "left_program",
+                    "parts",
+                    "rate_per_second",
+                    "starts_at",
+                    "finishes_at",
+                    "warnings",
+                ),
+            )
+        ),
     },
     ("POST", "/api/v1/campaigns/{id}/audience"): {
         "summary": "Add recipients: a CSV body, a multipart field 'file', or a segment",

@@ -115,6 +115,7 @@ async def test_console_flow_sign_in_create_upload_start_complete(settings, clock
         await sign_in(page, base, token)
         campaign_id = await create_with_audience(page)
         await page.get_by_role("button", name="Start").click()
+        await page.get_by_role("button", name="Confirm start").click()  # issue 14
         await expect(page.locator("h1 .badge")).to_have_text("running")
         await shot(page, "04-campaign-running")
 
@@ -232,6 +233,7 @@ async def test_console_survey_results_as_charts(settings, clock, database) -> No
         await page.get_by_role("button", name="Upload").click()
         await expect(page.locator("#upload-result")).to_contain_text(f"{len(REPLIES)} accepted")
         await page.get_by_role("button", name="Start").click()
+        await page.get_by_role("button", name="Confirm start").click()  # issue 14
         await expect(page.locator("h1 .badge")).to_have_text("running")
 
         await rig.drain()

@@ -96,6 +96,7 @@ async def test_survey_results_and_inbox(settings, clock, database, monkeypatch) 
         await sign_in(page, base, marketer, "ops-aida")
         campaign_id = await refused_then_created(page)
         await page.get_by_role("button", name="Start").click()
+        await page.get_by_role("button", name="Confirm start").click()
         await expect(page.locator("h1 .badge")).to_have_text("running")
 
         await rig.drain()
