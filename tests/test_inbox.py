@@ -159,3 +159,39 @@ async def test_partners_see_counts_per_campaign_only(
         listed = re.findall(r"<code>(7707000\d{4})</code>", page)
         assert listed[: len(CROWD)] == CROWD[::-1]  # newest first
         assert "Crowd week" in page and "answer 6" in page
+
+
+async def test_cli_inbox_lists_messages_and_counts(
+    database: Database, database_url: str, settings: Settings, clock: ManualClock
+) -> None:
+    """`smartd inbox` (the operator's view): messages newest first in Astana time to the
+    minute, with their kind, number, campaign and text; --kind and --campaign filter,
+    --limit pages with the --before to go on; --counts gives exact counts per campaign."""
+    from tests.test_cli import _run
+
+    await members(database, [X, Y])
+    first = await reached(database, X, clock.now(), partner="Kofe", name="first")
+    await reached(database, Y, clock.now(), partner="Tea", name="second")
+    async with dispatch_rig(database, settings, clock) as rig:
+        await mo(rig, X, "Интересно")
+        await mo(rig, X, "STOP")
+        await mo(rig, Y, "1204", to=settings.dnc_code)
+    env = {"SMARTD_DATABASE_URL": database_url}
+    listed = _run("inbox", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[3] for line in lines] == ["dnc", "stop", "reply"]
+    assert f"+{X} ← campaign {first} first 'Интересно'" in lines[2]
+    local = clock.now().astimezone(settings.calendar.zone).strftime("%Y-%m-%d %H:%M")
+    assert all(f" {local} " in line for line in lines)  # to the minute, no offset
+    stops = _run("inbox", "--kind", "stop", env=env)
+    assert [line.split()[3] for line in stops.stdout.splitlines()] == ["stop"]
+    paged = _run("inbox", "--campaign", str(first), "--limit", "1", env=env)
+    older = paged.stdout.splitlines()[-1]
+    assert older.startswith("… older: --before ")
+    rest = _run("inbox", "--campaign", str(first), "--before", older.split()[-1], env=env)
+    assert "reply" in rest.stdout and "stop" not in rest.stdout
+    counts = _run("inbox", "--counts", env=env)
+    assert f"campaign {first} first (Kofe): reply 1, stop 1, dnc 0, total 2" in counts.stdout
+    bad = _run("inbox", "--kind", "hello", env=env)
+    assert bad.returncode != 0 and "invalid choice" in bad.stderr
