@@ -6,20 +6,33 @@ value stops it with one line naming the variable, and exit status 2.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
-import structlog
 
-from dispatcher.cli_common import run_loop
-from dispatcher.kernel.states import Role
-from dispatcher.settings import ConfigError, Settings, load_settings
+def _stopped_while_importing(signum: int, frame: object) -> None:
+    """``smartd serve`` stopped before its event loop took the signals over (it is still
+    importing, which takes a second or more on a busy host): nothing has started, so it
+    ends as a clean stop does, with status 0 (an orchestrator replacing a replica that has
+    not come up, a replica that joins and is scaled down at once)."""
+    raise SystemExit(0)
+
+
+if sys.argv[1:2] == ["serve"]:  # before the imports below: they are most of the start-up
+    signal.signal(signal.SIGTERM, _stopped_while_importing)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+from collections.abc import Callable, Coroutine, Sequence  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+import structlog  # noqa: E402
+
+from dispatcher.cli_common import run_loop  # noqa: E402
+from dispatcher.kernel.states import Role  # noqa: E402
+from dispatcher.settings import ConfigError, Settings, load_settings  # noqa: E402
 
 if TYPE_CHECKING:
     from dispatcher.tokens import TokenRepository

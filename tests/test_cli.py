@@ -149,6 +149,38 @@ def test_serve_stopped_while_starting_exits_cleanly() -> None:
                 proc.kill()
 
 
+def test_serve_catches_sigterm_from_its_first_line() -> None:
+    """`smartd serve` catches SIGTERM before its imports (a second or more of start-up on a
+    busy host, where a replica stopped at once used to die of the signal, status -15:
+    tests/reliability/test_kill.py), and exits 0 on it; other commands keep the default."""
+    probe = (
+        "import signal, sys; sys.argv[1:] = {argv!r}; import dispatcher.cli as cli; "
+        "print(signal.getsignal(signal.SIGTERM) is cli._stopped_while_importing)"
+    )
+    for argv, caught in ((["serve"], "True"), (["migrate"], "False")):
+        run = subprocess.run(
+            [sys.executable, "-c", probe.format(argv=argv)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.stdout.strip() == caught, run.stderr
+    stopped = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; sys.argv[1:] = ['serve']; import dispatcher.cli; "
+            "os.kill(os.getpid(), signal.SIGTERM); print('not stopped')",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (stopped.returncode, stopped.stdout) == (0, ""), stopped.stderr
+
+
 def test_commands_run_on_the_configured_event_loop() -> None:
     """SMARTD_EVENT_LOOP: uvloop (the default) or Python's own loop."""
     import uvloop

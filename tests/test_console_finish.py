@@ -65,9 +65,11 @@ async def test_console_refusals_are_sentences(settings, clock, database) -> None
         campaign_id = await api_campaign(api, MEMBERS)
         csrf = await sign_in(api, Role.MARKETER)
         url = f"/console/campaigns/{campaign_id}/start"
-        first = await api.client.post(url, data={"csrf": csrf}, allow_redirects=False)
+        confirmed = {"csrf": csrf, "confirm": "yes"}  # Start is confirmed first (issue 14)
+        first = await api.client.post(url, data=confirmed, allow_redirects=False)
         assert first.status == 303
-        again = await api.client.post(url, data={"csrf": csrf})
+        assert first.headers["Location"] == f"/console/campaigns/{campaign_id}?done=start"
+        again = await api.client.post(url, data=confirmed)
         assert again.status == 409
         assert "Cannot start: the campaign is already running." in await again.text()
         by_api = await api.client.post(

@@ -72,7 +72,15 @@ class Serve:
 
     async def stop(self) -> int:
         """SIGTERM and wait for a clean exit; returns the exit status. Waits in a thread: the
-        simulator lives in this event loop and must answer the service's unbind."""
+        simulator lives in this event loop and must answer the service's unbind.
+
+        A child that does not catch SIGTERM yet (the interpreter itself still starting, before
+        smartd's first line: `dispatcher/cli.py` catches it from there on) is given until it
+        does: no program can exit cleanly on a signal it has not been able to catch."""
+        for _ in range(600):
+            if self.proc.poll() is not None or catches_sigterm(self.proc.pid):
+                break
+            await asyncio.sleep(0.05)  # the child's interpreter starting: no work to wait for
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -84,6 +92,16 @@ class Serve:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM (``SigCgt`` in /proc: Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
 
 
 def serve(
