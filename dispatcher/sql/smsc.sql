@@ -4,19 +4,12 @@
 SELECT pg_advisory_xact_lock(1935762245, hashtext($1))
 
 -- name: forget_dead
--- Rows of replicas whose node lock (dispatch.sql node_lock: class 1935762244, key
--- hashtext(node)) is held by no session: their process or their connection is gone, so
--- their part of the grant is free. $1: account.
+-- Rows of replicas whose node lock is held by no session (node_alive, migration 0037):
+-- their process or their connection is gone, so their part of the grant is free.
+-- $1: account.
 DELETE FROM smsc_members m
 WHERE m.account = $1
-  AND NOT EXISTS (
-    SELECT 1 FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.classid = 1935762244::oid
-      AND l.objid::bigint = (hashtext(m.node)::bigint & 4294967295)
-      AND l.objsubid = 2
-  )
+  AND NOT node_alive(m.node)
 
 -- name: join
 -- Announce a replica (share 0 until it takes one); nothing when it is already known.

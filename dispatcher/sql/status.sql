@@ -8,14 +8,7 @@
 WITH gone AS (
     DELETE FROM smsc_binds b
     WHERE b.node <> $1
-      AND NOT EXISTS (
-        SELECT 1 FROM pg_locks l
-        WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND l.classid = 1935762244::oid
-          AND l.objid::bigint = (hashtext(b.node)::bigint & 4294967295)
-          AND l.objsubid = 2
-      )
+      AND NOT node_alive(b.node)
 )
 INSERT INTO smsc_binds AS b (node, smsc, bound, changed_at)
 VALUES ($1, $2, $3, $4)
@@ -27,18 +20,11 @@ ON CONFLICT (node) DO UPDATE SET smsc = EXCLUDED.smsc, bound = EXCLUDED.bound,
 DELETE FROM smsc_binds WHERE node = $1
 
 -- name: binds
--- The live engines (their node lock held: the probe of smsc.sql forget_dead) and how many
+-- The live engines (their node lock held: node_alive, migration 0037) and how many
 -- of them are bound.
 SELECT count(*) AS live, count(*) FILTER (WHERE b.bound) AS bound
 FROM smsc_binds b
-WHERE EXISTS (
-    SELECT 1 FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.classid = 1935762244::oid
-      AND l.objid::bigint = (hashtext(b.node)::bigint & 4294967295)
-      AND l.objsubid = 2
-)
+WHERE node_alive(b.node)
 
 -- name: service_ahead
 -- Program service messages the engine claims before any campaign's, counted up to $3 each:
