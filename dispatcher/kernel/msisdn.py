@@ -130,16 +130,20 @@ def canonical_forms(region: str) -> CanonicalForms | None:
 _SMS_TYPES = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
-_TYPE_NAMES = {
-    phonenumbers.PhoneNumberType.FIXED_LINE: "fixed-line number",
-    phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free number",
-    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate number",
-    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost number",
-    phonenumbers.PhoneNumberType.VOIP: "VoIP number",
-    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal number",
-    phonenumbers.PhoneNumberType.PAGER: "pager number",
-    phonenumbers.PhoneNumberType.UAN: "UAN (company) number",
-    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail number",
+#: phonenumbers' types in plain words, for the audience's rejections ("fixed-line number")
+#: and the lookup's description of a number (dispatcher/kernel/numbering.py).
+NUMBER_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "fixed-line",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost",
+    phonenumbers.PhoneNumberType.VOIP: "VoIP",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.UAN: "UAN (company)",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail",
 }
 
 
@@ -242,9 +246,9 @@ def _judge(text: str, policy: MobilePolicy) -> _Judged:
     kind = phonenumbers.number_type(number)
     where = phonenumbers.region_code_for_number(number)
     home_code = phonenumbers.country_code_for_region(policy.region)
-    country = f"+{number.country_code}, {_country_name(number)}"
+    country = f"+{number.country_code}, {country_name(number, 'unknown country')}"
     if kind not in _SMS_TYPES:
-        name = _TYPE_NAMES.get(kind, "number of unknown type")
+        name = f"{NUMBER_TYPES[kind]} number" if kind in NUMBER_TYPES else "number of unknown type"
         # Beside a foreign calling code the country says more; under the home calling code
         # (+7, shared by KZ and RU) a toll-free 8 800 is not "Russian" to the reader.
         foreign = number.country_code != home_code
@@ -254,11 +258,12 @@ def _judge(text: str, policy: MobilePolicy) -> _Judged:
     return _Judged(prefix, possible, None)
 
 
-def _country_name(number: phonenumbers.PhoneNumber) -> str:
+def country_name(number: phonenumbers.PhoneNumber, unknown: str) -> str:
+    """The country of ``number`` in English, else its region code, else ``unknown``."""
     from phonenumbers import geocoder  # its data loads on first use (~10 ms)
 
     region = phonenumbers.region_code_for_number(number)
-    return geocoder.country_name_for_number(number, "en") or region or "unknown country"
+    return geocoder.country_name_for_number(number, "en") or region or unknown
 
 
 def number_in_any_country(raw: str, region: str) -> str | None:

@@ -11,24 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, geocoder
+from phonenumbers import geocoder
 
-from dispatcher.kernel.msisdn import InvalidMsisdn, normalise
-
-#: phonenumbers' types in plain words; a type not listed is "unknown type of".
-_TYPES = {
-    PhoneNumberType.MOBILE: "mobile",
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: "mobile",
-    PhoneNumberType.FIXED_LINE: "fixed-line",
-    PhoneNumberType.TOLL_FREE: "toll-free",
-    PhoneNumberType.PREMIUM_RATE: "premium-rate",
-    PhoneNumberType.SHARED_COST: "shared-cost",
-    PhoneNumberType.VOIP: "VoIP",
-    PhoneNumberType.PERSONAL_NUMBER: "personal",
-    PhoneNumberType.PAGER: "pager",
-    PhoneNumberType.UAN: "UAN",
-    PhoneNumberType.VOICEMAIL: "voicemail",
-}
+from dispatcher.kernel.msisdn import NUMBER_TYPES, InvalidMsisdn, country_name, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +53,8 @@ def describe_number(msisdn: str, home_region: str) -> NumberInfo:
     except phonenumbers.NumberParseException:
         return NumberInfo(msisdn, None, "no known country", "unknown", False)
     region = phonenumbers.region_code_for_number(number)
-    kind = _TYPES.get(phonenumbers.number_type(number), "unknown")
-    name = geocoder.country_name_for_number(number, "en") or region or "no known country"
+    kind = NUMBER_TYPES.get(phonenumbers.number_type(number), "unknown")
+    name = country_name(number, "no known country")
     return NumberInfo(
         msisdn=msisdn,
         country=region,
