@@ -12,6 +12,7 @@ import re
 import urllib.parse
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import hypothesis
 from hypothesis import HealthCheck, given
@@ -26,6 +27,7 @@ from tests.test_cli import _run
 from tests.test_console import sign_in
 from tests.web_helpers import Api, running_api
 
+ASTANA = ZoneInfo("Asia/Almaty")
 NUMBER = "77010000042"
 OTHER = "77010000043"
 RUSSIAN = "79161234567"  # a valid mobile number of Russia (+7 9xx)
@@ -381,6 +383,18 @@ async def test_why_waiting_window_closed_paused_scheduled_and_behind_service_mes
         assert closed["details"]["reason"] == "window_closed"
         assert closed["details"]["until"] == "2026-11-24T05:00:00+00:00"
         assert "window is closed until 10:00" in closed["summary"]
+        # The window's edges, a second either side (Astana = UTC+5): open at 20:59:59 and
+        # 10:00:00, closed at 21:00:00 and 09:59:59.
+        for local, reason in (
+            ((20, 59, 59), "behind_queue"),
+            ((21, 0, 0), "window_closed"),
+            ((9, 59, 59), "window_closed"),
+            ((10, 0, 0), "behind_queue"),
+        ):
+            day = 23 if local[0] >= 10 else 24
+            clock.set(datetime(2026, 11, day, local[0], *local[1:], tzinfo=ASTANA))
+            edge = await why(api, NUMBER, running)
+            assert edge["details"]["reason"] == reason, local
 
 
 async def test_why_sent_with_its_receipt(
