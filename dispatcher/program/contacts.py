@@ -28,6 +28,7 @@ from dispatcher.settings import Settings
 
 
 class ContactSQL(SqlFile, domain="contacts"):
+    lock_reference: str
     existing: str
     lock_subscriber: str
     suppression: str
@@ -95,6 +96,7 @@ async def _reserve(
 ) -> Reservation:
     async with pool.acquire() as conn, conn.transaction():
         if reference is not None:
+            await conn.execute(ContactSQL.lock_reference, reference)
             row = await conn.fetchrow(ContactSQL.existing, reference)
             if row is not None:
                 return _repeat(row, reference, msisdn, kind, month)

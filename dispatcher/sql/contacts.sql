@@ -1,6 +1,14 @@
 -- Contacts reserved by other channels (an IVR dialer, USSD push) against the same monthly
 -- caps as SMS (R7), so one ledger holds every channel.
 
+-- name: lock_reference
+-- Holds the reference until this transaction ends: a second request under the same new
+-- reference (for any number) waits here, then `existing` (a statement of its own, so a
+-- fresh READ COMMITTED snapshot) sees the first one's committed row. The unique index is
+-- per number since migration 0024, so without this two numbers could both be granted.
+-- Class 1935762246 is this lock's own (dispatch.sql uses ..44, smsc.sql ..45). $1: reference.
+SELECT pg_advisory_xact_lock(1935762246, hashtext($1))
+
 -- name: existing
 -- The reservation made under this reference, if any: a repeat of the same contact (same
 -- number, kind and month) returns it; any other use of the reference is refused (409).
@@ -34,8 +42,8 @@ FROM take_cap_slots(ARRAY[$1::text], $2::date, $3::contact_kind, $4::int, $5::in
 -- No row when a concurrent request took the same reference for the same number first (the
 -- unique index contact_reservations_reference, per number since migration 0024 so a
 -- distributed table can hold it): the caller rolls back, giving its slot back, and answers
--- as a repeat of that one. Another number's use of a reference is refused by `existing`
--- once the first has committed. $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference
+-- as a repeat of that one. Another number's use of a reference waits at `lock_reference`
+-- and is then refused by `existing`. $1: msisdn, $2: month, $3: kind, $4: channel, $5: reference
 -- or NULL, $6: now.
 INSERT INTO contact_reservations (msisdn, month, kind, channel, reference, reserved_at)
 VALUES ($1, $2, $3, $4, $5, $6)
