@@ -8,8 +8,8 @@ never the zone and the hours separately: R3 (monthly grant), R4 (one activation 
 R8's calendar is weekly hours and dated exceptions (:class:`~dispatcher.policy.hours.SendHours`):
 each local day has at most one window, which opens that day (and may run past midnight). The
 window's edges are local wall-clock times, so on a day the zone changes its offset (DST) the
-window is that much shorter or longer; an edge that falls in the skipped hour is moved forward
-by the gap, one in the repeated hour is its first occurrence, and a window that this leaves
+window is that much shorter or longer; an edge in the skipped hour moves forward by the gap
+(02:30 is 03:30), one in the repeated hour is its first occurrence, and a window this leaves
 empty is closed that day. A window that ends exactly when the next day's opens is one open
 span: it closes (and the SMPP validity ends) at the later close.
 
