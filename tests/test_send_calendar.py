@@ -312,3 +312,23 @@ def test_bad_settings_stop_the_start_naming_the_line(tmp_path: Path) -> None:
         load_settings({"SMARTD_SEND_CALENDAR_FILE": str(tmp_path / "missing.txt")})
     with pytest.raises(ConfigError, match="never open"):
         load_settings({"SMARTD_SEND_HOURS": "mon-sun closed"})
+
+
+def test_the_eta_waits_over_a_closed_sunday() -> None:
+    """The campaign's ETA walks the calendar: Saturday 18:55 with 600 s of sending left
+    (6 messages at 0.01/s), 300 s go before Saturday's 19:00 close, the rest from Monday
+    10:00 (Sunday closed): done Monday 10:05."""
+    from campaigns.models import DeliveryTally
+    from campaigns.reports import delivery_summary
+    from dispatcher.kernel.states import DeliveryState
+
+    calendar = _calendar("mon-fri 10:00-21:00; sat 11:00-19:00; sun closed")
+    late = _at(2026, 11, 28, 18, 55)
+    tallies = [
+        DeliveryTally(DeliveryState.QUEUED, None, 6, 0, None, None),
+        DeliveryTally(
+            DeliveryState.DELIVERED, None, 3, 3, late - timedelta(minutes=2), late - SECOND * 30
+        ),
+    ]
+    _, progress = delivery_summary(tallies, late, calendar.finish_at)
+    assert progress.estimated_completion == _at(2026, 11, 30, 10, 5)
