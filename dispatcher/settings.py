@@ -26,6 +26,7 @@ import platformdirs
 from dispatcher.kernel.clock import load_zone
 from dispatcher.kernel.msisdn import MobilePolicy
 from dispatcher.policy.calendar import ProgramCalendar
+from dispatcher.policy.hours import CalendarError, Entry, SendHours, apply, parse_entries
 from dispatcher.policy.window import SendWindow
 
 ENV_PREFIX = "SMARTD_"
@@ -161,8 +162,18 @@ def _window(raw: str) -> SendWindow:
     return SendWindow.parse(raw)
 
 
+def _send_hours(raw: str) -> str:
+    """Weekly hours and dated exceptions, ``;``-separated (:mod:`dispatcher.policy.hours`)."""
+    parse_entries(raw, env_name("send_hours"), separator=";")
+    return raw.strip()
+
+
 def _path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return _path(raw) if raw.strip() else None
 
 
 def _public_url(raw: str) -> str | None:
@@ -311,7 +322,25 @@ class Settings:
         ASTANA, _zone, "an IANA zone name", "program time zone (Astana time)"
     )
     send_window: SendWindow = _setting(
-        PROGRAM_WINDOW, _window, "HH:MM-HH:MM", "local hours partner messages may go out"
+        PROGRAM_WINDOW,
+        _window,
+        "HH:MM-HH:MM",
+        "local hours partner messages may go out, every day the two settings below leave unnamed",
+    )
+    send_hours: str = _setting(
+        "",
+        _send_hours,
+        "entries DAYS HOURS separated by ;, e.g. mon-fri 10:00-21:00; sun closed",
+        "weekly hours and dated exceptions of the send calendar (days: mon..sun, mon-fri, "
+        "daily, YYYY-MM-DD, YYYY-MM-DD..YYYY-MM-DD; hours: HH:MM-HH:MM or closed); they win "
+        "over the calendar file's for the days they name",
+    )
+    send_calendar_file: Path | None = _setting(
+        None,
+        _optional_path,
+        "a file path",
+        "the send calendar file, one entry a line (e.g. public holidays: 2027-03-22 closed), "
+        "read at start; `smartd calendar check FILE` validates one",
     )
     info_cap: int = _setting(10, _int_between(0, 1000), "an integer 0-1000", "info/month cap")
     survey_cap: int = _setting(2, _int_between(0, 1000), "an integer 0-1000", "surveys/month cap")
@@ -491,9 +520,10 @@ class Settings:
 
     @cached_property
     def calendar(self) -> ProgramCalendar:
-        """Program time from ``timezone`` and ``send_window``: every window, month and local
-        time question goes through it, never through those two fields directly."""
-        return ProgramCalendar(self.timezone, self.send_window)
+        """Program time from ``timezone`` and the send calendar (``send_window``, the
+        calendar file, then ``send_hours``): every window, month and local time question goes
+        through it, never through those fields directly. Raises :class:`CalendarError`."""
+        return ProgramCalendar(self.timezone, send_hours(self, self.send_calendar_file))
 
     @cached_property
     def mobile_policy(self) -> MobilePolicy:
@@ -534,6 +564,25 @@ class Settings:
                 text = mask_url_credentials("" if value is None else str(value))
             shown[env_name(f.name)] = text
         return shown
+
+
+def send_hours(settings: Settings, calendar_file: Path | None) -> SendHours:
+    """The send calendar: ``send_window`` every day, then the entries of ``calendar_file``,
+    then ``send_hours``'s (a later entry wins for the days it names), checked."""
+    entries: list[Entry] = []
+    if calendar_file is not None:
+        entries += read_calendar_file(calendar_file)
+    entries += parse_entries(settings.send_hours, env_name("send_hours"), separator=";")
+    return apply(SendHours.every_day(settings.send_window), entries)
+
+
+def read_calendar_file(path: Path) -> tuple[Entry, ...]:
+    """The entries of a calendar file (UTF-8, one a line), each labelled with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalendarError([f"{path}: cannot read the calendar file: {exc}"]) from exc
+    return parse_entries(text, str(path))
 
 
 # scheme://userinfo@ — the userinfo (user, password) of a URL anywhere in a text.
@@ -608,6 +657,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         values[f.name] = _parse(f, name, raw)
     settings = Settings(**values)
     _check_consistency(settings)
+    try:
+        settings.calendar  # noqa: B018 - the calendar file is read and checked at start
+    except CalendarError as exc:
+        raise ConfigError(f"send calendar: {exc}") from exc
     return settings
 
 
@@ -616,6 +669,8 @@ def _parse(f: dataclasses.Field[Any], name: str, raw: Any) -> Any:
         return raw
     try:
         return f.metadata["parser"](raw)
+    except CalendarError as exc:  # it names the entry
+        raise ConfigError(str(exc)) from exc
     except (ValueError, KeyError, LookupError) as exc:
         shown = SECRET_MASK if f.metadata["secret"] else repr(raw)
         raise ConfigError(f"{name}: expected {f.metadata['expects']}, got {shown}") from exc

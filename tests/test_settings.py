@@ -163,7 +163,7 @@ def test_readme_configuration_reference_is_current() -> None:
 def test_calendar_follows_zone_and_window_settings() -> None:
     """settings.calendar is built from SMARTD_TIMEZONE and SMARTD_SEND_WINDOW."""
     s = load_settings({"SMARTD_TIMEZONE": "UTC", "SMARTD_SEND_WINDOW": "22:00-06:00"})
-    assert (s.calendar.zone.key, str(s.calendar.window)) == ("UTC", "22:00-06:00")
+    assert (s.calendar.zone.key, str(s.calendar.hours)) == ("UTC", "22:00-06:00")
 
 
 def test_each_engine_service_has_its_interval_setting() -> None:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from dispatcher.console import (
     auth_views,
+    calendar_views,
     campaign_views,
     create_views,
     edit_views,
@@ -79,6 +80,7 @@ def _routes(router: web.UrlDispatcher) -> None:
         router.add_get(f"/console/campaigns{ID}/{name}", handler)
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)
     router.add_get("/console/inbox", inbox_views.inbox_page)
+    router.add_get("/console/calendar", calendar_views.calendar_page)
 
 
 @public

@@ -49,7 +49,7 @@ def schedule_warnings(
     warnings: list[ScheduleWarning] = []
     begins = start_at if start_at is not None and start_at > now else now
     opens = calendar.next_open(begins)
-    window = f"{calendar.window} ({calendar.zone.key})"
+    window = f"{calendar.describe(begins)} ({calendar.zone.key})"
     if start_at is not None and start_at > now and opens > start_at:
         message = (
             f"start_at {_local(calendar, start_at)} is outside the send window {window}: "

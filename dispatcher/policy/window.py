@@ -49,7 +49,7 @@ class SendWindow:
         """The (opened, closes) instants in UTC of the window containing ``now``, or None."""
         local_day = now.astimezone(zone).date()
         for day in (local_day - timedelta(days=1), local_day):
-            opened, closes = self._occurrence(day, zone)
+            opened, closes = self.occurrence(day, zone)
             if opened <= now < closes:
                 return opened, closes
         return None
@@ -65,12 +65,12 @@ class SendWindow:
             return now.astimezone(UTC)
         local_day = now.astimezone(zone).date()
         for offset in range(-1, 3):
-            opened, _ = self._occurrence(local_day + timedelta(days=offset), zone)
+            opened, _ = self.occurrence(local_day + timedelta(days=offset), zone)
             if opened > now:
                 return opened
         raise AssertionError("a daily window opens within two days")  # pragma: no cover
 
-    def _occurrence(self, day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    def occurrence(self, day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
         """The window that opens on local ``day``, as UTC instants."""
         end_day = day + timedelta(days=1) if self.crosses_midnight else day
         opened = _to_utc(datetime.combine(day, self.start), zone)

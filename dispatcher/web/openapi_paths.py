@@ -19,6 +19,7 @@ from dispatcher.kernel.states import (
     SubscriberStatus,
     SuppressionReason,
 )
+from dispatcher.policy.hours import DAY_NAMES
 from dispatcher.policy.status import Phrase, Reason
 from dispatcher.program.why import ANSWERS as WHY_ANSWERS
 from dispatcher.program.why import MAX_PAGE as WHY_MAX_PAGE
@@ -1002,4 +1003,68 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             }
         ),
     },
+    ("GET", "/api/v1/calendar"): {
+        "summary": "The send calendar (R8): weekly hours, dated exceptions (public holidays: "
+        "closed or other hours), whether it is open now, when it closes or next opens, and the "
+        "next `days` local days' hours; instants in the program's local time with offset",
+        "tags": ["calendar"],
+        "parameters": [
+            {
+                "name": "days",
+                "in": "query",
+                "description": "local days to list from today (default 14)",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 366},
+            }
+        ],
+        "responses": json_ok(ref("Calendar")),
+    },
 }
+
+_HOURS: dict[str, Schema] = {
+    "hours": _nullable({**STRING, "description": "HH:MM-HH:MM; null: closed"}),
+    "opens": _nullable({**STRING, "description": "HH:MM local"}),
+    "closes": _nullable({**STRING, "description": "HH:MM local (past midnight when earlier)"}),
+}
+_LOCAL_TIME: Schema = _nullable({"type": "string", "format": "date-time"})
+SCHEMAS["Calendar"] = _obj(
+    {
+        "zone": STRING,
+        "now": {"type": "string", "format": "date-time"},
+        "open_now": {"type": "boolean"},
+        "closes_at": _LOCAL_TIME,
+        "next_opening": {
+            "type": "string",
+            "format": "date-time",
+            "description": "the next opening after now (after closes_at when open now)",
+        },
+        "weekly_text": STRING,
+        "weekly": {
+            "type": "array",
+            "items": _obj({"day": _enum_strings(DAY_NAMES), **_HOURS}, ("day", "hours")),
+        },
+        "exceptions": {
+            "type": "array",
+            "items": _obj(
+                {"date": {"type": "string", "format": "date"}, **_HOURS, "note": STRING},
+                ("date", "hours", "note"),
+            ),
+        },
+        "days": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "date": {"type": "string", "format": "date"},
+                    "weekday": _enum_strings(DAY_NAMES),
+                    "open": {"type": "boolean"},
+                    **_HOURS,
+                    "opens_at": _LOCAL_TIME,
+                    "closes_at": _LOCAL_TIME,
+                    "exception": {"type": "boolean"},
+                    "note": STRING,
+                },
+                ("date", "weekday", "open", "hours", "opens_at", "closes_at", "exception"),
+            ),
+        },
+    },
+    ("zone", "now", "open_now", "closes_at", "next_opening", "weekly", "exceptions", "days"),
+)
