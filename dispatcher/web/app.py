@@ -24,6 +24,7 @@ from dispatcher.web import (
     health,
     inbox_api,
     openapi,
+    partners_api,
     subscribers,
     uploads,
 )
@@ -54,6 +55,7 @@ def setup_routes(app: web.Application) -> None:
     subscribers.setup_routes(app)
     campaigns_api.setup_routes(app)
     inbox_api.setup_routes(app)
+    partners_api.setup_routes(app)
     console.setup(app)
     openapi.setup_routes(app)
     install_metrics(app, lambda: app.get(SESSION))
