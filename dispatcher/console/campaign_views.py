@@ -62,6 +62,7 @@ from dispatcher.engine.status import EngineFacts, needs_engine_facts, status_of
 from dispatcher.kernel.states import CampaignState, DeliveryState, Role
 from dispatcher.kernel.values import BIGINT_MAX, parse_int
 from dispatcher.policy.schedule import schedule_warnings
+from dispatcher.program.optouts import campaign_opt_outs, opt_outs_json
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 from dispatcher.web.params import path_id
@@ -261,6 +262,8 @@ async def _campaign_context(
     forecast = None
     if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
         forecast = await _forecast_view(request, campaign)
+    opted = await campaign_opt_outs(request.app[DATABASE].pool, campaign.id, report.counts)
+    days = request.app[SETTINGS].inbox_attribution_days
     eta = None
     if campaign.state is CampaignState.RUNNING:
         eta = eta_through_window(request.app[SETTINGS].calendar, report, request.app[CLOCK].now())
@@ -286,6 +289,7 @@ async def _campaign_context(
         "mapping": mapping,
         "uploads": uploads,
         "rejected_total": sum(u.rejected for u in uploads),
+        "opt_outs": opt_outs_json(opted, report.counts, min_cell, days),
     }
 
 
