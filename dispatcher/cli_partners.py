@@ -36,7 +36,8 @@ def counts_words(counts: OptOutCounts) -> str:
     """``3 opt-outs (STOP 2, 1204 1, leave 0) of 160 reached: 1.88%``."""
     kinds = ", ".join(f"{KIND_WORDS[kind]} {n}" for kind, n in counts.by_kind.items())
     rate = "no rate" if counts.rate is None else f"{counts.rate}%"
-    return f"{counts.total} opt-outs ({kinds}) of {counts.reached} reached: {rate}"
+    noun = "opt-out" if counts.total == 1 else "opt-outs"
+    return f"{counts.total} {noun} ({kinds}) of {counts.reached} reached: {rate}"
 
 
 async def opt_outs_line(pool: asyncpg.Pool, report: CampaignReport, settings: Settings) -> str:

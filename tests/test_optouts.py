@@ -188,3 +188,29 @@ async def test_partner_facing_report_hides_small_opt_out_counts(
             assert shown["total"] == "< 5" and shown["rate"] is None
             assert shown["by_kind"] == {"stop": "< 5", "dnc": "< 5", "leave": "< 5"}
             assert shown["reached"] == ">= 6"  # submitted 6, delivered 0 hidden ("< 5")
+
+
+async def test_console_and_cli_show_a_campaigns_opt_outs(
+    database: Database, database_url: str, settings: Settings, clock: ManualClock
+) -> None:
+    """The campaign page's Opt-outs card (exact for the admin) and `smartd campaign show`'s
+    opt-out line, after a STOP through the simulator."""
+    from tests.test_cli import _run
+    from tests.test_console import sign_in
+
+    await members(database, [X, Y])
+    async with dispatch_rig(database, settings, clock) as rig:
+        coffee = await reach(rig, [X, Y], partner="Kofe", name="Coffee week")
+        await mo(rig, Y, "Stop")
+    async with running_api(settings, clock, database) as api:
+        await sign_in(api, Role.ADMIN)
+        page = await (await api.client.get(f"/console/campaigns/{coffee}")).text()
+    card = page[page.index('id="opt-outs"') :]
+    assert "<strong>1</strong> opt-outs of <strong>2</strong>" in card
+    assert "rate <strong>50.0%</strong>" in card and "within 7 days" in card
+    shown = _run("campaign", "show", str(coffee), env={"SMARTD_DATABASE_URL": database_url})
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "opt-outs within 7 days of a message: 1 opt-out (STOP 1, 1204 0, leave 0) of 2 "
+        "reached: 50.0%" in shown.stdout
+    )
