@@ -53,6 +53,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("PATCH", "/api/v1/campaigns/{id}"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/duplicate"): frozenset({A, M}),
     ("GET", "/api/v1/inbox"): frozenset({A, M, V}),
+    ("GET", "/api/v1/partners"): frozenset({A, M, V}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).
