@@ -16,6 +16,7 @@ from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from tests.dispatch_helpers import Rig, dispatch_rig
 from tests.factories import campaign, members
+from tests.test_console import sign_in
 from tests.web_helpers import Api, running_api
 
 X, Y, Z = "77020000001", "77020000002", "77020000003"
@@ -174,7 +175,7 @@ async def test_partner_facing_report_hides_small_opt_out_counts(
     database: Database, settings: Settings, clock: ManualClock
 ) -> None:
     """R11: a viewer or marketer sees the campaign's opt-outs "< 5" and no rate made from
-    them; the admin sees 1 of 6 reached, 16.67%."""
+    them, on the API and the console page; the admin sees 1 of 6 reached, 16.67%."""
     crowd = [f"7707000{n:04d}" for n in range(1, 7)]
     await members(database, crowd)
     async with dispatch_rig(database, settings, clock) as rig:
@@ -188,6 +189,12 @@ async def test_partner_facing_report_hides_small_opt_out_counts(
             assert shown["total"] == "< 5" and shown["rate"] is None
             assert shown["by_kind"] == {"stop": "< 5", "dnc": "< 5", "leave": "< 5"}
             assert shown["reached"] == ">= 6"  # submitted 6, delivered 0 hidden ("< 5")
+        await sign_in(api, Role.VIEWER)
+        page = await (await api.client.get(f"/console/campaigns/{shop}")).text()
+    card = page[page.index('id="opt-outs"') : page.index('id="live-throughput"')]
+    # The page's progress bar hides submitted too (">= 5"): reached is what it shows.
+    assert "<strong>&lt; 5</strong> opt-outs of <strong>&gt;= 5</strong>" in card
+    assert "rate <strong>" not in card
 
 
 async def test_console_and_cli_show_a_campaigns_opt_outs(
@@ -196,7 +203,6 @@ async def test_console_and_cli_show_a_campaigns_opt_outs(
     """The campaign page's Opt-outs card (exact for the admin) and `smartd campaign show`'s
     opt-out line, after a STOP through the simulator."""
     from tests.test_cli import _run
-    from tests.test_console import sign_in
 
     await members(database, [X, Y])
     async with dispatch_rig(database, settings, clock) as rig:

@@ -131,10 +131,15 @@ def bounds(shown: Shown, min_cell: int) -> Bounds:
     return (0, min_cell - 1) if shown.startswith("<") else (min_cell, None)
 
 
-def reached_bounds(counts: DeliveryCounts, min_cell: int) -> Bounds:
-    """What a campaign's report, as shown with ``min_cell``, says of its reached recipients
-    (the sum of its submitted and delivered counts, each exact or hidden)."""
-    shown = shown_counts(counts, min_cell) if min_cell > 1 else None
+#: Further sums of states a page shows beside the report (campaigns.reports.shown_counts).
+Sums = Mapping[str, Iterable[DeliveryState]]
+
+
+def reached_bounds(counts: DeliveryCounts, min_cell: int, sums: Sums | None = None) -> Bounds:
+    """What a campaign's report, as shown with ``min_cell`` (and with ``sums``, as the page
+    showing it does), says of its reached recipients: the sum of its submitted and delivered
+    counts, each exact or hidden."""
+    shown = shown_counts(counts, min_cell, sums) if min_cell > 1 else None
     low: int = 0
     high: int | None = 0
     for state in REACHED:
@@ -168,12 +173,17 @@ def shown_rate(opt_outs: Bounds, reached: Bounds) -> float | None:
 
 
 def opt_outs_json(
-    opt_outs: OptOutCounts, counts: DeliveryCounts, min_cell: int, span_days: int
+    opt_outs: OptOutCounts,
+    counts: DeliveryCounts,
+    min_cell: int,
+    span_days: int,
+    sums: Sums | None = None,
 ) -> dict[str, Any]:
     """A campaign report's ``opt_outs``: total, by kind, reached, rate (percent of reached),
-    and the span they were attributed within; ``min_cell`` as in the report (R11)."""
+    and the span they were attributed within; ``min_cell`` and ``sums`` as the report beside
+    it is shown with (R11: reached is exact only where the shown states give it)."""
     shown = shown_opt_outs(opt_outs, min_cell)
-    reached = reached_bounds(counts, min_cell)
+    reached = reached_bounds(counts, min_cell, sums)
     return {
         "total": shown["total"],
         "by_kind": {str(kind): shown[str(kind)] for kind in OptOutKind},
