@@ -194,3 +194,22 @@ async def test_cli_partners(
     assert later.returncode == 0 and "no campaign reached anyone" in later.stdout
     bad = _run("partners", "--until", "soon", env=env)
     assert bad.returncode == 1 and "--until: until must be a date" in bad.stderr
+
+
+async def test_a_large_finished_campaign_shows_partners_its_rate(
+    settings: Settings, clock: ManualClock, database: Database, membership: Membership
+) -> None:
+    """R11 without blinding: 2,000 delivered and none left "submitted" (hidden, "< 5"), 20
+    opt-outs: a viewer sees reached ">= 2000" and the rate 1.0%, the same for any hidden
+    count the report allows."""
+    numbers = await reached(database, clock, 2000, "Big")
+    await opt_out(database, membership, clock.now(), numbers[:20])
+    campaign_id = await database.pool.fetchval("SELECT id FROM campaigns WHERE partner = 'Big'")
+    async with running_api(settings, clock, database) as api:
+        response = await api.client.get(
+            f"/api/v1/campaigns/{campaign_id}", headers=api.auth(Role.VIEWER)
+        )
+        body = await response.json()
+    assert body["states"]["submitted"] == "< 5"
+    opted = body["opt_outs"]
+    assert (opted["total"], opted["reached"], opted["rate"]) == (20, ">= 2000", 1.0)
