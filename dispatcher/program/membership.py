@@ -151,7 +151,8 @@ class Change:
 
 
 class Membership:
-    """The only writer of memberships, consent_ledger and dnc_blocks."""
+    """The only writer of memberships, consent_ledger and dnc_blocks, and of opt_outs (through
+    :func:`dispatcher.program.optouts.record`, in the leave's or the 1204's transaction)."""
 
     def __init__(self, settings: Settings, bonus: BonusHooks) -> None:
         self._settings = settings
