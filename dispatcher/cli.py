@@ -70,7 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser("list", help="list tokens (never their secrets)", parents=[demo_db])
     revoke = token.add_parser("revoke", help="revoke a token by id", parents=[demo_db])
     revoke.add_argument("id", type=int)
-    from dispatcher import cli_calendar, cli_campaign, cli_inbox, cli_ops, cli_subscriber
+    from dispatcher import (
+        cli_calendar,
+        cli_campaign,
+        cli_inbox,
+        cli_ops,
+        cli_partners,
+        cli_subscriber,
+    )
 
     for register in (
         cli_campaign.add_parsers,
@@ -78,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_subscriber.add_parsers,
         cli_inbox.add_parsers,
         cli_calendar.add_parsers,
+        cli_partners.add_parsers,
     ):
         _COMMANDS.update(register(sub))
     return parser

@@ -42,6 +42,7 @@ from dispatcher.cli_common import (
     readable_file,
     refused,
 )
+from dispatcher.cli_partners import opt_outs_line
 from dispatcher.db import open_database
 from dispatcher.engine.forecast import campaign_forecast, forecast_lines
 from dispatcher.engine.status import status_of
@@ -308,6 +309,7 @@ async def _status(
     report, status = await _report(settings, pool, repository, args.id, clock.now())
     if not args.watch or report.campaign.state in FINISHED:
         out.print(_render(report, status, settings.timezone))
+        out.print(escape(await opt_outs_line(pool, report, settings)))
         return 0
     with Live(
         _render(report, status, settings.timezone), console=out, refresh_per_second=4

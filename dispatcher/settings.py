@@ -487,8 +487,9 @@ class Settings:
         7,
         _int_between(1, 365),
         "days 1-365",
-        "a subscriber's SMS (reply, STOP, 1204) is attributed in the inbox to the campaign that "
-        "last reached the number at most this long before it arrived (the boundary included)",
+        "a subscriber's SMS (reply, STOP, 1204) is attributed in the inbox, and every opt-out "
+        "(STOP, 1204, leave) in the campaign reports and partners view, to the campaign that "
+        "last reached the number at most this long before it (the boundary included)",
     )
     report_min_cell: int = _setting(
         5,

@@ -54,6 +54,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/campaigns/{id}/duplicate"): frozenset({A, M}),
     ("GET", "/api/v1/inbox"): frozenset({A, M, V}),
     ("GET", "/api/v1/calendar"): frozenset({A, M, V}),
+    ("GET", "/api/v1/partners"): frozenset({A, M, V}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).

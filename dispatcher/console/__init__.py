@@ -24,6 +24,7 @@ from dispatcher.console import (
     create_views,
     edit_views,
     inbox_views,
+    partner_views,
     subscriber_views,
 )
 from dispatcher.console.guard import refusal_page, secured, see_other
@@ -81,6 +82,7 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_get("/console/subscribers", subscriber_views.subscriber_lookup)
     router.add_get("/console/inbox", inbox_views.inbox_page)
     router.add_get("/console/calendar", calendar_views.calendar_page)
+    router.add_get("/console/partners", partner_views.partners_page)
 
 
 @public

@@ -62,12 +62,15 @@ from dispatcher.engine.status import EngineFacts, needs_engine_facts, status_of
 from dispatcher.kernel.states import CampaignState, DeliveryState, Role
 from dispatcher.kernel.values import BIGINT_MAX, parse_int
 from dispatcher.policy.schedule import schedule_warnings
+from dispatcher.program.optouts import campaign_opt_outs, opt_outs_json
 from dispatcher.web.errors import refused_status
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 from dispatcher.web.params import path_id
 from dispatcher.web.uploads import UPLOADS, UPLOADS_RETRY_AFTER, BodyTimeout, Busy, spooled_upload
 
 PAGE_SIZE = 25
+#: The progress bar's sums of states, shown beside the counts (R11 suppresses them together).
+PROGRESS_SUMS = {css: members for css, _, members in PROGRESS_GROUPS}
 CHUNK = 1 << 16
 #: Which state changes each state offers as a button.
 ACTIONS_IN: dict[CampaignState, tuple[str, ...]] = {
@@ -261,6 +264,8 @@ async def _campaign_context(
     forecast = None
     if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
         forecast = await _forecast_view(request, campaign)
+    opted = await campaign_opt_outs(request.app[DATABASE].pool, campaign.id, report.counts)
+    days = request.app[SETTINGS].inbox_attribution_days
     eta = None
     if campaign.state is CampaignState.RUNNING:
         eta = eta_through_window(request.app[SETTINGS].calendar, report, request.app[CLOCK].now())
@@ -286,6 +291,7 @@ async def _campaign_context(
         "mapping": mapping,
         "uploads": uploads,
         "rejected_total": sum(u.rejected for u in uploads),
+        "opt_outs": opt_outs_json(opted, report.counts, min_cell, days, PROGRESS_SUMS),
     }
 
 
@@ -349,8 +355,7 @@ def _partner_counts(
 ) -> tuple[dict[str, Any], Any, list[Segment]]:
     """R11, a partner-facing page: the counts, total and progress bar as shown with minimum
     cell size ``min_cell`` (campaigns.disclosure); a hidden segment draws no bar."""
-    sums = {css: members for css, _, members in PROGRESS_GROUPS}
-    shown = shown_counts(counts, min_cell, sums)
+    shown = shown_counts(counts, min_cell, PROGRESS_SUMS)
     exact = isinstance(shown[("done",)], int) and isinstance(shown[("total",)], int)
     view_counts = {
         "states": {state.value: shown[("state", state)] for state in counts.states},

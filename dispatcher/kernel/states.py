@@ -154,6 +154,15 @@ class CreditState(enum.StrEnum):
     FAILED = "failed"
 
 
+class OptOutKind(enum.StrEnum):
+    """What an opt-out was (issue 15, migration 0040): a STOP by SMS (R2), a 1204 by any
+    channel (R9), a leave by USSD (R2)."""
+
+    STOP = "stop"
+    DNC = "dnc"
+    LEAVE = "leave"
+
+
 #: PostgreSQL enum type name → Python enum, for the schema mirror test.
 SCHEMA_ENUMS: dict[str, type[enum.StrEnum]] = {
     "subscriber_status": SubscriberStatus,
@@ -173,4 +182,5 @@ SCHEMA_ENUMS: dict[str, type[enum.StrEnum]] = {
     "grant_state": GrantState,
     "credit_state": CreditState,
     "message_id_format": IdFormat,  # the SMSC's habit (issue 11); defined with the protocol
+    "opt_out_kind": OptOutKind,
 }

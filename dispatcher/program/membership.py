@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -23,11 +23,12 @@ from dispatcher.kernel.states import (
     Channel,
     ConsentEvent,
     Language,
+    OptOutKind,
     ServiceKind,
     SubscriberStatus,
     SuppressionReason,
 )
-from dispatcher.program import texts
+from dispatcher.program import optouts, texts
 from dispatcher.program.bonus_models import Forfeit
 from dispatcher.program.outbox import ServiceMessage, enqueue
 from dispatcher.settings import Settings
@@ -150,7 +151,8 @@ class Change:
 
 
 class Membership:
-    """The only writer of memberships, consent_ledger and dnc_blocks."""
+    """The only writer of memberships, consent_ledger and dnc_blocks, and of opt_outs (through
+    :func:`dispatcher.program.optouts.record`, in the leave's or the 1204's transaction)."""
 
     def __init__(self, settings: Settings, bonus: BonusHooks) -> None:
         self._settings = settings
@@ -237,11 +239,14 @@ class Membership:
         now: datetime,
         reason: str,
     ) -> Change:
-        """R2 leave: consent withdrawn, bonuses forfeited, queued SMART messages suppressed."""
+        """R2 leave: consent withdrawn, bonuses forfeited, queued SMART messages suppressed;
+        the opt-out attributed (issue 15: a STOP by SMS, else a leave). Nothing for a number
+        that is no member (a repeated STOP)."""
         sub = await self.lock(conn, msisdn)
         lang = self.language(sub)
         if await self._end_membership(conn, sub, channel, evidence, now, reason) is None:
             return Change(False, texts.text("not_member", lang))
+        await self._opt_out(conn, msisdn, optouts.leave_kind(channel), channel, now)
         reply = texts.text("left", lang)
         await self._confirm(
             conn, msisdn, ServiceKind.LEAVE_CONFIRMATION, reply, f"leave:{msisdn}:{now.isoformat()}"
@@ -266,6 +271,7 @@ class Membership:
         if not member and await conn.fetchval(ProgramSQL.dnc_since, msisdn) is not None:
             return Change(False, texts.text("dnc_blocked", lang))
         await conn.execute(ProgramSQL.insert_dnc, msisdn, now, channel, dict(evidence))
+        await self._opt_out(conn, msisdn, OptOutKind.DNC, channel, now)
         await self._consent(conn, msisdn, ConsentEvent.DNC_BLOCKED, (), channel, evidence, now)
         await self._suppress(conn, msisdn, SuppressionReason.DNC, now, _ALL_SCOPES)
         lost = await self._end_membership(conn, sub, channel, evidence, now, "dnc")
@@ -303,6 +309,19 @@ class Membership:
         sub = await self.lock(conn, msisdn)
         if await self._is_member(conn, msisdn):
             await self._bonus.grant_on_return(conn, msisdn, self.language(sub), now)
+
+    async def _opt_out(
+        self,
+        conn: asyncpg.Connection,
+        msisdn: str,
+        kind: OptOutKind,
+        channel: Channel,
+        now: datetime,
+    ) -> None:
+        """Issue 15: the opt-out, attributed to the campaign that last reached the number
+        within the attribution span (one setting with the inbox's)."""
+        span = timedelta(days=self._settings.inbox_attribution_days)
+        await optouts.record(conn, msisdn, kind, channel, now, span)
 
     async def _is_member(self, conn: asyncpg.Connection, msisdn: str) -> bool:
         return await conn.fetchrow(ProgramSQL.open_membership, msisdn) is not None

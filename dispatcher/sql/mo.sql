@@ -25,20 +25,16 @@ ORDER BY id
 -- name: insert_mo
 -- An MO message as received, being answered by this node ($6); $7: when it was acknowledged
 -- already (a caller with no SMPP response to wait for), else NULL. It names the campaign that
--- last reached the number (the inbox, issue 14, migration 0034): the latest campaign message
--- to it the SMSC accepted ($8 - $9 <= submitted_at <= $8, the span's boundary included) and
--- has not reported undelivered; one probe of deliveries_reached on the sender's own rows.
+-- last reached the number (the inbox, issue 14, migration 0034): last_reach (migration 0040,
+-- the rule shared with opt-out attribution), the latest campaign message to it the SMSC
+-- accepted ($8 - $9 <= submitted_at <= $8, the span's boundary included) and has not
+-- reported undelivered; one probe of deliveries_reached on the sender's own rows.
 -- $1: smsc, $2: msisdn, $3: destination, $4: body, $5: dedupe key, $6: node, $7: acked_at,
 -- $8: now, $9: the attribution span.
 INSERT INTO mo_messages (smsc, msisdn, destination, body, dedupe_key, node, acked_at,
                          received_at, campaign_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (
-    SELECT d.campaign_id FROM deliveries d
-    WHERE d.msisdn = $2 AND d.submitted_at IS NOT NULL
-      AND d.submitted_at BETWEEN $8::timestamptz - $9::interval AND $8::timestamptz
-      AND d.state IN ('submitted', 'delivered')
-    ORDER BY d.submitted_at DESC, d.id DESC
-    LIMIT 1
+    SELECT r.campaign_id FROM last_reach($2, $8::timestamptz, $9::interval) r
 ))
 RETURNING id, smsc, msisdn, destination, body, dedupe_key, received_at, campaign_id
 

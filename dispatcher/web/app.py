@@ -25,6 +25,7 @@ from dispatcher.web import (
     health,
     inbox_api,
     openapi,
+    partners_api,
     subscribers,
     uploads,
 )
@@ -56,6 +57,7 @@ def setup_routes(app: web.Application) -> None:
     campaigns_api.setup_routes(app)
     inbox_api.setup_routes(app)
     calendar_api.setup_routes(app)
+    partners_api.setup_routes(app)
     console.setup(app)
     openapi.setup_routes(app)
     install_metrics(app, lambda: app.get(SESSION))

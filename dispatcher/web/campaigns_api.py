@@ -38,6 +38,7 @@ from dispatcher.engine.status import status_of
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX
 from dispatcher.policy.schedule import schedule_warnings
+from dispatcher.program.optouts import campaign_opt_outs, opt_outs_json
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_value
 from dispatcher.web.errors import ApiError
@@ -238,6 +239,9 @@ async def get_campaign(request: web.Request) -> web.Response:
         repository, campaign, now, request.app[SETTINGS].calendar.finish_at
     )
     body = report_json(report, _min_cell(request))
+    opted = await campaign_opt_outs(request.app[DATABASE].pool, campaign.id, report.counts)
+    days = request.app[SETTINGS].inbox_attribution_days
+    body["opt_outs"] = opt_outs_json(opted, report.counts, _min_cell(request), days)
     status = await status_of(
         request.app[DATABASE].pool,
         request.app[SETTINGS].calendar,

@@ -16,6 +16,7 @@ from dispatcher.kernel.states import (
     ContactKind,
     DeliveryState,
     Language,
+    OptOutKind,
     SubscriberStatus,
     SuppressionReason,
 )
@@ -1068,3 +1069,73 @@ SCHEMAS["Calendar"] = _obj(
     },
     ("zone", "now", "open_now", "closes_at", "next_opening", "weekly", "exceptions", "days"),
 )
+# ---------------------------------------------------------------- opt-out attribution (issue 15)
+
+_RATE: Schema = _nullable(
+    {
+        "type": "number",
+        "description": "opt-outs in percent of the recipients reached (messages the SMSC "
+        "accepted, not reported undelivered), two decimals; null when nobody was reached or "
+        "a count is hidden (R11)",
+    }
+)
+_OPT_OUT_KINDS: Schema = _counts(OptOutKind)
+SCHEMAS["OptOuts"] = {
+    **_obj(
+        {
+            "total": COUNT,
+            "by_kind": _OPT_OUT_KINDS,
+            "reached": COUNT,
+            "rate": _RATE,
+            "rate_of": {"type": "string", "enum": ["reached"]},
+            "span_days": INTEGER,
+        },
+        ("total", "by_kind", "reached", "rate", "span_days"),
+    ),
+    "description": "Opt-outs (STOP by SMS, 1204 by any channel, a leave by USSD) attributed "
+    "to the campaign whose message last reached the number within span_days "
+    "(SMARTD_INBOX_ATTRIBUTION_DAYS); a delivery is blamed for one opt-out at most",
+}
+SCHEMAS["CampaignReport"]["allOf"].append(_obj({"opt_outs": ref("OptOuts")}, ("opt_outs",)))
+SCHEMAS["PartnerStanding"] = _obj(
+    {
+        "rank": INTEGER,
+        "partner": STRING,
+        "campaigns": INTEGER,
+        "reached": COUNT,
+        "opt_outs": COUNT,
+        "by_kind": _OPT_OUT_KINDS,
+        "rate": _RATE,
+    },
+    ("rank", "partner", "campaigns", "reached", "opt_outs", "by_kind", "rate"),
+)
+_PERIOD_BOUND: Schema = {
+    "type": "string",
+    "description": "a date YYYY-MM-DD (Astana time: since from its start, until through its "
+    "end) or an ISO 8601 instant with its UTC offset",
+    "example": "2026-11-01",
+}
+OPERATIONS[("GET", "/api/v1/partners")] = {
+    "summary": "Partners ranked by opt-out rate: per partner its campaigns that reached anyone "
+    "in the period, the recipients reached, the opt-outs attributed to them and the rate",
+    "description": "Highest rate first. Recipients count by their message's submit time, "
+    "opt-outs by theirs; until is exclusive. Viewer and marketer (partner-facing, R11) see "
+    "small counts hidden and no rate made from a hidden count; those rows come last, by name.",
+    "tags": ["partners"],
+    "parameters": [
+        {"name": "since", "in": "query", "schema": _PERIOD_BOUND},
+        {"name": "until", "in": "query", "schema": _PERIOD_BOUND},
+    ],
+    "responses": json_ok(
+        _obj(
+            {
+                "since": TIME,
+                "until": TIME,
+                "span_days": INTEGER,
+                "rate_of": {"type": "string", "enum": ["reached"]},
+                "partners": {"type": "array", "items": ref("PartnerStanding")},
+            },
+            ("since", "until", "span_days", "partners"),
+        )
+    ),
+}
