@@ -143,6 +143,14 @@ def _languages(raw: str) -> tuple[str, ...]:
     return values
 
 
+def _approver_roles(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of the roles that may approve a campaign (admin, marketer)."""
+    values = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    if not values or not set(values) <= {"admin", "marketer"}:
+        raise ValueError(raw)
+    return values
+
+
 def _prefixes(raw: str) -> tuple[str, ...]:
     """Comma-separated E.164 prefixes (digits, a leading '+' allowed), possibly empty."""
     values = tuple(
@@ -466,6 +474,19 @@ class Settings:
         _int_between(1, 1000),
         "an integer 1-1000 (1: no suppression)",
         'partner-facing counts below this are shown as "< N" (R11; admin sees exact counts)',
+    )
+    approval_required: bool = _setting(
+        False,
+        _bool,
+        "true or false",
+        "maker-checker: a campaign starts only once a person other than its creator approved "
+        "its current texts and audience (a change sends it back for approval)",
+    )
+    approver_roles: tuple[str, ...] = _setting(
+        ("admin", "marketer"),
+        _approver_roles,
+        "comma-separated admin, marketer",
+        "the roles that may approve a campaign (never its creator)",
     )
     receipt_address_check: str = _setting(
         "count",

@@ -49,6 +49,7 @@ from dispatcher.console.guard import (
     USER,
     action,
     can_act,
+    console_actor,
     error_page,
     read_field,
     render,
@@ -438,7 +439,13 @@ def _transition(name: str) -> Any:
             return see_other(f"/console/campaigns/{campaign_id}/{name}")
         repository = _repository(request)
         try:
-            await repository.transition(campaign_id, name, request.app[CLOCK].now())
+            await repository.transition(
+                campaign_id,
+                name,
+                request.app[CLOCK].now(),
+                actor=console_actor(request),
+                approval_required=request.app[SETTINGS].approval_required,
+            )
         except TransitionRefused as exc:
             campaign = await repository.get(campaign_id)
             assert campaign is not None
@@ -618,6 +625,8 @@ async def load_or_map(
                 uploaded_by=request[USER].name,
                 policy=settings.mobile_policy,
                 mapping=mapping,
+                actor=console_actor(request),
+                approval_required=settings.approval_required,
             )
     except Busy as exc:
         return _refused(campaign, token, f"The file was not loaded: {exc.message}.", 503)
