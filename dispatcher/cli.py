@@ -70,13 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser("list", help="list tokens (never their secrets)", parents=[demo_db])
     revoke = token.add_parser("revoke", help="revoke a token by id", parents=[demo_db])
     revoke.add_argument("id", type=int)
-    from dispatcher import cli_campaign, cli_inbox, cli_ops, cli_subscriber
+    from dispatcher import cli_audit, cli_campaign, cli_inbox, cli_ops, cli_subscriber
 
     for register in (
         cli_campaign.add_parsers,
         cli_ops.add_parsers,
         cli_subscriber.add_parsers,
         cli_inbox.add_parsers,
+        cli_audit.add_parsers,
     ):
         _COMMANDS.update(register(sub))
     return parser
@@ -156,18 +157,22 @@ async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 async def _token_action(
     settings: Settings, args: argparse.Namespace, tokens: TokenRepository, now: datetime
 ) -> int:
+    from dispatcher.kernel.audit import cli_actor
+
     if args.token_command == "create":
         expires = None
         if args.expires_in_days is not None:
             expires = now + timedelta(days=args.expires_in_days)
-        token, info = await tokens.create(args.name, Role(args.role), expires)
+        token, info = await tokens.create(
+            args.name, Role(args.role), expires, actor=cli_actor(), now=now
+        )
         print(f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:")
         print(token)
     elif args.token_command == "list":
         from dispatcher.cli_ops import token_lines
 
         print("\n".join(token_lines(await tokens.list(), now, settings.timezone)))
-    elif not await tokens.revoke(args.id, now):
+    elif not await tokens.revoke(args.id, now, actor=cli_actor()):
         print(f"smartd: no active token with id {args.id}", file=sys.stderr)
         return 1
     else:
