@@ -53,6 +53,8 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("PATCH", "/api/v1/campaigns/{id}"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/duplicate"): frozenset({A, M}),
     ("GET", "/api/v1/inbox"): frozenset({A, M, V}),
+    ("POST", "/api/v1/campaigns/{id}/approve"): frozenset({A, M}),
+    ("GET", "/api/v1/audit"): frozenset({A, M}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).
@@ -73,6 +75,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "headers": {"Content-Type": "text/csv"},
     },
     ("PATCH", "/api/v1/campaigns/{id}"): {"json": {"priority": 1}},
+    ("GET", "/api/v1/audit"): {"params": {"campaign_id": "1"}},  # a marketer: one campaign's
 }
 
 
