@@ -534,14 +534,13 @@ class CampaignRepository:
         an upload or a second approver waits and then sees this approval (or its absence).
 
         Raises :class:`CampaignNotFound` or :class:`ApprovalRefused`."""
-        if actor.role not in approver_roles:
+        if (role_refused := approver_refusal(actor, approver_roles)) is not None:
             raise ApprovalRefused(
                 campaign_id,
                 "approve",
                 CampaignState.DRAFT,
                 "not_an_approver",
-                f"role {actor.role} may not approve campaigns "
-                f"(approvers: {', '.join(approver_roles) or 'nobody'})",
+                role_refused,
                 status=403,
             )
         async with self._transaction() as conn:
@@ -549,7 +548,7 @@ class CampaignRepository:
             if locked is None:
                 raise CampaignNotFound(campaign_id)
             current = Campaign.from_row(locked)
-            refusal = _approval_refusal(current, actor, version)
+            refusal = approval_refusal(current, actor, approver_roles, version)
             if refusal is not None:
                 code, reason = refusal
                 raise ApprovalRefused(campaign_id, "approve", current.state, code, reason)
@@ -708,10 +707,25 @@ def _edit_details(before: Campaign, after: Campaign) -> dict[str, object]:
     return details
 
 
-def _approval_refusal(
-    campaign: Campaign, actor: Actor, version: int | None
+def approver_refusal(actor: Actor, approver_roles: Sequence[str]) -> str | None:
+    """Why ``actor``'s role may approve no campaign (``approver_roles``), or None."""
+    if actor.role in approver_roles:
+        return None
+    return (
+        f"role {actor.role} may not approve campaigns "
+        f"(approvers: {', '.join(approver_roles) or 'nobody'})"
+    )
+
+
+def approval_refusal(
+    campaign: Campaign, actor: Actor, approver_roles: Sequence[str], version: int | None = None
 ) -> tuple[str, str] | None:
-    """Why ``actor`` may not approve ``campaign`` now (code, reason), or None."""
+    """Why ``actor`` may not approve ``campaign`` now (code, reason), or None: the one rule
+    of maker-checker, asked by :meth:`CampaignRepository.approve` and by the console (which
+    shows the Approve button only where it is None). ``version``: the content version the
+    approver saw."""
+    if (role_refused := approver_refusal(actor, approver_roles)) is not None:
+        return "not_an_approver", role_refused
     if campaign.state is not CampaignState.DRAFT:
         return "not_a_draft", f"only a draft is approved; it is {campaign.state}"
     if campaign.created_by == actor.name:

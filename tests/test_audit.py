@@ -22,6 +22,7 @@ from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
+from tests.factories import subscribers
 from tests.test_campaign_support import BASE, action, create, survey_payload, upload
 from tests.web_helpers import Api, running_api
 
@@ -457,3 +458,25 @@ async def test_clock_is_the_callers(api: Api, clock: ManualClock) -> None:
     campaign = await create(api, PAYLOAD)
     event = (await trail(api, campaign_id=campaign["id"]))["events"][0]
     assert event["at"] == "2026-11-26T12:00:00+00:00"
+
+
+async def test_a_segment_is_an_upload_of_the_audience(checked: Api, database: Database) -> None:
+    """A segment audience is recorded as an upload (the segment and how many it added) and,
+    like a file, clears an approval."""
+    await subscribers(database, MEMBERS)
+    campaign_id = await draft_with_audience(checked)
+    assert (await approve(checked, campaign_id))[0] == 200
+    response = await checked.client.post(
+        f"{BASE}/{campaign_id}/audience",
+        json={"segment": "active_subscribers"},
+        headers=checked.auth(M),
+    )
+    assert response.status == 200, await response.text()
+    event = (await trail(checked, campaign_id=campaign_id, action="upload"))["events"][0]
+    assert event["details"] == {
+        "segment": "active_subscribers",
+        "accepted": 0,  # every subscriber was in the file already
+        "approval_cleared": True,
+    }
+    status, body = await action(checked, campaign_id, "start")
+    assert status == 409 and body["error"]["code"] == "approval_required", body

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from campaigns.models import Campaign
-from campaigns.repository import CampaignRepository
+from campaigns.repository import CampaignRepository, approval_refusal
 from dispatcher.console.guard import USER, console_actor
-from dispatcher.kernel.audit import AuditEvent, AuditFilter, AuditLog
-from dispatcher.kernel.states import CampaignState, Role
+from dispatcher.kernel.audit import Actor, AuditEvent, AuditFilter, AuditLog
+from dispatcher.kernel.states import Role
 from dispatcher.kernel.values import parse_int
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
@@ -69,16 +69,15 @@ async def approval_context(request: web.Request, campaign: Campaign) -> dict[str
 def approval_blocked(
     campaign: Campaign, name: str, role: str, approver_roles: tuple[str, ...]
 ) -> str | None:
-    """Why the person ``name`` (of ``role``) may not approve ``campaign`` now, or None."""
-    if campaign.state is not CampaignState.DRAFT:
-        return None if campaign.approval else "Only a draft is approved."
-    if campaign.approval is not None:
-        return "Approved."
-    if role not in approver_roles:
-        return f"A {role} cannot approve; approvers: {', '.join(approver_roles)}."
-    if campaign.created_by == name:
+    """Why the person ``name`` (of ``role``) may not approve ``campaign`` now, in words for
+    the page, or None (the repository's rule: :func:`approval_refusal`)."""
+    refusal = approval_refusal(campaign, Actor(name, role), approver_roles)
+    if refusal is None:
+        return None
+    code, reason = refusal
+    if code == "self_approval":
         return "You created this campaign: another person must approve it."
-    return None
+    return reason[:1].upper() + reason[1:] + "."
 
 
 def describe(event: AuditEvent) -> str:
