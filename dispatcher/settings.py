@@ -579,9 +579,8 @@ def describe() -> list[tuple[str, str, str, str]]:
         )
         if isinstance(default, tuple):
             default = ",".join(default)
-        rows.append(
-            (env_name(f.name), str(default or ""), f.metadata["expects"], f.metadata["doc"])
-        )
+        shown = str(default) if isinstance(default, bool) else str(default or "")
+        rows.append((env_name(f.name), shown, f.metadata["expects"], f.metadata["doc"]))
     return rows
 
 
