@@ -46,6 +46,7 @@ from campaigns.csvstream import CsvReader, InputRefused, PlainLines, Row, Rows, 
 from campaigns.models import AudienceResult, Rejected
 from campaigns.repository import CampaignRepository, CopyRows, copy_rows
 from campaigns.templates import fill_variables
+from dispatcher.kernel.audit import SYSTEM, Actor
 from dispatcher.kernel.msisdn import (
     CanonicalForms,
     InvalidMsisdn,
@@ -480,17 +481,26 @@ async def upload_audience(
     uploaded_by: str | None = None,
     policy: MobilePolicy | None = None,
     mapping: ColumnMapping | None = None,
+    actor: Actor | None = None,
+    approval_required: bool = False,
 ) -> AudienceResult:
     """Parse ``chunks`` as the campaign's audience and queue its good rows, in one
     transaction (see the module docstring), recording the upload and every row it rejected
     (``audience_uploads``, ``audience_rejections``). For the HTTP API, the console and the
     CLI alike.
 
+    The upload is recorded in the audit trail as ``actor``'s (by default ``uploaded_by``),
+    counts only, in the same transaction; under maker-checker (``approval_required``) it
+    clears the campaign's approval (:meth:`CampaignRepository.audience_load`).
+
     Raises CampaignNotFound, TransitionRefused (the campaign is running or finished) or
     :class:`~campaigns.csvstream.InputRefused`; in every case nothing was written.
     """
     started = time.perf_counter()
-    async with repository.audience_load(campaign_id) as load:
+    actor = actor or (Actor(uploaded_by) if uploaded_by else SYSTEM)
+    async with repository.audience_load(
+        campaign_id, actor=actor, approval_required=approval_required
+    ) as load:
         upload_no = await load.begin_upload(now, uploaded_by)
         log = RejectionLog(campaign_id, upload_no, region)
         try:
@@ -510,6 +520,16 @@ async def upload_audience(
         finally:
             log.close()
         await load.finish_upload(upload_no, parser.lines, queued, copied - queued, log.count)
+        await load.audited(
+            now,
+            {
+                "upload_no": upload_no,
+                "lines": parser.lines,
+                "accepted": queued,
+                "duplicates": copied - queued,
+                "rejected": log.count,
+            },
+        )
     finished = time.perf_counter()
     copied_at = load.parsed_at or finished
     return AudienceResult(

@@ -20,6 +20,7 @@ from campaigns.models import Campaign, CampaignNotFound, EditRefused, Survey
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
 from campaigns.templates import intro_of
+from dispatcher.kernel.audit import SYSTEM, Actor
 from dispatcher.kernel.states import CampaignState, ContactKind
 
 COPY_SUFFIX = " (copy)"
@@ -79,8 +80,10 @@ async def edit_draft(
     now: datetime,
     max_segments: int,
     required_languages: Collection[str],
+    actor: Actor = SYSTEM,
 ) -> Campaign:
-    """Apply ``changes`` (fields of the create payload) to a draft and store it.
+    """Apply ``changes`` (fields of the create payload) to a draft and store it, recorded in
+    the audit trail as ``actor``'s (an edit clears an approval: the content changed).
 
     Raises :class:`CampaignNotFound`, :class:`EditRefused` (not a draft, or the columns of
     its audience would change) or :class:`SpecError` (the edited campaign is invalid)."""
@@ -93,7 +96,7 @@ async def edit_draft(
         raise EditRefused(campaign_id, campaign.state, "not_a_draft", "only a draft can be edited")
     current = stored_payload(campaign, await repository.get_survey(campaign_id))
     spec = parse_campaign(edited_payload(current, changes), now, max_segments, required_languages)
-    return await repository.update_draft(campaign_id, spec, now)
+    return await repository.update_draft(campaign_id, spec, now, actor=actor)
 
 
 async def duplicate(
@@ -103,6 +106,7 @@ async def duplicate(
     now: datetime,
     max_segments: int,
     required_languages: Collection[str],
+    actor: Actor | None = None,
 ) -> Campaign:
     """A new draft with the texts and settings of campaign ``campaign_id`` (any state):
     named "… (copy)", no audience, and no time already past (a past start or end is
@@ -117,4 +121,6 @@ async def duplicate(
         if instant is not None and instant <= now:
             payload[key] = None
     spec = parse_campaign(payload, now, max_segments, required_languages)
-    return await repository.create(spec, created_by, now)
+    return await repository.create(
+        spec, created_by, now, actor=actor, details={"duplicated_from": campaign_id}
+    )

@@ -43,6 +43,12 @@ class Campaign:
     finished_at: datetime | None
     #: variable → the value a blank cell takes ("" : optional, renders empty); migration 0031
     variable_defaults: dict[str, str] = field(default_factory=dict)
+    #: Maker-checker (migration 0038): the content's version (texts, schedule, survey,
+    #: audience), its current approval (None: unapproved), and whether it was started
+    #: while approval was required.
+    content_version: int = 1
+    approval: Approval | None = None
+    approval_required: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -65,6 +71,28 @@ class Campaign:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             variable_defaults=dict(row.get("variable_defaults") or {}),
+            content_version=row.get("content_version") or 1,
+            approval=Approval.from_row(row),
+            approval_required=bool(row.get("approval_required")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """Who approved a campaign's content (a person other than its creator), when, as what
+    role, and which content version."""
+
+    by: str
+    role: str | None
+    at: datetime
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Approval | None:
+        if row.get("approved_by") is None:
+            return None
+        return cls(
+            row["approved_by"], row["approved_role"], row["approved_at"], row["approved_version"]
         )
 
 
@@ -216,6 +244,27 @@ class EditRefused(TransitionRefused):
     def __init__(self, campaign_id: int, state: CampaignState, code: str, reason: str) -> None:
         super().__init__(campaign_id, "edit", state, reason)
         self.code = code
+
+
+class ApprovalRefused(TransitionRefused):
+    """Maker-checker refused ``action``: ``code`` says why (``approval_required``: a start
+    without an approval; ``self_approval``: the creator approving; ``not_an_approver``: a
+    role that may not approve (403); ``already_approved``; ``content_changed``: the content
+    changed since the version the approver saw; ``not_a_draft``; ``approval_frozen``: a
+    started campaign's audience cannot change)."""
+
+    def __init__(
+        self,
+        campaign_id: int,
+        action: str,
+        state: CampaignState,
+        code: str,
+        reason: str,
+        status: int = 409,
+    ) -> None:
+        super().__init__(campaign_id, action, state, reason)
+        self.code = code
+        self.status = status
 
 
 _FINISHED_REASONS = {

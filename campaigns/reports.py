@@ -257,6 +257,15 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
         "created_at": _iso(campaign.created_at),
         "started_at": _iso(campaign.started_at),
         "finished_at": _iso(campaign.finished_at),
+        "content_version": campaign.content_version,
+        "approval": None
+        if campaign.approval is None
+        else {
+            "by": campaign.approval.by,
+            "role": campaign.approval.role,
+            "at": _iso(campaign.approval.at),
+            "version": campaign.approval.version,
+        },
     }
 
 

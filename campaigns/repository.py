@@ -22,6 +22,7 @@ import asyncpg
 from campaigns.csvstream import InputRefused
 from campaigns.models import (
     AUDIENCE_OPEN,
+    ApprovalRefused,
     Campaign,
     CampaignNotFound,
     DeliveryTally,
@@ -32,6 +33,7 @@ from campaigns.models import (
     state_refusal,
 )
 from campaigns.spec import CampaignSpec
+from dispatcher.kernel.audit import SYSTEM, Actor, AuditAction, record
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState
 
@@ -43,6 +45,19 @@ Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 #: batch, 45.7 and 47.7 s in five (issue 16, alternated, loaded host).
 LOAD_BATCH = 1_000_000
 S = CampaignState
+#: What an edit may change, as recorded in the audit trail (names of the fields only).
+CONTENT_FIELDS = (
+    "name",
+    "partner",
+    "kind",
+    "scope",
+    "texts",
+    "variables",
+    "variable_defaults",
+    "priority",
+    "start_at",
+    "end_at",
+)
 
 
 class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent / "sql"):
@@ -71,6 +86,8 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     insert_uploaded: str
     insert_segment: str
     set_segment: str
+    audience_changed: str
+    approve: str
     begin_upload: str
     finish_upload: str
     audience_uploads: str
@@ -156,8 +173,28 @@ class AudienceLoad:
 
     conn: asyncpg.Connection
     campaign: Campaign
+    actor: Actor = SYSTEM
+    #: The approval this upload cleared (maker-checker), and whether it sent a scheduled
+    #: campaign back to draft.
+    approval_cleared: bool = False
+    back_to_draft: bool = False
 
     parsed_at: float = 0.0  # perf_counter() when load() had read its last rows
+
+    async def audited(self, now: datetime, details: dict[str, object]) -> None:
+        """Record this upload in the audit trail (in its transaction): counts only."""
+        if self.approval_cleared:
+            details["approval_cleared"] = True
+        if self.back_to_draft:
+            details["state"] = CampaignState.DRAFT.value
+        await record(
+            self.conn,
+            self.actor,
+            AuditAction.UPLOAD,
+            now,
+            campaign_id=self.campaign.id,
+            details=details,
+        )
 
     async def load(
         self, chunks: AsyncIterable[CopyRows], batch_rows: int = LOAD_BATCH
@@ -275,8 +312,18 @@ class CampaignRepository:
             async with self._db.transaction():
                 yield self._db
 
-    async def create(self, spec: CampaignSpec, created_by: str | None, now: datetime) -> Campaign:
-        """Insert a draft campaign (and its survey) in one transaction."""
+    async def create(
+        self,
+        spec: CampaignSpec,
+        created_by: str | None,
+        now: datetime,
+        *,
+        actor: Actor | None = None,
+        details: dict[str, object] | None = None,
+    ) -> Campaign:
+        """Insert a draft campaign (and its survey) in one transaction, recorded in the audit
+        trail as ``actor``'s (by default: ``created_by``)."""
+        actor = actor or (Actor(created_by) if created_by else SYSTEM)
         async with self._transaction() as conn:
             row = await conn.fetchrow(
                 CampaignSQL.insert_campaign,
@@ -301,6 +348,15 @@ class CampaignRepository:
                     spec.survey.thanks,
                     spec.survey.timeout,
                 )
+            about = {"name": spec.name, "partner": spec.partner, "kind": spec.kind.value}
+            await record(
+                conn,
+                actor,
+                AuditAction.CREATE,
+                now,
+                campaign_id=row["id"],
+                details=about | (details or {}),
+            )
         return Campaign.from_row(row)
 
     async def get(self, campaign_id: int) -> Campaign | None:
@@ -333,7 +389,9 @@ class CampaignRepository:
         )
         return [Campaign.from_row(row) for row in rows]
 
-    async def update_draft(self, campaign_id: int, spec: CampaignSpec, now: datetime) -> Campaign:
+    async def update_draft(
+        self, campaign_id: int, spec: CampaignSpec, now: datetime, *, actor: Actor = SYSTEM
+    ) -> Campaign:
         """Replace a draft's content with ``spec`` (and its survey) in one transaction.
 
         Raises :class:`CampaignNotFound`, or :class:`EditRefused` when it is no longer a draft
@@ -384,25 +442,62 @@ class CampaignRepository:
                     spec.survey.thanks,
                     spec.survey.timeout,
                 )
-        return Campaign.from_row(row)
+            edited = Campaign.from_row(await conn.fetchrow(CampaignSQL.get_campaign, campaign_id))
+            await record(
+                conn,
+                actor,
+                AuditAction.EDIT,
+                now,
+                campaign_id=campaign_id,
+                details=_edit_details(current, edited),
+            )
+        return edited
 
-    async def transition(self, campaign_id: int, action: str, now: datetime) -> Campaign:
-        """Apply ``action`` (start, pause, resume, cancel) with one guarded UPDATE.
+    async def transition(
+        self,
+        campaign_id: int,
+        action: str,
+        now: datetime,
+        *,
+        actor: Actor = SYSTEM,
+        approval_required: bool = False,
+    ) -> Campaign:
+        """Apply ``action`` (start, pause, resume, cancel) with one guarded UPDATE, recorded
+        in the audit trail in the same transaction.
 
         Raises :class:`CampaignNotFound`, or :class:`TransitionRefused` when the current
-        state does not allow it (or a start lacks an audience or its window is over); of
-        two concurrent callers exactly one wins.
+        state does not allow it (or a start lacks an audience or its window is over, or,
+        with ``approval_required``, an approval: :class:`ApprovalRefused`); of two
+        concurrent callers exactly one wins.
         """
         query, allowed = TRANSITIONS[action]
-        row = await self._db.fetchrow(query, campaign_id, now, [s.value for s in allowed])
-        if row is None:
-            raise await self._refused(campaign_id, action, allowed, now)
+        params: list[object] = [campaign_id, now, [s.value for s in allowed]]
+        if action == "start":
+            params.append(approval_required)
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(query, *params)
+            if row is None:
+                raise await self._refused(
+                    conn, campaign_id, action, allowed, now, approval_required
+                )
+            details: dict[str, object] = {"state": row["state"]}
+            if action == "cancel":
+                details["suppressed"] = row["suppressed_now"]
+            await record(
+                conn, actor, AuditAction(action), now, campaign_id=campaign_id, details=details
+            )
         return Campaign.from_row(row)
 
     async def _refused(
-        self, campaign_id: int, action: str, allowed: Sequence[CampaignState], now: datetime
+        self,
+        conn: asyncpg.Connection,
+        campaign_id: int,
+        action: str,
+        allowed: Sequence[CampaignState],
+        now: datetime,
+        approval_required: bool = False,
     ) -> Exception:
-        row = await self._db.fetchrow(CampaignSQL.why_refused, campaign_id, now)
+        row = await conn.fetchrow(CampaignSQL.why_refused, campaign_id, now)
         if row is None:
             return CampaignNotFound(campaign_id)
         state = CampaignState(row["state"])
@@ -412,9 +507,65 @@ class CampaignRepository:
             reason = "the campaign's end time has passed"
         elif not row["has_audience"]:
             reason = "the campaign has no audience yet"
+        elif action == "start" and approval_required and not row["approved"]:
+            return ApprovalRefused(
+                campaign_id,
+                action,
+                state,
+                "approval_required",
+                "it needs an approval by someone other than its creator first",
+            )
         else:
             reason = "someone changed the campaign meanwhile; look again"
         return TransitionRefused(campaign_id, action, state, reason)
+
+    async def approve(
+        self,
+        campaign_id: int,
+        actor: Actor,
+        now: datetime,
+        *,
+        approver_roles: Sequence[str],
+        version: int | None = None,
+    ) -> Campaign:
+        """``actor`` approves the draft's content (of ``version``, the one they saw, when
+        given): only a role of ``approver_roles``, never the campaign's creator, once per
+        content version. Recorded in the audit trail. The row is locked first, so an edit,
+        an upload or a second approver waits and then sees this approval (or its absence).
+
+        Raises :class:`CampaignNotFound` or :class:`ApprovalRefused`."""
+        if (role_refused := approver_refusal(actor, approver_roles)) is not None:
+            raise ApprovalRefused(
+                campaign_id,
+                "approve",
+                CampaignState.DRAFT,
+                "not_an_approver",
+                role_refused,
+                status=403,
+            )
+        async with self._transaction() as conn:
+            locked = await conn.fetchrow(CampaignSQL.lock_for_audience, campaign_id)
+            if locked is None:
+                raise CampaignNotFound(campaign_id)
+            current = Campaign.from_row(locked)
+            refusal = approval_refusal(current, actor, approver_roles, version)
+            if refusal is not None:
+                code, reason = refusal
+                raise ApprovalRefused(campaign_id, "approve", current.state, code, reason)
+            row = await conn.fetchrow(
+                CampaignSQL.approve,
+                campaign_id,
+                actor.name,
+                actor.role,
+                now,
+                current.content_version,
+            )
+            assert row is not None, "the row is locked and every guard was checked"
+            details = {"content_version": current.content_version}
+            await record(
+                conn, actor, AuditAction.APPROVE, now, campaign_id=campaign_id, details=details
+            )
+        return Campaign.from_row(row)
 
     # ----------------------------------------------------------- engine, periodically
 
@@ -435,27 +586,62 @@ class CampaignRepository:
     # ----------------------------------------------------------- audience
 
     @asynccontextmanager
-    async def audience_load(self, campaign_id: int) -> AsyncIterator[AudienceLoad]:
+    async def audience_load(
+        self, campaign_id: int, *, actor: Actor = SYSTEM, approval_required: bool = False
+    ) -> AsyncIterator[AudienceLoad]:
         """One transaction for one upload: the campaign locked FOR SHARE and checked to be
         in draft, scheduled or paused, and an empty upload table. Leaving the block by an
-        exception rolls everything back: nothing of a refused upload stays."""
+        exception rolls everything back: nothing of a refused upload stays.
+
+        The audience is part of what a checker approves: the upload clears the approval,
+        and under maker-checker (``approval_required``, or a campaign started under it)
+        sends a scheduled campaign back to draft and is refused for a paused one."""
         async with self._transaction() as conn:
             row = await conn.fetchrow(CampaignSQL.lock_for_audience, campaign_id)
             if row is None:
                 raise CampaignNotFound(campaign_id)
             campaign = Campaign.from_row(row)
+            action = "add an audience"
             if campaign.state not in AUDIENCE_OPEN:
-                action = "add an audience"
                 raise TransitionRefused(
                     campaign_id, action, campaign.state, state_refusal(action, campaign.state)
                 )
+            checked = approval_required or campaign.approval_required
+            if checked and campaign.state is CampaignState.PAUSED:
+                raise ApprovalRefused(
+                    campaign_id,
+                    action,
+                    campaign.state,
+                    "approval_frozen",
+                    "its approved audience cannot change once it has started; duplicate it "
+                    "for more recipients",
+                )
+            changed = await conn.fetchrow(
+                CampaignSQL.audience_changed, campaign_id, approval_required
+            )
             await conn.execute(CampaignSQL.create_upload_table)
             await conn.execute(CampaignSQL.upload_work_mem)
-            yield AudienceLoad(conn, campaign)
+            yield AudienceLoad(
+                conn,
+                campaign,
+                actor,
+                approval_cleared=campaign.approval is not None,
+                back_to_draft=changed["state"] != campaign.state.value,
+            )
 
-    async def add_segment(self, campaign_id: int, segment: str, now: datetime) -> int:
+    async def add_segment(
+        self,
+        campaign_id: int,
+        segment: str,
+        now: datetime,
+        *,
+        actor: Actor = SYSTEM,
+        approval_required: bool = False,
+    ) -> int:
         """Queue every number of ``segment`` (set-based); returns how many were new."""
-        async with self.audience_load(campaign_id) as load:
+        async with self.audience_load(
+            campaign_id, actor=actor, approval_required=approval_required
+        ) as load:
             campaign = load.campaign
             if not set(campaign.variables) <= set(campaign.variable_defaults):
                 raise InputRefused(
@@ -468,6 +654,7 @@ class CampaignRepository:
                 CampaignSQL.insert_segment, campaign_id, _SEGMENT_MEMBERS_ONLY[segment]
             )
             await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)
+            await load.audited(now, {"segment": segment, "accepted": int(queued)})
         return int(queued)
 
     async def uploads(self, campaign_id: int) -> list[AudienceUpload]:
@@ -506,3 +693,49 @@ class CampaignRepository:
         """Answer counts per question and option, session counts per state (one query; it
         reads no delivery)."""
         return SurveyCounts.from_rows(await self._db.fetch(CampaignSQL.survey_counts, survey_id))
+
+
+def _edit_details(before: Campaign, after: Campaign) -> dict[str, object]:
+    """What an edit changed, for the audit trail: the names of the fields (not their
+    texts), the content version, and whether it cleared an approval."""
+    changed = [name for name in CONTENT_FIELDS if getattr(before, name) != getattr(after, name)]
+    if after.content_version != before.content_version and not changed:
+        changed.append("survey")
+    details: dict[str, object] = {"changed": changed, "content_version": after.content_version}
+    if before.approval is not None and after.approval is None:
+        details["approval_cleared"] = True
+    return details
+
+
+def approver_refusal(actor: Actor, approver_roles: Sequence[str]) -> str | None:
+    """Why ``actor``'s role may approve no campaign (``approver_roles``), or None."""
+    if actor.role in approver_roles:
+        return None
+    return (
+        f"role {actor.role} may not approve campaigns "
+        f"(approvers: {', '.join(approver_roles) or 'nobody'})"
+    )
+
+
+def approval_refusal(
+    campaign: Campaign, actor: Actor, approver_roles: Sequence[str], version: int | None = None
+) -> tuple[str, str] | None:
+    """Why ``actor`` may not approve ``campaign`` now (code, reason), or None: the one rule
+    of maker-checker, asked by :meth:`CampaignRepository.approve` and by the console (which
+    shows the Approve button only where it is None). ``version``: the content version the
+    approver saw."""
+    if (role_refused := approver_refusal(actor, approver_roles)) is not None:
+        return "not_an_approver", role_refused
+    if campaign.state is not CampaignState.DRAFT:
+        return "not_a_draft", f"only a draft is approved; it is {campaign.state}"
+    if campaign.created_by == actor.name:
+        return "self_approval", "its creator cannot approve it; another person must"
+    if campaign.approval is not None:
+        return "already_approved", f"{campaign.approval.by} approved it already"
+    if version is not None and version != campaign.content_version:
+        return (
+            "content_changed",
+            f"it changed since you saw it (version {version}, now {campaign.content_version}); "
+            "look again",
+        )
+    return None

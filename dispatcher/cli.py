@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token by id", parents=[demo_db])
     revoke.add_argument("id", type=int)
     from dispatcher import (
+        cli_audit,
         cli_calendar,
         cli_campaign,
         cli_inbox,
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_inbox.add_parsers,
         cli_calendar.add_parsers,
         cli_partners.add_parsers,
+        cli_audit.add_parsers,
     ):
         _COMMANDS.update(register(sub))
     return parser
@@ -165,18 +167,22 @@ async def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 async def _token_action(
     settings: Settings, args: argparse.Namespace, tokens: TokenRepository, now: datetime
 ) -> int:
+    from dispatcher.kernel.audit import cli_actor
+
     if args.token_command == "create":
         expires = None
         if args.expires_in_days is not None:
             expires = now + timedelta(days=args.expires_in_days)
-        token, info = await tokens.create(args.name, Role(args.role), expires)
+        token, info = await tokens.create(
+            args.name, Role(args.role), expires, actor=cli_actor(), now=now
+        )
         print(f"created token {info.id} ({info.name}, role {info.role}); it is shown only once:")
         print(token)
     elif args.token_command == "list":
         from dispatcher.cli_ops import token_lines
 
         print("\n".join(token_lines(await tokens.list(), now, settings.timezone)))
-    elif not await tokens.revoke(args.id, now):
+    elif not await tokens.revoke(args.id, now, actor=cli_actor()):
         print(f"smartd: no active token with id {args.id}", file=sys.stderr)
         return 1
     else:

@@ -27,7 +27,7 @@ from campaigns.models import CampaignNotFound, TransitionRefused
 from campaigns.reports import CampaignReport, campaign_report, campaign_view, percent_of
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
-from dispatcher import cli_edit
+from dispatcher import cli_audit, cli_edit
 from dispatcher.cli_common import (
     EXIT_REJECTED_ROWS,
     Command,
@@ -46,6 +46,7 @@ from dispatcher.cli_partners import opt_outs_line
 from dispatcher.db import open_database
 from dispatcher.engine.forecast import campaign_forecast, forecast_lines
 from dispatcher.engine.status import status_of
+from dispatcher.kernel.audit import cli_actor
 from dispatcher.kernel.states import CampaignState
 from dispatcher.policy.status import CampaignStatus
 from dispatcher.settings import Settings
@@ -102,6 +103,7 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     )
     forecast.add_argument("id", type=int)
     cli_edit.add_parsers(actions)
+    cli_audit.add_campaign_parsers(actions)
     for name in ("status", "show"):
         status = actions.add_parser(
             name, help="what it is doing in plain words, counts by state and suppression reason"
@@ -122,6 +124,7 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
             "show": shown,
             "edit": cli_edit.edit,
             "duplicate": cli_edit.copy,
+            "approve": cli_audit.approve,
             "rejected": _rejected,
             "forecast": functools.partial(_forecast, pool=db.pool),
         }
@@ -188,7 +191,8 @@ async def _create(
         for field, problem in _flatten(exc.details):
             print(f"smartd: {field}: {problem}", file=sys.stderr)
         return fail("the campaign is invalid; nothing was created")
-    campaign = await repository.create(spec, "cli", now)
+    actor = cli_actor()
+    campaign = await repository.create(spec, actor.name, now, actor=actor)
     view = campaign_view(campaign)
     print(f"created campaign {campaign.id} ({campaign.name}), state {campaign.state.value}")
     for language, cost in view["preview"].items():
@@ -233,9 +237,11 @@ async def _upload(
                 max_rows=settings.audience_max_rows,
                 max_bytes=settings.audience_max_bytes,
                 now=cli_clock(settings).now(),
-                uploaded_by="cli",
+                uploaded_by=cli_actor().name,
                 policy=settings.mobile_policy,
                 mapping=mapping,
+                actor=cli_actor(),
+                approval_required=settings.approval_required,
             )
     except InputRefused as exc:
         return refused(path, exc, "nothing was added")
@@ -293,7 +299,13 @@ async def _transition(
     settings: Settings, repository: CampaignRepository, args: argparse.Namespace
 ) -> int:
     now = cli_clock(settings).now()
-    campaign = await repository.transition(args.id, args.campaign_command, now)
+    campaign = await repository.transition(
+        args.id,
+        args.campaign_command,
+        now,
+        actor=cli_actor(),
+        approval_required=settings.approval_required,
+    )
     print(f"campaign {campaign.id} is {campaign.state.value}")
     return 0
 

@@ -18,6 +18,7 @@ from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError
 from dispatcher.cli_common import cli_clock, fail, readable_file
 from dispatcher.console.forms import flatten_errors
+from dispatcher.kernel.audit import cli_actor
 from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.settings import Settings
 
@@ -64,6 +65,7 @@ async def edit(settings: Settings, repository: CampaignRepository, args: argpars
             now,
             settings.campaign_max_segments,
             settings.required_languages,
+            actor=cli_actor(),
         )
     except EditRefused as exc:
         if exc.code == "not_a_draft":
@@ -85,10 +87,11 @@ async def copy(settings: Settings, repository: CampaignRepository, args: argpars
         campaign = await duplicate(
             repository,
             args.id,
-            "cli",
+            cli_actor().name,
             now,
             settings.campaign_max_segments,
             settings.required_languages,
+            actor=cli_actor(),
         )
     except SpecError as exc:
         return _invalid(exc, "today's rules refuse a copy; nothing was created")

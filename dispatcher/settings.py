@@ -144,6 +144,14 @@ def _languages(raw: str) -> tuple[str, ...]:
     return values
 
 
+def _approver_roles(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of the roles that may approve a campaign (admin, marketer)."""
+    values = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    if not values or not set(values) <= {"admin", "marketer"}:
+        raise ValueError(raw)
+    return values
+
+
 def _prefixes(raw: str) -> tuple[str, ...]:
     """Comma-separated E.164 prefixes (digits, a leading '+' allowed), possibly empty."""
     values = tuple(
@@ -497,6 +505,19 @@ class Settings:
         "an integer 1-1000 (1: no suppression)",
         'partner-facing counts below this are shown as "< N" (R11; admin sees exact counts)',
     )
+    approval_required: bool = _setting(
+        False,
+        _bool,
+        "true or false",
+        "maker-checker: a campaign starts only once a person other than its creator approved "
+        "its current texts and audience (a change sends it back for approval)",
+    )
+    approver_roles: tuple[str, ...] = _setting(
+        ("admin", "marketer"),
+        _approver_roles,
+        "comma-separated admin, marketer",
+        "the roles that may approve a campaign (never its creator)",
+    )
     receipt_address_check: str = _setting(
         "count",
         _choice("count", "refuse"),
@@ -608,9 +629,8 @@ def describe() -> list[tuple[str, str, str, str]]:
         )
         if isinstance(default, tuple):
             default = ",".join(default)
-        rows.append(
-            (env_name(f.name), str(default or ""), f.metadata["expects"], f.metadata["doc"])
-        )
+        shown = str(default) if isinstance(default, bool) else str(default or "")
+        rows.append((env_name(f.name), shown, f.metadata["expects"], f.metadata["doc"]))
     return rows
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from dispatcher.kernel.audit import SYSTEM, Actor, AuditAction, record
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
 
@@ -72,14 +73,37 @@ class TokenRepository:
         self._cache: dict[bytes, tuple[TokenInfo, datetime, datetime | None]] = {}
 
     async def create(
-        self, name: str, role: Role, expires_at: datetime | None = None
+        self,
+        name: str,
+        role: Role,
+        expires_at: datetime | None = None,
+        *,
+        actor: Actor = SYSTEM,
+        now: datetime | None = None,
     ) -> tuple[str, TokenInfo]:
-        """Create a token; the plain token is returned here once and never stored."""
+        """Create a token; the plain token is returned here once and never stored. Recorded
+        in the audit trail (its id, name, role and expiry; never the token) in the same
+        transaction, at ``now`` (default: the database's clock)."""
         token = new_token()
-        row = await self._pool.fetchrow(
-            TokenSQL.insert_token, name, role.value, hash_token(token), expires_at
-        )
-        return token, TokenInfo.from_row(row)
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                TokenSQL.insert_token, name, role.value, hash_token(token), expires_at
+            )
+            info = TokenInfo.from_row(row)
+            details = {
+                "name": info.name,
+                "role": info.role.value,
+                "expires_at": None if expires_at is None else expires_at.isoformat(),
+            }
+            await record(
+                conn,
+                actor,
+                AuditAction.TOKEN_CREATE,
+                now,
+                target=f"token:{info.id}",
+                details=details,
+            )
+        return token, info
 
     async def authenticate(self, token: str, now: datetime) -> TokenInfo | None:
         """The live token's holder, or None (unknown, expired or revoked). Asks the database
@@ -106,9 +130,13 @@ class TokenRepository:
     async def list(self) -> list[TokenInfo]:
         return [TokenInfo.from_row(r) for r in await self._pool.fetch(TokenSQL.list_tokens)]
 
-    async def revoke(self, token_id: int, now: datetime) -> bool:
-        """Revoke a token; this repository forgets it at once (others within the bound)."""
-        revoked = await self._pool.fetchval(TokenSQL.revoke_token, token_id, now) is not None
+    async def revoke(self, token_id: int, now: datetime, *, actor: Actor = SYSTEM) -> bool:
+        """Revoke a token (recorded in the audit trail in the same transaction); this
+        repository forgets it at once (others within the bound)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            revoked = await conn.fetchval(TokenSQL.revoke_token, token_id, now) is not None
+            if revoked:
+                await record(conn, actor, AuditAction.TOKEN_REVOKE, now, target=f"token:{token_id}")
         for digest, (info, _, _) in list(self._cache.items()):
             if info.id == token_id:
                 del self._cache[digest]

@@ -55,6 +55,8 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/inbox"): frozenset({A, M, V}),
     ("GET", "/api/v1/calendar"): frozenset({A, M, V}),
     ("GET", "/api/v1/partners"): frozenset({A, M, V}),
+    ("POST", "/api/v1/campaigns/{id}/approve"): frozenset({A, M}),
+    ("GET", "/api/v1/audit"): frozenset({A, M}),
 }
 
 #: A plausible request for each endpoint (keyword arguments of the client call).
@@ -75,6 +77,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "headers": {"Content-Type": "text/csv"},
     },
     ("PATCH", "/api/v1/campaigns/{id}"): {"json": {"priority": 1}},
+    ("GET", "/api/v1/audit"): {"params": {"campaign_id": "1"}},  # a marketer: one campaign's
 }
 
 

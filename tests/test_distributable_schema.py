@@ -48,6 +48,7 @@ REFERENCE_TABLES = {
     "smsc_binds": "each engine's SMPP bind, read by the campaign status: a row per engine",
     "job_runs": "one row per periodic job and period (the monthly grant)",
     "schema_migrations": "the migrations applied, one row each",
+    "audit_events": "operator actions (a few a day), append-only; no subscriber in them",
 }
 
 #: Distributed tables not co-located with the subscribers: table → (distribution column, why).

@@ -77,20 +77,26 @@ DELETE FROM surveys WHERE campaign_id = $1
 -- $1 campaign id, $2 now.
 SELECT state,
        end_at IS NOT NULL AND end_at <= $2 AS window_over,
-       EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1) AS has_audience
+       EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1) AS has_audience,
+       approved_by IS NOT NULL AS approved
 FROM campaigns WHERE id = $1
 
 -- name: start
--- draft → scheduled (start_at in the future) or running; needs an audience and an open
--- campaign window. $1 campaign id, $2 now, $3 allowed-from states.
+-- draft → scheduled (start_at in the future) or running; needs an audience, an open
+-- campaign window and, while approval is required ($4, SMARTD_APPROVAL_REQUIRED), an
+-- approval of its current content (the campaigns_started_approved CHECK, migration 0038,
+-- holds it to that too). $1 campaign id, $2 now, $3 allowed-from states, $4 approval
+-- required.
 UPDATE campaigns
 SET state = CASE WHEN start_at > $2 THEN 'scheduled' ELSE 'running' END::campaign_state,
     started_at = CASE WHEN start_at > $2 THEN NULL ELSE $2 END,
-    updated_at = $2
+    updated_at = $2,
+    approval_required = $4
 WHERE id = $1
   AND state = ANY($3::campaign_state[])
   AND (end_at IS NULL OR end_at > $2)
   AND EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
+  AND (NOT $4::boolean OR approved_by IS NOT NULL)
 RETURNING *
 
 -- name: pause
@@ -255,6 +261,35 @@ SELECT count(*) FROM queued
 -- name: set_segment
 -- $1 campaign id, $2 segment name, $3 now.
 UPDATE campaigns SET segment = $2, updated_at = $3 WHERE id = $1
+
+-- name: audience_changed
+-- An upload or a segment changes the audience, so the content a checker approved: a new
+-- content_version, which clears the approval (trigger campaigns_content_version, migration
+-- 0038). A scheduled campaign under maker-checker ($2, or started under it) goes back to
+-- draft, to be approved again. The row is locked (lock_for_audience). $1 campaign id,
+-- $2 approval required. → the state after.
+UPDATE campaigns
+SET content_version = content_version + 1,
+    state = CASE WHEN state = 'scheduled' AND (approval_required OR $2::boolean)
+                 THEN 'draft' ELSE state END::campaign_state
+WHERE id = $1
+RETURNING state, approval_required
+
+-- name: approve
+-- A checker approves the content version they saw. Guarded: a draft, not yet approved, of
+-- that version, and not by its creator (the campaigns_not_self_approved CHECK holds that
+-- too). The row is locked first (lock_for_audience), so of two approvers one wins and the
+-- other sees the approval. $1 campaign id, $2 approver, $3 their role, $4 now, $5 content
+-- version.
+UPDATE campaigns
+SET approved_by = $2, approved_role = $3, approved_at = $4, approved_version = $5,
+    updated_at = $4
+WHERE id = $1
+  AND state = 'draft'
+  AND approved_by IS NULL
+  AND content_version = $5
+  AND created_by IS DISTINCT FROM $2
+RETURNING *
 
 -- name: delivery_counts
 -- The report in one scan of the campaign's deliveries (deliveries_campaign_state).

@@ -71,6 +71,7 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_get("/console/campaigns" + ID + "/edit", edit_views.edit_form)
     router.add_post("/console/campaigns" + ID + "/edit", edit_views.save_edit)
     router.add_post("/console/campaigns" + ID + "/duplicate", edit_views.duplicate_campaign)
+    router.add_post("/console/campaigns" + ID + "/approve", campaign_views.approve_campaign)
     router.add_get("/console/campaigns" + ID + "/results.csv", campaign_views.results_download)
     router.add_get(
         "/console/campaigns" + ID + "/audience/rejected.csv", campaign_views.rejected_rows_csv

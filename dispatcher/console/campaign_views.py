@@ -26,7 +26,13 @@ from campaigns.audience import (
 from campaigns.csvstream import InputRefused
 from campaigns.disclosure import sees_exact_counts
 from campaigns.languages import pick_language
-from campaigns.models import AUDIENCE_OPEN, Campaign, TransitionRefused
+from campaigns.models import (
+    AUDIENCE_OPEN,
+    ApprovalRefused,
+    Campaign,
+    CampaignNotFound,
+    TransitionRefused,
+)
 from campaigns.reports import (
     DeliveryCounts,
     SurveyResults,
@@ -42,13 +48,14 @@ from campaigns.reports import (
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
-from dispatcher.console import audience_stash
+from dispatcher.console import approval_views, audience_stash
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
 from dispatcher.console.guard import (
     MULTIPART,
     USER,
     action,
     can_act,
+    console_actor,
     error_page,
     read_field,
     render,
@@ -87,6 +94,7 @@ DONE_NOTICES = {
     "resume": "Campaign resumed.",
     "cancel": "Campaign cancelled: its queued messages are suppressed.",
     "created": "Campaign created as a draft. Add an audience, then start it.",
+    "approved": "Campaign approved: its texts and audience as they are now may be started.",
     "edited": "Campaign saved. It is still a draft: add an audience (or more), then start it.",
     "duplicated": (
         "Draft created as a copy of campaign #{source}: its texts and settings, no audience, "
@@ -292,7 +300,7 @@ async def _campaign_context(
         "uploads": uploads,
         "rejected_total": sum(u.rejected for u in uploads),
         "opt_outs": opt_outs_json(opted, report.counts, min_cell, days, PROGRESS_SUMS),
-    }
+    } | await approval_views.approval_context(request, campaign)
 
 
 def _schedule_warnings(request: web.Request, campaign: Campaign) -> list[str]:
@@ -443,7 +451,13 @@ def _transition(name: str) -> Any:
             return see_other(f"/console/campaigns/{campaign_id}/{name}")
         repository = _repository(request)
         try:
-            await repository.transition(campaign_id, name, request.app[CLOCK].now())
+            await repository.transition(
+                campaign_id,
+                name,
+                request.app[CLOCK].now(),
+                actor=console_actor(request),
+                approval_required=request.app[SETTINGS].approval_required,
+            )
         except TransitionRefused as exc:
             campaign = await repository.get(campaign_id)
             assert campaign is not None
@@ -462,6 +476,23 @@ def _transition(name: str) -> Any:
     return change_state
 
 
+@action(Role.MARKETER)
+async def approve_campaign(request: web.Request) -> web.StreamResponse:
+    """POST (form with CSRF and ``version``, the content version shown): approve the draft
+    (maker-checker) → 303 to its page; a refusal is the page saying why (403/409)."""
+    campaign_id = path_id(request)
+    try:
+        await approval_views.approve_as_user(request, campaign_id)
+    except CampaignNotFound:
+        return error_page(request, 404, "No such campaign", "It may have been removed.")
+    except ApprovalRefused as exc:
+        campaign = await _repository(request).get(campaign_id)
+        assert campaign is not None
+        context = await _campaign_context(request, campaign, error=f"Cannot approve: {exc.reason}.")
+        return render(request, "campaign.html", context, status=exc.status)
+    return see_other(f"/console/campaigns/{campaign_id}?done=approved")
+
+
 def _confirm(name: str) -> Any:
     @view(Role.MARKETER)
     async def confirm_page(request: web.Request) -> web.StreamResponse:
@@ -471,6 +502,8 @@ def _confirm(name: str) -> Any:
         error = None
         if name not in ACTIONS_IN[campaign.state]:
             error = f"Cannot {name}: the campaign is {campaign.state.value}."
+        elif name == "start" and request.app[SETTINGS].approval_required and not campaign.approval:
+            error = "Cannot start: it needs an approval by someone other than its creator first."
         forecast = None
         if name == "start" and error is None:
             forecast = await _forecast_view(request, campaign)
@@ -623,6 +656,8 @@ async def load_or_map(
                 uploaded_by=request[USER].name,
                 policy=settings.mobile_policy,
                 mapping=mapping,
+                actor=console_actor(request),
+                approval_required=settings.approval_required,
             )
     except Busy as exc:
         return _refused(campaign, token, f"The file was not loaded: {exc.message}.", 503)

@@ -28,8 +28,8 @@ from dispatcher.console.forms import (
 )
 from dispatcher.console.guard import (
     MULTIPART,
-    USER,
     action,
+    console_actor,
     read_field,
     render,
     see_other,
@@ -93,7 +93,8 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
         chosen = file_part.filename if file_part is not None else None
         return form_page(request, form, errors, status=400, chosen_file=chosen)
     repository = CampaignRepository(request.app[DATABASE].pool)
-    campaign = await repository.create(spec, request[USER].name, now)
+    actor = console_actor(request)
+    campaign = await repository.create(spec, actor.name, now, actor=actor)
     location = f"/console/campaigns/{campaign.id}"
     if file_part is None:
         return see_other(location + "?done=created")

@@ -14,7 +14,7 @@ from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError
 from dispatcher.console.create_views import form_page, read_form
 from dispatcher.console.forms import campaign_form, campaign_payload, flatten_errors
-from dispatcher.console.guard import USER, action, error_page, see_other, view
+from dispatcher.console.guard import USER, action, console_actor, error_page, see_other, view
 from dispatcher.kernel.states import CampaignState, ContactKind, Role
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 from dispatcher.web.params import path_id
@@ -75,6 +75,7 @@ async def save_edit(request: web.Request) -> web.StreamResponse:
             request.app[CLOCK].now(),
             settings.campaign_max_segments,
             settings.required_languages,
+            actor=console_actor(request),
         )
     except CampaignNotFound:
         return _not_found(request)
@@ -113,6 +114,7 @@ async def duplicate_campaign(request: web.Request) -> web.StreamResponse:
             request.app[CLOCK].now(),
             settings.campaign_max_segments,
             settings.required_languages,
+            actor=console_actor(request),
         )
     except CampaignNotFound:
         return _not_found(request)

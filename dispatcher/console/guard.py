@@ -29,6 +29,7 @@ from dispatcher.console.sessions import (
     cookie_secret,
     same_secret,
 )
+from dispatcher.kernel.audit import Actor
 from dispatcher.kernel.states import Role
 from dispatcher.kernel.values import header_token
 from dispatcher.web.auth import GRANTS, public
@@ -195,6 +196,12 @@ def secured(response: R) -> R:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def console_actor(request: web.Request) -> Actor:
+    """The signed-in person as the audit trail records them: the token's name and role."""
+    user = request[USER]
+    return Actor(user.name, user.role.value)
 
 
 def can_act(user: ConsoleUser | None) -> bool:

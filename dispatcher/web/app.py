@@ -19,6 +19,7 @@ from dispatcher.scheduler import scheduler_ctx
 from dispatcher.settings import Settings
 from dispatcher.tokens import TokenRepository
 from dispatcher.web import (
+    audit_api,
     calendar_api,
     campaigns_api,
     gateway,
@@ -58,6 +59,7 @@ def setup_routes(app: web.Application) -> None:
     inbox_api.setup_routes(app)
     calendar_api.setup_routes(app)
     partners_api.setup_routes(app)
+    audit_api.setup_routes(app)
     console.setup(app)
     openapi.setup_routes(app)
     install_metrics(app, lambda: app.get(SESSION))

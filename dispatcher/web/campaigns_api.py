@@ -22,7 +22,14 @@ from campaigns.audience import (
 from campaigns.csvstream import InputRefused, TooLarge
 from campaigns.disclosure import sees_exact_counts
 from campaigns.editing import duplicate, edit_draft
-from campaigns.models import SEGMENTS, Campaign, CampaignNotFound, EditRefused, TransitionRefused
+from campaigns.models import (
+    SEGMENTS,
+    ApprovalRefused,
+    Campaign,
+    CampaignNotFound,
+    EditRefused,
+    TransitionRefused,
+)
 from campaigns.reports import (
     campaign_report,
     campaign_view,
@@ -35,6 +42,7 @@ from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
 from dispatcher.engine.forecast import campaign_forecast, forecast_json
 from dispatcher.engine.status import status_of
+from dispatcher.kernel.audit import Actor
 from dispatcher.kernel.states import CampaignState, Role
 from dispatcher.kernel.values import BIGINT_MAX
 from dispatcher.policy.schedule import schedule_warnings
@@ -61,6 +69,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(ITEM, get_campaign)
     router.add_patch(ITEM, edit_campaign)
     router.add_post(ITEM + "/duplicate", duplicate_campaign)
+    router.add_post(ITEM + "/approve", approve_campaign)
     router.add_get(ITEM + "/results.csv", survey_results_csv)
     router.add_get(ITEM + "/forecast", campaign_forecast_view)
     router.add_post(ITEM + "/audience", add_audience)
@@ -71,6 +80,12 @@ def setup_routes(app: web.Application) -> None:
 
 def _repository(request: web.Request) -> CampaignRepository:
     return CampaignRepository(request.app[DATABASE].pool)
+
+
+def caller_actor(request: web.Request) -> Actor:
+    """Who calls: the token's name and role (recorded in the audit trail)."""
+    caller = request[CALLER]
+    return Actor(caller.name, caller.role.value)
 
 
 def _campaign_id(request: web.Request) -> int:
@@ -98,6 +113,9 @@ def _domain_errors() -> Iterator[None]:
         raise ApiError(409, exc.code, message, {"state": exc.state.value}) from None
     except SpecError as exc:
         raise ApiError(400, "invalid_campaign", "the campaign is invalid", exc.details) from None
+    except ApprovalRefused as exc:
+        details = {"state": exc.state.value, "action": exc.action, "reason": exc.reason}
+        raise ApiError(exc.status, exc.code, str(exc), details) from None
     except TransitionRefused as exc:
         details = {"state": exc.state.value, "action": exc.action, "reason": exc.reason}
         raise ApiError(409, "invalid_transition", str(exc), details) from None
@@ -120,7 +138,8 @@ async def create_campaign(request: web.Request) -> web.Response:
         )
     except SpecError as exc:
         raise ApiError(400, "invalid_campaign", "the campaign is invalid", exc.details) from None
-    campaign = await _repository(request).create(spec, request[CALLER].name, now)
+    actor = caller_actor(request)
+    campaign = await _repository(request).create(spec, actor.name, now, actor=actor)
     return web.json_response(_with_warnings(request, campaign), status=201)
 
 
@@ -138,6 +157,7 @@ async def edit_campaign(request: web.Request) -> web.Response:
             now,
             settings.campaign_max_segments,
             settings.required_languages,
+            actor=caller_actor(request),
         )
     return web.json_response(_with_warnings(request, campaign))
 
@@ -155,6 +175,7 @@ async def duplicate_campaign(request: web.Request) -> web.Response:
             now,
             settings.campaign_max_segments,
             settings.required_languages,
+            actor=caller_actor(request),
         )
     body = _with_warnings(request, campaign) | {"duplicated_from": _campaign_id(request)}
     return web.json_response(body, status=201)
@@ -292,12 +313,45 @@ async def survey_results_csv(request: web.Request) -> web.Response:
     )
 
 
+@requires(Role.MARKETER)
+async def approve_campaign(request: web.Request) -> web.Response:
+    """Maker-checker: approve a draft's content (optionally ``{"version": n}``, the content
+    version the approver saw) → the campaign. 403 ``not_an_approver`` for a role outside
+    SMARTD_APPROVER_ROLES; 409 ``self_approval`` (its creator), ``already_approved``,
+    ``content_changed`` (not the version seen), ``not_a_draft``."""
+    version = None
+    if request.can_read_body:
+        body = await _json_body(request)
+        raw = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or (
+            raw is not None and (type(raw) is not int or not 1 <= raw <= 2**31 - 1)
+        ):
+            raise ApiError(400, "invalid_approval", 'expected {"version": <content version>}')
+        version = raw
+    settings = request.app[SETTINGS]
+    with _domain_errors():
+        campaign = await _repository(request).approve(
+            _campaign_id(request),
+            caller_actor(request),
+            request.app[CLOCK].now(),
+            approver_roles=settings.approver_roles,
+            version=version,
+        )
+    return web.json_response(campaign_view(campaign))
+
+
 def _transition_handler(action: str) -> Handler:
     @requires(Role.MARKETER)
     async def change_state(request: web.Request) -> web.Response:
         now = request.app[CLOCK].now()
         with _domain_errors():
-            campaign = await _repository(request).transition(_campaign_id(request), action, now)
+            campaign = await _repository(request).transition(
+                _campaign_id(request),
+                action,
+                now,
+                actor=caller_actor(request),
+                approval_required=request.app[SETTINGS].approval_required,
+            )
         return web.json_response(campaign_view(campaign))
 
     change_state.__name__ = change_state.__qualname__ = f"{action}_campaign"
@@ -333,6 +387,8 @@ async def add_audience(request: web.Request) -> web.Response:
                 uploaded_by=request[CALLER].name,
                 policy=settings.mobile_policy,
                 mapping=_mapping(fields),
+                actor=caller_actor(request),
+                approval_required=settings.approval_required,
             )
     return web.json_response(result.as_dict())
 
@@ -400,7 +456,13 @@ async def _add_segment(
     if segment not in SEGMENTS:
         raise ApiError(400, "invalid_segment", 'expected {"segment": ' + " | ".join(SEGMENTS) + "}")
     with _domain_errors():
-        accepted = await repository.add_segment(campaign_id, segment, request.app[CLOCK].now())
+        accepted = await repository.add_segment(
+            campaign_id,
+            segment,
+            request.app[CLOCK].now(),
+            actor=caller_actor(request),
+            approval_required=request.app[SETTINGS].approval_required,
+        )
     return web.json_response(
         {"accepted": accepted, "rejected": [], "duplicates": 0, "segment": segment}
     )

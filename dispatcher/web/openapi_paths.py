@@ -10,6 +10,8 @@ from typing import Any
 
 from campaigns.models import SEGMENTS
 from dispatcher.engine.forecast import FORECAST_REASONS
+from dispatcher.kernel.audit import MAX_PAGE as AUDIT_MAX_PAGE
+from dispatcher.kernel.audit import AuditAction
 from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
@@ -438,6 +440,20 @@ SCHEMAS: dict[str, Schema] = {
                 "send window (R8)",
             },
             "duplicated_from": INTEGER,
+            "content_version": {
+                **INTEGER,
+                "description": "bumped by every change of texts, schedule, survey or audience",
+            },
+            "approval": _nullable(
+                {
+                    **_obj(
+                        {"by": STRING, "role": _nullable(STRING), "at": TIME, "version": INTEGER},
+                        ("by", "at", "version"),
+                    ),
+                    "description": "maker-checker: who approved which content version; "
+                    "null while unapproved (any change of the content clears it)",
+                }
+            ),
         },
         ("id", "name", "kind", "scope", "state", "texts"),
     ),
@@ -611,6 +627,29 @@ _INBOX_CAMPAIGN: Schema = _obj(
     },
     ("id", "name", "partner", "counts"),
 )
+
+
+_AUDIT_EVENT: Schema = _obj(
+    {
+        "id": INTEGER,
+        "at": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string", "description": "a token's name, or cli:<os user>"},
+        "actor_role": _nullable(STRING),
+        "action": _enum(AuditAction),
+        "campaign_id": _nullable(INTEGER),
+        "target": _nullable({**STRING, "description": "e.g. token:7"}),
+        "details": {
+            "type": "object",
+            "description": "what changed, in field names and counts: never a token, never a "
+            "subscriber's number",
+        },
+    },
+    ("id", "at", "actor", "action", "details"),
+)
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
 
 
 def _campaign_id() -> Schema:
@@ -1018,6 +1057,57 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             }
         ],
         "responses": json_ok(ref("Calendar")),
+    },
+    ("POST", "/api/v1/campaigns/{id}/approve"): {
+        "summary": "Maker-checker: approve a draft's texts and audience (never its creator)",
+        "description": "With SMARTD_APPROVAL_REQUIRED a campaign starts only once approved; "
+        "any later change of its texts, schedule, survey or audience clears the approval (a "
+        "scheduled campaign goes back to draft). Give the content_version you reviewed as "
+        "version: a change since is 409 content_changed. 403 not_an_approver (a role outside "
+        "SMARTD_APPROVER_ROLES); 409 self_approval, already_approved, not_a_draft.",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "requestBody": json_body(
+            _obj({"version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}),
+            required=False,
+        ),
+        "responses": json_ok(ref("Campaign")),
+    },
+    ("GET", "/api/v1/audit"): {
+        "summary": "The audit trail: every operator action (create, edit, upload, approve, "
+        "start, pause, resume, cancel, token create and revoke), newest first",
+        "description": "Append-only, written in the transaction of each action. Admins read "
+        "all of it; a marketer one campaign's history (campaign_id required, else 403 "
+        "campaign_required).",
+        "tags": ["audit"],
+        "parameters": [
+            _query(
+                "campaign_id",
+                {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                "one campaign's events",
+            ),
+            _query("actor", {"type": "string", "minLength": 1, "maxLength": 200}, "exactly"),
+            _query("action", _enum(AuditAction), "one kind of action"),
+            _query("since", {"type": "string", "format": "date-time"}, "at or after"),
+            _query("until", {"type": "string", "format": "date-time"}, "before"),
+            _query(
+                "before",
+                {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                "events older than this id (the last page's next_before)",
+            ),
+            _query(
+                "limit", {"type": "integer", "minimum": 1, "maximum": AUDIT_MAX_PAGE}, "page size"
+            ),
+        ],
+        "responses": json_ok(
+            _obj(
+                {
+                    "events": {"type": "array", "items": _AUDIT_EVENT},
+                    "next_before": _nullable(INTEGER),
+                },
+                ("events", "next_before"),
+            )
+        ),
     },
 }
 
