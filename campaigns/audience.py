@@ -490,7 +490,7 @@ async def upload_audience(
     :class:`~campaigns.csvstream.InputRefused`; in every case nothing was written.
     """
     started = time.perf_counter()
-    async with repository.audience_load(campaign_id) as load:
+    async with repository.audience_load(campaign_id, now) as load:
         upload_no = await load.begin_upload(now, uploaded_by)
         log = RejectionLog(campaign_id, upload_no, region)
         try:

@@ -43,6 +43,9 @@ class Campaign:
     finished_at: datetime | None
     #: variable → the value a blank cell takes ("" : optional, renders empty); migration 0031
     variable_defaults: dict[str, str] = field(default_factory=dict)
+    #: text variants [{"name", "texts", "percent"}], [] for one text (migration 0039)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    holdout_percent: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -65,6 +68,8 @@ class Campaign:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             variable_defaults=dict(row.get("variable_defaults") or {}),
+            variants=list(row.get("variants") or []),
+            holdout_percent=row.get("holdout_percent") or 0,
         )
 
 

@@ -1,0 +1,196 @@
+"""Variants and a control group (issue 15), through the real HTTP app, PostgreSQL and the SMPP
+simulator: variants and a holdout on create and edit (400 naming the field), the arm of each
+recipient visible before the start, holdout numbers receiving nothing and using no cap slot
+while variant numbers receive their variant's text, and the report per arm with uplift."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from dispatcher.db import Database
+from dispatcher.kernel.clock import ManualClock
+from dispatcher.kernel.states import Role
+from dispatcher.settings import Settings
+from smpp.inbound import decode_text, payload_of
+from tests import factories
+from tests.dispatch_helpers import dispatch_rig
+from tests.test_campaign_support import BASE, action, create, info_payload, upload
+from tests.web_helpers import Api, running_api
+
+NUMBERS = [f"7701500{n:04d}" for n in range(200)]
+TEXT_A = {"kk": "Offer A kk", "ru": "Offer A ru", "en": "Offer A today at Coffee Boom"}
+TEXT_B = {"kk": "Offer B kk", "ru": "Offer B ru", "en": "Offer B: two for one at Coffee Boom"}
+
+
+def variants_payload(holdout: int = 20, **overrides: Any) -> dict[str, Any]:
+    payload = info_payload(
+        variables=[],
+        texts=None,
+        variants=[
+            {"name": "A", "texts": TEXT_A, "percent": 50},
+            {"name": "B", "texts": TEXT_B, "percent": 50},
+        ],
+        holdout_percent=holdout,
+    )
+    payload.pop("texts")
+    payload.update(overrides)
+    return payload
+
+
+async def _variants(api: Api, campaign_id: int, role: Role = Role.ADMIN) -> dict[str, Any]:
+    response = await api.client.get(f"{BASE}/{campaign_id}/variants", headers=api.auth(role))
+    body: dict[str, Any] = await response.json()
+    assert response.status == 200, body
+    return body
+
+
+async def _arms(database: Database, campaign_id: int) -> dict[str, int | None]:
+    rows = await database.pool.fetch(
+        "SELECT msisdn, variant FROM deliveries WHERE campaign_id = $1", campaign_id
+    )
+    return {r["msisdn"]: r["variant"] for r in rows}
+
+
+async def test_invalid_variants_are_400_naming_the_field(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """A variant without the required Kazakh text, percents not summing to 100, five
+    variants, a holdout over 50, variants on a survey: each a 400 naming its field."""
+    async with running_api(settings, clock, database) as api:
+        headers = api.auth(Role.MARKETER)
+        bad = variants_payload()
+        bad["variants"][1]["texts"] = {"ru": "Offer B ru"}
+        response = await api.client.post(BASE, json=bad, headers=headers)
+        body = await response.json()
+        assert response.status == 400, body
+        assert "kk" in body["error"]["details"]["variants[1].texts"]
+
+        bad = variants_payload()
+        bad["variants"][0]["percent"] = 40
+        body = await (await api.client.post(BASE, json=bad, headers=headers)).json()
+        assert "sum to 90" in body["error"]["details"]["variants"]
+
+        five = variants_payload()
+        five["variants"] = [{"texts": TEXT_A, "percent": 20} for _ in range(5)]
+        body = await (await api.client.post(BASE, json=five, headers=headers)).json()
+        assert "at most 4" in body["error"]["details"]["variants"]
+
+        body = await (
+            await api.client.post(BASE, json=variants_payload(holdout=51), headers=headers)
+        ).json()
+        assert "holdout_percent" in body["error"]["details"]
+
+        bad = variants_payload()
+        bad["texts"] = TEXT_B
+        body = await (await api.client.post(BASE, json=bad, headers=headers)).json()
+        assert "variant A" in body["error"]["details"]["texts"]
+
+
+async def test_create_edit_and_arms_visible_before_start(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """Created with variants and a holdout, the campaign shows them; the audience's arms are
+    assigned at upload (visible in the variants report before the start) and follow an
+    edit of the split; a plain campaign keeps `texts` and one arm."""
+    await factories.members(database, NUMBERS)
+    async with running_api(settings, clock, database) as api:
+        created = await create(api, variants_payload())
+        assert created["holdout_percent"] == 20 and len(created["variants"]) == 2
+        assert created["texts"] == TEXT_A  # variant A, for clients that know only texts
+        status, body = await upload(api, created["id"], ("\n".join(NUMBERS) + "\n").encode())
+        assert status == 200 and body["accepted"] == 200, body
+        arms = await _arms(database, created["id"])
+        counts = Counter(arms.values())
+        assert set(counts) == {None, 0, 1} and 20 <= counts[None] <= 60
+        report = await _variants(api, created["id"])
+        shown = {arm["variant"]: arm["recipients"] for arm in report["arms"]}
+        assert shown == {"0": counts[0], "1": counts[1], "holdout": counts[None]}
+
+        response = await api.client.patch(
+            f"{BASE}/{created['id']}", json={"holdout_percent": 0}, headers=api.auth(Role.MARKETER)
+        )
+        assert response.status == 200, await response.json()
+        after = await _arms(database, created["id"])
+        assert None not in after.values()
+        assert all(after[m] == arms[m] for m in NUMBERS if arms[m] is not None)
+
+        plain = await create(api, info_payload())
+        assert plain["variants"] == [] and plain["holdout_percent"] == 0
+
+
+async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """Sent through the simulator: holdout numbers receive nothing and hold no cap slot
+    (no counter row), every variant number receives its own variant's text; then the
+    report counts opt-outs and activations per arm, with each variant's uplift."""
+    await factories.members(database, NUMBERS)
+    await factories.subscribers(database, NUMBERS, language="en")
+    async with running_api(settings, clock, database) as api:
+        created = await create(api, variants_payload())
+        await upload(api, created["id"], ("\n".join(NUMBERS) + "\n").encode())
+        arms = await _arms(database, created["id"])
+        async with dispatch_rig(database, settings, clock) as rig:
+            await action(api, created["id"], "start")
+            await rig.drain()
+            received = {
+                sm.destination_addr: decode_text(sm.data_coding, payload_of(sm))
+                for _, sm in rig.sim.submits()
+            }
+        held = [m for m, arm in arms.items() if arm is None]
+        assert held and not set(held) & set(received)
+        for msisdn, arm in arms.items():
+            if arm is not None:
+                assert received[msisdn] == (TEXT_A, TEXT_B)[arm]["en"]
+        slots = await database.pool.fetch(
+            "SELECT msisdn FROM contact_counters WHERE info_count > 0 AND msisdn = ANY($1)", held
+        )
+        assert slots == []
+
+        started = clock.now()
+        variant_a = [m for m, arm in arms.items() if arm == 0]
+        await _activate(database, variant_a[:30], started + timedelta(days=2))
+        await _activate(database, held[:3], started + timedelta(days=2))
+        await _activate(database, variant_a[30:35], started + timedelta(days=40))  # too late
+        await _leave(database, variant_a[35:41], started + timedelta(days=1))
+        clock.advance(timedelta(days=45))
+        report = await _variants(api, created["id"])
+        by_arm = {arm["variant"]: arm for arm in report["arms"]}
+        a, holdout = by_arm["0"], by_arm["holdout"]
+        assert a["recipients"] == len(variant_a) and a["sent"] == len(variant_a)
+        assert a["activated"] == 30 and a["opted_out"] == 6
+        assert holdout["activated"] == 3 and holdout["sent"] == 0
+        uplift = a["uplift"]["activated"]
+        expected = 100 * (30 / len(variant_a) - 3 / len(held))
+        assert abs(uplift["difference"] - expected) < 0.01
+        assert uplift["low"] < uplift["difference"] < uplift["high"]
+        assert holdout["uplift"] is None
+
+        partner = await _variants(api, created["id"], Role.VIEWER)
+        shown = {arm["variant"]: arm for arm in partner["arms"]}
+        assert shown["holdout"]["activated"] == "< 5"
+        assert shown["0"]["uplift"]["activated"] is None  # from a hidden count
+        assert shown["holdout"]["sent"] == 0  # never sent, by design: nothing to hide
+
+
+async def _activate(database: Database, msisdns: list[str], at: Any) -> None:
+    await database.pool.execute(
+        "INSERT INTO bonus_grants (msisdn, month, units, state, granted_at, deadline_at, "
+        "activated_at, activated_month, expires_at) "
+        "SELECT m, date_trunc('month', $2::timestamptz)::date, 500, 'active', $2, "
+        "$2 + interval '30 days', $2, date_trunc('month', $2::timestamptz)::date, "
+        "$2 + interval '7 days' FROM unnest($1::text[]) AS m",
+        msisdns,
+        at,
+    )
+
+
+async def _leave(database: Database, msisdns: list[str], at: Any) -> None:
+    await database.pool.execute(
+        "INSERT INTO consent_ledger (msisdn, event, channel, occurred_at) "
+        "SELECT m, 'left', 'sms', $2 FROM unnest($1::text[]) AS m",
+        msisdns,
+        at,
+    )
