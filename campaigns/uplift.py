@@ -41,7 +41,8 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
     z2 = z * z
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At a rate of 0 or 1 the bound is the rate itself; floating point may miss it by 1e-16.
+    return min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)
 
 
 def uplift(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> Uplift | None:

@@ -132,6 +132,12 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
         created = await create(api, variants_payload())
         await upload(api, created["id"], ("\n".join(NUMBERS) + "\n").encode())
         arms = await _arms(database, created["id"])
+        held = [m for m, arm in arms.items() if arm is None]
+        forecast = await (
+            await api.client.get(f"{BASE}/{created['id']}/forecast", headers=api.auth(Role.ADMIN))
+        ).json()
+        assert forecast["holdout"] == len(held) and forecast["eligible"] == 200 - len(held)
+        assert "holdout" not in forecast["suppressed"]
         async with dispatch_rig(database, settings, clock) as rig:
             await action(api, created["id"], "start")
             await rig.drain()
@@ -139,7 +145,6 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
                 sm.destination_addr: decode_text(sm.data_coding, payload_of(sm))
                 for _, sm in rig.sim.submits()
             }
-        held = [m for m, arm in arms.items() if arm is None]
         assert held and not set(held) & set(received)
         for msisdn, arm in arms.items():
             if arm is not None:

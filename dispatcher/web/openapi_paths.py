@@ -962,6 +962,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                     "starts_at": {"type": "string", "format": "date-time"},
                     "finishes_at": TIME,
                     "warnings": {"type": "array", "items": STRING},
+                    "holdout": {
+                        **COUNT,
+                        "description": "the control group (issue 15): recorded at the "
+                        "audience's upload, never sent; not part of the queued audience",
+                    },
                 },
                 (
                     "campaign_id",
