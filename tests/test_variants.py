@@ -5,8 +5,10 @@ while variant numbers receive their variant's text, and the report per arm with 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from dispatcher.db import Database
@@ -17,6 +19,7 @@ from smpp.inbound import decode_text, payload_of
 from tests import factories
 from tests.dispatch_helpers import dispatch_rig
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
+from tests.test_cli_commands import _smartd
 from tests.web_helpers import Api, running_api
 
 NUMBERS = [f"7701500{n:04d}" for n in range(200)]
@@ -178,6 +181,49 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
         assert shown["holdout"]["activated"] == "< 5"
         assert shown["0"]["uplift"]["activated"] is None  # from a hidden count
         assert shown["holdout"]["sent"] == 0  # never sent, by design: nothing to hide
+
+
+async def test_cli_create_with_variants_and_report(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    """`smartd campaign create --variants FILE --holdout 20`, an upload, then `smartd
+    campaign report ID --variants`: a line per arm with its counts; a variants file whose
+    percents do not sum to 100 is refused naming the field, exit ≠ 0."""
+    await factories.members(database, NUMBERS[:40])
+    spec = tmp_path / "variants.json"
+    spec.write_text(json.dumps(variants_payload()["variants"]), encoding="utf-8")
+    created = _smartd(
+        database_url,
+        "campaign",
+        "create",
+        "--name",
+        "V",
+        "--variants",
+        str(spec),
+        "--holdout",
+        "20",
+    )
+    assert created.returncode == 0, created.stderr
+    campaign = created.stdout.split()[2]
+    audience = tmp_path / "a.csv"
+    audience.write_text("\n".join(NUMBERS[:40]) + "\n", encoding="utf-8")
+    uploaded = _smartd(database_url, "campaign", "upload", campaign, str(audience))
+    assert uploaded.returncode == 0, uploaded.stderr
+    shown = _smartd(database_url, "campaign", "report", campaign, "--variants")
+    assert shown.returncode == 0, shown.stderr
+    arms = Counter((await _arms(database, int(campaign))).values())
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith(f"A | 40 | {arms[0]} | 0 |") for line in lines), shown.stdout
+    assert any(line.startswith(f"Holdout | 20 | {arms[None]} | 0 |") for line in lines)
+    assert "not started" in shown.stdout
+
+    bad = variants_payload()["variants"]
+    bad[0]["percent"] = 30
+    spec.write_text(json.dumps(bad), encoding="utf-8")
+    refused = _smartd(database_url, "campaign", "create", "--name", "W", "--variants", str(spec))
+    assert (
+        refused.returncode != 0 and "variants: " in refused.stderr and "sum to 80" in refused.stderr
+    )
 
 
 async def _activate(database: Database, msisdns: list[str], at: Any) -> None:

@@ -22,7 +22,7 @@ ARM_SQL = (
 def bucket(campaign_id: int, msisdn: str, draw: int) -> int:
     """README's formula: 32 bits of md5('<campaign id>:<msisdn>') — the first for the
     holdout (draw 0), the next for the variant (draw 1) — modulo 10,000."""
-    digest = hashlib.md5(f"{campaign_id}:{msisdn}".encode()).hexdigest()  # noqa: S324
+    digest = hashlib.md5(f"{campaign_id}:{msisdn}".encode()).hexdigest()
     return int(digest[8 * draw : 8 * draw + 8], 16) % 10000
 
 
@@ -45,15 +45,22 @@ def _variants(percents: list[int]) -> list[dict[str, object]]:
     return [{"name": chr(65 + i), "percent": p} for i, p in enumerate(percents)]
 
 
-splits = st.integers(1, 4).flatmap(
-    lambda n: st.lists(st.integers(1, 97), min_size=n - 1, max_size=n - 1).filter(
-        lambda xs: sum(xs) < 100
+splits = (
+    st.integers(1, 4)
+    .flatmap(
+        lambda n: st.lists(st.integers(1, 97), min_size=n - 1, max_size=n - 1).filter(
+            lambda xs: sum(xs) < 100
+        )
     )
-).map(lambda xs: [*xs, 100 - sum(xs)])
+    .map(lambda xs: [*xs, 100 - sum(xs)])
+)
 numbers = st.lists(st.from_regex(r"7701[0-9]{7}", fullmatch=True), min_size=1, max_size=50)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+DB_PROPERTY = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+
+
+@settings(max_examples=25, **DB_PROPERTY)
 @given(campaign=st.integers(1, 10**9), holdout=st.integers(0, 50), percents=splits, msisdns=numbers)
 async def test_database_arm_is_the_documented_formula(
     database: Database, campaign: int, holdout: int, percents: list[int], msisdns: list[str]
@@ -67,7 +74,7 @@ async def test_database_arm_is_the_documented_formula(
         assert row["arm"] == arm(campaign, row["msisdn"], holdout, percents)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, **DB_PROPERTY)
 @given(campaign=st.integers(1, 10**6), holdout=st.integers(0, 50), percents=splits)
 async def test_large_audience_splits_within_tolerance(
     database: Database, campaign: int, holdout: int, percents: list[int]
