@@ -88,9 +88,7 @@ async def variant_report(
     """The variants report of ``campaign`` as of ``now``."""
     rows = {
         row["variant"]: row
-        for row in await repository.variant_counts(
-            campaign.id, OPT_OUT_SPAN, ACTIVATION_SPAN, now
-        )
+        for row in await repository.variant_counts(campaign.id, OPT_OUT_SPAN, ACTIVATION_SPAN, now)
     }
     names = variant_names(campaign.variants)
     held = campaign.holdout_percent

@@ -58,9 +58,7 @@ def parse_holdout(payload: Mapping[str, Any], errors: dict[str, Any]) -> int:
     return value
 
 
-def parse_variants(
-    value: Any, errors: dict[str, Any], language_map: Any
-) -> list[dict[str, Any]]:
+def parse_variants(value: Any, errors: dict[str, Any], language_map: Any) -> list[dict[str, Any]]:
     """``variants`` as stored: ``[{"name", "texts", "percent"}]``, or ``[]`` when absent.
     ``language_map(value, what)`` reads a ``{lang: text}`` (spec.py's). Problems go to
     ``errors`` under ``variants`` or ``variants[i].name|texts|percent``."""

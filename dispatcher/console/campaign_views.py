@@ -42,6 +42,7 @@ from campaigns.reports import (
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
+from campaigns.variant_report import variant_report, variant_report_json
 from dispatcher.console import audience_stash
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
 from dispatcher.console.guard import (
@@ -261,6 +262,10 @@ async def _campaign_context(
     forecast = None
     if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
         forecast = await _forecast_view(request, campaign)
+    variants = None
+    if campaign.variants or campaign.holdout_percent:  # issue 15: per arm, with uplift
+        found = await variant_report(_repository(request), campaign, request.app[CLOCK].now())
+        variants = variant_report_json(found, min_cell)
     eta = None
     if campaign.state is CampaignState.RUNNING:
         eta = eta_through_window(request.app[SETTINGS].calendar, report, request.app[CLOCK].now())
@@ -270,6 +275,7 @@ async def _campaign_context(
         "campaign": campaign,
         "report": report,
         "forecast": forecast,
+        "variants": variants,
         "eta": eta,
         "counts": counts,
         "preview": preview(campaign.texts, None, campaign.variable_defaults),
