@@ -520,9 +520,10 @@ class CampaignRepository:
         """Per arm (``variant``; None the holdout) its counts (campaigns.sql
         ``variant_report``): opt-outs and activations from the campaign's start within
         their spans, until ``now``."""
-        return await self._db.fetch(
+        rows: list[asyncpg.Record] = await self._db.fetch(
             CampaignSQL.variant_report, campaign_id, opt_out_span, activation_span, now
         )
+        return rows
 
     async def survey_counts(self, survey_id: int) -> SurveyCounts:
         """Answer counts per question and option, session counts per state (one query; it
