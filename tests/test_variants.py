@@ -20,6 +20,7 @@ from tests import factories
 from tests.dispatch_helpers import dispatch_rig
 from tests.test_campaign_support import BASE, action, create, info_payload, upload
 from tests.test_cli_commands import _smartd
+from tests.test_variants_assignment import arm as documented_arm
 from tests.web_helpers import Api, running_api
 
 NUMBERS = [f"7701500{n:04d}" for n in range(200)]
@@ -181,6 +182,33 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
         assert shown["holdout"]["activated"] == "< 5"
         assert shown["0"]["uplift"]["activated"] is None  # from a hidden count
         assert shown["holdout"]["sent"] == 0  # never sent, by design: nothing to hide
+
+
+async def test_segment_audience_gets_the_same_arms(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """An audience from a segment (``{"segment": "smart_members"}``) is assigned as an
+    uploaded one: each number's arm is the documented formula, the holdout's rows final
+    as 'holdout' from the load."""
+    await factories.members(database, NUMBERS[:80])
+    async with running_api(settings, clock, database) as api:
+        created = await create(api, variants_payload(holdout=30))
+        response = await api.client.post(
+            f"{BASE}/{created['id']}/audience",
+            json={"segment": "smart_members"},
+            headers=api.auth(Role.MARKETER),
+        )
+        assert response.status == 200, await response.json()
+    arms = await _arms(database, created["id"])
+    assert len(arms) == 80
+    for msisdn, found in arms.items():
+        assert found == documented_arm(created["id"], msisdn, 30, [50, 50])
+    states = await database.pool.fetch(
+        "SELECT DISTINCT state::text, suppressed::text FROM deliveries "
+        "WHERE campaign_id = $1 AND variant IS NULL",
+        created["id"],
+    )
+    assert [tuple(r) for r in states] == [("suppressed", "holdout")]
 
 
 async def test_cli_create_with_variants_and_report(

@@ -52,8 +52,11 @@ RETURN ARRAY(
     ORDER BY s.i
 );
 
--- A recipient's arm: NULL for the holdout, else the variant's index. A campaign of one text
--- and no holdout is variant 0 without hashing (the CASE decides first).
+-- A recipient's arm: NULL for the holdout, else the variant's index — how many variant starts
+-- its variant bucket has reached (width_bucket over the sorted bounds). A campaign of one
+-- text and no holdout is variant 0 without hashing (the CASE decides first). One expression
+-- of its arguments, which the planner inlines into the statement: 1M rows cost a second, not
+-- the ~30 s of a function call per row.
 CREATE FUNCTION audience_arm(campaign_id bigint, msisdn text, holdout_percent integer,
                              bounds integer[])
 RETURNS smallint
@@ -62,7 +65,5 @@ RETURN CASE
     WHEN holdout_percent = 0 AND cardinality(bounds) = 0 THEN 0
     WHEN holdout_percent > 0
          AND audience_bucket(campaign_id, msisdn, 0) < holdout_percent * 100 THEN NULL
-    WHEN cardinality(bounds) = 0 THEN 0
-    ELSE (SELECT count(*) FROM unnest(bounds) AS b
-          WHERE b <= audience_bucket(campaign_id, msisdn, 1))
+    ELSE width_bucket(audience_bucket(campaign_id, msisdn, 1), bounds)
 END::smallint;
