@@ -119,6 +119,14 @@ async def test_create_edit_and_arms_visible_before_start(
         after = await _arms(database, created["id"])
         assert None not in after.values()
         assert all(after[m] == arms[m] for m in NUMBERS if arms[m] is not None)
+        new_a = {**TEXT_A, "en": "Offer A, now cheaper"}
+        response = await api.client.patch(
+            f"{BASE}/{created['id']}", json={"texts": new_a}, headers=api.auth(Role.MARKETER)
+        )
+        edited = await response.json()
+        assert response.status == 200, edited
+        assert edited["texts"] == new_a and edited["variants"][0]["texts"] == new_a
+        assert edited["variants"][1]["texts"] == TEXT_B
 
         plain = await create(api, info_payload())
         assert plain["variants"] == [] and plain["holdout_percent"] == 0
@@ -129,7 +137,8 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
 ) -> None:
     """Sent through the simulator: holdout numbers receive nothing and hold no cap slot
     (no counter row), every variant number receives its own variant's text; then the
-    report counts opt-outs and activations per arm, with each variant's uplift."""
+    report counts opt-outs (STOP and 1204 sent through the simulator, within 7 days) and
+    activations (within 30 days) per arm, with each variant's uplift."""
     await factories.members(database, NUMBERS)
     await factories.subscribers(database, NUMBERS, language="en")
     async with running_api(settings, clock, database) as api:
@@ -149,6 +158,14 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
                 sm.destination_addr: decode_text(sm.data_coding, payload_of(sm))
                 for _, sm in rig.sim.submits()
             }
+            # Opt-outs as subscribers send them: STOP to the short code, a text to 1204.
+            clock.advance(timedelta(hours=2))
+            variant_a = [m for m, arm in arms.items() if arm == 0]
+            for msisdn in variant_a[35:38]:
+                await rig.sim.inject_mo(msisdn, settings.short_code, "STOP")
+            for msisdn in variant_a[38:41]:
+                await rig.sim.inject_mo(msisdn, settings.dnc_code, "1204")
+            await rig.sim.inject_mo(held[0], settings.short_code, "STOP")
         assert held and not set(held) & set(received)
         for msisdn, arm in arms.items():
             if arm is not None:
@@ -158,19 +175,18 @@ async def test_holdout_gets_nothing_and_no_cap_slot_variants_get_their_text(
         )
         assert slots == []
 
-        started = clock.now()
-        variant_a = [m for m, arm in arms.items() if arm == 0]
+        started = clock.now() - timedelta(hours=2)
         await _activate(database, variant_a[:30], started + timedelta(days=2))
         await _activate(database, held[:3], started + timedelta(days=2))
         await _activate(database, variant_a[30:35], started + timedelta(days=40))  # too late
-        await _leave(database, variant_a[35:41], started + timedelta(days=1))
+        await _leave(database, variant_a[41:43], started + timedelta(days=8))  # too late
         clock.advance(timedelta(days=45))
         report = await _variants(api, created["id"])
         by_arm = {arm["variant"]: arm for arm in report["arms"]}
         a, holdout = by_arm["0"], by_arm["holdout"]
         assert a["recipients"] == len(variant_a) and a["sent"] == len(variant_a)
         assert a["activated"] == 30 and a["opted_out"] == 6
-        assert holdout["activated"] == 3 and holdout["sent"] == 0
+        assert holdout["activated"] == 3 and holdout["sent"] == 0 and holdout["opted_out"] == 1
         uplift = a["uplift"]["activated"]
         expected = 100 * (30 / len(variant_a) - 3 / len(held))
         assert abs(uplift["difference"] - expected) < 0.01
