@@ -499,7 +499,7 @@ async def upload_audience(
     started = time.perf_counter()
     actor = actor or (Actor(uploaded_by) if uploaded_by else SYSTEM)
     async with repository.audience_load(
-        campaign_id, actor=actor, approval_required=approval_required
+        campaign_id, now, actor=actor, approval_required=approval_required
     ) as load:
         upload_no = await load.begin_upload(now, uploaded_by)
         log = RejectionLog(campaign_id, upload_no, region)

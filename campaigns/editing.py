@@ -40,7 +40,10 @@ def stored_payload(campaign: Campaign, survey: Survey | None) -> dict[str, Any]:
         "start_at": campaign.start_at.isoformat() if campaign.start_at else None,
         "end_at": campaign.end_at.isoformat() if campaign.end_at else None,
         "texts": dict(campaign.texts),
+        "holdout_percent": campaign.holdout_percent,
     }
+    if campaign.variants:
+        payload["variants"] = [dict(variant) for variant in campaign.variants]
     if campaign.kind is ContactKind.SURVEY and survey is not None:
         first = survey.questions[0]
         intros = {lang: intro_of(text, first, lang) for lang, text in campaign.texts.items()}
@@ -59,8 +62,16 @@ def edited_payload(current: Mapping[str, Any], changes: Mapping[str, Any]) -> di
     """``current`` with the fields ``changes`` names replaced (``null`` clears ``start_at``
     or ``end_at``); an info campaign made a survey loses its info text unless one is given
     (a survey's ``texts`` are its intro), and a survey made an info campaign its survey (a
-    ``survey`` given with an info kind is kept, for the validation to refuse, as create does)."""
+    ``survey`` given with an info kind is kept, for the validation to refuse, as create does).
+    New ``variants`` without ``texts`` replace the texts too, and new ``texts`` without
+    ``variants`` are variant A's new texts (``texts`` is variant A's)."""
     payload = {**current, **changes}
+    if "variants" in changes and "texts" not in changes and changes["variants"]:
+        payload.pop("texts", None)  # the new variants' A is the text (campaigns/variants.py)
+    elif "texts" in changes and "variants" not in changes and current.get("variants"):
+        variants = [dict(variant) for variant in current["variants"]]
+        variants[0]["texts"] = changes["texts"]  # texts is variant A's
+        payload["variants"] = variants
     if payload.get("kind") != ContactKind.SURVEY.value and "survey" not in changes:
         payload.pop("survey", None)
     elif current.get("kind") != ContactKind.SURVEY.value and "texts" not in changes:

@@ -49,6 +49,9 @@ class Campaign:
     content_version: int = 1
     approval: Approval | None = None
     approval_required: bool = False
+    #: text variants [{"name", "texts", "percent"}], [] for one text (migration 0039)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    holdout_percent: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -71,6 +74,8 @@ class Campaign:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             variable_defaults=dict(row.get("variable_defaults") or {}),
+            variants=list(row.get("variants") or []),
+            holdout_percent=row.get("holdout_percent") or 0,
             content_version=row.get("content_version") or 1,
             approval=Approval.from_row(row),
             approval_required=bool(row.get("approval_required")),

@@ -249,6 +249,8 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
         "texts": campaign.texts,
         "variables": campaign.variables,
         "variable_defaults": campaign.variable_defaults,
+        "variants": campaign.variants,
+        "holdout_percent": campaign.holdout_percent,
         "preview": preview(campaign.texts, None, campaign.variable_defaults),
         "segment": campaign.segment,
         "start_at": _iso(campaign.start_at),

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, TypeAlias
 
@@ -94,6 +94,8 @@ class CampaignSQL(SqlFile, domain="campaigns", directory=Path(__file__).parent /
     rejected_rows: str
     delivery_counts: str
     survey_counts: str
+    reassign_arms: str
+    variant_report: str
 
 
 #: action → (query, states it may start from).
@@ -180,6 +182,8 @@ class AudienceLoad:
     back_to_draft: bool = False
 
     parsed_at: float = 0.0  # perf_counter() when load() had read its last rows
+    #: when the upload happens: a holdout recipient's row is final from then (migration 0039)
+    now: datetime | None = None
 
     async def audited(self, now: datetime, details: dict[str, object]) -> None:
         """Record this upload in the audit trail (in its transaction): counts only."""
@@ -294,7 +298,7 @@ class AudienceLoad:
         """Insert the copied rows as queued deliveries; returns how many were new."""
         await self.conn.execute(CampaignSQL.analyze_upload)
         queued = await self.conn.fetchval(
-            CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables
+            CampaignSQL.insert_uploaded, self.campaign.id, self.campaign.variables, self.now
         )
         return int(queued)
 
@@ -339,6 +343,8 @@ class CampaignRepository:
                 created_by,
                 now,
                 spec.variable_defaults,
+                spec.variants,
+                spec.holdout_percent,
             )
             if spec.survey is not None:
                 await conn.execute(
@@ -431,7 +437,10 @@ class CampaignRepository:
                 spec.end_at,
                 now,
                 spec.variable_defaults,
+                spec.variants,
+                spec.holdout_percent,
             )
+            await conn.execute(CampaignSQL.reassign_arms, campaign_id, now)
             if spec.survey is None:
                 await conn.execute(CampaignSQL.delete_survey, campaign_id)
             else:
@@ -587,11 +596,17 @@ class CampaignRepository:
 
     @asynccontextmanager
     async def audience_load(
-        self, campaign_id: int, *, actor: Actor = SYSTEM, approval_required: bool = False
+        self,
+        campaign_id: int,
+        now: datetime | None = None,
+        *,
+        actor: Actor = SYSTEM,
+        approval_required: bool = False,
     ) -> AsyncIterator[AudienceLoad]:
         """One transaction for one upload: the campaign locked FOR SHARE and checked to be
         in draft, scheduled or paused, and an empty upload table. Leaving the block by an
-        exception rolls everything back: nothing of a refused upload stays.
+        exception rolls everything back: nothing of a refused upload stays. ``now``: when
+        a holdout recipient's row is final (without it, the database's time).
 
         The audience is part of what a checker approves: the upload clears the approval,
         and under maker-checker (``approval_required``, or a campaign started under it)
@@ -627,6 +642,7 @@ class CampaignRepository:
                 actor,
                 approval_cleared=campaign.approval is not None,
                 back_to_draft=changed["state"] != campaign.state.value,
+                now=now,
             )
 
     async def add_segment(
@@ -640,7 +656,7 @@ class CampaignRepository:
     ) -> int:
         """Queue every number of ``segment`` (set-based); returns how many were new."""
         async with self.audience_load(
-            campaign_id, actor=actor, approval_required=approval_required
+            campaign_id, now, actor=actor, approval_required=approval_required
         ) as load:
             campaign = load.campaign
             if not set(campaign.variables) <= set(campaign.variable_defaults):
@@ -651,7 +667,7 @@ class CampaignRepository:
                     code="segment_without_variables",
                 )
             queued = await load.conn.fetchval(
-                CampaignSQL.insert_segment, campaign_id, _SEGMENT_MEMBERS_ONLY[segment]
+                CampaignSQL.insert_segment, campaign_id, _SEGMENT_MEMBERS_ONLY[segment], now
             )
             await load.conn.execute(CampaignSQL.set_segment, campaign_id, segment, now)
             await load.audited(now, {"segment": segment, "accepted": int(queued)})
@@ -688,6 +704,17 @@ class CampaignRepository:
         submits since ``since`` (the throughput window) and first and last submit."""
         rows = await self._db.fetch(CampaignSQL.delivery_counts, campaign_id, since)
         return [DeliveryTally.from_row(row) for row in rows]
+
+    async def variant_counts(
+        self, campaign_id: int, opt_out_span: timedelta, activation_span: timedelta, now: datetime
+    ) -> list[asyncpg.Record]:
+        """Per arm (``variant``; None the holdout) its counts (campaigns.sql
+        ``variant_report``): opt-outs and activations from the campaign's start within
+        their spans, until ``now``."""
+        rows: list[asyncpg.Record] = await self._db.fetch(
+            CampaignSQL.variant_report, campaign_id, opt_out_span, activation_span, now
+        )
+        return rows
 
     async def survey_counts(self, survey_id: int) -> SurveyCounts:
         """Answer counts per question and option, session counts per state (one query; it

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from campaigns.templates import VARIABLE_NAME, check_text, first_message, question_message
+from campaigns.variants import parse_holdout, parse_variants
 from dispatcher.kernel.states import CampaignScope, ContactKind, Language
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 
@@ -62,6 +63,9 @@ class CampaignSpec:
     survey: SurveySpec | None = None
     #: variable → what a blank audience cell takes ("": optional, renders empty)
     variable_defaults: dict[str, str] = field(default_factory=dict)
+    #: text variants [{"name", "texts", "percent"}] ([]: ``texts`` alone; campaigns/variants.py)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    holdout_percent: int = 0
 
 
 def parse_campaign(
@@ -85,7 +89,9 @@ def parse_campaign(
     priority = _integer(payload, "priority", errors, -32768, 32767)
     _caps_stay_on(payload, errors)
     start_at, end_at = _window(payload, now, errors)
-    texts = _texts(payload.get("texts"), kind, errors)
+    holdout = parse_holdout(payload, errors)
+    variants = _variants(payload, kind, errors)
+    texts = variants[0]["texts"] if variants else _texts(payload.get("texts"), kind, errors)
     survey = None
     if kind is ContactKind.SURVEY:
         survey = _survey(payload.get("survey"), errors)
@@ -94,14 +100,69 @@ def parse_campaign(
             _check_follow_ups(survey, max_segments, errors)
     elif payload.get("survey") is not None:
         errors["survey"] = "only a campaign of kind 'survey' has a survey"
-    _check_texts(texts, frozenset(variables), max_segments, errors)
-    _check_required(texts, required_languages, kind, errors)
+    if variants:
+        _check_variants(variants, frozenset(variables), max_segments, required_languages, errors)
+    else:
+        _check_texts(texts, frozenset(variables), max_segments, errors)
+        _check_required(texts, required_languages, kind, errors)
     if errors:
         raise SpecError(errors)
     assert kind is not None and scope is not None
     return CampaignSpec(
-        name, partner, kind, scope, texts, variables, priority, start_at, end_at, survey, defaults
+        name,
+        partner,
+        kind,
+        scope,
+        texts,
+        variables,
+        priority,
+        start_at,
+        end_at,
+        survey,
+        defaults,
+        variants if len(variants) > 1 else [],
+        holdout,
     )
+
+
+def _variants(
+    payload: Mapping[str, Any], kind: ContactKind | None, errors: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``variants`` read (campaigns/variants.py); with them, ``texts`` (if given) must be
+    variant A's. A single variant is the campaign's ``texts``, stored as before."""
+    variants = parse_variants(payload.get("variants"), errors, _language_map)
+    if not variants:
+        return []
+    if kind is ContactKind.SURVEY:
+        errors["variants"] = (
+            "text variants are for info campaigns (a survey's first message is its "
+            "questions'); a survey may have a holdout_percent"
+        )
+        return []
+    given = payload.get("texts")
+    if given is not None and given != variants[0]["texts"]:
+        errors["texts"] = "with variants, texts is variant A's: give the texts in variants only"
+    return variants
+
+
+def _check_variants(
+    variants: list[dict[str, Any]],
+    declared: frozenset[str],
+    max_segments: int,
+    required: Collection[str],
+    errors: dict[str, Any],
+) -> None:
+    """Each variant's texts as ``texts`` are checked (placeholders, parts, R15), the
+    problems under ``variants[i].texts``: language → what is wrong."""
+    for index, variant in enumerate(variants):
+        key = f"variants[{index}].texts"
+        if key in errors:
+            continue
+        found: dict[str, Any] = {}
+        _check_texts(variant["texts"], declared, max_segments, found)
+        _check_required(variant["texts"], required, ContactKind.INFO, found)
+        if "texts" in found:
+            errors[key] = found["texts"]
 
 
 def _caps_stay_on(payload: Mapping[str, Any], errors: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from campaigns.models import CampaignNotFound, TransitionRefused
 from campaigns.reports import CampaignReport, campaign_report, campaign_view, percent_of
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
-from dispatcher import cli_audit, cli_edit
+from dispatcher import cli_audit, cli_edit, cli_variants
 from dispatcher.cli_common import (
     EXIT_REJECTED_ROWS,
     Command,
@@ -77,6 +77,7 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     )
     create.add_argument("--start-at", metavar="ISO8601")
     create.add_argument("--end-at", metavar="ISO8601")
+    cli_variants.add_options(create)
     upload = actions.add_parser("upload", help="add an audience CSV (msisdn first)")
     upload.add_argument("id", type=int)
     upload.add_argument("file", type=readable_file)
@@ -104,11 +105,14 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     forecast.add_argument("id", type=int)
     cli_edit.add_parsers(actions)
     cli_audit.add_campaign_parsers(actions)
-    for name in ("status", "show"):
+    for name in ("status", "show", "report"):
         status = actions.add_parser(
             name, help="what it is doing in plain words, counts by state and suppression reason"
         )
         status.add_argument("id", type=int)
+        status.add_argument(
+            "--variants", action="store_true", help="counts per text variant and the holdout"
+        )
         status.add_argument("--watch", action="store_true", help="refresh until it finishes")
         status.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
     return {"campaign": cmd_campaign}
@@ -122,6 +126,7 @@ async def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
             "upload": _upload,
             "status": shown,
             "show": shown,
+            "report": shown,
             "edit": cli_edit.edit,
             "duplicate": cli_edit.copy,
             "approve": cli_audit.approve,
@@ -161,6 +166,9 @@ def spec_payload(args: argparse.Namespace) -> dict[str, Any]:
         "scope": args.scope,
     }
     payload.update({k: v for k, v in flags.items() if v is not None})
+    payload.update(cli_variants.variant_fields(args))
+    if "variants" in payload and not args.text:
+        payload.pop("texts", None)  # with variants, the texts are variant A's
     payload.setdefault("kind", "info")
     return payload
 
@@ -317,6 +325,8 @@ async def _status(
     *,
     pool: asyncpg.Pool,
 ) -> int:
+    if args.variants:
+        return await cli_variants.print_variants(settings, repository, args.id)
     clock = cli_clock(settings)
     report, status = await _report(settings, pool, repository, args.id, clock.now())
     if not args.watch or report.campaign.state in FINISHED:

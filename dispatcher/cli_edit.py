@@ -16,6 +16,7 @@ from campaigns.models import Campaign, CampaignNotFound, EditRefused
 from campaigns.reports import campaign_view
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError
+from dispatcher import cli_variants
 from dispatcher.cli_common import cli_clock, fail, readable_file
 from dispatcher.console.forms import flatten_errors
 from dispatcher.kernel.audit import cli_actor
@@ -47,6 +48,7 @@ def add_parsers(actions: Any) -> None:
     edit.add_argument("--end-at", metavar="ISO8601")
     edit.add_argument("--no-start", action="store_true", help="start when started")
     edit.add_argument("--no-end", action="store_true", help="no end")
+    cli_variants.add_options(edit)
     copy = actions.add_parser("duplicate", help="copy any campaign into a new draft")
     copy.add_argument("id", type=int)
 
@@ -126,6 +128,7 @@ async def _changes(repository: CampaignRepository, args: argparse.Namespace) -> 
     changes.update({k: v for k, v in flags.items() if v is not None})
     cleared = {"start_at": args.no_start, "end_at": args.no_end}
     changes.update({key: None for key, clear in cleared.items() if clear})
+    changes.update(cli_variants.variant_fields(args))
     if args.text:
         changes["texts"] = await _texts(repository, args, changes.get("texts"))
     return changes

@@ -44,6 +44,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/campaigns/{id}"): frozenset({A, M, V}),
     ("GET", "/api/v1/campaigns/{id}/results.csv"): frozenset({A, M, V}),
     ("GET", "/api/v1/campaigns/{id}/forecast"): frozenset({A, M, V}),
+    ("GET", "/api/v1/campaigns/{id}/variants"): frozenset({A, M, V}),
     ("POST", "/api/v1/campaigns/{id}/audience"): frozenset({A, M}),
     ("GET", "/api/v1/campaigns/{id}/audience/rejected.csv"): frozenset({A, M}),
     ("POST", "/api/v1/campaigns/{id}/start"): frozenset({A, M}),

@@ -5,11 +5,13 @@
 -- name: insert_campaign
 -- $1 name, $2 partner, $3 kind, $4 scope, $5 texts {language: text}, $6 variables (text[]),
 -- $7 priority, $8 start_at, $9 end_at, $10 created_by, $11 now, $12 variable defaults
--- {variable: default} (migration 0031). apply_caps keeps its default, true: the
+-- {variable: default} (migration 0031), $13 variants [{name, texts, percent}] ('[]': texts
+-- alone), $14 holdout percent (migration 0039). apply_caps keeps its default, true: the
 -- campaigns_always_capped CHECK (migration 0015) allows nothing else (R7).
 INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority,
-                       start_at, end_at, created_by, created_at, updated_at, variable_defaults)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11, $12::jsonb)
+                       start_at, end_at, created_by, created_at, updated_at, variable_defaults,
+                       variants, holdout_percent)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11, $12::jsonb, $13::jsonb, $14)
 RETURNING *
 
 -- name: insert_survey
@@ -50,13 +52,35 @@ SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
 -- name: update_draft
 -- A draft's content replaced (an edit); guarded: only while it is a draft. Neither state
 -- nor audience changes. $1 campaign id, $2 name, $3 partner, $4 kind, $5 scope, $6 texts,
--- $7 variables, $8 priority, $9 start_at, $10 end_at, $11 now, $12 variable defaults.
+-- $7 variables, $8 priority, $9 start_at, $10 end_at, $11 now, $12 variable defaults,
+-- $13 variants, $14 holdout percent.
 UPDATE campaigns
 SET name = $2, partner = $3, kind = $4, scope = $5, texts = $6::jsonb, variables = $7,
     priority = $8, start_at = $9, end_at = $10, updated_at = $11,
-    variable_defaults = $12::jsonb
+    variable_defaults = $12::jsonb, variants = $13::jsonb, holdout_percent = $14
 WHERE id = $1 AND state = 'draft'
 RETURNING *
+
+-- name: reassign_arms
+-- After a draft's edit (update_draft, same transaction, the row locked): its audience's arms
+-- by the split now (migration 0039). A draft's rows are all queued or held out; only those
+-- whose arm changed are written: a row moving into the holdout is final from now, one moving
+-- out of it is queued again. $1 campaign id, $2 now.
+WITH c AS MATERIALIZED (
+    SELECT id, holdout_percent, arm_bounds(variants) AS bounds
+    FROM campaigns WHERE id = $1 AND state = 'draft'
+), arms AS (
+    SELECT d.id, d.msisdn, audience_arm(c.id, d.msisdn, c.holdout_percent, c.bounds) AS arm
+    FROM deliveries d CROSS JOIN c
+    WHERE d.campaign_id = $1 AND (d.state = 'queued' OR d.suppressed = 'holdout')
+)
+UPDATE deliveries d
+SET variant = a.arm,
+    state = CASE WHEN a.arm IS NULL THEN 'suppressed' ELSE 'queued' END::delivery_state,
+    suppressed = CASE WHEN a.arm IS NULL THEN 'holdout'::suppression_reason END,
+    finished_at = CASE WHEN a.arm IS NULL THEN $2::timestamptz END
+FROM arms a
+WHERE d.id = a.id AND d.msisdn = a.msisdn AND d.variant IS DISTINCT FROM a.arm
 
 -- name: upsert_survey
 -- A draft survey's questions, thanks and timeout, replaced (or first set, when an edit makes
@@ -222,16 +246,34 @@ ANALYZE audience_upload
 -- about half the index time for 1M rows). The sort compares bytes (COLLATE "C": the numbers
 -- are digits, so the order is the same; the locale's comparison made the sort of 1M rows 7
 -- of 51 s loaded).
--- $1 campaign id, $2 variable names (the campaign's declared columns, in vars order).
+-- Each row's arm (migration 0039: audience_arm of the campaign's holdout and split, variant
+-- 0 without a hash for a campaign of one text and no holdout): a holdout row is recorded final at once,
+-- suppressed 'holdout', so no claim reads it and it never takes a cap slot.
+-- $1 campaign id, $2 variable names (the campaign's declared columns, in vars order), $3 now.
 -- → rows queued (counted from RETURNING: Citus promises no count in a command tag).
-WITH queued AS (
-    INSERT INTO deliveries (campaign_id, msisdn, variables)
-    SELECT DISTINCT ON (f.msisdn COLLATE "C")
-           $1, f.msisdn,
-           CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
-    FROM audience_upload f
-    WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
-    ORDER BY f.msisdn COLLATE "C", f.ctid
+WITH c AS MATERIALIZED (
+    -- the split, computed once; its columns reach audience_arm as plain values, so the
+    -- planner inlines it (a subquery as its argument would make it a call per row: ~30 s
+    -- for 1M rows instead of ~3)
+    SELECT holdout_percent, arm_bounds(variants) AS bounds FROM campaigns WHERE id = $1
+), queued AS (
+    INSERT INTO deliveries (campaign_id, msisdn, variables, variant, state, suppressed,
+                            finished_at)
+    SELECT a.campaign_id, a.msisdn, a.variables, a.arm,
+           CASE WHEN a.arm IS NULL THEN 'suppressed' ELSE 'queued' END::delivery_state,
+           CASE WHEN a.arm IS NULL THEN 'holdout'::suppression_reason END,
+           CASE WHEN a.arm IS NULL THEN coalesce($3::timestamptz, now()) END
+    FROM (
+        SELECT DISTINCT ON (f.msisdn COLLATE "C")
+               $1::bigint AS campaign_id, f.msisdn,
+               CASE WHEN f.vars IS NULL THEN NULL ELSE jsonb_object($2::text[], f.vars) END
+                   AS variables,
+               audience_arm($1, f.msisdn, c.holdout_percent, c.bounds) AS arm
+        FROM audience_upload f CROSS JOIN c
+        WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+                          WHERE d.campaign_id = $1 AND d.msisdn = f.msisdn)
+        ORDER BY f.msisdn COLLATE "C", f.ctid
+    ) a
     RETURNING 1
 )
 SELECT count(*) FROM queued
@@ -244,15 +286,25 @@ SELECT count(*) FROM queued
 -- not_member of a member). active_subscribers ($2 false): membership is left to the claim,
 -- as for an uploaded file: a SMART campaign reports the non-members it reached as
 -- not_member. The claim applies the whole rule again when sending.
--- $1 campaign id, $2 members only. → rows queued (RETURNING).
-WITH queued AS (
-    INSERT INTO deliveries (campaign_id, msisdn)
-    SELECT c.id, f.msisdn
-    FROM campaigns c CROSS JOIN subscriber_facts f
-    WHERE c.id = $1
-      AND (NOT $2::boolean OR f.member_since IS NOT NULL)
+-- Each row's arm as insert_uploaded gives it (migration 0039).
+-- $1 campaign id, $2 members only, $3 now. → rows queued (RETURNING).
+WITH c AS MATERIALIZED (
+    -- the campaign and its split, computed once (see insert_uploaded)
+    SELECT id, scope, kind, holdout_percent, arm_bounds(variants) AS bounds
+    FROM campaigns WHERE id = $1
+), queued AS (
+    INSERT INTO deliveries (campaign_id, msisdn, variant, state, suppressed, finished_at)
+    SELECT a.id, a.msisdn, a.arm,
+           CASE WHEN a.arm IS NULL THEN 'suppressed' ELSE 'queued' END::delivery_state,
+           CASE WHEN a.arm IS NULL THEN 'holdout'::suppression_reason END,
+           CASE WHEN a.arm IS NULL THEN $3::timestamptz END
+    FROM (
+    SELECT c.id, f.msisdn, audience_arm(c.id, f.msisdn, c.holdout_percent, c.bounds) AS arm
+    FROM c CROSS JOIN subscriber_facts f
+    WHERE (NOT $2::boolean OR f.member_since IS NOT NULL)
       AND coalesce(suppression_for(f.status, f.dnc_since, f.member_since, c.scope,
                                    c.kind::text::traffic_kind), 'not_member') = 'not_member'
+    ) a
     ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
     RETURNING 1
 )
@@ -344,3 +396,44 @@ SELECT upload_no, line, value, number, reason
 FROM audience_rejections
 WHERE campaign_id = $1 AND ($2::integer IS NULL OR upload_no = $2)
 ORDER BY upload_no, line
+
+-- name: variant_report
+-- Variants and a control group (issue 15): per arm (variant index; NULL the holdout) counts
+-- only (R11: the caller suppresses small cells) — recipients, sent (a part reached the SMSC),
+-- delivered, survey respondents (a session past question 1 or completed), opt-outs (a leave:
+-- STOP, *555*2#, 1204 — consent_ledger 'left' or 'dnc_blocked') and bonus activations
+-- (bonus_grants.activated_at, R4). Opt-outs and activations are counted for every recipient
+-- of the arm from the campaign's start on, the holdout's and the variants' alike: the same
+-- window for each arm (intention to treat), so an arm's rate compares with the holdout's.
+-- Each is a probe of the number's own rows (consent_ledger_msisdn, one_grant_per_month,
+-- the survey's (survey_id, msisdn) key): one scan of the campaign's deliveries.
+-- $1 campaign id, $2 opt-out span, $3 activation span, $4 until (now: a window not yet
+-- over counts what has happened so far).
+WITH c AS (
+    SELECT c.id, c.started_at, s.id AS survey_id
+    FROM campaigns c LEFT JOIN surveys s ON s.campaign_id = c.id
+    WHERE c.id = $1
+)
+SELECT d.variant,
+       count(*) AS recipients,
+       count(*) FILTER (WHERE d.submitted_at IS NOT NULL) AS sent,
+       count(*) FILTER (WHERE d.state = 'delivered') AS delivered,
+       count(*) FILTER (WHERE c.survey_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM survey_sessions ss
+           WHERE ss.survey_id = c.survey_id AND ss.msisdn = d.msisdn
+             AND (ss.state = 'completed' OR ss.question_no > 1))) AS responded,
+       count(*) FILTER (WHERE c.started_at IS NOT NULL AND EXISTS (
+           SELECT 1 FROM consent_ledger l
+           WHERE l.msisdn = d.msisdn AND l.event IN ('left', 'dnc_blocked')
+             AND l.occurred_at >= c.started_at
+             AND l.occurred_at < least(c.started_at + $2::interval, $4::timestamptz)))
+           AS opted_out,
+       count(*) FILTER (WHERE c.started_at IS NOT NULL AND EXISTS (
+           SELECT 1 FROM bonus_grants g
+           WHERE g.msisdn = d.msisdn
+             AND g.activated_at >= c.started_at
+             AND g.activated_at < least(c.started_at + $3::interval, $4::timestamptz)))
+           AS activated
+FROM deliveries d CROSS JOIN c
+WHERE d.campaign_id = $1
+GROUP BY d.variant

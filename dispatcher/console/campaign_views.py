@@ -48,6 +48,7 @@ from campaigns.reports import (
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
+from campaigns.variant_report import variant_report, variant_report_json
 from dispatcher.console import approval_views, audience_stash
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
 from dispatcher.console.guard import (
@@ -274,6 +275,10 @@ async def _campaign_context(
         forecast = await _forecast_view(request, campaign)
     opted = await campaign_opt_outs(request.app[DATABASE].pool, campaign.id, report.counts)
     days = request.app[SETTINGS].inbox_attribution_days
+    variants = None
+    if campaign.variants or campaign.holdout_percent:  # issue 15: per arm, with uplift
+        found = await variant_report(_repository(request), campaign, request.app[CLOCK].now())
+        variants = variant_report_json(found, min_cell)
     eta = None
     if campaign.state is CampaignState.RUNNING:
         eta = eta_through_window(request.app[SETTINGS].calendar, report, request.app[CLOCK].now())
@@ -283,6 +288,7 @@ async def _campaign_context(
         "campaign": campaign,
         "report": report,
         "forecast": forecast,
+        "variants": variants,
         "eta": eta,
         "counts": counts,
         "preview": preview(campaign.texts, None, campaign.variable_defaults),

@@ -96,6 +96,8 @@ def _changes(form: dict[str, str], zone: Any) -> tuple[dict[str, Any], dict[str,
     for key in ("start_at", "end_at"):
         payload.setdefault(key, None)
     payload.setdefault("variable_defaults", {})
+    payload.setdefault("variants", [])  # B–D emptied: one text again (issue 15)
+    payload.setdefault("holdout_percent", 0)
     if payload["kind"] == ContactKind.SURVEY.value:
         payload.setdefault("texts", None)
     return payload, errors

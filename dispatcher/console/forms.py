@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatcher.console.variant_form import variant_form, variant_payload
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, instant_in_range
 
 LANGUAGE_ORDER = ("kk", "ru", "en")
@@ -54,6 +55,7 @@ def campaign_payload(
     texts = {lang: text for lang in LANGUAGE_ORDER if (text := _text(form, f"text_{lang}"))}
     if texts or payload["kind"] != "survey":
         payload["texts"] = texts
+    payload |= variant_payload(form, texts, errors)  # issue 15: variants B–D, holdout
     for key in ("start_at", "end_at"):
         instant = local_instant(form.get(key, ""), zone)
         if isinstance(instant, str):
@@ -187,6 +189,7 @@ def campaign_form(payload: Mapping[str, Any], zone: ZoneInfo) -> dict[str, str]:
         "timeout_hours": "24",
     }
     form |= {f"text_{lang}": text for lang, text in (payload.get("texts") or {}).items()}
+    form |= variant_form(payload)
     for key in ("start_at", "end_at"):
         instant = payload.get(key)
         form[key] = "" if instant is None else local_input(datetime.fromisoformat(instant), zone)

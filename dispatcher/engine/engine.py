@@ -297,7 +297,7 @@ class Dispatcher:
         # A retry of missing parts is written in the language its other parts went in.
         preferred = recipient.sent_language if recipient.sent.parts else recipient.language
         language, text = message_text(  # "" is judged failed below
-            campaign.texts,
+            campaign.texts_for(recipient.variant),
             preferred,
             recipient.variables,
             self._settings.default_language,

@@ -29,6 +29,7 @@ from campaigns.disclosure import Shown, suppress
 from campaigns.models import Campaign
 from campaigns.reports import CampaignReport
 from campaigns.templates import message_text
+from campaigns.variants import texts_of
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import DeliveryState, SuppressionReason
 from dispatcher.policy.calendar import ProgramCalendar
@@ -99,6 +100,8 @@ class Forecast:
     starts_at: datetime  #: now, or the campaign's later start
     finishes_at: datetime  #: when the last part would be written, through the window
     worst: tuple[str, int] | None = field(default=None)  #: (encoding, parts) of the longest
+    #: the campaign's holdout (control group): recorded at the audience's load, never sent
+    held_out: int = 0
 
     @property
     def over_limit(self) -> int:
@@ -150,17 +153,19 @@ async def campaign_forecast(
         )
     suppressed = dict.fromkeys(FORECAST_REASONS, 0)
     distribution: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    eligible = unsendable = total_parts = left = 0
-    texts = dict(campaign.texts)
+    eligible = unsendable = total_parts = left = held_out = 0
     for row in rows:
         n = int(row["n"])
+        if row["reason"] == SuppressionReason.HOLDOUT.value:
+            held_out += n
+            continue
         if row["reason"] is not None:
             suppressed[SuppressionReason(row["reason"])] += n
             left += int(row["left_program"])
             continue
         eligible += n
         _, text = message_text(
-            texts,
+            texts_of(campaign.texts, campaign.variants, row["variant"]),
             row["language"],
             row["variables"],
             settings.default_language,
@@ -195,6 +200,7 @@ async def campaign_forecast(
         starts_at=start,
         finishes_at=calendar.finish_at(start, total_parts, rate),
         worst=worst,
+        held_out=held_out,
     )
 
 
@@ -244,6 +250,8 @@ def forecast_lines(forecast: Forecast, zone: ZoneInfo) -> list[str]:
         f"{forecast.rate_per_second:g} parts/s through the send window, from "
         f"{local(forecast.starts_at)}"
     )
+    if forecast.held_out:
+        lines.append(f"holdout (control group, never sent): {forecast.held_out}")
     lines.extend(f"warning: {w}" for w in forecast.warnings)
     return lines
 
@@ -286,6 +294,7 @@ def forecast_json(forecast: Forecast, min_cell: int = 1) -> dict[str, Any]:
         "starts_at": forecast.starts_at.isoformat(),
         "finishes_at": forecast.finishes_at.isoformat() if exact_parts else None,
         "warnings": forecast.warnings if exact_parts else [],
+        "holdout": shown[("holdout",)],
     }
 
 
@@ -313,4 +322,7 @@ def shown_forecast(forecast: Forecast, min_cell: int) -> dict[tuple[Any, ...], S
     # The texts that cannot be rendered are the partner's own file's doing (a value missing),
     # nothing of a subscriber: shown as they are. The eligible less them is the parts' sum.
     shown[("unsendable",)] = forecast.unsendable
+    # The holdout is not part of the queued audience (recorded final at the load): a cell of
+    # its own, hidden when small like any count.
+    shown[("holdout",)] = suppress({("holdout",): forecast.held_out}, [], min_cell)[("holdout",)]
     return shown

@@ -17,6 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 
+from campaigns.variants import texts_of
 from dispatcher.kernel.sql import PerTable, SqlFile
 from dispatcher.kernel.states import ContactKind, DeliveryState
 from smpp.receipts import IdEvidence, IdFormat
@@ -76,6 +77,8 @@ class CampaignRef:
     apply_caps: bool
     #: what a blank variable renders as (campaigns.templates.fill_variables; migration 0031)
     variable_defaults: Mapping[str, str] = field(default_factory=dict)
+    #: text variants [{"name", "texts", "percent"}] ([]: ``texts`` alone; migration 0039)
+    variants: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CampaignRef:
@@ -85,7 +88,12 @@ class CampaignRef:
             texts=row["texts"],  # jsonb: decoded by the pool's codec (dispatcher.db)
             apply_caps=row["apply_caps"],
             variable_defaults=row.get("variable_defaults") or {},
+            variants=list(row.get("variants") or []),
         )
+
+    def texts_for(self, variant: int | None) -> Mapping[str, str]:
+        """The texts a recipient of ``variant`` is sent (campaigns/variants.py)."""
+        return texts_of(self.texts, self.variants, variant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,7 @@ class Recipient:
     attempts: int = 0
     sent: Sent = NOT_SENT
     sent_language: str | None = None  # the language of the parts already sent
+    variant: int | None = 0  # the text variant assigned at the audience's load (0039)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Recipient:
@@ -170,6 +179,7 @@ class Recipient:
             attempts=row["attempts"],
             sent=Sent.from_row(row),
             sent_language=row["sent_language"],
+            variant=row.get("variant", 0),
         )
 
 

@@ -107,6 +107,7 @@ class SuppressionReason(enum.StrEnum):
     CANCELLED = "cancelled"
     RECYCLED = "recycled"
     INVALID_TEXT = "invalid_text"
+    HOLDOUT = "holdout"  # the campaign's control group: recorded, never sent (migration 0039)
 
 
 class ServiceKind(enum.StrEnum):

@@ -72,6 +72,7 @@ SUPPRESSION_WORDS = {
     "cancelled": "the campaign was cancelled before it reached the number",
     "recycled": "the number passed to a new owner",
     "invalid_text": "the text could not be made for this number (a variable's value)",
+    "holdout": "the number is in the campaign's holdout (control group): held back on purpose",
 }
 
 

@@ -12,7 +12,7 @@
 
 -- name: running_campaigns
 -- Campaigns to claim from, highest priority first.
-SELECT id, kind, scope, texts, apply_caps, variable_defaults
+SELECT id, kind, scope, texts, apply_caps, variable_defaults, variants
 FROM campaigns WHERE state = 'running'
 ORDER BY priority DESC, id
 
@@ -24,7 +24,8 @@ ORDER BY priority DESC, id
 -- A row that already holds a slot (cap_month set: a retry) does not take a second one.
 -- A retry returns what its earlier tries left: attempts used, the parts already accepted
 -- (their numbers), the total, the concatenation reference, the language sent in and how
--- long the missing parts may follow (R14).
+-- long the missing parts may follow (R14), and the recipient's text variant (migration 0039;
+-- a holdout row is final from its load and never claimed).
 -- $1: campaign id, $2: batch size, $3: now, $4: this node's id, $5: the Astana month,
 -- $6: info cap, $7: survey cap.
 -- Run under plan_claim (no sequential scans).
@@ -86,7 +87,7 @@ SET state = CASE WHEN x.reason IS NULL THEN 'claimed' ELSE 'suppressed' END::del
 FROM decided x
 WHERE d.id = x.id
 RETURNING d.id, d.msisdn, d.state, d.variables, x.language, d.attempts, d.parts,
-          d.concat_ref, d.valid_until, d.language AS sent_language,
+          d.concat_ref, d.valid_until, d.language AS sent_language, d.variant,
           ARRAY(SELECT s.part_no FROM submits s WHERE s.delivery_id = d.id) AS sent_parts
 
 -- name: plan_claim

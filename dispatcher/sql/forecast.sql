@@ -6,18 +6,21 @@
 -- The only caller is dispatcher/engine/forecast.py.
 
 -- name: forecast
--- One row per (reason, language, variables): reason NULL for the recipients that would be
+-- One row per (reason, language, variables, variant): reason NULL for the recipients that would be
 -- sent, whose parts the engine's render and encoding then count in Python once per distinct
 -- (language, variables), never per row; for not_member, how many of them left the program.
 -- (Grouped by the reason as computed, not by language and values nulled for the suppressed:
 -- each row's reason is then computed once, not once per grouping key.) Run under
 -- plan_forecast, in a read-only transaction.
 -- A row that already holds its slot (cap_month set: a retry) takes no second one, as in the
--- claim. $1 campaign id, $2 now, $3 the Astana month, $4 info cap, $5 survey cap.
+-- claim. Each recipient's text is its variant's (migration 0039); the holdout, recorded final
+-- at the audience's load and never claimed, is one more row of its own (reason 'holdout',
+-- through deliveries_campaign_state), not one of the claim's reasons.
+-- $1 campaign id, $2 now, $3 the Astana month, $4 info cap, $5 survey cap.
 WITH c AS (
     SELECT id, kind, scope, end_at FROM campaigns WHERE id = $1
 ), verdict AS (
-    SELECT f.language, d.variables,
+    SELECT f.language, d.variables, d.variant,
            CASE
                WHEN c.end_at IS NOT NULL AND c.end_at <= $2 THEN
                    'outside_campaign_window'::suppression_reason
@@ -41,7 +44,7 @@ WITH c AS (
         ON cc.msisdn = d.msisdn AND cc.owner_epoch = f.owner_epoch AND cc.month = $3::date
     WHERE d.campaign_id = $1 AND d.state = 'queued'
 )
-SELECT v.reason::text AS reason, v.language::text AS language, v.variables,
+SELECT v.reason::text AS reason, v.language::text AS language, v.variables, v.variant,
        count(*) AS n,
        -- of the not_member ones, how many were members and left (R2: STOP, *111*0#, …)
        count(*) FILTER (
@@ -49,7 +52,11 @@ SELECT v.reason::text AS reason, v.language::text AS language, v.variables,
              AND EXISTS (SELECT 1 FROM memberships m
                          WHERE m.msisdn = v.msisdn AND m.left_at IS NOT NULL)) AS left_program
 FROM verdict v
-GROUP BY v.reason, v.language, v.variables
+GROUP BY v.reason, v.language, v.variables, v.variant
+UNION ALL
+SELECT 'holdout', NULL, NULL, NULL, count(*), 0
+FROM deliveries
+WHERE campaign_id = $1 AND state = 'suppressed' AND suppressed = 'holdout'
 
 -- name: plan_forecast
 -- The forecast's transaction hashes its groups in memory: a few thousand (reason, language,

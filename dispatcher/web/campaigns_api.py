@@ -40,6 +40,7 @@ from campaigns.reports import (
 from campaigns.repository import CampaignRepository, CampaignSearch
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
+from campaigns.variant_report import variant_report, variant_report_json
 from dispatcher.engine.forecast import campaign_forecast, forecast_json
 from dispatcher.engine.status import status_of
 from dispatcher.kernel.audit import Actor
@@ -72,6 +73,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_post(ITEM + "/approve", approve_campaign)
     router.add_get(ITEM + "/results.csv", survey_results_csv)
     router.add_get(ITEM + "/forecast", campaign_forecast_view)
+    router.add_get(ITEM + "/variants", campaign_variants_view)
     router.add_post(ITEM + "/audience", add_audience)
     router.add_get(ITEM + "/audience/rejected.csv", rejected_rows_csv)
     for action in ACTIONS:
@@ -288,6 +290,16 @@ async def campaign_forecast_view(request: web.Request) -> web.Response:
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     forecast = await campaign_forecast(request.app[DATABASE].pool, campaign, settings, now)
     return web.json_response(forecast_json(forecast, _min_cell(request)))
+
+
+@requires(Role.VIEWER)
+async def campaign_variants_view(request: web.Request) -> web.Response:
+    """Per text variant and for the holdout: counts, rates and each variant's uplift over
+    the holdout with its 95% interval (campaigns/variant_report.py); R11 as the report."""
+    repository = _repository(request)
+    campaign = await _campaign_or_404(request, repository)
+    report = await variant_report(repository, campaign, request.app[CLOCK].now())
+    return web.json_response(variant_report_json(report, _min_cell(request)))
 
 
 def _min_cell(request: web.Request) -> int:

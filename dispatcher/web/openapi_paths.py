@@ -407,8 +407,32 @@ SCHEMAS: dict[str, Schema] = {
             "survey": ref("Survey"),
             "start_at": {"type": "string", "format": "date-time"},
             "end_at": {"type": "string", "format": "date-time"},
+            "variants": {
+                "type": "array",
+                "maxItems": 4,
+                "items": ref("Variant"),
+                "description": "issue 15: up to 4 text variants of an info campaign, each with "
+                "every required language; their percents split the audience left after the "
+                "holdout and sum to 100. With variants, texts (if given) must be variant A's. "
+                "A 400 names the field, e.g. variants[1].texts → {kk: ...}",
+            },
+            "holdout_percent": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 50,
+                "description": "the control group: this percent of the audience, chosen from "
+                "md5(campaign id:msisdn) at upload, is recorded and never sent (no cap slot)",
+            },
         },
         ("name", "kind"),
+    ),
+    "Variant": _obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 40},
+            "texts": LANGUAGE_TEXTS,
+            "percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+        ("texts", "percent"),
     ),
     "Campaign": _obj(
         {
@@ -423,6 +447,8 @@ SCHEMAS: dict[str, Schema] = {
             "texts": {"type": "object", "additionalProperties": STRING},
             "variables": {"type": "array", "items": STRING},
             "variable_defaults": {"type": "object", "additionalProperties": STRING},
+            "variants": {"type": "array", "items": ref("Variant")},
+            "holdout_percent": INTEGER,
             "preview": {"type": "object", "additionalProperties": {"type": "object"}},
             "segment": _nullable(STRING),
             "start_at": TIME,
@@ -575,6 +601,48 @@ SCHEMAS: dict[str, Schema] = {
     ),
 }
 
+
+_UPLIFT = _nullable(
+    _obj(
+        {"difference": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
+        ("difference", "low", "high"),
+    )
+)
+SCHEMAS["VariantArm"] = _obj(
+    {
+        "variant": {**STRING, "description": "the variant's index (0 is A), or 'holdout'"},
+        "name": STRING,
+        "planned_percent": {"type": "number"},
+        **{
+            metric: COUNT
+            for metric in ("recipients", "sent", "delivered", "responded", "opted_out", "activated")
+        },
+        "rates_percent": {
+            "type": "object",
+            "additionalProperties": _nullable({"type": "number"}),
+        },
+        "uplift": _nullable(
+            _obj(
+                {"activated": _UPLIFT, "opted_out": _UPLIFT},
+                ("activated", "opted_out"),
+            )
+        ),
+    },
+    ("variant", "name", "recipients", "sent", "delivered", "responded", "opted_out", "activated"),
+)
+SCHEMAS["VariantReport"] = _obj(
+    {
+        "campaign_id": INTEGER,
+        "as_of": {"type": "string", "format": "date-time"},
+        "holdout_percent": INTEGER,
+        "opt_out_days": INTEGER,
+        "activation_days": INTEGER,
+        "measured_from": TIME,
+        "interval": STRING,
+        "arms": {"type": "array", "items": ref("VariantArm")},
+    },
+    ("campaign_id", "as_of", "holdout_percent", "arms"),
+)
 
 #: PATCH of a draft: any fields of a create (none required); null clears start_at or end_at.
 SCHEMAS["CampaignEdit"] = {
@@ -874,6 +942,19 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             "200": {"description": "results", "content": {"text/csv": {"schema": STRING}}}
         },
     },
+    ("GET", "/api/v1/campaigns/{id}/variants"): {
+        "summary": "Variants and holdout: counts per arm and each variant's uplift",
+        "description": "Issue 15: per text variant and for the holdout (control group), counts "
+        "only: recipients, sent, delivered, survey respondents, opt-outs (STOP, *555*2#, 1204) "
+        "within 7 days and bonus activations within 30 days, both counted from the campaign's "
+        "start for every recipient of the arm (intention to treat); rates per recipient; and "
+        "each variant's uplift over the holdout in percentage points (activation and opt-out "
+        "rate) with a 95% Newcombe hybrid score interval. Partner-facing roles see small counts "
+        "hidden (R11), and a rate or uplift computed from a hidden count is null.",
+        "tags": ["campaigns"],
+        "parameters": [_campaign_id()],
+        "responses": json_ok(ref("VariantReport")),
+    },
     ("GET", "/api/v1/campaigns/{id}/forecast"): {
         "summary": "Forecast before start: eligible, suppressed by reason, SMS parts, finish",
         "description": "For the campaign's still-queued audience, as of now, by the claim's "
@@ -922,6 +1003,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                     "starts_at": {"type": "string", "format": "date-time"},
                     "finishes_at": TIME,
                     "warnings": {"type": "array", "items": STRING},
+                    "holdout": {
+                        **COUNT,
+                        "description": "the control group (issue 15): recorded at the "
+                        "audience's upload, never sent; not part of the queued audience",
+                    },
                 },
                 (
                     "campaign_id",
