@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from campaigns.triggers import Trigger
 from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
@@ -43,6 +44,8 @@ class Campaign:
     finished_at: datetime | None
     #: variable → the value a blank cell takes ("" : optional, renders empty); migration 0031
     variable_defaults: dict[str, str] = field(default_factory=dict)
+    #: the operator event that queues its message (migration 0041); None: an audience's
+    trigger: Trigger | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -65,6 +68,7 @@ class Campaign:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             variable_defaults=dict(row.get("variable_defaults") or {}),
+            trigger=Trigger.from_row(row),
         )
 
 
@@ -236,6 +240,11 @@ _STATE_REASONS = {
     ("cancel", CampaignState.CANCELLED): "the campaign is already cancelled",
     ("add an audience", CampaignState.RUNNING): "the campaign is running; pause it first",
 }
+#: Why a triggered campaign refuses an audience file or segment (issue 15).
+TRIGGERED_NO_AUDIENCE = (
+    "the campaign is triggered by operator events: its recipients come from the events, "
+    "not from an audience"
+)
 
 
 def state_refusal(action: str, state: CampaignState) -> str:

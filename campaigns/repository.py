@@ -22,6 +22,7 @@ import asyncpg
 from campaigns.csvstream import InputRefused
 from campaigns.models import (
     AUDIENCE_OPEN,
+    TRIGGERED_NO_AUDIENCE,
     Campaign,
     CampaignNotFound,
     DeliveryTally,
@@ -32,6 +33,7 @@ from campaigns.models import (
     state_refusal,
 )
 from campaigns.spec import CampaignSpec
+from campaigns.triggers import Trigger
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState
 
@@ -262,6 +264,14 @@ class AudienceLoad:
         return int(queued)
 
 
+def _trigger_columns(trigger: Trigger | None) -> tuple[object, object, object]:
+    """insert_campaign's and update_draft's $13-$15: event, condition, max delay."""
+    if trigger is None:
+        return None, None, None
+    condition = None if trigger.condition is None else trigger.condition.as_json()
+    return trigger.event, condition, trigger.max_delay
+
+
 class CampaignRepository:
     def __init__(self, executor: Executor) -> None:
         self._db = executor
@@ -292,6 +302,7 @@ class CampaignRepository:
                 created_by,
                 now,
                 spec.variable_defaults,
+                *_trigger_columns(spec.trigger),
             )
             if spec.survey is not None:
                 await conn.execute(
@@ -373,6 +384,7 @@ class CampaignRepository:
                 spec.end_at,
                 now,
                 spec.variable_defaults,
+                *_trigger_columns(spec.trigger),
             )
             if spec.survey is None:
                 await conn.execute(CampaignSQL.delete_survey, campaign_id)
@@ -444,8 +456,12 @@ class CampaignRepository:
             if row is None:
                 raise CampaignNotFound(campaign_id)
             campaign = Campaign.from_row(row)
+            action = "add an audience"
+            if campaign.trigger is not None:
+                raise TransitionRefused(
+                    campaign_id, action, campaign.state, TRIGGERED_NO_AUDIENCE
+                )
             if campaign.state not in AUDIENCE_OPEN:
-                action = "add an audience"
                 raise TransitionRefused(
                     campaign_id, action, campaign.state, state_refusal(action, campaign.state)
                 )

@@ -107,6 +107,7 @@ class SuppressionReason(enum.StrEnum):
     CANCELLED = "cancelled"
     RECYCLED = "recycled"
     INVALID_TEXT = "invalid_text"
+    STALE = "stale"  # a triggered message past its max delay (migration 0041)
 
 
 class ServiceKind(enum.StrEnum):
