@@ -458,9 +458,7 @@ class CampaignRepository:
             campaign = Campaign.from_row(row)
             action = "add an audience"
             if campaign.trigger is not None:
-                raise TransitionRefused(
-                    campaign_id, action, campaign.state, TRIGGERED_NO_AUDIENCE
-                )
+                raise TransitionRefused(campaign_id, action, campaign.state, TRIGGERED_NO_AUDIENCE)
             if campaign.state not in AUDIENCE_OPEN:
                 raise TransitionRefused(
                     campaign_id, action, campaign.state, state_refusal(action, campaign.state)

@@ -254,8 +254,11 @@ def condition_from_text(event: str, text: str) -> dict[str, Any] | None:
     match = _CONDITION.match(text)
     if match is None:
         raise TriggerError(
-            {"condition": "expected 'field op value', e.g. 'amount >= 1000' (op: "
-             + " ".join(NUMBER_OPS) + ")"}
+            {
+                "condition": "expected 'field op value', e.g. 'amount >= 1000' (op: "
+                + " ".join(NUMBER_OPS)
+                + ")"
+            }
         )
     name, op, raw = match.group(1), match.group(2).strip().lower(), match.group(3)
     kind = TRIGGER_EVENTS.get(event, {}).get(name)

@@ -53,7 +53,9 @@ async def start_triggered(api: Api, **trigger: Any) -> int:
 
 async def event(api: Api, msisdn: str, kind: str = "top_up", **fields: Any) -> dict[str, Any]:
     payload = {"type": kind, "msisdn": msisdn, **fields}
-    response = await api.client.post("/gateway/events", json=payload, headers=api.auth(Role.GATEWAY))
+    response = await api.client.post(
+        "/gateway/events", json=payload, headers=api.auth(Role.GATEWAY)
+    )
     body: dict[str, Any] = await response.json()
     assert response.status == 200, body
     return body
@@ -246,8 +248,9 @@ async def test_audience_refused_for_a_triggered_campaign(api: Api) -> None:
     """A triggered campaign takes no audience file nor segment: 409 with the reason."""
     cid = int((await create(api, triggered_payload()))["id"])
     headers = {**api.auth(Role.MARKETER), "Content-Type": "text/csv"}
-    response = await api.client.post(f"{BASE}/{cid}/audience", data=b"77011234567\n",
-                                     headers=headers)
+    response = await api.client.post(
+        f"{BASE}/{cid}/audience", data=b"77011234567\n", headers=headers
+    )
     body = await response.json()
     assert response.status == 409, body
     assert "triggered by operator events" in body["error"]["details"]["reason"]
@@ -261,18 +264,27 @@ async def test_bad_triggers_are_400_naming_the_field(api: Api) -> None:
     """Each bad trigger is refused with 400 and the part of the trigger that is wrong."""
     cases = [
         ({"event": "dnc_optout"}, "event"),
-        ({"event": "top_up", "condition": {"field": "tariff", "op": "=", "value": "x"}},
-         "condition"),
-        ({"event": "top_up", "condition": {"field": "amount", "op": "~", "value": 1}},
-         "condition"),
-        ({"event": "top_up", "condition": {"field": "amount", "op": ">", "value": "lots"}},
-         "condition"),
-        ({"event": "tariff_change", "condition": {"field": "tariff", "op": "<", "value": "A"}},
-         "condition"),
-        ({"event": "status", "condition": {"field": "status", "op": "=", "value": "gone"}},
-         "condition"),
-        ({"event": "top_up", "condition": {"field": "amount", "op": "in", "value": []}},
-         "condition"),
+        (
+            {"event": "top_up", "condition": {"field": "tariff", "op": "=", "value": "x"}},
+            "condition",
+        ),
+        ({"event": "top_up", "condition": {"field": "amount", "op": "~", "value": 1}}, "condition"),
+        (
+            {"event": "top_up", "condition": {"field": "amount", "op": ">", "value": "lots"}},
+            "condition",
+        ),
+        (
+            {"event": "tariff_change", "condition": {"field": "tariff", "op": "<", "value": "A"}},
+            "condition",
+        ),
+        (
+            {"event": "status", "condition": {"field": "status", "op": "=", "value": "gone"}},
+            "condition",
+        ),
+        (
+            {"event": "top_up", "condition": {"field": "amount", "op": "in", "value": []}},
+            "condition",
+        ),
         ({"event": "top_up", "condition": "amount >= 1000"}, "condition"),
         ({"event": "top_up", "max_delay": "12 hours"}, "max_delay"),
         ({"event": "top_up", "max_delay": "P30D"}, "max_delay"),
@@ -301,7 +313,8 @@ async def test_bad_events_are_400(api: Api) -> None:
         assert response.status == 400, (amount, body)
         assert body["error"]["details"]["field"] == "amount"
     response = await api.client.post(
-        "/gateway/events", json={"type": "refill", "msisdn": MEMBER},
+        "/gateway/events",
+        json={"type": "refill", "msisdn": MEMBER},
         headers=api.auth(Role.GATEWAY),
     )
     body = await response.json()
