@@ -28,6 +28,7 @@ from campaigns.disclosure import sees_exact_counts
 from campaigns.languages import pick_language
 from campaigns.models import AUDIENCE_OPEN, Campaign, TransitionRefused
 from campaigns.reports import (
+    SENT,
     DeliveryCounts,
     SurveyResults,
     campaign_report,
@@ -39,9 +40,11 @@ from campaigns.reports import (
     shown_percent,
     shown_survey,
     survey_report,
+    triggered_json,
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
+from campaigns.triggers import short_duration
 from dispatcher.console import audience_stash
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
 from dispatcher.console.guard import (
@@ -248,6 +251,10 @@ async def _campaign_context(
     if min_cell > 1:
         counts, total, segments = _partner_counts(report.counts, segments, min_cell)
         survey = _partner_survey(report.survey, survey, min_cell)
+    triggered = None
+    if campaign.trigger is not None:  # issue 15: its counts, shown as the page's (R11)
+        sums = {css: members for css, _, members in PROGRESS_GROUPS} | {"sent": SENT}
+        triggered = triggered_json(shown_counts(report.counts, min_cell, sums))
     status = await status_of(
         request.app[DATABASE].pool,
         request.app[SETTINGS].calendar,
@@ -278,7 +285,9 @@ async def _campaign_context(
         "chart": chart,
         "survey": survey,
         "actions": ACTIONS_IN[campaign.state],
-        "audience_open": campaign.state in AUDIENCE_OPEN,
+        "audience_open": campaign.state in AUDIENCE_OPEN and campaign.trigger is None,
+        "triggered": triggered,
+        "trigger_delay": short_duration(campaign.trigger.max_delay) if campaign.trigger else None,
         "notice": notice,
         "error": error,
         "upload": upload,
@@ -349,7 +358,7 @@ def _partner_counts(
 ) -> tuple[dict[str, Any], Any, list[Segment]]:
     """R11, a partner-facing page: the counts, total and progress bar as shown with minimum
     cell size ``min_cell`` (campaigns.disclosure); a hidden segment draws no bar."""
-    sums = {css: members for css, _, members in PROGRESS_GROUPS}
+    sums = {css: members for css, _, members in PROGRESS_GROUPS} | {"sent": SENT}
     shown = shown_counts(counts, min_cell, sums)
     exact = isinstance(shown[("done",)], int) and isinstance(shown[("total",)], int)
     view_counts = {

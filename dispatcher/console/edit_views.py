@@ -95,6 +95,7 @@ def _changes(form: dict[str, str], zone: Any) -> tuple[dict[str, Any], dict[str,
     for key in ("start_at", "end_at"):
         payload.setdefault(key, None)
     payload.setdefault("variable_defaults", {})
+    payload.setdefault("trigger", None)  # "Triggered by event" left empty: an audience's
     if payload["kind"] == ContactKind.SURVEY.value:
         payload.setdefault("texts", None)
     return payload, errors

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from dispatcher.kernel.states import CampaignScope, Channel, ContactKind, Role, SubscriberStatus
 from campaigns.triggers import json_number
+from dispatcher.kernel.states import CampaignScope, Channel, ContactKind, Role, SubscriberStatus
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 from dispatcher.program import contacts
 from dispatcher.program.events import EVENT_ALIASES, EVENT_TYPES
