@@ -131,10 +131,16 @@ UPDATE subscribers SET tariff = $2, updated_at = $3 WHERE msisdn = $1
 -- campaigns_triggered index; FOR SHARE: a cancel or expiry that is committing finishes
 -- first and the campaign, no longer running, is skipped (no queued row is left behind in a
 -- campaign that ended), and one that starts waits for this transaction (its sweep finds the
--- row). → the event's id (NULL: a repeat) and how many messages it queued.
+-- row). A number first seen here becomes an active subscriber (ensure_subscriber's rule),
+-- so a top-up, which changes nothing of the subscriber and takes no lock, is this one
+-- statement: one round trip, its own transaction (bench/events.py).
+-- → the event's id (NULL: a repeat) and how many messages it queued.
 -- $1: msisdn, $2: event type, $3: event_id or NULL, $4: payload (jsonb), $5: occurred_at,
 -- $6: now.
-WITH recorded AS (
+WITH ensured AS (
+    INSERT INTO subscribers (msisdn) VALUES ($1)
+    ON CONFLICT (msisdn) DO NOTHING
+), recorded AS (
     INSERT INTO subscriber_events (msisdn, event_type, event_id, payload, occurred_at)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (event_id, msisdn) WHERE event_id IS NOT NULL DO NOTHING
