@@ -368,6 +368,7 @@ async def _report(
         finished_at=campaign.finished_at,
         counts=report.counts.states,
         now=now,
+        triggered=campaign.trigger is not None,
     )
     return report, status
 

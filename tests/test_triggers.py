@@ -88,6 +88,10 @@ async def test_a_matching_top_up_sends_once(settings, clock, database) -> None:
         body = await report(api, cid)
         assert body["state"] == "running"
         assert body["triggered"] == {"matched": 1, "waiting": 0, "sent": 1, "stale": 0}
+        assert body["status"]["reason"] == "waiting_for_events"
+        assert body["status"]["message"].startswith(
+            "Waiting — for events: each matching one queues its message"
+        )
         events = await database.pool.fetchval(
             "SELECT count(*) FROM subscriber_events WHERE event_type = 'top_up'"
         )

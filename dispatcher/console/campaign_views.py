@@ -178,6 +178,7 @@ async def _list_statuses(request: web.Request, rows: list[dict[str, Any]], exact
             now=now,
             exact=exact,
             engine=engine,
+            triggered=campaign.trigger is not None,
         )
 
 
@@ -264,6 +265,7 @@ async def _campaign_context(
         counts=report.counts.states,
         now=request.app[CLOCK].now(),
         exact=exact,
+        triggered=campaign.trigger is not None,
     )
     forecast = None
     if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
