@@ -72,6 +72,8 @@ SUPPRESSION_WORDS = {
     "cancelled": "the campaign was cancelled before it reached the number",
     "recycled": "the number passed to a new owner",
     "invalid_text": "the text could not be made for this number (a variable's value)",
+    "stale": "the event that triggered it was older than the campaign's max delay when the "
+    "message could go (it waited for the send window)",
 }
 
 
