@@ -44,6 +44,8 @@ def stored_payload(campaign: Campaign, survey: Survey | None) -> dict[str, Any]:
     }
     if campaign.variants:
         payload["variants"] = [dict(variant) for variant in campaign.variants]
+    if campaign.trigger is not None:
+        payload["trigger"] = campaign.trigger.as_json()
     if campaign.kind is ContactKind.SURVEY and survey is not None:
         first = survey.questions[0]
         intros = {lang: intro_of(text, first, lang) for lang, text in campaign.texts.items()}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from campaigns.triggers import Trigger
 from dispatcher.kernel.states import (
     CampaignScope,
     CampaignState,
@@ -52,6 +53,8 @@ class Campaign:
     #: text variants [{"name", "texts", "percent"}], [] for one text (migration 0039)
     variants: list[dict[str, Any]] = field(default_factory=list)
     holdout_percent: int = 0
+    #: the operator event that queues its message (migration 0041); None: an audience's
+    trigger: Trigger | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -79,6 +82,7 @@ class Campaign:
             content_version=row.get("content_version") or 1,
             approval=Approval.from_row(row),
             approval_required=bool(row.get("approval_required")),
+            trigger=Trigger.from_row(row),
         )
 
 
@@ -290,6 +294,11 @@ _STATE_REASONS = {
     ("cancel", CampaignState.CANCELLED): "the campaign is already cancelled",
     ("add an audience", CampaignState.RUNNING): "the campaign is running; pause it first",
 }
+#: Why a triggered campaign refuses an audience file or segment (issue 15).
+TRIGGERED_NO_AUDIENCE = (
+    "the campaign is triggered by operator events: its recipients come from the events, "
+    "not from an audience"
+)
 
 
 def state_refusal(action: str, state: CampaignState) -> str:

@@ -28,6 +28,13 @@ from dispatcher.kernel.states import DeliveryState, SuppressionReason, SurveySes
 THROUGHPUT_WINDOW = timedelta(minutes=5)
 #: Delivery states still to be sent or waiting for the SMSC's answer.
 PENDING = frozenset({DeliveryState.QUEUED, DeliveryState.CLAIMED, DeliveryState.IN_FLIGHT})
+#: A triggered campaign's "sent": the SMSC accepted the message (delivered or not yet known).
+SENT = (
+    DeliveryState.SUBMITTED,
+    DeliveryState.DELIVERED,
+    DeliveryState.UNDELIVERED,
+    DeliveryState.EXPIRED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +275,7 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
             "at": _iso(campaign.approval.at),
             "version": campaign.approval.version,
         },
+        "trigger": None if campaign.trigger is None else campaign.trigger.as_json(),
     }
 
 
@@ -339,7 +347,8 @@ def report_json(report: CampaignReport, min_cell: int = 1) -> dict[str, Any]:
     shown parts cannot give one back are ``">= N"``; the percentage then shows only where
     done and total both do."""
     counts, progress = report.counts, report.progress
-    shown = shown_counts(counts, min_cell)
+    triggered = report.campaign.trigger is not None
+    shown = shown_counts(counts, min_cell, {"sent": SENT} if triggered else None)
     exact = isinstance(shown[("done",)], int) and isinstance(shown[("total",)], int)
     return {
         **campaign_view(report.campaign),
@@ -358,6 +367,20 @@ def report_json(report: CampaignReport, min_cell: int = 1) -> dict[str, Any]:
         },
         "survey": None if report.survey is None else survey_json(report.survey, min_cell),
         "answered_without_receipt": shown_answered_without_receipt(report, min_cell, shown),
+        "triggered": triggered_json(shown) if triggered else None,
+    }
+
+
+def triggered_json(shown: Mapping[CellKey, Shown]) -> dict[str, Shown]:
+    """A triggered campaign's counts (issue 15) from the report's shown cells: numbers whose
+    event matched (one message each: a later matching event of the number is not counted
+    again), waiting (queued or being sent: also for the send window), sent (the SMSC
+    accepted it) and stale (dropped after the max delay)."""
+    return {
+        "matched": shown[("total",)],
+        "waiting": shown[("remaining",)],
+        "sent": shown[("sum", "sent")],
+        "stale": shown[("reason", SuppressionReason.STALE)],
     }
 
 

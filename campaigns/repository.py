@@ -22,6 +22,7 @@ import asyncpg
 from campaigns.csvstream import InputRefused
 from campaigns.models import (
     AUDIENCE_OPEN,
+    TRIGGERED_NO_AUDIENCE,
     ApprovalRefused,
     Campaign,
     CampaignNotFound,
@@ -33,6 +34,7 @@ from campaigns.models import (
     state_refusal,
 )
 from campaigns.spec import CampaignSpec
+from campaigns.triggers import Trigger
 from dispatcher.kernel.audit import SYSTEM, Actor, AuditAction, record
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState
@@ -57,6 +59,9 @@ CONTENT_FIELDS = (
     "priority",
     "start_at",
     "end_at",
+    "variants",
+    "holdout_percent",
+    "trigger",
 )
 
 
@@ -303,6 +308,14 @@ class AudienceLoad:
         return int(queued)
 
 
+def _trigger_columns(trigger: Trigger | None) -> tuple[object, object, object]:
+    """insert_campaign's and update_draft's $13-$15: event, condition, max delay."""
+    if trigger is None:
+        return None, None, None
+    condition = None if trigger.condition is None else trigger.condition.as_json()
+    return trigger.event, condition, trigger.max_delay
+
+
 class CampaignRepository:
     def __init__(self, executor: Executor) -> None:
         self._db = executor
@@ -345,6 +358,7 @@ class CampaignRepository:
                 spec.variable_defaults,
                 spec.variants,
                 spec.holdout_percent,
+                *_trigger_columns(spec.trigger),
             )
             if spec.survey is not None:
                 await conn.execute(
@@ -439,6 +453,7 @@ class CampaignRepository:
                 spec.variable_defaults,
                 spec.variants,
                 spec.holdout_percent,
+                *_trigger_columns(spec.trigger),
             )
             await conn.execute(CampaignSQL.reassign_arms, campaign_id, now)
             if spec.survey is None:
@@ -617,6 +632,8 @@ class CampaignRepository:
                 raise CampaignNotFound(campaign_id)
             campaign = Campaign.from_row(row)
             action = "add an audience"
+            if campaign.trigger is not None:
+                raise TransitionRefused(campaign_id, action, campaign.state, TRIGGERED_NO_AUDIENCE)
             if campaign.state not in AUDIENCE_OPEN:
                 raise TransitionRefused(
                     campaign_id, action, campaign.state, state_refusal(action, campaign.state)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from campaigns.templates import VARIABLE_NAME, check_text, first_message, question_message
+from campaigns.triggers import Trigger, TriggerError, parse_trigger
 from campaigns.variants import parse_holdout, parse_variants
 from dispatcher.kernel.states import CampaignScope, ContactKind, Language
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
@@ -66,6 +67,8 @@ class CampaignSpec:
     #: text variants [{"name", "texts", "percent"}] ([]: ``texts`` alone; campaigns/variants.py)
     variants: list[dict[str, Any]] = field(default_factory=list)
     holdout_percent: int = 0
+    #: the operator event that queues its message (issue 15); None: an audience campaign
+    trigger: Trigger | None = None
 
 
 def parse_campaign(
@@ -105,6 +108,7 @@ def parse_campaign(
     else:
         _check_texts(texts, frozenset(variables), max_segments, errors)
         _check_required(texts, required_languages, kind, errors)
+    trigger = _trigger(payload.get("trigger"), variables, defaults, errors)
     if errors:
         raise SpecError(errors)
     assert kind is not None and scope is not None
@@ -122,6 +126,7 @@ def parse_campaign(
         defaults,
         variants if len(variants) > 1 else [],
         holdout,
+        trigger,
     )
 
 
@@ -163,6 +168,27 @@ def _check_variants(
         _check_required(variant["texts"], required, ContactKind.INFO, found)
         if "texts" in found:
             errors[key] = found["texts"]
+
+
+def _trigger(
+    value: Any, variables: list[str], defaults: dict[str, str], errors: dict[str, Any]
+) -> Trigger | None:
+    """The ``trigger`` (issue 15), or None for an audience campaign. A triggered campaign
+    has no audience file, so its texts may use only variables that have a default."""
+    if value is None:
+        return None
+    try:
+        trigger = parse_trigger(value)
+    except TriggerError as exc:
+        errors["trigger"] = exc.details
+        return None
+    without = [name for name in variables if name not in defaults]
+    if without and "variables" not in errors:
+        errors["variables"] = (
+            f"a triggered campaign has no audience file: give {', '.join(without)} a default "
+            "or remove it"
+        )
+    return trigger
 
 
 def _caps_stay_on(payload: Mapping[str, Any], errors: dict[str, Any]) -> None:

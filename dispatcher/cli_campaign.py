@@ -24,9 +24,18 @@ from rich.table import Table
 from campaigns.audience import ColumnMapping, rejected_csv, upload_audience
 from campaigns.csvstream import InputRefused
 from campaigns.models import CampaignNotFound, TransitionRefused
-from campaigns.reports import CampaignReport, campaign_report, campaign_view, percent_of
+from campaigns.reports import (
+    SENT,
+    CampaignReport,
+    campaign_report,
+    campaign_view,
+    percent_of,
+    shown_counts,
+    triggered_json,
+)
 from campaigns.repository import CampaignRepository
 from campaigns.spec import SpecError, parse_campaign
+from campaigns.triggers import describe_fields, trigger_from_words
 from dispatcher import cli_audit, cli_edit, cli_variants
 from dispatcher.cli_common import (
     EXIT_REJECTED_ROWS,
@@ -78,6 +87,20 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     create.add_argument("--start-at", metavar="ISO8601")
     create.add_argument("--end-at", metavar="ISO8601")
     cli_variants.add_options(create)
+    create.add_argument(
+        "--trigger",
+        metavar="'EVENT [FIELD OP VALUE]'",
+        help="triggered by operator events instead of an audience, e.g. 'top_up amount>=1000', "
+        "'status status=active', 'tariff_change tariff in A, B' ("
+        + "; ".join(describe_fields())
+        + ")",
+    )
+    create.add_argument(
+        "--max-delay",
+        metavar="DURATION",
+        help="with --trigger: drop a message still waiting this long after its event "
+        "(12h, 90m, 1d or PT12H; default 1d)",
+    )
     upload = actions.add_parser("upload", help="add an audience CSV (msisdn first)")
     upload.add_argument("id", type=int)
     upload.add_argument("file", type=readable_file)
@@ -170,6 +193,11 @@ def spec_payload(args: argparse.Namespace) -> dict[str, Any]:
     if "variants" in payload and not args.text:
         payload.pop("texts", None)  # with variants, the texts are variant A's
     payload.setdefault("kind", "info")
+    trigger, max_delay = getattr(args, "trigger", None), getattr(args, "max_delay", None)
+    if trigger is not None:
+        payload["trigger"] = trigger_from_words(trigger, max_delay)
+    elif max_delay is not None:
+        raise ValueError("--max-delay goes with --trigger")
     return payload
 
 
@@ -203,6 +231,8 @@ async def _create(
     campaign = await repository.create(spec, actor.name, now, actor=actor)
     view = campaign_view(campaign)
     print(f"created campaign {campaign.id} ({campaign.name}), state {campaign.state.value}")
+    if campaign.trigger is not None:
+        print(f"  triggered {campaign.trigger}; no audience: start it to take events")
     for language, cost in view["preview"].items():
         if "error" in cost:
             print(f"  {language}: {cost['error']}")
@@ -362,6 +392,7 @@ async def _report(
         finished_at=campaign.finished_at,
         counts=report.counts.states,
         now=now,
+        triggered=campaign.trigger is not None,
     )
     return report, status
 
@@ -380,6 +411,9 @@ def _render(report: CampaignReport, status: CampaignStatus, zone: tzinfo) -> Gro
         bar.get_renderable(),
         _counts_table("state", counts.states.items()),
     ]
+    if campaign.trigger is not None:
+        parts.insert(1, escape(f"triggered {campaign.trigger}"))
+        parts.append(escape(triggered_line(report)))
     if any(counts.suppressed.values()):
         parts.append(_counts_table("suppressed because", counts.suppressed.items()))
     if progress.throughput_per_s:
@@ -401,6 +435,15 @@ def _render(report: CampaignReport, status: CampaignStatus, zone: tzinfo) -> Gro
             )
         parts.append(f"survey results: GET /api/v1/campaigns/{campaign.id}/results.csv")
     return Group(*parts)
+
+
+def triggered_line(report: CampaignReport) -> str:
+    """A triggered campaign's counts in one line (the CLI reads them as the operator)."""
+    shown = triggered_json(shown_counts(report.counts, 1, {"sent": SENT}))
+    return (
+        f"events matched: {shown['matched']} numbers; waiting {shown['waiting']}, "
+        f"sent {shown['sent']}, stale {shown['stale']}"
+    )
 
 
 def _counts_table(title: str, counts: Iterable[tuple[str, int]]) -> Table:

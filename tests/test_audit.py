@@ -480,3 +480,55 @@ async def test_a_segment_is_an_upload_of_the_audience(checked: Api, database: Da
     }
     status, body = await action(checked, campaign_id, "start")
     assert status == 409 and body["error"]["code"] == "approval_required", body
+
+
+TEXTS_B = {"kk": "Coffee Boom-да 30% жеңілдік", "ru": "Скидка 30% в Coffee Boom"}
+TOP_UP = {"event": "top_up", "condition": {"field": "amount", "op": ">=", "value": 1000}}
+
+
+@pytest.mark.parametrize(
+    ("first", "edit", "changed"),
+    [
+        ({}, {"holdout_percent": 10}, ["holdout_percent"]),
+        (
+            {},
+            {
+                "variants": [
+                    {"name": "A", "texts": PAYLOAD["texts"], "percent": 50},
+                    {"name": "B", "texts": TEXTS_B, "percent": 50},
+                ]
+            },
+            ["variants"],
+        ),
+        (
+            {"trigger": TOP_UP},
+            {"trigger": {**TOP_UP, "condition": {**TOP_UP["condition"], "value": 5000}}},
+            ["trigger"],
+        ),
+    ],
+    ids=["holdout", "variants", "trigger"],
+)
+async def test_a_split_or_trigger_edit_clears_the_approval(
+    checked: Api, first: dict[str, Any], edit: dict[str, Any], changed: list[str]
+) -> None:
+    """The holdout, the variants and the trigger (issue 15's other parts) are content an
+    approval freezes (migration 0042): an edit of one clears the approval, names it in the
+    trail, and the start is refused until a new approval."""
+    campaign = await create(checked, PAYLOAD | first)
+    campaign_id = int(campaign["id"])
+    if "trigger" not in first:
+        status, body = await upload(checked, campaign_id, AUDIENCE)
+        assert status == 200, body
+    assert (await approve(checked, campaign_id))[0] == 200
+    response = await checked.client.patch(
+        f"{BASE}/{campaign_id}", json=edit, headers=checked.auth(M)
+    )
+    edited = await response.json()
+    assert response.status == 200, edited
+    assert edited["approval"] is None
+    status, body = await action(checked, campaign_id, "start")
+    assert status == 409 and body["error"]["code"] == "approval_required", body
+    record = (await trail(checked, campaign_id=campaign_id, action="edit"))["events"][0]
+    assert record["details"]["changed"] == changed and record["details"]["approval_cleared"]
+    assert (await approve(checked, campaign_id))[0] == 200
+    assert (await action(checked, campaign_id, "start"))[0] == 200

@@ -137,7 +137,7 @@ async def test_dnc_while_member_leaves_and_blocks(api: Api, database: Database) 
     smart = await queue_delivery(database, "smart")
     operator = await queue_delivery(database, "operator")
     status, body = await event(api, type="dnc_optout", event_id="ivr-1")
-    assert (status, body) == (200, {"status": "applied"})
+    assert (status, body) == (200, {"status": "applied", "triggered": 0})
     sub = await view(api)
     assert sub["member"] is False and sub["dnc"]["channel"] == "ivr"
     assert [c["event"] for c in sub["consent"]] == ["joined", "dnc_blocked", "left"]

@@ -8,10 +8,14 @@
 -- {variable: default} (migration 0031), $13 variants [{name, texts, percent}] ('[]': texts
 -- alone), $14 holdout percent (migration 0039). apply_caps keeps its default, true: the
 -- campaigns_always_capped CHECK (migration 0015) allows nothing else (R7).
+-- $13 trigger event, $14 its condition (jsonb), $15 its max delay (all NULL: an audience
+-- campaign; migration 0041).
 INSERT INTO campaigns (name, partner, kind, scope, texts, variables, priority,
                        start_at, end_at, created_by, created_at, updated_at, variable_defaults,
-                       variants, holdout_percent)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11, $12::jsonb, $13::jsonb, $14)
+                       variants, holdout_percent,
+                       trigger_event, trigger_condition, trigger_max_delay)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11, $12::jsonb,
+        $13::jsonb, $14, $15, $16::jsonb, $17)
 RETURNING *
 
 -- name: insert_survey
@@ -53,11 +57,13 @@ SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
 -- A draft's content replaced (an edit); guarded: only while it is a draft. Neither state
 -- nor audience changes. $1 campaign id, $2 name, $3 partner, $4 kind, $5 scope, $6 texts,
 -- $7 variables, $8 priority, $9 start_at, $10 end_at, $11 now, $12 variable defaults,
--- $13 variants, $14 holdout percent.
+-- $13 variants, $14 holdout percent, $15 trigger event, $16 condition, $17 max delay
+-- (migrations 0039, 0041).
 UPDATE campaigns
 SET name = $2, partner = $3, kind = $4, scope = $5, texts = $6::jsonb, variables = $7,
     priority = $8, start_at = $9, end_at = $10, updated_at = $11,
-    variable_defaults = $12::jsonb, variants = $13::jsonb, holdout_percent = $14
+    variable_defaults = $12::jsonb, variants = $13::jsonb, holdout_percent = $14,
+    trigger_event = $15, trigger_condition = $16::jsonb, trigger_max_delay = $17
 WHERE id = $1 AND state = 'draft'
 RETURNING *
 
@@ -101,16 +107,17 @@ DELETE FROM surveys WHERE campaign_id = $1
 -- $1 campaign id, $2 now.
 SELECT state,
        end_at IS NOT NULL AND end_at <= $2 AS window_over,
-       EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1) AS has_audience,
+       trigger_event IS NOT NULL
+           OR EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1) AS has_audience,
        approved_by IS NOT NULL AS approved
 FROM campaigns WHERE id = $1
 
 -- name: start
--- draft → scheduled (start_at in the future) or running; needs an audience, an open
--- campaign window and, while approval is required ($4, SMARTD_APPROVAL_REQUIRED), an
--- approval of its current content (the campaigns_started_approved CHECK, migration 0038,
--- holds it to that too). $1 campaign id, $2 now, $3 allowed-from states, $4 approval
--- required.
+-- draft → scheduled (start_at in the future) or running; needs an audience (a triggered
+-- campaign's come from events), an open campaign window and, while approval is required
+-- ($4, SMARTD_APPROVAL_REQUIRED), an approval of its current content (the
+-- campaigns_started_approved CHECK, migration 0038, holds it to that too). $1 campaign id,
+-- $2 now, $3 allowed-from states, $4 approval required.
 UPDATE campaigns
 SET state = CASE WHEN start_at > $2 THEN 'scheduled' ELSE 'running' END::campaign_state,
     started_at = CASE WHEN start_at > $2 THEN NULL ELSE $2 END,
@@ -119,7 +126,7 @@ SET state = CASE WHEN start_at > $2 THEN 'scheduled' ELSE 'running' END::campaig
 WHERE id = $1
   AND state = ANY($3::campaign_state[])
   AND (end_at IS NULL OR end_at > $2)
-  AND EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1)
+  AND (trigger_event IS NOT NULL OR EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1))
   AND (NOT $4::boolean OR approved_by IS NOT NULL)
 RETURNING *
 
@@ -187,10 +194,12 @@ FROM expired e
 -- Engine, periodically: running or paused campaigns with nothing left to send or in
 -- progress → completed (issue 14: one paused after its last claim stayed "paused" at 100%
 -- for good, every recipient final). The NOT EXISTS probes deliveries_campaign_state
--- (campaign_id, state). $1 now.
+-- (campaign_id, state). A triggered campaign (migration 0041) runs until its end or a
+-- cancel: an empty queue only means no event matched lately. $1 now.
 UPDATE campaigns c
 SET state = 'completed', finished_at = $1, updated_at = $1
 WHERE c.state IN ('running', 'paused')
+  AND c.trigger_event IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM deliveries d
       WHERE d.campaign_id = c.id AND d.state IN ('queued', 'claimed', 'in_flight')

@@ -34,6 +34,7 @@ from campaigns.models import (
     TransitionRefused,
 )
 from campaigns.reports import (
+    SENT,
     DeliveryCounts,
     SurveyResults,
     campaign_report,
@@ -45,9 +46,11 @@ from campaigns.reports import (
     shown_percent,
     shown_survey,
     survey_report,
+    triggered_json,
 )
 from campaigns.repository import TRANSITIONS, CampaignRepository, CampaignSearch
 from campaigns.templates import preview
+from campaigns.triggers import short_duration
 from campaigns.variant_report import variant_report, variant_report_json
 from dispatcher.console import approval_views, audience_stash
 from dispatcher.console.charts import PROGRESS_GROUPS, Segment, option_bars, progress
@@ -78,7 +81,7 @@ from dispatcher.web.uploads import UPLOADS, UPLOADS_RETRY_AFTER, BodyTimeout, Bu
 
 PAGE_SIZE = 25
 #: The progress bar's sums of states, shown beside the counts (R11 suppresses them together).
-PROGRESS_SUMS = {css: members for css, _, members in PROGRESS_GROUPS}
+PROGRESS_SUMS = {css: members for css, _, members in PROGRESS_GROUPS} | {"sent": SENT}
 CHUNK = 1 << 16
 #: Which state changes each state offers as a button.
 ACTIONS_IN: dict[CampaignState, tuple[str, ...]] = {
@@ -187,6 +190,7 @@ async def _list_statuses(request: web.Request, rows: list[dict[str, Any]], exact
             now=now,
             exact=exact,
             engine=engine,
+            triggered=campaign.trigger is not None,
         )
 
 
@@ -260,6 +264,9 @@ async def _campaign_context(
     if min_cell > 1:
         counts, total, segments = _partner_counts(report.counts, segments, min_cell)
         survey = _partner_survey(report.survey, survey, min_cell)
+    triggered = None
+    if campaign.trigger is not None:  # issue 15: its counts, shown as the page's (R11)
+        triggered = triggered_json(shown_counts(report.counts, min_cell, PROGRESS_SUMS))
     status = await status_of(
         request.app[DATABASE].pool,
         request.app[SETTINGS].calendar,
@@ -269,6 +276,7 @@ async def _campaign_context(
         counts=report.counts.states,
         now=request.app[CLOCK].now(),
         exact=exact,
+        triggered=campaign.trigger is not None,
     )
     forecast = None
     if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
@@ -297,7 +305,9 @@ async def _campaign_context(
         "chart": chart,
         "survey": survey,
         "actions": ACTIONS_IN[campaign.state],
-        "audience_open": campaign.state in AUDIENCE_OPEN,
+        "audience_open": campaign.state in AUDIENCE_OPEN and campaign.trigger is None,
+        "triggered": triggered,
+        "trigger_delay": short_duration(campaign.trigger.max_delay) if campaign.trigger else None,
         "notice": notice,
         "error": error,
         "upload": upload,

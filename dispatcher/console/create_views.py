@@ -18,6 +18,7 @@ from campaigns.models import Campaign
 from campaigns.repository import CampaignRepository
 from campaigns.spec import LANGUAGES, SpecError, parse_campaign
 from campaigns.templates import preview
+from campaigns.triggers import describe_fields
 from dispatcher.console.campaign_views import load_or_map
 from dispatcher.console.forms import (
     LANGUAGE_ORDER,
@@ -42,6 +43,12 @@ from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS
 
 MAX_FIELD_BYTES = 64 * 1024  # one text field; a campaign text is at most a few KB
 MAX_FIELDS = 40
+#: The create form's "Triggered by event" choices (issue 15): event type, label.
+TRIGGER_EVENT_LABELS = (
+    ("top_up", "Top-up (top_up)"),
+    ("subscriber_status", "Status change (status)"),
+    ("tariff_change", "Tariff change (tariff_change)"),
+)
 
 
 @view(Role.MARKETER)
@@ -70,6 +77,8 @@ def form_page(
         "scopes": [s.value for s in CampaignScope],
         "zone": request.app[SETTINGS].calendar.zone.key,
         "max_parts": request.app[SETTINGS].campaign_max_segments,
+        "trigger_events": TRIGGER_EVENT_LABELS,
+        "trigger_fields": "; ".join(describe_fields()),
     }
     return render(request, "campaign_new.html", context, status=status)
 

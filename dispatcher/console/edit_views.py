@@ -98,6 +98,7 @@ def _changes(form: dict[str, str], zone: Any) -> tuple[dict[str, Any], dict[str,
     payload.setdefault("variable_defaults", {})
     payload.setdefault("variants", [])  # B–D emptied: one text again (issue 15)
     payload.setdefault("holdout_percent", 0)
+    payload.setdefault("trigger", None)  # "Triggered by event" left empty: an audience's
     if payload["kind"] == ContactKind.SURVEY.value:
         payload.setdefault("texts", None)
     return payload, errors

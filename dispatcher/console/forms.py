@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from campaigns.triggers import TriggerError, condition_from_text
 from dispatcher.console.variant_form import variant_form, variant_payload
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, instant_in_range
 
@@ -64,7 +65,24 @@ def campaign_payload(
             payload[key] = instant.isoformat()
     if payload["kind"] == "survey":
         payload["survey"] = survey_payload(form, errors)
+    if form.get("trigger_event", "").strip():
+        payload["trigger"] = trigger_payload(form, errors)
     return payload, errors
+
+
+def trigger_payload(form: Mapping[str, str], errors: dict[str, Any]) -> dict[str, Any]:
+    """ "Triggered by event" (issue 15): the event type, a condition in words (``amount >=
+    1000``; blank: every event) and the max delay (``12h``, ``PT12H``; blank: 1 day)."""
+    event = form.get("trigger_event", "").strip()
+    trigger: dict[str, Any] = {"event": event}
+    try:
+        trigger["condition"] = condition_from_text(event, form.get("trigger_condition", ""))
+    except TriggerError as exc:
+        errors["trigger.condition"] = exc.details["condition"]
+    delay = form.get("trigger_max_delay", "").strip()
+    if delay:
+        trigger["max_delay"] = delay
+    return trigger
 
 
 def variable_defaults(text: str) -> dict[str, str] | str:
@@ -188,6 +206,12 @@ def campaign_form(payload: Mapping[str, Any], zone: ZoneInfo) -> dict[str, str]:
         ),
         "timeout_hours": "24",
     }
+    trigger = payload.get("trigger")
+    if trigger:
+        condition = trigger.get("condition")
+        form["trigger_event"] = trigger["event"]
+        form["trigger_condition"] = "" if not condition else _condition_words(condition)
+        form["trigger_max_delay"] = trigger["max_delay"]
     form |= {f"text_{lang}": text for lang, text in (payload.get("texts") or {}).items()}
     form |= variant_form(payload)
     for key in ("start_at", "end_at"):
@@ -200,6 +224,14 @@ def campaign_form(payload: Mapping[str, Any], zone: ZoneInfo) -> dict[str, str]:
         form |= {f"survey_{lang}": script_of(questions, lang) for lang in survey["thanks"]}
         form["timeout_hours"] = f"{survey['timeout_hours']:g}"
     return form
+
+
+def _condition_words(condition: Mapping[str, Any]) -> str:
+    """A stored condition as the form's words (what :func:`trigger_payload` reads back)."""
+    value = condition["value"]
+    if condition["op"] == "in":
+        return f"{condition['field']} in {', '.join(str(v) for v in value)}"
+    return f"{condition['field']} {condition['op']} {value}"
 
 
 def local_input(instant: datetime, zone: ZoneInfo) -> str:

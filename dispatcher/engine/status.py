@@ -116,6 +116,7 @@ async def status_of(
     now: datetime,
     exact: bool = True,
     engine: EngineFacts | None = None,
+    triggered: bool = False,
 ) -> CampaignStatus:
     """The campaign's status at ``now``; the engine's facts (``engine``, read once for a
     page of campaigns) are read here only when they matter. ``exact`` False (a
@@ -124,5 +125,5 @@ async def status_of(
         engine = await EngineFacts.read(pool, calendar, now)
     bound = None if engine is None else engine.bound
     ahead = 0 if engine is None else engine.service_ahead
-    facts = CampaignFacts(state, start_at, finished_at, counts, bound, ahead, exact)
+    facts = CampaignFacts(state, start_at, finished_at, counts, bound, ahead, exact, triggered)
     return campaign_status(facts, now, calendar)

@@ -108,6 +108,7 @@ class SuppressionReason(enum.StrEnum):
     RECYCLED = "recycled"
     INVALID_TEXT = "invalid_text"
     HOLDOUT = "holdout"  # the campaign's control group: recorded, never sent (migration 0039)
+    STALE = "stale"  # a triggered message past its max delay (migration 0041)
 
 
 class ServiceKind(enum.StrEnum):

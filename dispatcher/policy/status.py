@@ -56,6 +56,7 @@ class Reason(enum.StrEnum):
     SENDING = "sending"
     PAUSED = "paused"
     WAITING_FOR_RECEIPTS = "waiting_for_receipts"
+    WAITING_FOR_EVENTS = "waiting_for_events"  # a triggered campaign (issue 15), none queued
     FINISHED = "finished"
     CANCELLED = "cancelled"
     ENDED = "campaign_ended"
@@ -104,6 +105,8 @@ class CampaignFacts:
     service_ahead: int
     #: False for a partner-facing caller (R11): the status then names no count.
     exact: bool = True
+    #: triggered by operator events (issue 15): it runs until its end or a cancel
+    triggered: bool = False
 
 
 def when(instant: datetime, now: datetime, calendar: ProgramCalendar) -> str:
@@ -165,7 +168,11 @@ def campaign_status(
         return say(
             Phrase.DRAFT,
             Reason.DRAFT,
-            "start it to send" if total else "add an audience, then start it",
+            "start it to take events"
+            if facts.triggered
+            else "start it to send"
+            if total
+            else "add an audience, then start it",
         )
     if state is CampaignState.CANCELLED:
         return say(
@@ -202,6 +209,13 @@ def campaign_status(
             )
         return say(Phrase.SCHEDULED, Reason.SCHEDULED, detail, until=facts.start_at)
     # running or completed
+    if to_send == 0 and facts.triggered and state is CampaignState.RUNNING:
+        sent = f"; {_plural(shown(awaiting), 'delivery receipt')} awaited" if awaiting else ""
+        return say(
+            Phrase.WAITING,
+            Reason.WAITING_FOR_EVENTS,
+            f"for events: each matching one queues its message{sent}",
+        )
     if to_send == 0 or state is CampaignState.COMPLETED:
         if awaiting:
             return say(

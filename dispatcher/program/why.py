@@ -73,6 +73,8 @@ SUPPRESSION_WORDS = {
     "recycled": "the number passed to a new owner",
     "invalid_text": "the text could not be made for this number (a variable's value)",
     "holdout": "the number is in the campaign's holdout (control group): held back on purpose",
+    "stale": "the event that triggered it was older than the campaign's max delay when the "
+    "message could go (it waited for the send window)",
 }
 
 

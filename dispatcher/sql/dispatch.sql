@@ -18,7 +18,7 @@ ORDER BY priority DESC, id
 
 -- name: claim_campaign_batch
 -- Claims up to $2 queued deliveries of one running campaign, decides each one's eligibility
--- (campaign end, then suppression_for: R1, R2, R9, R12) and reserves its monthly cap slot
+-- (campaign end, a triggered message gone stale, then suppression_for: R1, R2, R9, R12) and reserves its monthly cap slot
 -- (take_cap_slots: R7, invariant 1), all in one statement. Both functions live in migration
 -- 0008_eligibility.sql, the one home of each rule; suppression_for is inlined by the planner.
 -- A row that already holds a slot (cap_month set: a retry) does not take a second one.
@@ -33,7 +33,7 @@ WITH c AS (
     SELECT id, kind, scope, apply_caps, end_at
     FROM campaigns WHERE id = $1 AND state = 'running'
 ), batch AS (
-    SELECT d.id, d.msisdn, d.cap_month
+    SELECT d.id, d.msisdn, d.cap_month, d.stale_after
     FROM deliveries d, c
     WHERE d.campaign_id = $1 AND d.state = 'queued'
       AND (d.not_before IS NULL OR d.not_before <= $3)
@@ -44,6 +44,9 @@ WITH c AS (
     SELECT b.id, b.msisdn, b.cap_month, f.language,
            CASE
                WHEN c.end_at IS NOT NULL AND c.end_at <= $3 THEN 'outside_campaign_window'
+               -- a triggered message claimed after its event's time + max delay (the
+               -- window was shut meanwhile): dropped, never sent (migration 0041)
+               WHEN b.stale_after < $3 THEN 'stale'
                ELSE suppression_for(f.status, f.dnc_since, f.member_since, c.scope,
                                     c.kind::text::traffic_kind)
            END AS reason

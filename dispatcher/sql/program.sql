@@ -122,12 +122,53 @@ UPDATE subscribers SET tariff = $2, updated_at = $3 WHERE msisdn = $1
 
 -- name: record_event
 -- Operator events are recorded once: a repeated event_id (of the number's own: the key is
--- per number since migration 0024) returns no row.
--- $1: msisdn, $2: event type, $3: event_id or NULL, $4: payload (jsonb), $5: occurred_at.
-INSERT INTO subscriber_events (msisdn, event_type, event_id, payload, occurred_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (event_id, msisdn) WHERE event_id IS NOT NULL DO NOTHING
-RETURNING id
+-- per number since migration 0024) returns no row. A recorded event queues, in the same
+-- statement, the message of every running triggered campaign of its type whose condition
+-- its payload meets (trigger_matches, migration 0041), once per number and campaign (the
+-- deliveries_one_per_recipient key: a later matching event of the number queues nothing),
+-- stale after the event's time + the campaign's max delay, in the arm audience_arm gives
+-- the number (migration 0039: a holdout number is recorded final, suppressed 'holdout',
+-- never sent, and not counted as queued); the claim applies caps,
+-- membership, 1204 and the window as to any delivery. The campaigns are few, found by the
+-- campaigns_triggered index; FOR SHARE: a cancel or expiry that is committing finishes
+-- first and the campaign, no longer running, is skipped (no queued row is left behind in a
+-- campaign that ended), and one that starts waits for this transaction (its sweep finds the
+-- row). A number first seen here becomes an active subscriber (ensure_subscriber's rule),
+-- so a top-up, which changes nothing of the subscriber and takes no lock, is this one
+-- statement: one round trip, its own transaction (bench/events.py).
+-- → the event's id (NULL: a repeat) and how many messages it queued.
+-- $1: msisdn, $2: event type, $3: event_id or NULL, $4: payload (jsonb), $5: occurred_at,
+-- $6: now.
+WITH ensured AS (
+    INSERT INTO subscribers (msisdn) VALUES ($1)
+    ON CONFLICT (msisdn) DO NOTHING
+), recorded AS (
+    INSERT INTO subscriber_events (msisdn, event_type, event_id, payload, occurred_at)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (event_id, msisdn) WHERE event_id IS NOT NULL DO NOTHING
+    RETURNING id
+), matched AS (
+    SELECT c.id, c.trigger_max_delay,
+           audience_arm(c.id, $1, c.holdout_percent, arm_bounds(c.variants)) AS arm
+    FROM campaigns c
+    WHERE c.state = 'running' AND c.trigger_event = $2
+      AND (c.end_at IS NULL OR c.end_at > $6)
+      AND trigger_matches(c.trigger_condition, $4::jsonb)
+      AND EXISTS (SELECT 1 FROM recorded)
+    FOR SHARE OF c
+), queued AS (
+    INSERT INTO deliveries (campaign_id, msisdn, stale_after, variant, state, suppressed,
+                            finished_at)
+    SELECT m.id, $1, $5::timestamptz + m.trigger_max_delay, m.arm,
+           CASE WHEN m.arm IS NULL THEN 'suppressed' ELSE 'queued' END::delivery_state,
+           CASE WHEN m.arm IS NULL THEN 'holdout'::suppression_reason END,
+           CASE WHEN m.arm IS NULL THEN $6::timestamptz END
+    FROM matched m
+    ON CONFLICT ON CONSTRAINT deliveries_one_per_recipient DO NOTHING
+    RETURNING variant
+)
+SELECT (SELECT id FROM recorded) AS id,
+       (SELECT count(*) FROM queued WHERE variant IS NOT NULL) AS queued
 
 -- name: memberships_of
 -- $1: msisdn, $2: owner_since or NULL (earlier periods belong to a previous owner).

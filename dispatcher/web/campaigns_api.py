@@ -274,6 +274,7 @@ async def get_campaign(request: web.Request) -> web.Response:
         counts=report.counts.states,
         now=now,
         exact=sees_exact_counts(request[CALLER].role),
+        triggered=campaign.trigger is not None,
     )
     body["status"] = status.as_json()
     return web.json_response(body)

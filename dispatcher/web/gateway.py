@@ -9,10 +9,11 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from campaigns.triggers import json_number
 from dispatcher.kernel.states import CampaignScope, Channel, ContactKind, Role, SubscriberStatus
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, parse_instant
 from dispatcher.program import contacts
-from dispatcher.program.events import EVENT_TYPES
+from dispatcher.program.events import EVENT_ALIASES, EVENT_TYPES
 from dispatcher.program.ussd import language_hint
 from dispatcher.web.auth import requires
 from dispatcher.web.bodies import json_object, msisdn_field, string_field
@@ -41,20 +42,23 @@ async def ussd(request: web.Request) -> web.Response:
 
 @requires(Role.GATEWAY)
 async def events(request: web.Request) -> web.Response:
-    """Operator events; a repeated ``event_id`` is acknowledged and changes nothing."""
+    """Operator events; a repeated ``event_id`` is acknowledged and changes nothing. An
+    applied event says how many triggered campaign messages it queued (``triggered``)."""
     body = await json_object(request)
     kind = body.get("type")
+    kind = EVENT_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind not in EVENT_TYPES:
-        raise ApiError(
-            400, "invalid_field", f"type must be one of {', '.join(EVENT_TYPES)}", {"field": "type"}
-        )
+        names = ", ".join([*EVENT_TYPES, *EVENT_ALIASES])
+        raise ApiError(400, "invalid_field", f"type must be one of {names}", {"field": "type"})
     msisdn = msisdn_field(request, body)
     event_id = string_field(body, "event_id", max_length=100, required=False)
     payload = _payload(kind, body)
     now = request.app[CLOCK].now()
     occurred_at = _occurred_at(body, now)
-    applied = await request.app[EVENTS].apply(kind, msisdn, payload, event_id, occurred_at, now)
-    return web.json_response({"status": "applied" if applied else "duplicate"})
+    queued = await request.app[EVENTS].record(kind, msisdn, payload, event_id, occurred_at, now)
+    if queued is None:
+        return web.json_response({"status": "duplicate"})
+    return web.json_response({"status": "applied", "triggered": queued})
 
 
 def _payload(kind: str, body: dict[str, object]) -> dict[str, object]:
@@ -70,7 +74,23 @@ def _payload(kind: str, body: dict[str, object]) -> dict[str, object]:
         return {"status": status}
     if kind == "tariff_change":
         return {"tariff": string_field(body, "tariff", max_length=100)}
+    if kind == "top_up":
+        return {"amount": _amount(body)}
     return {}
+
+
+def _amount(body: dict[str, object]) -> int | float:
+    """A top-up's ``amount``: a positive decimal (a JSON number or a decimal text, no
+    currency), at most 10^12, kept as a JSON number."""
+    amount = json_number(body.get("amount"))
+    if amount is None or amount <= 0:
+        raise ApiError(
+            400,
+            "invalid_field",
+            "amount must be a positive decimal number (no currency), at most 10^12",
+            {"field": "amount"},
+        )
+    return amount
 
 
 def _occurred_at(body: dict[str, object], now: datetime) -> datetime:

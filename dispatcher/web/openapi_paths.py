@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaigns.models import SEGMENTS
+from campaigns.triggers import EVENT_ALIASES, NUMBER_OPS, TRIGGER_EVENTS
 from dispatcher.engine.forecast import FORECAST_REASONS
 from dispatcher.kernel.audit import MAX_PAGE as AUDIT_MAX_PAGE
 from dispatcher.kernel.audit import AuditAction
@@ -142,12 +143,23 @@ SCHEMAS: dict[str, Schema] = {
         {
             "type": {
                 "type": "string",
-                "enum": ["dnc_optout", "subscriber_status", "tariff_change"],
+                "enum": ["dnc_optout", "subscriber_status", "status", "tariff_change", "top_up"],
+                "description": "status is another name of subscriber_status; top_up carries "
+                "amount. An applied event also queues the message of every running campaign "
+                "it triggers (see the campaign's trigger)",
             },
             "msisdn": {"type": "string", "maxLength": 32},
             "event_id": {"type": "string", "maxLength": 100},
             "status": _enum(SubscriberStatus),
             "tariff": {"type": "string", "maxLength": 100},
+            "amount": {
+                "oneOf": [
+                    {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 10**12},
+                    {"type": "string", "pattern": "^[0-9]{1,13}(\\.[0-9]{1,6})?$"},
+                ],
+                "example": 1500,
+                "description": "top_up: the amount topped up, a positive decimal without currency",
+            },
             "occurred_at": {"type": "string", "format": "date-time"},
         },
         ("type", "msisdn"),
@@ -191,8 +203,57 @@ SCHEMAS: dict[str, Schema] = {
         ("granted", "reason", "reservation_id", "month", "remaining"),
     ),
     "EventResult": _obj(
-        {"status": {"type": "string", "enum": ["applied", "duplicate"]}}, ("status",)
+        {
+            "status": {"type": "string", "enum": ["applied", "duplicate"]},
+            "triggered": {
+                "type": "integer",
+                "description": "applied: triggered campaign messages this event queued (one "
+                "per number and campaign, ever)",
+            },
+        },
+        ("status",),
     ),
+    "Trigger": _obj(
+        {
+            "event": {"type": "string", "enum": [*TRIGGER_EVENTS, *EVENT_ALIASES]},
+            "condition": _nullable(
+                _obj(
+                    {
+                        "field": {
+                            "type": "string",
+                            "enum": sorted(
+                                {f for fields in TRIGGER_EVENTS.values() for f in fields}
+                            ),
+                        },
+                        "op": {"type": "string", "enum": list(NUMBER_OPS)},
+                        "value": {
+                            "description": "a number (amount) or a text (tariff, status); "
+                            "for in, a list of 1..50 of them"
+                        },
+                    },
+                    ("field", "op", "value"),
+                )
+                | {
+                    "description": "one comparison of the event's field with a constant; "
+                    "tariff and status take =, != and in only; null or absent: every event"
+                }
+            ),
+            "max_delay": {
+                "type": "string",
+                "example": "PT12H",
+                "description": "ISO 8601 duration, PT1M..P7D (default PT24H): a message "
+                "waiting (for the send window) longer than this after its event is dropped "
+                "as stale",
+            },
+        },
+        ("event",),
+    )
+    | {
+        "description": "A triggered campaign (issue 15): no audience (an upload is 409); while "
+        "running, each recorded event of this type meeting the condition queues its message "
+        "for the event's number, once per number; caps, membership, 1204 and the send window "
+        "apply at sending as for any campaign. It runs until its end or a cancel."
+    },
     "Subscriber": _obj(
         {
             "msisdn": STRING,
@@ -423,6 +484,7 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "the control group: this percent of the audience, chosen from "
                 "md5(campaign id:msisdn) at upload, is recorded and never sent (no cap slot)",
             },
+            "trigger": {"allOf": [ref("Trigger")], "nullable": True},
         },
         ("name", "kind"),
     ),
@@ -480,6 +542,7 @@ SCHEMAS: dict[str, Schema] = {
                     "null while unapproved (any change of the content clears it)",
                 }
             ),
+            "trigger": {"allOf": [ref("Trigger")], "nullable": True},
         },
         ("id", "name", "kind", "scope", "state", "texts"),
     ),
@@ -512,6 +575,22 @@ SCHEMAS: dict[str, Schema] = {
                     "suppressed": _counts(SuppressionReason),
                     "progress": {"type": "object"},
                     "status": ref("CampaignStatus"),
+                    "triggered": _nullable(
+                        _obj(
+                            {
+                                "matched": COUNT,
+                                "waiting": COUNT,
+                                "sent": COUNT,
+                                "stale": COUNT,
+                            },
+                            ("matched", "waiting", "sent", "stale"),
+                        )
+                        | {
+                            "description": "a triggered campaign's numbers whose event "
+                            "matched (one message each), waiting (also for the send window), "
+                            "sent (accepted by the SMSC) and dropped as stale; null otherwise"
+                        }
+                    ),
                     "survey": _nullable(
                         _obj(
                             {
@@ -798,8 +877,9 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": json_ok(ref("UssdReply")),
     },
     ("POST", "/gateway/events"): {
-        "summary": "An operator event (1204 by IVR, status, tariff); a repeated event_id is "
-        "acknowledged and changes nothing",
+        "summary": "An operator event (1204 by IVR, status, tariff, top-up); a repeated "
+        "event_id is acknowledged and changes nothing; an applied one queues the messages of "
+        "the running campaigns it triggers",
         "tags": ["gateway"],
         "requestBody": json_body(ref("Event")),
         "responses": json_ok(ref("EventResult")),
