@@ -17,7 +17,7 @@ from typing import Any
 
 from campaigns.models import ApprovalRefused
 from campaigns.repository import CampaignRepository
-from dispatcher.cli_common import Command, Subparsers, cli_clock, fail
+from dispatcher.cli_common import Command, Subparsers, cli_clock, fail, page_size, positive
 from dispatcher.db import open_database
 from dispatcher.kernel.audit import (
     MAX_PAGE,
@@ -69,28 +69,14 @@ async def approve(
 
 def add_parsers(sub: Subparsers) -> dict[str, Command]:
     audit = sub.add_parser("audit", help="the audit trail of operator actions, newest first")
-    audit.add_argument("--campaign", type=_positive, metavar="ID", help="only this campaign's")
+    audit.add_argument("--campaign", type=positive, metavar="ID", help="only this campaign's")
     audit.add_argument("--actor", metavar="NAME", help="only this person's (exactly)")
     audit.add_argument("--action", choices=[a.value for a in AuditAction], help="only this action")
     audit.add_argument("--since", type=_instant, metavar="ISO8601", help="at or after")
     audit.add_argument("--until", type=_instant, metavar="ISO8601", help="before")
-    audit.add_argument("--limit", type=_page_size, default=PAGE_SIZE, metavar="N")
-    audit.add_argument("--before", type=_positive, metavar="ID", help="older than event ID")
+    audit.add_argument("--limit", type=page_size(MAX_PAGE), default=PAGE_SIZE, metavar="N")
+    audit.add_argument("--before", type=positive, metavar="ID", help="older than event ID")
     return {"audit": cmd_audit}
-
-
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _page_size(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= MAX_PAGE:
-        raise argparse.ArgumentTypeError(f"must be 1-{MAX_PAGE}")
-    return value
 
 
 def _instant(raw: str) -> datetime:

@@ -95,6 +95,27 @@ async def _advancing(
         progress.advance(task, len(chunk))
 
 
+def positive(raw: str) -> int:
+    """An argparse type: an id or count of 1 or more."""
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def page_size(maximum: int) -> Callable[[str], int]:
+    """An argparse type: a page size of 1 to ``maximum``."""
+
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be 1-{maximum}")
+        return value
+
+    parse.__name__ = "page size"
+    return parse
+
+
 def readable_file(raw: str) -> Path:
     """argparse type: an existing regular file."""
     path = Path(raw)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dispatcher.cli_common import Command, Subparsers, local_minute
+from dispatcher.cli_common import Command, Subparsers, local_minute, page_size, positive
 from dispatcher.db import open_database
 from dispatcher.program.inbox import MAX_PAGE, PAGE_SIZE, InboxMessage, InboxRepository, MoKind
 from dispatcher.settings import Settings
@@ -15,26 +15,12 @@ from dispatcher.settings import Settings
 
 def add_parsers(sub: Subparsers) -> dict[str, Command]:
     inbox = sub.add_parser("inbox", help="subscribers' replies, STOP and 1204, newest first")
-    inbox.add_argument("--campaign", type=_positive, metavar="ID", help="only this campaign's")
+    inbox.add_argument("--campaign", type=positive, metavar="ID", help="only this campaign's")
     inbox.add_argument("--kind", choices=[kind.value for kind in MoKind], help="only this kind")
-    inbox.add_argument("--limit", type=_page_size, default=PAGE_SIZE, metavar="N")
-    inbox.add_argument("--before", type=_positive, metavar="ID", help="older than message ID")
+    inbox.add_argument("--limit", type=page_size(MAX_PAGE), default=PAGE_SIZE, metavar="N")
+    inbox.add_argument("--before", type=positive, metavar="ID", help="older than message ID")
     inbox.add_argument("--counts", action="store_true", help="counts per campaign and kind")
     return {"inbox": cmd_inbox}
-
-
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _page_size(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= MAX_PAGE:
-        raise argparse.ArgumentTypeError(f"must be 1-{MAX_PAGE}")
-    return value
 
 
 async def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:

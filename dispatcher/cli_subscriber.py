@@ -8,7 +8,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from dispatcher.cli_common import Command, Subparsers, cli_clock, fail
+from dispatcher.cli_common import Command, Subparsers, cli_clock, fail, page_size
 from dispatcher.db import open_database
 from dispatcher.kernel.msisdn import InvalidMsisdn
 from dispatcher.kernel.numbering import lookup_number
@@ -21,19 +21,12 @@ def add_parsers(sub: Subparsers) -> dict[str, Command]:
     actions = subscriber.add_subparsers(dest="subscriber_command", required=True, metavar="ACTION")
     messages = actions.add_parser("messages", help="the number's messages, newest first")
     messages.add_argument("msisdn", help="the number in any written form (+7 701…, 8 701…)")
-    messages.add_argument("--limit", type=_page_size, default=50, metavar="N")
+    messages.add_argument("--limit", type=page_size(MAX_PAGE), default=50, metavar="N")
     messages.add_argument("--offset", type=_offset, default=0, metavar="N")
     why = actions.add_parser("why", help="why the number did (not) get a campaign")
     why.add_argument("msisdn", help="the number in any written form (+7 701…, 8 701…)")
     why.add_argument("campaign", type=int, help="the campaign's id")
     return {"subscriber": cmd_subscriber}
-
-
-def _page_size(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= MAX_PAGE:
-        raise argparse.ArgumentTypeError(f"must be 1-{MAX_PAGE}")
-    return value
 
 
 def _offset(raw: str) -> int:

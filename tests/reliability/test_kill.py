@@ -87,7 +87,11 @@ async def test_kill_9_at_random_points_then_restart(
     recipients = [f"7702{n:07d}" for n in range(2000)]
     await members(database, recipients)
     await campaign(database, recipients, texts={"ru": f"Offer seed {seed}"})
-    sim = simulator(seed=seed, receipt_delay=0.02)
+    # As a real SMSC, it retries an MO refused with a temporary error (seconds later, on the
+    # same bind): a restarted node answers "later" to an MO a just-killed node had claimed
+    # while that node's database session is still ending (CI saw the MO wait for a rebind
+    # that never came).
+    sim = simulator(seed=seed, receipt_delay=0.02, redeliver_delay=1.0)
     port = await sim.start()
     stop, mo_sent = asyncio.Event(), list[str]()
     mo_task = asyncio.create_task(_inject_mo(sim, stop, mo_sent))
