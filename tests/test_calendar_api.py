@@ -10,7 +10,7 @@ from typing import Any
 from dispatcher.db import Database
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
-from dispatcher.settings import load_settings
+from dispatcher.settings import Settings, load_settings
 from tests.test_cli import _run
 from tests.test_console import sign_in
 from tests.web_helpers import Api, running_api
@@ -26,6 +26,15 @@ def _files(tmp_path: Path) -> Path:
     return path
 
 
+def _calendar_settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings with the test's week (SMARTD_SEND_HOURS) and its calendar file."""
+    return load_settings(
+        {"SMARTD_SEND_HOURS": WEEK, "SMARTD_SEND_CALENDAR_FILE": str(_files(tmp_path))},
+        data_dir=tmp_path,
+        database_url=database_url,
+    )
+
+
 async def _calendar(api: Api, query: str = "", role: Role = Role.VIEWER) -> tuple[int, Any]:
     response = await api.client.get(f"/api/v1/calendar{query}", headers=api.auth(role))
     return response.status, await response.json()
@@ -36,11 +45,7 @@ async def test_api_says_closed_until_monday_and_lists_the_days(
 ) -> None:
     """Saturday 19:30 with Sunday closed and Monday short: closed now, next opening Monday
     12:00; the week, the exceptions and 4 days in local time."""
-    settings = load_settings(
-        {"SMARTD_SEND_HOURS": WEEK, "SMARTD_SEND_CALENDAR_FILE": str(_files(tmp_path))},
-        data_dir=tmp_path,
-        database_url=database_url,
-    )
+    settings = _calendar_settings(tmp_path, database_url)
     clock.set(SATURDAY_EVENING)
     async with running_api(settings, clock, database) as api:
         status, body = await _calendar(api, "?days=4")
@@ -94,11 +99,7 @@ async def test_console_calendar_page(
 ) -> None:
     """The Calendar page (linked from the nav) shows closed now, the week with Sunday
     closed, and the holidays ahead."""
-    settings = load_settings(
-        {"SMARTD_SEND_HOURS": WEEK, "SMARTD_SEND_CALENDAR_FILE": str(_files(tmp_path))},
-        data_dir=tmp_path,
-        database_url=database_url,
-    )
+    settings = _calendar_settings(tmp_path, database_url)
     clock.set(SATURDAY_EVENING)
     async with running_api(settings, clock, database) as api:
         await sign_in(api, Role.VIEWER)
