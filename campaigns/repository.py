@@ -34,7 +34,6 @@ from campaigns.models import (
     state_refusal,
 )
 from campaigns.spec import CampaignSpec
-from campaigns.triggers import Trigger
 from dispatcher.kernel.audit import SYSTEM, Actor, AuditAction, record
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState
@@ -308,12 +307,38 @@ class AudienceLoad:
         return int(queued)
 
 
-def _trigger_columns(trigger: Trigger | None) -> tuple[object, object, object]:
-    """insert_campaign's and update_draft's $13-$15: event, condition, max delay."""
+def _content_columns(spec: CampaignSpec) -> tuple[object, ...]:
+    """insert_campaign's $1-$9 and update_draft's $2-$10: the campaign's own fields."""
+    return (
+        spec.name,
+        spec.partner,
+        spec.kind.value,
+        spec.scope.value,
+        spec.texts,
+        spec.variables,
+        spec.priority,
+        spec.start_at,
+        spec.end_at,
+    )
+
+
+def _split_and_trigger_columns(spec: CampaignSpec) -> tuple[object, ...]:
+    """insert_campaign's and update_draft's $12-$17: the variables' defaults, the variants
+    and holdout (migration 0039), and the trigger's event, condition and max delay (0041)."""
+    trigger = spec.trigger
     if trigger is None:
-        return None, None, None
-    condition = None if trigger.condition is None else trigger.condition.as_json()
-    return trigger.event, condition, trigger.max_delay
+        event = condition = delay = None
+    else:
+        event, delay = trigger.event, trigger.max_delay
+        condition = None if trigger.condition is None else trigger.condition.as_json()
+    return (
+        spec.variable_defaults,
+        spec.variants,
+        spec.holdout_percent,
+        event,
+        condition,
+        delay,
+    )
 
 
 class CampaignRepository:
@@ -344,21 +369,10 @@ class CampaignRepository:
         async with self._transaction() as conn:
             row = await conn.fetchrow(
                 CampaignSQL.insert_campaign,
-                spec.name,
-                spec.partner,
-                spec.kind.value,
-                spec.scope.value,
-                spec.texts,
-                spec.variables,
-                spec.priority,
-                spec.start_at,
-                spec.end_at,
+                *_content_columns(spec),
                 created_by,
                 now,
-                spec.variable_defaults,
-                spec.variants,
-                spec.holdout_percent,
-                *_trigger_columns(spec.trigger),
+                *_split_and_trigger_columns(spec),
             )
             if spec.survey is not None:
                 await conn.execute(
@@ -440,22 +454,14 @@ class CampaignRepository:
             row = await conn.fetchrow(
                 CampaignSQL.update_draft,
                 campaign_id,
-                spec.name,
-                spec.partner,
-                spec.kind.value,
-                spec.scope.value,
-                spec.texts,
-                spec.variables,
-                spec.priority,
-                spec.start_at,
-                spec.end_at,
+                *_content_columns(spec),
                 now,
-                spec.variable_defaults,
-                spec.variants,
-                spec.holdout_percent,
-                *_trigger_columns(spec.trigger),
+                *_split_and_trigger_columns(spec),
             )
-            await conn.execute(CampaignSQL.reassign_arms, campaign_id, now)
+            if (spec.variants, spec.holdout_percent) != (current.variants, current.holdout_percent):
+                # a recipient's arm is a function of the split alone (audience_arm, 0039):
+                # an edit of anything else leaves a large audience's rows unread
+                await conn.execute(CampaignSQL.reassign_arms, campaign_id, now)
             if spec.survey is None:
                 await conn.execute(CampaignSQL.delete_survey, campaign_id)
             else:

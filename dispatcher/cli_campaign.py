@@ -28,7 +28,6 @@ from campaigns.reports import (
     SENT,
     CampaignReport,
     campaign_report,
-    campaign_view,
     percent_of,
     shown_counts,
     triggered_json,
@@ -229,19 +228,10 @@ async def _create(
         return fail("the campaign is invalid; nothing was created")
     actor = cli_actor()
     campaign = await repository.create(spec, actor.name, now, actor=actor)
-    view = campaign_view(campaign)
     print(f"created campaign {campaign.id} ({campaign.name}), state {campaign.state.value}")
     if campaign.trigger is not None:
         print(f"  triggered {campaign.trigger}; no audience: start it to take events")
-    for language, cost in view["preview"].items():
-        if "error" in cost:
-            print(f"  {language}: {cost['error']}")
-        else:
-            parts = "part" if cost["segments"] == 1 else "parts"
-            print(
-                f"  {language}: {cost['encoding'].upper()}, {cost['segments']} SMS {parts}, "
-                f"{cost['characters']} characters"
-            )
+    cli_edit.print_costs(campaign)
     return 0
 
 
@@ -384,16 +374,7 @@ async def _report(
     if campaign is None:
         raise CampaignNotFound(campaign_id)
     report = await campaign_report(repository, campaign, now, settings.calendar.finish_at)
-    status = await status_of(
-        pool,
-        settings.calendar,
-        state=campaign.state,
-        start_at=campaign.start_at,
-        finished_at=campaign.finished_at,
-        counts=report.counts.states,
-        now=now,
-        triggered=campaign.trigger is not None,
-    )
+    status = await status_of(pool, settings.calendar, campaign, report.counts.states, now)
     return report, status
 
 

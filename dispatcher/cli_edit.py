@@ -162,8 +162,8 @@ def _invalid(exc: SpecError, outcome: str) -> int:
     return fail(f"the campaign is invalid; {outcome}")
 
 
-def print_summary(settings: Settings, campaign: Campaign, now: datetime) -> None:
-    """Each text's cost, the schedule in local time (no microseconds), and its warnings."""
+def print_costs(campaign: Campaign) -> None:
+    """Each text's cost: encoding, SMS parts and characters, or why it cannot be sent."""
     for language, cost in campaign_view(campaign)["preview"].items():
         if "error" in cost:
             print(f"  {language}: {cost['error']}")
@@ -173,6 +173,11 @@ def print_summary(settings: Settings, campaign: Campaign, now: datetime) -> None
                 f"  {language}: {cost['encoding'].upper()}, {cost['segments']} SMS {parts}, "
                 f"{cost['characters']} characters"
             )
+
+
+def print_summary(settings: Settings, campaign: Campaign, now: datetime) -> None:
+    """Each text's cost, the schedule in local time (no microseconds), and its warnings."""
+    print_costs(campaign)
     calendar = settings.calendar
     zone = calendar.zone.key
     if campaign.start_at is None:

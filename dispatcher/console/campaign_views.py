@@ -181,16 +181,7 @@ async def _list_statuses(request: web.Request, rows: list[dict[str, Any]], exact
     for row in rows:
         campaign = row["campaign"]
         row["status"] = await status_of(
-            pool,
-            calendar,
-            state=campaign.state,
-            start_at=campaign.start_at,
-            finished_at=campaign.finished_at,
-            counts=row["counts"].states,
-            now=now,
-            exact=exact,
-            engine=engine,
-            triggered=campaign.trigger is not None,
+            pool, calendar, campaign, row["counts"].states, now, exact=exact, engine=engine
         )
 
 
@@ -270,13 +261,10 @@ async def _campaign_context(
     status = await status_of(
         request.app[DATABASE].pool,
         request.app[SETTINGS].calendar,
-        state=campaign.state,
-        start_at=campaign.start_at,
-        finished_at=campaign.finished_at,
-        counts=report.counts.states,
-        now=request.app[CLOCK].now(),
+        campaign,
+        report.counts.states,
+        request.app[CLOCK].now(),
         exact=exact,
-        triggered=campaign.trigger is not None,
     )
     forecast = None
     if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:

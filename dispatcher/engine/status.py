@@ -16,6 +16,7 @@ from typing import Self
 
 import asyncpg
 
+from campaigns.models import Campaign
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import CampaignState, DeliveryState
 from dispatcher.policy.calendar import ProgramCalendar
@@ -108,22 +109,28 @@ def needs_engine_facts(state: CampaignState, counts: Mapping[DeliveryState, int]
 async def status_of(
     pool: asyncpg.Pool,
     calendar: ProgramCalendar,
-    *,
-    state: CampaignState,
-    start_at: datetime | None,
-    finished_at: datetime | None,
+    campaign: Campaign,
     counts: Mapping[DeliveryState, int],
     now: datetime,
+    *,
     exact: bool = True,
     engine: EngineFacts | None = None,
-    triggered: bool = False,
 ) -> CampaignStatus:
-    """The campaign's status at ``now``; the engine's facts (``engine``, read once for a
-    page of campaigns) are read here only when they matter. ``exact`` False (a
-    partner-facing reader, R11) names no count."""
-    if engine is None and needs_engine_facts(state, counts):
+    """``campaign``'s status at ``now`` with its deliveries' ``counts`` by state; the
+    engine's facts (``engine``, read once for a page of campaigns) are read here only when
+    they matter. ``exact`` False (a partner-facing reader, R11) names no count."""
+    if engine is None and needs_engine_facts(campaign.state, counts):
         engine = await EngineFacts.read(pool, calendar, now)
     bound = None if engine is None else engine.bound
     ahead = 0 if engine is None else engine.service_ahead
-    facts = CampaignFacts(state, start_at, finished_at, counts, bound, ahead, exact, triggered)
+    facts = CampaignFacts(
+        campaign.state,
+        campaign.start_at,
+        campaign.finished_at,
+        counts,
+        bound,
+        ahead,
+        exact,
+        campaign.trigger is not None,
+    )
     return campaign_status(facts, now, calendar)

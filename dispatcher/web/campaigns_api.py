@@ -268,13 +268,10 @@ async def get_campaign(request: web.Request) -> web.Response:
     status = await status_of(
         request.app[DATABASE].pool,
         request.app[SETTINGS].calendar,
-        state=campaign.state,
-        start_at=campaign.start_at,
-        finished_at=campaign.finished_at,
-        counts=report.counts.states,
-        now=now,
+        campaign,
+        report.counts.states,
+        now,
         exact=sees_exact_counts(request[CALLER].role),
-        triggered=campaign.trigger is not None,
     )
     body["status"] = status.as_json()
     return web.json_response(body)
