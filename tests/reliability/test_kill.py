@@ -181,12 +181,15 @@ async def test_several_serve_processes_share_campaigns_and_caps(
         procs[0].kill()
         procs[0] = serve(database_url, port, tmp_path, window=WINDOW)
         await wait_campaigns_done(database.pool, *procs)
-        binds = len(sim.bound)
+
+        async def all_bound() -> bool:  # the replacement may still be starting when the
+            return len(sim.bound) == processes  # others have finished the work
+
+        await poll(all_bound, within=60, what="every process bound", procs=tuple(procs))
     finally:  # every process stopped before any status is judged: none left running
         statuses = [await p.stop() for p in procs if p.alive()]
         assert statuses == [0] * len(statuses)
         await sim.stop()
-    assert binds == processes
     fig = await check_invariants(database.pool, sim, crashes=1, window=WINDOW)
     assert fig.states.get("cap_info", 0) >= len(numbers) * 2 - fig.unknown
     assert fig.states.get("cap_survey", 0) >= len(numbers) - fig.unknown
