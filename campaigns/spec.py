@@ -41,6 +41,19 @@ class SpecError(ValueError):
         self.details = details
 
 
+def flatten_errors(details: Any, prefix: str = "") -> dict[str, str]:
+    """``SpecError.details`` (nested per field and language) as ``{"texts.ru": message}``."""
+    if not isinstance(details, Mapping):
+        return {prefix or "form": str(details)}
+    flat: dict[str, str] = {}
+    for key, value in details.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(
+            flatten_errors(value, name) if isinstance(value, Mapping) else {name: str(value)}
+        )
+    return flat
+
+
 @dataclass(frozen=True, slots=True)
 class SurveySpec:
     """Questions ``[{"texts": {lang: q}, "options": [{lang: o}, ...]}]``, thanks, timeout."""

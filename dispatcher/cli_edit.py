@@ -15,10 +15,9 @@ from campaigns.editing import duplicate, edit_draft, stored_payload
 from campaigns.models import Campaign, CampaignNotFound, EditRefused
 from campaigns.reports import campaign_view
 from campaigns.repository import CampaignRepository
-from campaigns.spec import SpecError
+from campaigns.spec import SpecError, flatten_errors
 from dispatcher import cli_variants
 from dispatcher.cli_common import cli_clock, fail, readable_file
-from dispatcher.console.forms import flatten_errors
 from dispatcher.kernel.audit import cli_actor
 from dispatcher.policy.schedule import schedule_warnings
 from dispatcher.settings import Settings

@@ -10,7 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaigns.spec import parse_campaign
+from campaigns.spec import flatten_errors, parse_campaign
 from dispatcher.console.charts import (
     MAX_BARS,
     bucket_width,
@@ -21,7 +21,6 @@ from dispatcher.console.charts import (
 )
 from dispatcher.console.forms import (
     campaign_payload,
-    flatten_errors,
     merge_languages,
     parse_script,
 )

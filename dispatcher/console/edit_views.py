@@ -11,9 +11,9 @@ from aiohttp import web
 from campaigns.editing import duplicate, edit_draft, stored_payload
 from campaigns.models import Campaign, CampaignNotFound, EditRefused
 from campaigns.repository import CampaignRepository
-from campaigns.spec import SpecError
+from campaigns.spec import SpecError, flatten_errors
 from dispatcher.console.create_views import form_page, read_form
-from dispatcher.console.forms import campaign_form, campaign_payload, flatten_errors
+from dispatcher.console.forms import campaign_form, campaign_payload
 from dispatcher.console.guard import USER, action, console_actor, error_page, see_other, view
 from dispatcher.kernel.states import CampaignState, ContactKind, Role
 from dispatcher.web.keys import CLOCK, DATABASE, SETTINGS

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from campaigns.spec import flatten_errors
 from campaigns.triggers import TriggerError, condition_from_text
 from dispatcher.console.variant_form import variant_form, variant_payload
 from dispatcher.kernel.values import EARLIEST_YEAR, LATEST_YEAR, instant_in_range
@@ -289,16 +290,3 @@ def form_errors(details: Any, own: Mapping[str, str]) -> dict[str, str]:
         if name not in own and not any(name == c or name.startswith(c + ".") for c in caused)
     }
     return dict(own) | spec
-
-
-def flatten_errors(details: Any, prefix: str = "") -> dict[str, str]:
-    """``SpecError.details`` (nested per field and language) as ``{"texts.ru": message}``."""
-    if not isinstance(details, Mapping):
-        return {prefix or "form": str(details)}
-    flat: dict[str, str] = {}
-    for key, value in details.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        flat.update(
-            flatten_errors(value, name) if isinstance(value, Mapping) else {name: str(value)}
-        )
-    return flat

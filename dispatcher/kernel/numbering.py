@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import geocoder
 
 from dispatcher.kernel.msisdn import NUMBER_TYPES, InvalidMsisdn, country_name, normalise
 
@@ -70,7 +69,7 @@ def home_country_name(home_region: str) -> str:
     example = phonenumbers.example_number(home_region)
     if not code or example is None:
         return home_region
-    return geocoder.country_name_for_number(example, "en") or home_region
+    return country_name(example, home_region)
 
 
 def lookup_number(raw: str, region: str) -> str:
