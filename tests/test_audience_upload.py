@@ -243,7 +243,8 @@ async def test_uploads_to_one_campaign_run_one_at_a_time(settings, clock, databa
         # serialised, would run its insert while the first has not committed)
         for _ in range(1000):
             waiting = await database.pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
             if waiting or second.done():
                 break

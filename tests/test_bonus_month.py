@@ -250,7 +250,8 @@ async def test_a_leave_while_notices_are_queued_suppresses_the_notice(
         leaving = asyncio.create_task(leave(database.pool, membership, NUMBERS[0], DEC_1_0005))
         while not leaving.done():  # until the leave is done or waits for the queueing
             waiting = await database.pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
             if waiting:
                 break
