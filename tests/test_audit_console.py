@@ -50,6 +50,8 @@ async def test_the_maker_waits_and_the_checker_approves(checked: Api) -> None:
     assert "Not approved." in html
     assert "You created this campaign: another person must approve it." in html
     assert 'data-action="approve"' not in html
+    start = re.search(r'<button type="button" class="primary" data-action="start" disabled', html)
+    assert start and "needs an approval first" in html  # no Start that can only be refused
     confirm = await checked.client.get(PAGE.format(campaign_id) + "/start")
     assert confirm.status == 409
     assert "needs an approval by someone other than its creator" in await confirm.text()
@@ -66,6 +68,8 @@ async def test_the_maker_waits_and_the_checker_approves(checked: Api) -> None:
     assert response.headers["Location"].endswith("?done=approved")
     html = await page(checked, campaign_id)
     assert re.search(r"<strong>Approved</strong> by test-admin \(admin\) at 2026-11-23 17:00", html)
+    assert '<button type="submit" class="primary" data-action="start">Start</button>' in html
+    assert "needs an approval first" not in html
     history = re.findall(r'data-audit="([a-z_]+)"', html)
     assert history == ["approve", "upload", "create"]
     assert "upload 1: 3 accepted, 0 duplicates, 0 rejected" in html

@@ -1,6 +1,7 @@
 """Maker-checker in the browser (issue 15; Debian's chromium under Playwright): a marketer
-creates a campaign with its audience and cannot start or approve it; an admin, in a browser
-of their own, approves the version shown; the marketer then starts it, and the History names
+creates a campaign with its audience and cannot start it (the button waits, disabled; the
+URL typed by hand is refused) or approve it; an admin, in a browser of their own, approves
+the version shown; the marketer then starts it, and the History names
 each step and person. Screenshots: test-artifacts/console/audit-*.png."""
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ async def test_maker_creates_checker_approves_maker_starts(settings, clock, data
             "You created this campaign: another person must approve it."
         )
         await expect(approval.get_by_role("button")).to_have_count(0)
-        await aida.get_by_role("button", name="Start").click()
+        start = aida.get_by_role("button", name="Start")
+        await expect(start).to_be_disabled()  # no Start that can only be refused
+        await expect(start).to_have_accessible_description("needs an approval first")
+        await aida.goto(f"{base}/console/campaigns/{campaign_id}/start")  # the URL, by hand
         await expect(aida.locator(".alert-error")).to_contain_text(
             "Cannot start: it needs an approval by someone other than its creator first."
         )
