@@ -8,15 +8,18 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
+from dispatcher.console.sessions import COOKIE, ConsoleUser, SessionRepository
 from dispatcher.db import Database
+from dispatcher.kernel.audit import AuditAction, AuditFilter, AuditLog
 from dispatcher.kernel.clock import ManualClock
 from dispatcher.kernel.states import Role
 from dispatcher.settings import Settings
 from tests.test_audit import draft_with_audience
-from tests.test_console import sign_in
+from tests.test_console import form_token, sign_in
 from tests.web_helpers import Api, running_api
 
 PAGE = "/console/campaigns/{}"
@@ -112,3 +115,40 @@ async def test_without_maker_checker_the_block_stays_away(api: Api) -> None:
     await sign_in(api, Role.ADMIN)
     html = await page(api, campaign_id)
     assert 'id="approval"' not in html and 'id="history"' in html
+
+
+async def test_console_sign_in_and_out_are_recorded(api: Api, database: Database) -> None:
+    """A sign-in and a sign-out are each one event with the token's name, role and id; a
+    refused sign-in (an unknown token: anyone may try) writes none, and a session ended
+    twice is recorded once."""
+    log = AuditLog(database.pool)
+
+    async def console_events() -> list[tuple[str, str, str | None, str | None]]:
+        events = await log.page(AuditFilter(), limit=50)
+        kinds = (AuditAction.SIGN_IN, AuditAction.SIGN_OUT)
+        return [(e.action, e.actor, e.actor_role, e.target) for e in events if e.action in kinds]
+
+    refused = await api.client.post(
+        "/console/login",
+        data={"csrf": await form_token(api), "token": "not-a-token", "next": "/console"},
+    )
+    assert refused.status == 401
+    assert await console_events() == []
+
+    csrf = await sign_in(api, Role.MARKETER)
+    token_id = await database.pool.fetchval(
+        "SELECT id FROM api_tokens WHERE name = 'test-marketer'"
+    )
+    signed_in = ("sign_in", "test-marketer", "marketer", f"token:{token_id}")
+    assert await console_events() == [signed_in]
+    cookies = api.client.session.cookie_jar.filter_cookies(api.client.make_url("/console"))
+    session_id = cookies[COOKIE].value
+    response = await api.client.post("/console/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert response.status == 303
+    signed_out = ("sign_out", "test-marketer", "marketer", f"token:{token_id}")
+    assert await console_events() == [signed_out, signed_in]
+
+    later = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+    user = ConsoleUser(token_id, "test-marketer", Role.MARKETER, "x", later)
+    await SessionRepository(database.pool).sign_out(session_id, user, later)
+    assert await console_events() == [signed_out, signed_in]  # nothing ended: no record

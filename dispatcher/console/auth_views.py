@@ -100,8 +100,11 @@ def _field(form: object, name: str) -> str:
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session (its row is deleted) and forget the cookie."""
     session_id = cookie_secret(request, COOKIE) or ""
-    await SessionRepository(request.app[DATABASE].pool).close(session_id)
-    log.info("console sign-out", token=request[USER].name)
+    user = request[USER]
+    await SessionRepository(request.app[DATABASE].pool).sign_out(
+        session_id, user, request.app[CLOCK].now()
+    )
+    log.info("console sign-out", token=user.name)
     response = see_other("/console/login")
     clear_cookie(response, COOKIE)
     return response

@@ -20,8 +20,8 @@ WHERE s.id_hash = $1
   AND (t.expires_at IS NULL OR t.expires_at > $2)
 
 -- name: close_session
--- Sign-out. $1: sha256 of the session id.
-DELETE FROM console_sessions WHERE id_hash = $1
+-- Sign-out. $1: sha256 of the session id. The id_hash of the row ended, if there was one.
+DELETE FROM console_sessions WHERE id_hash = $1 RETURNING id_hash
 
 -- name: sweep_expired
 -- Run at each sign-in (console_sessions_expires keeps it an index range). $1: now.

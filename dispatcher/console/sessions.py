@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from dispatcher.kernel.audit import Actor, AuditAction, record
 from dispatcher.kernel.sql import SqlFile
 from dispatcher.kernel.states import Role
 from dispatcher.kernel.values import header_token
@@ -113,6 +114,8 @@ class SessionRepository:
                 now,
                 expires_at,
             )
+            by = Actor(token.name, token.role.value)
+            await record(conn, by, AuditAction.SIGN_IN, now, target=f"token:{token.id}")
         return session_id, ConsoleUser(token.id, token.name, token.role, csrf, expires_at)
 
     async def find(self, session_id: str, now: datetime) -> ConsoleUser | None:
@@ -121,7 +124,16 @@ class SessionRepository:
         return None if row is None else ConsoleUser.from_row(row)
 
     async def close(self, session_id: str) -> None:
+        """Forget a session replaced by a new sign-in (the sign-in is the record)."""
         await self._pool.execute(ConsoleSQL.close_session, hash_id(session_id))
+
+    async def sign_out(self, session_id: str, user: ConsoleUser, now: datetime) -> None:
+        """End ``user``'s session, recorded in the same transaction (once: a second
+        sign-out of the same session finds no row and records nothing)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(ConsoleSQL.close_session, hash_id(session_id)) is not None:
+                by = Actor(user.name, user.role.value)
+                await record(conn, by, AuditAction.SIGN_OUT, now, target=f"token:{user.token_id}")
 
 
 def _published_over_https(request: web.Request) -> bool:

@@ -48,6 +48,8 @@ class AuditAction(enum.StrEnum):
     CANCEL = "cancel"
     TOKEN_CREATE = "token_create"
     TOKEN_REVOKE = "token_revoke"
+    SIGN_IN = "sign_in"  # the console (a refused sign-in is only logged: no row per guess)
+    SIGN_OUT = "sign_out"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1241,7 +1241,8 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     },
     ("GET", "/api/v1/audit"): {
         "summary": "The audit trail: every operator action (create, edit, upload, approve, "
-        "start, pause, resume, cancel, token create and revoke), newest first",
+        "start, pause, resume, cancel, token create and revoke, console sign-in and "
+        "sign-out), newest first",
         "description": "Append-only, written in the transaction of each action. Admins read "
         "all of it; a marketer one campaign's history (campaign_id required, else 403 "
         "campaign_required).",
