@@ -397,6 +397,41 @@ async def test_why_waiting_window_closed_paused_scheduled_and_behind_service_mes
             assert edge["details"]["reason"] == reason, local
 
 
+async def test_why_a_triggered_message_that_will_go_stale_says_so(
+    settings: Settings, clock: ManualClock, database: Database
+) -> None:
+    """A triggered message whose event will be past the campaign's max delay when it can
+    first go (the window's opening, or now) is answered "will be dropped as stale", by the
+    claim's own rule (stale when claimed after stale_after), a second either side."""
+    await members(database, [NUMBER])
+    running = await named_campaign(database, [NUMBER], "Top-up thanks")
+    opening = datetime(2026, 11, 24, 10, 0, tzinfo=ASTANA)
+
+    async def answer_with(stale_after: datetime) -> dict[str, Any]:
+        await database.pool.execute(
+            "UPDATE deliveries SET stale_after = $2 WHERE campaign_id = $1", running, stale_after
+        )
+        return await why(api, NUMBER, running)
+
+    async with running_api(settings, clock, database) as api:
+        clock.set(datetime(2026, 11, 23, 22, 0, tzinfo=ASTANA))  # closed until 10:00
+        gone = await answer_with(opening - timedelta(seconds=1))
+        assert (gone["answer"], gone["details"]["reason"]) == ("waiting", "going_stale")
+        assert "dropped as stale" in gone["summary"] and "2026-11-24 09:59" in gone["summary"]
+        assert gone["details"]["until"] == "2026-11-24T04:59:59+00:00"
+        just = await answer_with(opening)  # claimed at the opening itself: still in time
+        assert just["details"]["reason"] == "window_closed"
+
+        deadline = datetime(2026, 11, 24, 12, 0, tzinfo=ASTANA)  # the window open
+        for at, reason in (
+            (deadline - timedelta(seconds=1), "behind_queue"),
+            (deadline, "behind_queue"),
+            (deadline + timedelta(seconds=1), "going_stale"),
+        ):
+            clock.set(at)
+            assert (await answer_with(deadline))["details"]["reason"] == reason, at
+
+
 async def test_why_sent_with_its_receipt(
     settings: Settings, clock: ManualClock, database: Database
 ) -> None:

@@ -52,6 +52,7 @@ WAITING_REASONS = (
     "window_closed",
     "retry_later",
     "behind_queue",
+    "going_stale",
 )
 #: Counts of messages ahead stop here (the count is a probe of a partial index).
 AHEAD_COUNTED = 100_000
@@ -125,10 +126,11 @@ async def why_not(
     info = number_info(settings, msisdn)
     row = await db.fetchrow(WhySQL.delivery, campaign_id, msisdn)
     message = None if row is None else (await _with_parts(db, msisdn, [row]))[0]
-    if message is None:
+    if row is None or message is None:
         answer, summary, details = await _absent(db, campaign, msisdn)
     else:
-        answer, summary, details = await _present(db, settings, campaign, message, now)
+        stale_after = row["stale_after"]
+        answer, summary, details = await _present(db, settings, campaign, message, now, stale_after)
     if not info.home_mobile:
         summary = f"+{msisdn} is {not_home_mobile(settings, info)}. {summary}"
     return {
@@ -179,13 +181,14 @@ async def _present(
     campaign: Mapping[str, Any],
     message: dict[str, Any],
     now: datetime,
+    stale_after: datetime | None,
 ) -> Answer:
     state = DeliveryState(message["state"])
     when = _local_formatter(settings)
     if state is DeliveryState.SUPPRESSED:
         return await _suppressed(db, settings, campaign, message)
     if state is DeliveryState.QUEUED:
-        return await _waiting(db, settings, campaign, message, now)
+        return await _waiting(db, settings, campaign, message, now, stale_after)
     if state in (DeliveryState.CLAIMED, DeliveryState.IN_FLIGHT):
         return "sending", "Being sent now (claimed by the engine).", {"state": state.value}
     receipt = message["receipt"]
@@ -279,7 +282,10 @@ async def _waiting(
     campaign: Mapping[str, Any],
     message: dict[str, Any],
     now: datetime,
+    stale_after: datetime | None,
 ) -> Answer:
+    """Why a queued message is not sent yet. ``stale_after``: a triggered message's
+    deadline (the event's time + the campaign's max delay; a claim after it drops it)."""
     when = _local_formatter(settings)
     state = CampaignState(campaign["state"])
     if state is CampaignState.DRAFT:
@@ -294,6 +300,18 @@ async def _waiting(
     if state is not CampaignState.RUNNING:
         return _wait("campaign_finished", f"the campaign is {state.value}: it will not be sent.")
     calendar = settings.calendar
+    not_before = message["not_before"]
+    earliest = now if calendar.is_open(now) else calendar.next_open(now)
+    if not_before is not None:
+        earliest = max(earliest, datetime.fromisoformat(not_before))
+    if stale_after is not None and earliest > stale_after:  # the claim's rule: dispatch.sql
+        return _wait(
+            "going_stale",
+            f"it cannot go before {when(earliest)}, and the event that triggered it is then "
+            f"past the campaign's max delay (until {when(stale_after)}): it will be dropped "
+            "as stale, not sent.",
+            until=stale_after,
+        )
     if not calendar.is_open(now):
         opens = calendar.next_open(now)
         local = calendar.local(opens)
@@ -303,7 +321,6 @@ async def _waiting(
             f"the send window is closed until {local:%H:%M} ({day}, local time).",
             until=opens,
         )
-    not_before = message["not_before"]
     if not_before is not None and datetime.fromisoformat(not_before) > now:
         return _wait(
             "retry_later",

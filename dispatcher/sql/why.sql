@@ -43,12 +43,13 @@ ORDER BY at DESC, source, id DESC
 LIMIT $2 OFFSET $3
 
 -- name: delivery
--- The number's delivery in a campaign, the columns of `messages`. $1: campaign id, $2: msisdn.
+-- The number's delivery in a campaign, the columns of `messages` and a triggered message's
+-- stale_after. $1: campaign id, $2: msisdn.
 SELECT 'campaign' AS source, d.id, c.id AS campaign_id, c.name AS campaign_name, c.partner,
        c.kind::text AS campaign_kind, c.state::text AS campaign_state, c.kind::text AS kind,
        d.state::text AS state, d.suppressed::text AS suppressed, d.parts, d.parts_done,
        d.attempts, d.cap_month, d.not_before, d.claimed_at, d.submitted_at, d.finished_at,
-       d.last_status, d.error, d.language::text AS language,
+       d.last_status, d.error, d.language::text AS language, d.stale_after,
        coalesce(d.finished_at, d.submitted_at, d.claimed_at, c.started_at, c.created_at) AS at
 FROM campaigns c
 JOIN deliveries d ON d.campaign_id = c.id AND d.msisdn = $2
