@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from dispatcher.console import campaign_views
 from dispatcher.kernel.states import Role
 from tests import factories
 from tests.test_console import api_campaign, campaign_state, sign_in
@@ -138,3 +141,32 @@ async def test_running_campaign_eta_walks_the_window_into_tomorrow(
         assert "ETA (send window)" in page
         assert 'id="stat-eta">2026-11-24 10:06<' in page
         assert 'id="forecast"' not in page
+
+
+async def test_a_large_audience_is_forecast_on_request_and_at_start(
+    settings, clock, database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above INLINE_FORECAST_MAX queued recipients the draft's page does not forecast on
+    every view (seconds at a million): it offers the forecast, shows it on request, and the
+    start confirmation still shows it. At the threshold itself it is inline."""
+    async with running_api(settings, clock, database) as api:
+        campaign_id = await api_campaign(
+            api, await _audience(database), variables=["name"], texts=TEXTS
+        )
+        await sign_in(api, Role.ADMIN)
+        queued = await database.pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = $1", campaign_id
+        )
+        url = f"/console/campaigns/{campaign_id}"
+        monkeypatch.setattr(campaign_views, "INLINE_FORECAST_MAX", queued)
+        inline = await (await api.client.get(url)).text()
+        assert 'id="forecast"' in inline and 'id="forecast-deferred"' not in inline
+        monkeypatch.setattr(campaign_views, "INLINE_FORECAST_MAX", queued - 1)
+        deferred = await (await api.client.get(url)).text()
+        assert 'id="forecast"' not in deferred and 'id="forecast-deferred"' in deferred
+        assert f"The forecast of {queued} queued recipients takes a few seconds" in deferred
+        assert f'href="{url}?forecast=1#forecast">Show the forecast</a>' in deferred
+        asked = await (await api.client.get(url + "?forecast=1")).text()
+        assert 'id="forecast-eligible">9<' in asked
+        confirm = await (await api.client.get(url + "/start")).text()
+        assert 'id="forecast-eligible">9<' in confirm

@@ -92,6 +92,10 @@ ACTIONS_IN: dict[CampaignState, tuple[str, ...]] = {
 #: Pages that show the forecast: not a scheduled one, which refreshes itself every few seconds
 #: (the forecast of a large audience takes seconds; its start confirmation shows it).
 FORECAST_IN = frozenset({CampaignState.DRAFT, CampaignState.PAUSED})
+#: Above this many queued recipients the page forecasts only when asked (``?forecast=1``):
+#: a million takes seconds of the database on every view, and the Start confirmation always
+#: shows it before anything is sent.
+INLINE_FORECAST_MAX = 100_000
 DONE_NOTICES = {
     "start": "Campaign started.",
     "pause": "Campaign paused: nothing more is sent until it is resumed.",
@@ -266,9 +270,13 @@ async def _campaign_context(
         request.app[CLOCK].now(),
         exact=exact,
     )
-    forecast = None
-    if campaign.state in FORECAST_IN and report.counts.states[DeliveryState.QUEUED]:
-        forecast = await _forecast_view(request, campaign)
+    forecast, forecast_deferred = None, None
+    queued = report.counts.states[DeliveryState.QUEUED]
+    if campaign.state in FORECAST_IN and queued:
+        if queued <= INLINE_FORECAST_MAX or request.query.get("forecast") == "1":
+            forecast = await _forecast_view(request, campaign)
+        else:
+            forecast_deferred = queued
     opted = await campaign_opt_outs(request.app[DATABASE].pool, campaign.id, report.counts)
     days = request.app[SETTINGS].inbox_attribution_days
     variants = None
@@ -284,6 +292,7 @@ async def _campaign_context(
         "campaign": campaign,
         "report": report,
         "forecast": forecast,
+        "forecast_deferred": forecast_deferred,
         "variants": variants,
         "eta": eta,
         "counts": counts,
