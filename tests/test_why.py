@@ -430,6 +430,8 @@ async def test_why_a_triggered_message_that_will_go_stale_says_so(
         ):
             clock.set(at)
             assert (await answer_with(deadline))["details"]["reason"] == reason, at
+        late = await answer_with(deadline)
+        assert "Waiting: it is past the campaign's max delay" in late["summary"]
 
 
 async def test_why_sent_with_its_receipt(

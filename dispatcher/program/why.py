@@ -305,11 +305,11 @@ async def _waiting(
     if not_before is not None:
         earliest = max(earliest, datetime.fromisoformat(not_before))
     if stale_after is not None and earliest > stale_after:  # the claim's rule: dispatch.sql
+        late = "it is" if earliest == now else f"it cannot go before {when(earliest)}, and is then"
         return _wait(
             "going_stale",
-            f"it cannot go before {when(earliest)}, and the event that triggered it is then "
-            f"past the campaign's max delay (until {when(stale_after)}): it will be dropped "
-            "as stale, not sent.",
+            f"{late} past the campaign's max delay after the event that triggered it (until "
+            f"{when(stale_after)}): it will be dropped as stale, not sent.",
             until=stale_after,
         )
     if not calendar.is_open(now):
