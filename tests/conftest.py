@@ -39,9 +39,9 @@ TEMPLATE = f"smartd_template_{os.getpid()}"
 
 def pytest_configure(config: pytest.Config) -> None:
     """The processes tests start (``smartd`` commands, ``serve``, the simulator) share one
-    bytecode cache outside the tree. With ``PYTHONDONTWRITEBYTECODE`` set, as on CI hosts,
-    each of those hundreds of processes otherwise compiled every module of ours again
-    (~0.3 s of a command's ~1 s start)."""
+    bytecode cache outside the tree. With ``PYTHONDONTWRITEBYTECODE`` set, as on this project's
+    hosts, each of those hundreds of processes otherwise compiled every module again (~0.3 s
+    of a command's ~1 s start)."""
     if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
         prefix = Path(tempfile.gettempdir()) / f"smartd-tests-pycache-{os.getuid()}"
         os.environ.setdefault("PYTHONPYCACHEPREFIX", str(prefix))

@@ -1,9 +1,9 @@
 """Fresh test databases cloned ahead of the tests that take them.
 
-``CREATE DATABASE ... TEMPLATE`` copies the migrated template: 30 ms on a quiet disk, but
-0.3–0.5 s when this host's block device is busy, and some 600 tests take one. A thread
-of its own keeps :data:`AHEAD` clones ready, so the copy overlaps the test before instead of
-adding to it. Each clone is still used by one test alone and dropped after it.
+``CREATE DATABASE ... TEMPLATE`` copies the migrated template (9 MB): 30 ms at best, but
+0.3–0.5 s of the server's CPU at times on this shared host, and some 600 tests take one. A
+thread of its own keeps :data:`AHEAD` clones ready, so the copy overlaps the test before
+instead of adding to it. Each clone is still used by one test alone and dropped after it.
 """
 
 from __future__ import annotations
