@@ -53,7 +53,7 @@ async def _write_every_json_column(
         await membership.join(conn, MSISDN, Channel.USSD, {"ussd_session": "s1"}, now)
         await membership.dnc_block(conn, OTHER, Channel.SMS, {"mo_message_id": 7}, now)
     desk = EventDesk(database.pool, membership)
-    await desk.apply("tariff_change", MSISDN, {"tariff": "Smart 2"}, "crm-1", now, now)
+    await desk.record("tariff_change", MSISDN, {"tariff": "Smart 2"}, "crm-1", now, now)
     await ledger.grant_month(now)
 
 

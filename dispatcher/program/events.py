@@ -29,18 +29,6 @@ class EventDesk:
         self._pool = pool
         self._membership = membership
 
-    async def apply(
-        self,
-        kind: str,
-        msisdn: str,
-        payload: Mapping[str, Any],
-        event_id: str | None,
-        occurred_at: datetime,
-        now: datetime,
-    ) -> bool:
-        """Apply one validated event; False when its ``event_id`` was seen before."""
-        return await self.record(kind, msisdn, payload, event_id, occurred_at, now) is not None
-
     async def record(
         self,
         kind: str,

@@ -13,20 +13,17 @@ from playwright.async_api import Browser, Page, expect
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
-from tests.browser.test_console_flow import chromium, serve, shot
+from tests.browser.test_console_flow import chromium, serve, shot, sign_in
 from tests.factories import members
 
 MEMBERS = [f"7701777{n:04d}" for n in range(6)]
 
 
-async def signed_in(browser: Browser, base: str, token: str) -> Page:
+async def signed_in(browser: Browser, base: str, token: str, name: str) -> Page:
     """A browser context of its own (its own cookies: another person), signed in."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
-    await page.goto(base + "/console/login")
-    await page.get_by_label("API token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(base + "/console/campaigns")
+    await sign_in(page, base, token, name)
     return page
 
 
@@ -57,7 +54,7 @@ async def test_maker_creates_checker_approves_maker_starts(settings, clock, data
         dataclasses.replace(settings, approval_required=True), clock=clock, database=database
     )
     async with serve(app) as base, chromium() as browser:
-        aida = await signed_in(browser, base, maker)
+        aida = await signed_in(browser, base, maker, "ops-aida")
         campaign_id = await create_with_audience(aida)
         approval = aida.locator("#approval")
         await expect(approval).to_contain_text("Not approved.")
@@ -75,7 +72,7 @@ async def test_maker_creates_checker_approves_maker_starts(settings, clock, data
         await expect(aida.get_by_role("button", name="Confirm start")).to_have_count(0)
         await shot(aida, "audit-01-maker-cannot-start")
 
-        bolat = await signed_in(browser, base, checker)
+        bolat = await signed_in(browser, base, checker, "ops-bolat")
         await bolat.goto(f"{base}/console/campaigns/{campaign_id}")
         await expect(bolat.locator("#approval")).to_contain_text("content version 2")
         await shot(bolat, "audit-02-checker-sees-approve")

@@ -14,7 +14,7 @@ from campaigns.spec import parse_campaign
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
-from tests.browser.test_console_flow import chromium, serve, shot
+from tests.browser.test_console_flow import chromium, serve, shot, sign_in
 from tests.factories import members, subscribers
 
 LATIN = [f"7701666{n:04d}" for n in range(6)]
@@ -40,9 +40,7 @@ async def test_forecast_start_and_cancel_confirmations(settings, clock, database
     app = create_app(settings, clock=clock, database=database)
     async with serve(app) as base, chromium() as browser:
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        await page.goto(base + "/console/login")
-        await page.get_by_label("API token").fill(token)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, base, token)
         await page.goto(f"{base}/console/campaigns/{campaign.id}")
         # The text alone, placeholders as written, is GSM-7 in one part ...
         await expect(page.locator(".text-block", has_text="tenge")).to_contain_text(

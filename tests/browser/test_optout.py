@@ -17,8 +17,7 @@ from playwright.async_api import expect
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
-from tests.browser.test_console_flow import chromium, serve, shot
-from tests.browser.test_reports import sign_in
+from tests.browser.test_console_flow import chromium, serve, shot, sign_in
 from tests.dispatch_helpers import dispatch_rig
 from tests.factories import campaign, members
 

@@ -19,7 +19,7 @@ from dispatcher.console import inbox_views
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
-from tests.browser.test_console_flow import chromium, serve, shot
+from tests.browser.test_console_flow import chromium, serve, shot, sign_in
 from tests.dispatch_helpers import dispatch_rig
 from tests.factories import members
 
@@ -31,13 +31,6 @@ SURVEY = {
 }
 #: Q1 replies of the first ten; the eleventh sends STOP, the twelfth 1204.
 REPLIES = ["1"] * 6 + ["2"] * 3 + ["3"]
-
-
-async def sign_in(page: Page, base: str, token: str, name: str) -> None:
-    await page.goto(base + "/console/login")
-    await page.get_by_label("API token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator(".who .user")).to_have_text(name)
 
 
 async def refused_then_created(page: Page) -> int:

@@ -13,7 +13,7 @@ from dispatcher.engine.engine import EngineConfig
 from dispatcher.kernel.states import Role
 from dispatcher.tokens import TokenRepository
 from dispatcher.web.app import create_app
-from tests.browser.test_console_flow import chromium, run_campaign, serve, shot
+from tests.browser.test_console_flow import chromium, run_campaign, serve, shot, sign_in
 from tests.dispatch_helpers import dispatch_rig
 from tests.factories import members, subscribers
 
@@ -34,9 +34,7 @@ async def test_variant_editor_report_and_sending(settings, clock, database) -> N
         chromium() as browser,
     ):
         page = await browser.new_page(viewport={"width": 1280, "height": 1000})
-        await page.goto(base + "/console/login")
-        await page.get_by_label("API token").fill(token)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, base, token)
         await page.goto(base + "/console/campaigns/new")
         await page.get_by_label("Name").fill("Coffee A/B")
         await page.get_by_label("Partner").fill("Kofe Coffee")
